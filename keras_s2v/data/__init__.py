@@ -1,0 +1,1 @@
+"""Data: audio/video timing and features, faces, preparation into TFRecord shards, synthetic corpus."""

@@ -1,0 +1,266 @@
+"""Audio <-> video timing and audio features: the only module that defines them.
+
+Every other module asks this one which audio samples belong to video frame
+``t``; no sample rate, frame rate or hop length is written anywhere else.
+
+Timing. Video runs at ``FPS`` = 25 frames/s and audio at ``SAMPLE_RATE`` =
+16 kHz mono, so frame ``t`` covers samples ``[640 t, 640 (t + 1))`` and is
+centred on sample ``640 t + 320``. Each model's audio window is centred on
+that sample; samples before 0 or past the end of the clip are silence (zeros).
+
+Features (all computed from the same 10 ms hop, 25 ms window, 512-point FFT):
+
+* Speech2Vid MFCC window: 25 ms Hamming window, 10 ms hop, 40 mel filters
+  over 300-3700 Hz, 13 cepstra of which 2..13 are kept: ``(12, 35)`` per
+  frame, i.e. 0.35 s centred on the frame. It reads raw samples
+  ``[640 t - 2600, 640 t + 3240)`` (``MFCC_WINDOW_SAMPLES`` = 5840).
+* Log-mel spectrogram (128 bands, 0-8 kHz) for the lip-at-a-glance model:
+  4 spectral frames per video frame, so 16 video frames <-> 64 x 128.
+* Raw waveform windows of 0.16 s centred on the frame for the temporal GAN.
+
+The MFCC has two implementations with one set of constants: NumPy for data
+preparation and ``mfcc_tf`` for graphs that must convert to TFLite with
+builtin ops only (framing, RFFT, mel and DCT as constant matrices; the FFT
+length must be a power of two; ``tf.signal.mfccs_from_log_mel_spectrograms``
+does not convert).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+# --- Timing -------------------------------------------------------------------
+SAMPLE_RATE = 16000
+FPS = 25
+SAMPLES_PER_FRAME = SAMPLE_RATE // FPS  # 640
+
+# --- Spectral framing shared by MFCC and log-mel ------------------------------
+WIN_LENGTH = 400  # 25 ms
+HOP_LENGTH = 160  # 10 ms
+FFT_LENGTH = 512  # power of two: TFLite's RFFT needs it
+HOPS_PER_FRAME = SAMPLES_PER_FRAME // HOP_LENGTH  # 4
+
+# --- Speech2Vid MFCC -----------------------------------------------------------
+MFCC_MEL_BANDS = 40
+MFCC_FMIN = 300.0
+MFCC_FMAX = 3700.0
+MFCC_NUM_CEPSTRA = 13
+MFCC_KEEP = slice(1, 13)  # cepstra 2..13 (1-based): drop c1, the energy term
+MFCC_COEFFS = 12
+MFCC_WINDOW_HOPS = 35  # 0.35 s
+# Window of frame t: 35 spectral frames centred (every 10 ms) on the frame
+# centre, each spectral frame reading WIN_LENGTH samples around its centre.
+_MFCC_HALF_SPAN = (MFCC_WINDOW_HOPS // 2) * HOP_LENGTH + WIN_LENGTH // 2  # 2920
+MFCC_WINDOW_SAMPLES = 2 * _MFCC_HALF_SPAN  # 5840 samples = 0.365 s
+MFCC_WINDOW_OFFSET = SAMPLES_PER_FRAME // 2 - _MFCC_HALF_SPAN  # -2600
+
+# --- Log-mel for the lip-at-a-glance model -------------------------------------
+LOG_MEL_BANDS = 128
+LOG_MEL_FMIN = 0.0
+LOG_MEL_FMAX = SAMPLE_RATE / 2
+# Spectral frame i of video frame t is centred on sample 640 t + 80 + 160 i
+# (i = 0..3), symmetric about the frame centre 640 t + 320.
+LOG_MEL_FIRST_CENTRE = HOP_LENGTH // 2  # 80
+
+# --- Raw waveform windows for the temporal GAN -------------------------------
+WAVE_WINDOW_SAMPLES = int(0.16 * SAMPLE_RATE)  # 2560
+WAVE_WINDOW_OFFSET = SAMPLES_PER_FRAME // 2 - WAVE_WINDOW_SAMPLES // 2  # -960
+
+LOG_FLOOR = 1e-6  # keeps log finite on digital silence
+
+
+# --- Timing helpers ---------------------------------------------------------------
+
+
+def num_frames(num_samples: int, fps: float = FPS) -> int:
+    """Video frames covered by ``num_samples`` of audio: a partial frame counts."""
+    return int(np.ceil(num_samples * fps / SAMPLE_RATE - 1e-9))
+
+
+def frame_to_sample(t: int | np.ndarray) -> int | np.ndarray:
+    """First audio sample of video frame ``t``."""
+    return t * SAMPLES_PER_FRAME
+
+
+def mfcc_window_range(t: int) -> tuple[int, int]:
+    """Raw samples ``[start, stop)`` that frame ``t``'s MFCC window reads."""
+    start = frame_to_sample(t) + MFCC_WINDOW_OFFSET
+    return start, start + MFCC_WINDOW_SAMPLES
+
+
+def wave_window_range(t: int) -> tuple[int, int]:
+    """Raw samples ``[start, stop)`` of frame ``t``'s 0.16 s waveform window."""
+    start = frame_to_sample(t) + WAVE_WINDOW_OFFSET
+    return start, start + WAVE_WINDOW_SAMPLES
+
+
+def padded_slice(waveform: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """``waveform[start:stop]`` where samples outside the clip are zeros."""
+    out = np.zeros(stop - start, dtype=waveform.dtype)
+    lo, hi = max(start, 0), min(stop, len(waveform))
+    if hi > lo:
+        out[lo - start : hi - start] = waveform[lo:hi]
+    return out
+
+
+def segment_pcm_range(first_frame: int, frames: int) -> tuple[int, int]:
+    """Raw samples ``[start, stop)`` that every window of frames ``first_frame ..
+    first_frame + frames - 1`` reads: what a training example stores.
+
+    Relative to ``start``, frame ``i``'s MFCC window is ``[640 i, 640 i + 5840)``
+    and its 0.16 s waveform window starts at ``640 i + 1640``.
+    """
+    start = frame_to_sample(first_frame) + MFCC_WINDOW_OFFSET
+    return start, frame_to_sample(first_frame + frames - 1) + MFCC_WINDOW_OFFSET + MFCC_WINDOW_SAMPLES
+
+
+def pcm_window(waveform: np.ndarray, t: int) -> np.ndarray:
+    """Raw samples of frame ``t``'s MFCC window, ``(MFCC_WINDOW_SAMPLES,)``.
+
+    What the exported ``generate_frame_pcm`` signature takes as input.
+    """
+    return padded_slice(waveform, *mfcc_window_range(t))
+
+
+def wave_windows(waveform: np.ndarray, frames: int) -> np.ndarray:
+    """``(frames, WAVE_WINDOW_SAMPLES)`` raw windows for the temporal GAN."""
+    return np.stack([padded_slice(waveform, *wave_window_range(t)) for t in range(frames)])
+
+
+# --- Constant matrices shared by the NumPy and TF implementations ----------------
+
+
+@functools.lru_cache(maxsize=None)
+def hamming_window() -> np.ndarray:
+    """Periodic Hamming window of ``WIN_LENGTH`` samples, float32."""
+    n = np.arange(WIN_LENGTH)
+    return (0.54 - 0.46 * np.cos(2 * np.pi * n / WIN_LENGTH)).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=None)
+def mel_matrix(bands: int, fmin: float, fmax: float) -> np.ndarray:
+    """``(FFT_LENGTH // 2 + 1, bands)`` HTK mel filterbank, float32."""
+    import librosa
+
+    fb = librosa.filters.mel(
+        sr=SAMPLE_RATE, n_fft=FFT_LENGTH, n_mels=bands, fmin=fmin, fmax=fmax, htk=True, norm=None
+    )
+    return np.ascontiguousarray(fb.T.astype(np.float32))
+
+
+@functools.lru_cache(maxsize=None)
+def dct_matrix() -> np.ndarray:
+    """``(MFCC_MEL_BANDS, MFCC_COEFFS)`` orthonormal DCT-II, keeping cepstra 2..13."""
+    n = MFCC_MEL_BANDS
+    k = np.arange(MFCC_NUM_CEPSTRA)[None, :]
+    m = np.arange(n)[:, None]
+    basis = np.cos(np.pi / n * (m + 0.5) * k) * np.sqrt(2.0 / n)
+    basis[:, 0] *= np.sqrt(0.5)
+    return np.ascontiguousarray(basis[:, MFCC_KEEP].astype(np.float32))
+
+
+# --- NumPy features (data preparation) ------------------------------------------------
+
+
+def _power_spectrum(waveform: np.ndarray, first_centre: int, count: int) -> np.ndarray:
+    """``(count, FFT_LENGTH // 2 + 1)`` power spectra centred every hop from ``first_centre``."""
+    starts = first_centre - WIN_LENGTH // 2 + HOP_LENGTH * np.arange(count)
+    if count == 0:
+        return np.zeros((0, FFT_LENGTH // 2 + 1), np.float32)
+    padded = padded_slice(waveform.astype(np.float32), int(starts[0]), int(starts[-1]) + WIN_LENGTH)
+    idx = (starts - starts[0])[:, None] + np.arange(WIN_LENGTH)[None, :]
+    frames = padded[idx] * hamming_window()
+    spec = np.fft.rfft(frames, n=FFT_LENGTH, axis=-1)
+    return (spec.real**2 + spec.imag**2).astype(np.float32)
+
+
+def mfcc_sequence(waveform: np.ndarray, frames: int) -> np.ndarray:
+    """MFCC of a whole clip, ``(MFCC_COEFFS, 4 * frames + 31)``, float32.
+
+    Column ``c`` is centred on sample ``-2400 + 160 c``; the window of video
+    frame ``t`` is ``seq[:, 4 t : 4 t + 35]`` (``mfcc_window_slice``), centred
+    on sample ``640 t + 320``.
+    Computing it once per clip and slicing is 9x cheaper than per-frame windows.
+    """
+    count = HOPS_PER_FRAME * (frames - 1) + MFCC_WINDOW_HOPS if frames > 0 else 0
+    first_centre = MFCC_WINDOW_OFFSET + WIN_LENGTH // 2
+    power = _power_spectrum(waveform, first_centre, count)
+    log_mel = np.log(power @ mel_matrix(MFCC_MEL_BANDS, MFCC_FMIN, MFCC_FMAX) + LOG_FLOOR)
+    return np.ascontiguousarray((log_mel @ dct_matrix()).T)
+
+
+def mfcc_window_slice(t):
+    """Columns ``[start, stop)`` of ``mfcc_sequence`` holding frame ``t``'s window.
+
+    Works on Python ints and on tensors (tf.data slicing uses it too).
+    """
+    start = t * HOPS_PER_FRAME
+    return start, start + MFCC_WINDOW_HOPS
+
+
+def mfcc_windows(waveform: np.ndarray, frames: int) -> np.ndarray:
+    """``(frames, 12, 35)`` Speech2Vid MFCC windows, one per video frame."""
+    seq = mfcc_sequence(waveform, frames)
+    return np.stack([seq[:, slice(*mfcc_window_slice(t))] for t in range(frames)]) if frames else np.zeros(
+        (0, MFCC_COEFFS, MFCC_WINDOW_HOPS), np.float32
+    )
+
+
+def mfcc_from_pcm_window(window: np.ndarray) -> np.ndarray:
+    """``(12, 35)`` MFCC of one raw ``pcm_window``: the NumPy twin of ``mfcc_tf``."""
+    power = _power_spectrum(window, WIN_LENGTH // 2, MFCC_WINDOW_HOPS)
+    log_mel = np.log(power @ mel_matrix(MFCC_MEL_BANDS, MFCC_FMIN, MFCC_FMAX) + LOG_FLOOR)
+    return (log_mel @ dct_matrix()).T
+
+
+def log_mel_frames(waveform: np.ndarray, frames: int) -> np.ndarray:
+    """``(frames, 4, 128)`` log-mel spectrogram, 4 spectral frames per video frame."""
+    power = _power_spectrum(waveform, LOG_MEL_FIRST_CENTRE, HOPS_PER_FRAME * frames)
+    log_mel = np.log(power @ mel_matrix(LOG_MEL_BANDS, LOG_MEL_FMIN, LOG_MEL_FMAX) + LOG_FLOOR)
+    return log_mel.reshape(frames, HOPS_PER_FRAME, LOG_MEL_BANDS).astype(np.float32)
+
+
+def frame_rms(waveform: np.ndarray, frames: int) -> np.ndarray:
+    """``(frames,)`` RMS energy of each video frame's own 40 ms of audio."""
+    chunk = padded_slice(waveform.astype(np.float32), 0, frames * SAMPLES_PER_FRAME)
+    return np.sqrt(np.mean(chunk.reshape(frames, SAMPLES_PER_FRAME) ** 2, axis=1) + 1e-12)
+
+
+# --- TensorFlow MFCC (export graphs; converts to TFLite builtins) -------------------
+
+
+def mfcc_tf(pcm_windows):
+    """``(B, 5840)`` float32 raw windows in [-1, 1] -> ``(B, 12, 35)`` MFCC.
+
+    Built from ops TFLite has as builtins: strided framing by gather, RFFT
+    with a power-of-two length, matmuls with constant mel and DCT matrices.
+    """
+    import tensorflow as tf
+
+    starts = np.arange(MFCC_WINDOW_HOPS) * HOP_LENGTH
+    index = (starts[:, None] + np.arange(WIN_LENGTH)[None, :]).astype(np.int32)
+    frames = tf.gather(pcm_windows, tf.constant(index), axis=1)  # (B, 35, 400)
+    frames = frames * tf.constant(hamming_window())
+    frames = tf.pad(frames, [[0, 0], [0, 0], [0, FFT_LENGTH - WIN_LENGTH]])  # (B, 35, 512)
+    spec = tf.signal.rfft(frames, fft_length=[FFT_LENGTH])  # (B, 35, 257) complex
+    power = tf.math.real(spec) ** 2 + tf.math.imag(spec) ** 2
+    mel = tf.matmul(power, tf.constant(mel_matrix(MFCC_MEL_BANDS, MFCC_FMIN, MFCC_FMAX)))
+    cepstra = tf.matmul(tf.math.log(mel + LOG_FLOOR), tf.constant(dct_matrix()))  # (B, 35, 12)
+    return tf.transpose(cepstra, [0, 2, 1])
+
+
+# --- Reading audio -------------------------------------------------------------------
+
+
+def to_float(waveform: np.ndarray) -> np.ndarray:
+    """int16 PCM -> float32 in [-1, 1]; float input passes through as float32."""
+    if waveform.dtype == np.int16:
+        return waveform.astype(np.float32) / 32768.0
+    return waveform.astype(np.float32)
+
+
+def to_int16(waveform: np.ndarray) -> np.ndarray:
+    """float32 in [-1, 1] -> int16 PCM (clipped)."""
+    return (np.clip(waveform, -1.0, 1.0) * 32767.0).round().astype(np.int16)

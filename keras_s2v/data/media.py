@@ -1,0 +1,249 @@
+"""Reading and writing media through ffmpeg, with errors that name the file.
+
+ffmpeg handles every container and codec (HEVC, variable frame rate, rotated
+phone video): frames come out at a constant rate, upright, as RGB uint8, and
+audio as 16 kHz mono float32. Argument lists only, never a shell string.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from keras_s2v.data import audio as audio_lib
+
+
+class MediaError(Exception):
+    """A media file that cannot be used, with the file and the problem."""
+
+    def __init__(self, path, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+def require_tool(name: str) -> str:
+    found = shutil.which(name)
+    if not found:
+        raise RuntimeError(f"{name} not found on PATH: install it (`make install` does, on Debian)")
+    return found
+
+
+@dataclasses.dataclass(frozen=True)
+class MediaInfo:
+    path: str
+    width: int  # upright, after rotation
+    height: int
+    fps: float  # average frame rate of the source
+    duration: float  # seconds
+    has_video: bool
+    has_audio: bool
+    rotation: int
+    video_codec: str | None
+    container: str = ""  # ffprobe's format_name, e.g. "mov,mp4,m4a,3gp,3g2,mj2"
+
+    @property
+    def is_still_image(self) -> bool:
+        """A photo (JPEG, PNG, ...) that ffmpeg opens as a one-frame video."""
+        return self.container == "image2" or self.container.endswith("_pipe")
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "unknown error"
+
+
+def probe(path) -> MediaInfo:
+    """Streams of a media file, or ``MediaError`` saying why it cannot be read."""
+    path = Path(path)
+    if not path.exists():
+        raise MediaError(path, "file not found")
+    if path.is_dir():
+        raise MediaError(path, "is a directory, not a media file")
+    if path.stat().st_size == 0:
+        raise MediaError(path, "empty file (0 bytes)")
+    cmd = [require_tool("ffprobe"), "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path)]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise MediaError(path, f"not a media file ffmpeg can read ({_last_line(result.stderr)})")
+    info = json.loads(result.stdout or "{}")
+    streams = info.get("streams", [])
+    # Cover art in audio files shows up as a one-frame video stream.
+    video = next(
+        (
+            s
+            for s in streams
+            if s.get("codec_type") == "video" and not s.get("disposition", {}).get("attached_pic")
+        ),
+        None,
+    )
+    has_audio = any(s.get("codec_type") == "audio" for s in streams)
+    duration = float(info.get("format", {}).get("duration") or 0.0)
+    container = info.get("format", {}).get("format_name", "")
+    if video is None:
+        return MediaInfo(str(path), 0, 0, 0.0, duration, False, has_audio, 0, None, container)
+    rotation = 0
+    for side in video.get("side_data_list", []) or []:
+        if "rotation" in side:
+            rotation = int(round(float(side["rotation"])))
+    if "rotate" in video.get("tags", {}):
+        rotation = int(video["tags"]["rotate"])
+    width, height = int(video.get("width", 0)), int(video.get("height", 0))
+    if rotation % 180 != 0:
+        width, height = height, width
+    num, _, den = (video.get("avg_frame_rate") or "0/1").partition("/")
+    fps = float(num) / float(den) if float(den or 0) else 0.0
+    return MediaInfo(str(path), width, height, fps, duration, True, has_audio, rotation, video.get("codec_name"), container)
+
+
+def read_audio(path, sample_rate: int = audio_lib.SAMPLE_RATE) -> np.ndarray:
+    """Whole audio track as float32 mono at ``sample_rate`` (any format ffmpeg reads)."""
+    info = probe(path)
+    if not info.has_audio:
+        raise MediaError(path, "no audio stream")
+    cmd = [require_tool("ffmpeg"), "-v", "error", "-nostdin", "-i", str(path), "-vn", "-ac", "1",
+           "-ar", str(sample_rate), "-f", "s16le", "-"]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True)
+    if result.returncode != 0:
+        raise MediaError(path, f"audio could not be decoded ({_last_line(result.stderr.decode(errors='replace'))})")
+    samples = np.frombuffer(result.stdout[: len(result.stdout) // 2 * 2], dtype=np.int16)
+    if samples.size == 0:
+        raise MediaError(path, "audio stream decodes to no samples")
+    return audio_lib.to_float(samples)
+
+
+def output_size(info: MediaInfo, max_side: int | None) -> tuple[int, int]:
+    """(width, height) that ``iter_frames`` yields: upright, at most ``max_side``."""
+    width, height = info.width, info.height
+    if max_side and max(width, height) > max_side:
+        scale = max_side / max(width, height)
+        width, height = max(2, round(width * scale)), max(2, round(height * scale))
+    return width, height
+
+
+def iter_frames(path, fps: float = audio_lib.FPS, max_side: int | None = None, info: MediaInfo | None = None
+                ) -> Iterator[np.ndarray]:  # fmt: skip
+    """Yield upright RGB uint8 frames resampled to a constant ``fps``.
+
+    Streams through a pipe, so memory does not grow with the video's length.
+    A decode error after some frames ends the stream (a truncated file gives
+    what it holds); one before any frame raises ``MediaError``.
+    """
+    info = info or probe(path)
+    if not info.has_video:
+        raise MediaError(path, "no video stream")
+    width, height = output_size(info, max_side)
+    filters = f"fps={fps},scale={width}:{height}:flags=area"
+    cmd = [require_tool("ffmpeg"), "-v", "error", "-nostdin", "-i", str(path), "-an", "-vf", filters,
+           "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]  # fmt: skip
+    frame_bytes = width * height * 3
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors)
+        count = 0
+        try:
+            while True:
+                buf = proc.stdout.read(frame_bytes)
+                if len(buf) < frame_bytes:
+                    break
+                count += 1
+                yield np.frombuffer(buf, np.uint8).reshape(height, width, 3)
+        finally:
+            proc.stdout.close()
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+        if count == 0:
+            errors.seek(0)
+            raise MediaError(path, f"no video frame could be decoded ({_last_line(errors.read().decode(errors='replace'))})")
+
+
+def write_wav(path, waveform: np.ndarray, sample_rate: int = audio_lib.SAMPLE_RATE) -> None:
+    import soundfile
+
+    soundfile.write(str(path), audio_lib.to_float(waveform), sample_rate, subtype="PCM_16")
+
+
+@contextlib.contextmanager
+def atomic_output(path, overwrite: bool = False):
+    """Yield a temporary path beside ``path``; move it into place only on success.
+
+    An existing output is kept unless ``overwrite``; an interrupted write leaves
+    no truncated file under the output's name.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path}: already exists (pass --overwrite to replace it)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".partial{path.suffix}", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+class VideoWriter:
+    """Stream RGB frames into an H.264 mp4 through ffmpeg's stdin, audio muxed.
+
+    Use as a context manager; the file appears under its name only when the
+    block ends without error.
+    """
+
+    def __init__(self, path, width: int, height: int, fps: float = audio_lib.FPS,
+                 audio: np.ndarray | None = None, sample_rate: int = audio_lib.SAMPLE_RATE,
+                 overwrite: bool = False, crf: int = 18):  # fmt: skip
+        self.path, self.width, self.height, self.fps = Path(path), width, height, fps
+        self.audio, self.sample_rate, self.overwrite, self.crf = audio, sample_rate, overwrite, crf
+        self.frames_written = 0
+
+    def __enter__(self):
+        self._output = atomic_output(self.path, self.overwrite)
+        self._tmp = self._output.__enter__()
+        self._tmpdir = tempfile.TemporaryDirectory()
+        cmd = [require_tool("ffmpeg"), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
+               "-s", f"{self.width}x{self.height}", "-r", str(self.fps), "-i", "-"]  # fmt: skip
+        if self.audio is not None:
+            wav = Path(self._tmpdir.name) / "audio.wav"
+            write_wav(wav, self.audio, self.sample_rate)
+            cmd += ["-i", str(wav)]
+        # yuv420p needs even sizes: pad by one pixel where needed.
+        cmd += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-c:v", "libx264", "-preset", "veryfast",
+                "-crf", str(self.crf), "-pix_fmt", "yuv420p"]  # fmt: skip
+        if self.audio is not None:
+            cmd += ["-c:a", "aac", "-b:a", "128k"]
+        cmd += ["-movflags", "+faststart", "-f", "mp4", str(self._tmp)]
+        self._stderr = tempfile.TemporaryFile()
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=self._stderr)
+        return self
+
+    def write(self, frame: np.ndarray) -> None:
+        if frame.shape != (self.height, self.width, 3):
+            raise ValueError(f"frame shape {frame.shape} != {(self.height, self.width, 3)}")
+        self._proc.stdin.write(np.ascontiguousarray(frame, dtype=np.uint8).tobytes())
+        self.frames_written += 1
+
+    def __exit__(self, exc_type, exc, tb):
+        self._proc.stdin.close()
+        code = self._proc.wait()
+        self._tmpdir.cleanup()
+        self._stderr.seek(0)
+        message = _last_line(self._stderr.read().decode(errors="replace"))
+        self._stderr.close()
+        if exc_type is None and code != 0:
+            exc_type, exc, tb = MediaError, MediaError(self.path, f"ffmpeg failed to encode ({message})"), None
+        # Moves the file into place on success, deletes the partial file otherwise.
+        self._output.__exit__(exc_type, exc, tb)
+        if exc_type is MediaError and exc is not None and tb is None:
+            raise exc
+        return False

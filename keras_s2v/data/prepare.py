@@ -1,0 +1,508 @@
+"""Data preparation: talking-face videos -> aligned face tracks + audio features in TFRecord shards.
+
+``process_clip`` is the per-clip function: decode at 25 fps / 16 kHz, shot
+boundaries, face detection and 68-point landmarks, tracks, active speaker,
+alignment, audio features, ``features.Segment`` examples. ``prepare`` runs it
+over many clips on one machine (resumable, ``workers`` processes) and packs
+the shards; ``prepare_beam`` runs the same function as an Apache Beam
+pipeline for corpora that outgrow one machine.
+
+Output folder::
+
+    prepare_config.json            options the folder was made with
+    clips/<clip_id>.json           per-clip result (the "done" marker, written last)
+    clips/<clip_id>.tfrecord       per-clip examples
+    <split>-NNNNN-of-NNNNN.tfrecord  shards, rebuilt from clips/ at the end of each run
+    manifest.json                  every clip: counts, or the reason it was skipped
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from keras_s2v.data import audio as audio_lib
+from keras_s2v.data import features, layouts, media, shots, tracks
+
+CONFIG_FILE = "prepare_config.json"
+MANIFEST_FILE = "manifest.json"
+CLIPS_DIR = "clips"
+
+# Skip reasons, as they appear in the manifest.
+DECODE_FAILURE = "decode failure"
+NOT_A_VIDEO = "not a video"
+NO_VIDEO = "no video stream"
+NO_AUDIO = "no audio"
+NO_FACE = "no face"
+TRACK_TOO_SHORT = "track too short"
+NOT_ACTIVE_SPEAKER = "not the active speaker"
+FACE_TOO_SMALL = "face too small"
+
+
+@dataclasses.dataclass
+class PrepareConfig:
+    """Options of a prepared folder; re-running with other values is refused."""
+
+    crop_size: int = 112
+    detector: str = "blazeface"  # blazeface (full range), blazeface_short, dlib (HOG, slow)
+    min_track_frames: int = 25
+    max_segment_frames: int = 250  # long tracks are cut into segments of at most this many frames
+    min_face_size: float = 48.0  # pixels of box width; smaller faces give unreliable landmarks
+    shot_threshold: float = shots.DEFAULT_THRESHOLD
+    speaker_from: str | None = None
+    split: str | None = None  # force every clip into one split
+    validation_fraction: float = 0.1
+    test_fraction: float = 0.1
+    shard_size_mb: float = 256.0
+
+    def validate(self) -> None:
+        if self.split is not None and self.split not in features.SPLITS:
+            raise ValueError(f"split must be one of {features.SPLITS}, got {self.split!r}")
+        if self.crop_size < 32:
+            raise ValueError(f"crop_size must be at least 32, got {self.crop_size}")
+        if self.min_track_frames < 1 or self.max_segment_frames < self.min_track_frames:
+            raise ValueError("need 1 <= min_track_frames <= max_segment_frames")
+        if self.speaker_from:
+            re.compile(self.speaker_from)
+
+    def identity(self) -> dict:
+        """Fields that change what is written (shard size only changes the packing)."""
+        fields = dataclasses.asdict(self)
+        fields.pop("shard_size_mb")
+        return fields
+
+
+class ClipSkipped(Exception):
+    """A clip that yields no example, with the manifest's reason and a message for the user."""
+
+    def __init__(self, reason: str, message: str):
+        self.reason = reason
+        super().__init__(message)
+
+
+def clip_id(path: str, relative: str) -> str:
+    """Readable, unique, file-name-safe key of a clip."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(Path(relative).with_suffix("")))[-80:]
+    digest = hashlib.sha1(os.path.abspath(path).encode()).hexdigest()[:8]
+    return f"{stem}-{digest}"
+
+
+def _source_stamp(path: str) -> dict:
+    try:
+        stat = os.stat(path)
+        return {"size": stat.st_size, "mtime": int(stat.st_mtime)}
+    except OSError:
+        return {"size": None, "mtime": None}
+
+
+def _segments_of(length: int, max_frames: int) -> list[tuple[int, int]]:
+    """(start, length) pieces of about equal length, each at most ``max_frames``."""
+    count = math.ceil(length / max_frames)
+    bounds = np.linspace(0, length, count + 1).round().astype(int)
+    return [(int(a), int(b - a)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def process_clip(path: str, relative: str, config: PrepareConfig, analyzer, progress: bool = False):
+    """Prepare one clip. Returns (segments, manifest entry); never raises for a bad clip.
+
+    The entry has ``status`` "ok" or "skipped" and, when skipped, ``reason``
+    (one of this module's reason constants) and ``message`` naming the file.
+    """
+    started = time.time()
+    key = clip_id(path, relative)
+    entry = {"clip_id": key, "source": path, "relative": relative, **_source_stamp(path)}
+    try:
+        origin = layouts.identify(relative, config.speaker_from, config.split,
+                                  config.validation_fraction, config.test_fraction)  # fmt: skip
+        entry.update(speaker=origin.speaker, split=origin.split, layout=origin.layout)
+        segments, stats = _process(path, relative, key, origin, config, analyzer, progress)
+        entry.update(status="ok", **stats)
+    except ClipSkipped as skipped:
+        segments = []
+        entry.update(status="skipped", reason=skipped.reason, message=f"{path}: {skipped}")
+    except media.MediaError as error:
+        segments = []
+        entry.update(status="skipped", reason=DECODE_FAILURE, message=str(error))
+    except ValueError as error:  # e.g. --speaker-from not matching this path
+        segments = []
+        entry.update(status="skipped", reason="bad input", message=f"{path}: {error}")
+    entry["seconds"] = round(time.time() - started, 2)
+    return segments, entry
+
+
+def _process(path, relative, key, origin, config, analyzer, progress):
+    try:
+        info = media.probe(path)
+    except media.MediaError as error:
+        raise ClipSkipped(DECODE_FAILURE, error.problem) from None
+    if info.is_still_image:
+        raise ClipSkipped(NOT_A_VIDEO, f"a still image ({info.video_codec}), not a video")
+    if not info.has_video:
+        raise ClipSkipped(NO_VIDEO, "no video stream (audio only?)")
+    if not info.has_audio:
+        raise ClipSkipped(NO_AUDIO, "no audio stream")
+    try:
+        waveform = media.read_audio(path)
+    except media.MediaError as error:
+        raise ClipSkipped(NO_AUDIO, error.problem) from None
+
+    shot_detector = shots.ShotDetector(config.shot_threshold)
+    tracker = tracks.FaceTracker(config.crop_size)
+    faces_seen = small_faces = 0
+    frame_count = 0
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=max(1, round(info.duration * audio_lib.FPS)), desc=relative[-40:], unit="frame",
+                   leave=False, file=sys.stderr)  # fmt: skip
+    try:
+        for t, frame in enumerate(media.iter_frames(path, audio_lib.FPS, info=info)):
+            frame_count += 1
+            shot = shot_detector.update(frame)
+            faces = analyzer.analyze(frame)
+            faces_seen += len(faces)
+            large = [f for f in faces if f.box[2] - f.box[0] >= config.min_face_size]
+            small_faces += len(faces) - len(large)
+            tracker.update(t, shot, frame, large)
+            if bar is not None:
+                bar.update(1)
+    except media.MediaError as error:
+        raise ClipSkipped(DECODE_FAILURE, error.problem) from None
+    finally:
+        if bar is not None:
+            bar.close()
+
+    if faces_seen == 0:
+        raise ClipSkipped(NO_FACE, f"no face found in {frame_count} frames")
+    if faces_seen == small_faces:
+        raise ClipSkipped(FACE_TOO_SMALL, f"every face is narrower than {config.min_face_size:g} px")
+    dropped = []
+    long_enough = []
+    for track in tracker.tracks:
+        if len(track) < config.min_track_frames:
+            dropped.append({"track": track.track_id, "frames": len(track), "reason": TRACK_TOO_SHORT})
+        else:
+            long_enough.append(track)
+    if not long_enough:
+        longest = max(len(t) for t in tracker.tracks)
+        raise ClipSkipped(TRACK_TOO_SHORT, f"longest face track has {longest} frames, fewer than {config.min_track_frames}")
+
+    total_frames = max(frame_count, audio_lib.num_frames(len(waveform)))
+    energy = audio_lib.frame_rms(waveform, total_frames)
+    kept, not_speaking, scores = tracks.pick_active_speakers(long_enough, energy)
+    dropped += [{"track": t.track_id, "frames": len(t), "reason": NOT_ACTIVE_SPEAKER} for t in not_speaking]
+
+    mfcc = audio_lib.mfcc_sequence(waveform, total_frames)
+    log_mel = audio_lib.log_mel_frames(waveform, total_frames)
+    pcm_all = audio_lib.to_int16(waveform)
+    segments = []
+    for track in kept:
+        for index, (offset, length) in enumerate(_segments_of(len(track), config.max_segment_frames)):
+            part = slice(offset, offset + length)
+            first = track.frame_index[offset]
+            mfcc_cols = slice(audio_lib.mfcc_window_slice(first)[0], audio_lib.mfcc_window_slice(first + length - 1)[1])
+            segment = features.Segment(
+                clip_id=key, source=relative, speaker=origin.speaker, split=origin.split,
+                track_id=track.track_id, segment=index,
+                frame_index=np.asarray(track.frame_index[part], np.int64),
+                frames=np.stack(track.crops[part]),
+                landmarks=np.stack(track.landmarks[part]).astype(np.float32),
+                source_landmarks=np.stack(track.source_landmarks[part]).astype(np.float32),
+                transform=np.stack(track.transforms[part]).astype(np.float32),
+                pcm=audio_lib.padded_slice(pcm_all, *audio_lib.segment_pcm_range(first, length)),
+                mfcc=np.ascontiguousarray(mfcc[:, mfcc_cols]),
+                log_mel=np.ascontiguousarray(log_mel[first : first + length]),
+            )  # fmt: skip
+            segment.validate()
+            segments.append(segment)
+    eye_error = float(np.mean([_eye_error(t, config.crop_size) for t in kept]))
+    stats = {
+        "frames": frame_count,
+        "duration": round(len(waveform) / audio_lib.SAMPLE_RATE, 3),
+        "shots": shot_detector.shot + 1,
+        "tracks": len(tracker.tracks),
+        "tracks_kept": len(kept),
+        "segments": len(segments),
+        "frames_written": int(sum(s.num_frames for s in segments)),
+        "speaking_scores": {str(k): round(v, 3) for k, v in scores.items()},
+        "mean_eye_error_px": round(eye_error, 3),
+        "dropped_tracks": dropped,
+    }
+    return segments, stats
+
+
+def _eye_error(track: tracks.Track, size: int) -> float:
+    from keras_s2v.data.face import align
+
+    return float(align.eye_alignment_error(np.stack(track.landmarks), size).mean())
+
+
+# --- One machine: resumable, parallel -------------------------------------------------------
+
+
+def _write_clip(out: Path, segments, entry) -> None:
+    """Write a clip's examples then its entry, each atomically: the entry marks it done."""
+    import tensorflow as tf
+
+    clips = out / CLIPS_DIR
+    clips.mkdir(parents=True, exist_ok=True)
+    records = clips / f"{entry['clip_id']}.tfrecord"
+    if segments:
+        tmp = records.with_suffix(".tfrecord.partial")
+        with tf.io.TFRecordWriter(str(tmp)) as writer:
+            for segment in segments:
+                writer.write(features.encode_example(segment))
+        os.replace(tmp, records)
+        entry["bytes"] = records.stat().st_size
+    elif records.exists():
+        records.unlink()
+    tmp = clips / f".{entry['clip_id']}.json.partial"
+    tmp.write_text(json.dumps(entry, indent=1))
+    os.replace(tmp, clips / f"{entry['clip_id']}.json")
+
+
+def _done_entry(out: Path, path: str, relative: str):
+    """The saved entry of a clip finished by an earlier run, if its source is unchanged."""
+    marker = out / CLIPS_DIR / f"{clip_id(path, relative)}.json"
+    if not marker.exists():
+        return None
+    entry = json.loads(marker.read_text())
+    stamp = _source_stamp(path)
+    if (entry.get("size"), entry.get("mtime")) != (stamp["size"], stamp["mtime"]):
+        return None
+    return entry
+
+
+_WORKER = {}
+
+
+def _init_worker(config_dict: dict) -> None:
+    from keras_s2v.data.face import FaceAnalyzer
+
+    _WORKER["config"] = PrepareConfig(**config_dict)
+    _WORKER["analyzer"] = FaceAnalyzer(detector=_WORKER["config"].detector)
+
+
+def _worker_task(out: str, path: str, relative: str, progress: bool) -> dict:
+    segments, entry = process_clip(path, relative, _WORKER["config"], _WORKER["analyzer"], progress)
+    _write_clip(Path(out), segments, entry)
+    return entry
+
+
+def _check_config(out: Path, config: PrepareConfig, overwrite: bool) -> None:
+    saved = out / CONFIG_FILE
+    if saved.exists():
+        previous = json.loads(saved.read_text())
+        previous.pop("shard_size_mb", None)
+        if previous != config.identity():
+            if not overwrite:
+                changed = sorted(k for k in config.identity() if previous.get(k) != config.identity()[k])
+                raise ValueError(
+                    f"{out} was prepared with other options ({', '.join(changed)}); "
+                    "use another --out, or --overwrite to start it again"
+                )
+            shutil.rmtree(out / CLIPS_DIR, ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / CONFIG_FILE).write_text(json.dumps(dataclasses.asdict(config), indent=1))
+
+
+def prepare(inputs, out, config: PrepareConfig | None = None, workers: int = 1, overwrite: bool = False,
+            progress: bool = True, log=print) -> dict:  # fmt: skip
+    """Prepare every video under ``inputs`` into shards in ``out``; returns the manifest.
+
+    Clips finished by an earlier run (same source size and mtime) are not
+    redone; a crash mid-clip leaves nothing that counts. Bad clips are
+    reported and skipped; the run goes on.
+    """
+    config = config or PrepareConfig()
+    config.validate()
+    out = Path(out)
+    _check_config(out, config, overwrite)
+    videos = layouts.find_videos(inputs)
+    if not videos:
+        raise FileNotFoundError(f"no video found in {', '.join(map(str, inputs))}")
+    entries, todo = {}, []
+    for path, relative in videos:
+        done = _done_entry(out, path, relative)
+        if done is not None:
+            entries[done["clip_id"]] = done
+        else:
+            todo.append((path, relative))
+    if entries:
+        log(f"{len(entries)} clip(s) already prepared in {out}, {len(todo)} to do")
+
+    def report(entry):
+        entries[entry["clip_id"]] = entry
+        if entry["status"] != "ok":
+            log(f"skipped {entry['message']} [{entry['reason']}]")
+
+    if todo:
+        if workers <= 1:
+            _init_worker(dataclasses.asdict(config))
+            for path, relative in todo:
+                report(_worker_task(str(out), path, relative, progress))
+        else:
+            import concurrent.futures
+            import multiprocessing
+
+            from tqdm import tqdm
+
+            # spawn, not fork: TensorFlow and LiteRT threads do not survive a fork.
+            with concurrent.futures.ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker, initargs=(dataclasses.asdict(config),),
+            ) as pool:  # fmt: skip
+                futures = [pool.submit(_worker_task, str(out), p, r, False) for p, r in todo]
+                for future in tqdm(concurrent.futures.as_completed(futures), total=len(futures), unit="clip",
+                                   disable=not progress, file=sys.stderr):  # fmt: skip
+                    report(future.result())
+    manifest = write_shards(out, [entries[k] for k in sorted(entries)], config)
+    return manifest
+
+
+def write_shards(out: Path, entries: list[dict], config: PrepareConfig) -> dict:
+    """Pack the per-clip records into ``<split>-NNNNN-of-NNNNN`` shards and write the manifest.
+
+    Shards are written into a staging folder and swapped in, so a crash here
+    leaves the previous shards whole.
+    """
+    import tensorflow as tf
+
+    out = Path(out)
+    staging = out / ".staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    splits = {}
+    for split in features.SPLITS:
+        members = [e for e in entries if e["status"] == "ok" and e["split"] == split]
+        if not members:
+            continue
+        total_bytes = sum(e.get("bytes", 0) for e in members)
+        count = max(1, math.ceil(total_bytes / (config.shard_size_mb * 2**20)))
+        writers = [tf.io.TFRecordWriter(str(staging / features.shard_name(split, i, count))) for i in range(count)]
+        examples = 0
+        for entry in members:
+            for record in tf.data.TFRecordDataset(str(out / CLIPS_DIR / f"{entry['clip_id']}.tfrecord")):
+                writers[examples % count].write(record.numpy())
+                examples += 1
+        for writer in writers:
+            writer.close()
+        splits[split] = {
+            "shards": count,
+            "examples": examples,
+            "clips": len(members),
+            "frames": int(sum(e["frames_written"] for e in members)),
+            "speakers": sorted({e["speaker"] for e in members}),
+        }
+    for old in out.glob(f"*-[0-9][0-9][0-9][0-9][0-9]-of-[0-9][0-9][0-9][0-9][0-9]{features.SHARD_SUFFIX}"):
+        old.unlink()
+    for new in staging.iterdir():
+        os.replace(new, out / new.name)
+    staging.rmdir()
+    skipped = [e for e in entries if e["status"] != "ok"]
+    manifest = {
+        "config": dataclasses.asdict(config),
+        "clips": len(entries),
+        "clips_ok": len(entries) - len(skipped),
+        "clips_skipped": len(skipped),
+        "skip_reasons": {r: sum(e["reason"] == r for e in skipped) for r in sorted({e["reason"] for e in skipped})},
+        "splits": splits,
+        "entries": entries,
+    }
+    tmp = out / f".{MANIFEST_FILE}.partial"
+    tmp.write_text(json.dumps(manifest, indent=1))
+    os.replace(tmp, out / MANIFEST_FILE)
+    return manifest
+
+
+def load_manifest(out) -> dict:
+    return json.loads((Path(out) / MANIFEST_FILE).read_text())
+
+
+def summary_table(manifest: dict) -> str:
+    """Plain-text table of a manifest: one row per clip, then totals per split."""
+    rows = [("clip", "status", "split", "frames", "tracks", "kept", "segments", "eye err px", "reason")]
+    for e in manifest["entries"]:
+        if e["status"] == "ok":
+            rows.append((e["relative"], "ok", e["split"], str(e["frames"]), str(e["tracks"]), str(e["tracks_kept"]),
+                         str(e["segments"]), f"{e['mean_eye_error_px']:.2f}", ""))  # fmt: skip
+        else:
+            rows.append((e["relative"], "skipped", e.get("split", ""), "", "", "", "", "", e["reason"]))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    for split, s in manifest.get("splits", {}).items():
+        lines.append(f"{split}: {s['examples']} examples, {s['frames']} frames, {len(s['speakers'])} speakers, "
+                     f"{s['shards']} shard(s)")  # fmt: skip
+    lines.append(f"{manifest['clips_ok']} of {manifest['clips']} clips prepared, {manifest['clips_skipped']} skipped")
+    return "\n".join(lines)
+
+
+# --- Apache Beam ---------------------------------------------------------------------------------
+
+
+def prepare_beam(inputs, out, config: PrepareConfig | None = None, pipeline_args=None) -> None:
+    """The same per-clip function as a Beam pipeline (DirectRunner unless flags say otherwise).
+
+    Writes ``<split>-SSSSS-of-NNNNN.tfrecord`` shards and ``manifest.json``
+    (the manifest holds every clip's entry; Beam retries failed bundles itself,
+    so there is no resume here).
+    """
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    config = config or PrepareConfig()
+    config.validate()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / CONFIG_FILE).write_text(json.dumps(dataclasses.asdict(config), indent=1))
+    videos = layouts.find_videos(inputs)
+    config_dict = dataclasses.asdict(config)
+
+    class ProcessClip(beam.DoFn):
+        def setup(self):
+            _init_worker(config_dict)
+
+        def process(self, job):
+            segments, entry = process_clip(job[0], job[1], _WORKER["config"], _WORKER["analyzer"])
+            for segment in segments:
+                yield beam.pvalue.TaggedOutput(segment.split, features.encode_example(segment))
+            entry["bytes"] = 0
+            yield beam.pvalue.TaggedOutput("entries", entry)
+
+    def write_manifest(entries):
+        entries = sorted(entries, key=lambda e: e["clip_id"])
+        skipped = [e for e in entries if e["status"] != "ok"]
+        manifest = {
+            "config": config_dict,
+            "runner": "beam",
+            "clips": len(entries),
+            "clips_ok": len(entries) - len(skipped),
+            "clips_skipped": len(skipped),
+            "skip_reasons": {r: sum(e["reason"] == r for e in skipped) for r in sorted({e["reason"] for e in skipped})},
+            "entries": entries,
+        }
+        (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1))
+
+    with beam.Pipeline(options=PipelineOptions(pipeline_args or [])) as pipeline:
+        results = (
+            pipeline
+            | "Clips" >> beam.Create(videos)
+            | "Prepare" >> beam.ParDo(ProcessClip()).with_outputs("entries", *features.SPLITS)
+        )
+        for split in features.SPLITS:
+            _ = results[split] | f"Write {split}" >> beam.io.WriteToTFRecord(
+                str(out / split), file_name_suffix=features.SHARD_SUFFIX, shard_name_template="-SSSSS-of-NNNNN"
+            )
+        _ = results.entries | "Collect" >> beam.combiners.ToList() | "Manifest" >> beam.Map(write_manifest)

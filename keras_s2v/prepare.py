@@ -1,0 +1,67 @@
+"""Prepare talking-face videos into aligned face tracks + audio features in TFRecord shards.
+
+    python -m keras_s2v.prepare --input VIDEO_OR_DIR [--input ...] --out DIR
+    python -m keras_s2v.prepare --input DIR --out DIR --runner=beam -- --direct_num_workers=2
+
+Inputs may also be given as plain arguments after the flags. Flags after
+``--`` go to Apache Beam's own options when ``--runner=beam``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import app, flags
+
+from keras_s2v.data import prepare as prepare_lib
+
+_INPUT = flags.DEFINE_multi_string("input", [], "Video file or folder (searched recursively). Repeatable.")
+_OUT = flags.DEFINE_string("out", None, "Output folder for shards and manifest.json.", required=True)
+_WORKERS = flags.DEFINE_integer("workers", 1, "Clips prepared in parallel (processes).")
+_RUNNER = flags.DEFINE_enum("runner", "local", ["local", "beam"], "local: resumable, --workers processes; beam: Apache Beam.")
+_CROP = flags.DEFINE_integer("crop_size", 112, "Aligned face crop size in pixels.")
+_DETECTOR = flags.DEFINE_enum("detector", "blazeface", ["blazeface", "blazeface_short", "dlib"], "Face detector.")
+_MIN_TRACK = flags.DEFINE_integer("min_track_frames", 25, "Drop face tracks shorter than this (frames at 25 fps).")
+_MAX_SEGMENT = flags.DEFINE_integer("max_segment_frames", 250, "Cut longer tracks into examples of at most this.")
+_MIN_FACE = flags.DEFINE_float("min_face_size", 48.0, "Ignore faces narrower than this (pixels).")
+_SPLIT = flags.DEFINE_enum("split", None, ["train", "validation", "test"], "Put every clip in this split.")
+_SPEAKER_FROM = flags.DEFINE_string(
+    "speaker_from", None, "Regex on each clip's path relative to its input; group 'speaker' (or group 1) is the speaker id."
+)
+_VAL = flags.DEFINE_float("validation_fraction", 0.1, "Share of speakers held out for validation.")
+_TEST = flags.DEFINE_float("test_fraction", 0.1, "Share of speakers held out for test.")
+_SHARD_MB = flags.DEFINE_float("shard_size_mb", 256.0, "Target shard size.")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Start again if --out was prepared with other options.")
+
+
+def main(argv):
+    inputs = list(_INPUT.value)
+    extra = argv[1:]
+    beam_args = []
+    if "--" in extra:
+        cut = extra.index("--")
+        extra, beam_args = extra[:cut], extra[cut + 1 :]
+    inputs += extra
+    if not inputs:
+        raise app.UsageError("give at least one --input VIDEO_OR_DIR")
+    config = prepare_lib.PrepareConfig(
+        crop_size=_CROP.value, detector=_DETECTOR.value, min_track_frames=_MIN_TRACK.value,
+        max_segment_frames=_MAX_SEGMENT.value, min_face_size=_MIN_FACE.value, split=_SPLIT.value,
+        speaker_from=_SPEAKER_FROM.value, validation_fraction=_VAL.value, test_fraction=_TEST.value,
+        shard_size_mb=_SHARD_MB.value,
+    )  # fmt: skip
+    try:
+        if _RUNNER.value == "beam":
+            prepare_lib.prepare_beam(inputs, _OUT.value, config, beam_args)
+            manifest = prepare_lib.load_manifest(_OUT.value)
+        else:
+            manifest = prepare_lib.prepare(inputs, _OUT.value, config, _WORKERS.value, _OVERWRITE.value)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(prepare_lib.summary_table(manifest))
+    return 0 if manifest["clips_ok"] else 1
+
+
+if __name__ == "__main__":
+    app.run(main)
