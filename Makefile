@@ -22,6 +22,7 @@ $(STAMP): requirements.txt | system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
 	$(PY) -m pip check
 	$(PY) -m keras_s2v.data.face.models
 	touch $(STAMP)

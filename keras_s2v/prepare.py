@@ -35,13 +35,9 @@ _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Start again if --out was pre
 
 
 def main(argv):
-    inputs = list(_INPUT.value)
-    extra = argv[1:]
-    beam_args = []
-    if "--" in extra:
-        cut = extra.index("--")
-        extra, beam_args = extra[:cut], extra[cut + 1 :]
-    inputs += extra
+    # Plain arguments are more inputs; those that look like flags (after `--`) are Beam's.
+    inputs = list(_INPUT.value) + [a for a in argv[1:] if not a.startswith("--")]
+    beam_args = [a for a in argv[1:] if a.startswith("--")]
     if not inputs:
         raise app.UsageError("give at least one --input VIDEO_OR_DIR")
     config = prepare_lib.PrepareConfig(
@@ -52,8 +48,7 @@ def main(argv):
     )  # fmt: skip
     try:
         if _RUNNER.value == "beam":
-            prepare_lib.prepare_beam(inputs, _OUT.value, config, beam_args)
-            manifest = prepare_lib.load_manifest(_OUT.value)
+            manifest = prepare_lib.prepare_beam(inputs, _OUT.value, config, beam_args)
         else:
             manifest = prepare_lib.prepare(inputs, _OUT.value, config, _WORKERS.value, _OVERWRITE.value)
     except (ValueError, FileNotFoundError) as error:

@@ -398,21 +398,31 @@ def write_shards(out: Path, entries: list[dict], config: PrepareConfig) -> dict:
                 examples += 1
         for writer in writers:
             writer.close()
-        splits[split] = {
-            "shards": count,
-            "examples": examples,
-            "clips": len(members),
-            "frames": int(sum(e["frames_written"] for e in members)),
-            "speakers": sorted({e["speaker"] for e in members}),
-        }
+        splits[split] = _split_stats(entries, split, count)
     for old in out.glob(f"*-[0-9][0-9][0-9][0-9][0-9]-of-[0-9][0-9][0-9][0-9][0-9]{features.SHARD_SUFFIX}"):
         old.unlink()
     for new in staging.iterdir():
         os.replace(new, out / new.name)
     staging.rmdir()
+    return _write_manifest(out, entries, config, splits)
+
+
+def _split_stats(entries: list[dict], split: str, shards: int) -> dict:
+    members = [e for e in entries if e["status"] == "ok" and e["split"] == split]
+    return {
+        "shards": shards,
+        "examples": int(sum(e["segments"] for e in members)),
+        "clips": len(members),
+        "frames": int(sum(e["frames_written"] for e in members)),
+        "speakers": sorted({e["speaker"] for e in members}),
+    }
+
+
+def _write_manifest(out: Path, entries: list[dict], config: PrepareConfig, splits: dict, **extra) -> dict:
     skipped = [e for e in entries if e["status"] != "ok"]
     manifest = {
         "config": dataclasses.asdict(config),
+        **extra,
         "clips": len(entries),
         "clips_ok": len(entries) - len(skipped),
         "clips_skipped": len(skipped),
@@ -424,10 +434,6 @@ def write_shards(out: Path, entries: list[dict], config: PrepareConfig) -> dict:
     tmp.write_text(json.dumps(manifest, indent=1))
     os.replace(tmp, out / MANIFEST_FILE)
     return manifest
-
-
-def load_manifest(out) -> dict:
-    return json.loads((Path(out) / MANIFEST_FILE).read_text())
 
 
 def summary_table(manifest: dict) -> str:
@@ -452,7 +458,35 @@ def summary_table(manifest: dict) -> str:
 # --- Apache Beam ---------------------------------------------------------------------------------
 
 
-def prepare_beam(inputs, out, config: PrepareConfig | None = None, pipeline_args=None) -> None:
+def _beam_prepare_clip_class():
+    import apache_beam as beam
+
+    class BeamPrepareClip(beam.DoFn):
+        """``process_clip`` as a DoFn: examples tagged by split, manifest entries tagged "entries"."""
+
+        def __init__(self, config_dict: dict):
+            self.config_dict = config_dict
+
+        def setup(self):
+            from keras_s2v.data.face import FaceAnalyzer
+
+            self.config = PrepareConfig(**self.config_dict)
+            self.analyzer = FaceAnalyzer(detector=self.config.detector)
+
+        def process(self, job):
+            segments, entry = process_clip(job[0], job[1], self.config, self.analyzer)
+            for segment in segments:
+                yield beam.pvalue.TaggedOutput(segment.split, features.encode_example(segment))
+            yield beam.pvalue.TaggedOutput("entries", entry)
+
+    return BeamPrepareClip
+
+
+def _BeamPrepareClip(config_dict: dict):
+    return _beam_prepare_clip_class()(config_dict)
+
+
+def prepare_beam(inputs, out, config: PrepareConfig | None = None, pipeline_args=None) -> dict:
     """The same per-clip function as a Beam pipeline (DirectRunner unless flags say otherwise).
 
     Writes ``<split>-SSSSS-of-NNNNN.tfrecord`` shards and ``manifest.json``
@@ -468,41 +502,34 @@ def prepare_beam(inputs, out, config: PrepareConfig | None = None, pipeline_args
     out.mkdir(parents=True, exist_ok=True)
     (out / CONFIG_FILE).write_text(json.dumps(dataclasses.asdict(config), indent=1))
     videos = layouts.find_videos(inputs)
+    if not videos:
+        raise FileNotFoundError(f"no video found in {', '.join(map(str, inputs))}")
     config_dict = dataclasses.asdict(config)
-
-    class ProcessClip(beam.DoFn):
-        def setup(self):
-            _init_worker(config_dict)
-
-        def process(self, job):
-            segments, entry = process_clip(job[0], job[1], _WORKER["config"], _WORKER["analyzer"])
-            for segment in segments:
-                yield beam.pvalue.TaggedOutput(segment.split, features.encode_example(segment))
-            entry["bytes"] = 0
-            yield beam.pvalue.TaggedOutput("entries", entry)
-
-    def write_manifest(entries):
-        entries = sorted(entries, key=lambda e: e["clip_id"])
-        skipped = [e for e in entries if e["status"] != "ok"]
-        manifest = {
-            "config": config_dict,
-            "runner": "beam",
-            "clips": len(entries),
-            "clips_ok": len(entries) - len(skipped),
-            "clips_skipped": len(skipped),
-            "skip_reasons": {r: sum(e["reason"] == r for e in skipped) for r in sorted({e["reason"] for e in skipped})},
-            "entries": entries,
-        }
-        (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1))
 
     with beam.Pipeline(options=PipelineOptions(pipeline_args or [])) as pipeline:
         results = (
             pipeline
             | "Clips" >> beam.Create(videos)
-            | "Prepare" >> beam.ParDo(ProcessClip()).with_outputs("entries", *features.SPLITS)
+            | "Prepare" >> beam.ParDo(_BeamPrepareClip(config_dict)).with_outputs("entries", *features.SPLITS)
         )
         for split in features.SPLITS:
             _ = results[split] | f"Write {split}" >> beam.io.WriteToTFRecord(
                 str(out / split), file_name_suffix=features.SHARD_SUFFIX, shard_name_template="-SSSSS-of-NNNNN"
             )
-        _ = results.entries | "Collect" >> beam.combiners.ToList() | "Manifest" >> beam.Map(write_manifest)
+        _ = (
+            results.entries
+            | "Json" >> beam.Map(json.dumps)
+            | "Entries" >> beam.io.WriteToText(str(out / ".entries"), shard_name_template="")
+        )
+    entries_file = out / ".entries"
+    entries = sorted((json.loads(line) for line in entries_file.read_text().splitlines() if line),
+                     key=lambda e: e["clip_id"])  # fmt: skip
+    entries_file.unlink()
+    splits = {}
+    for split in features.SPLITS:
+        shards = features.list_shards(out, split)
+        if len(shards) == 1 and os.path.getsize(shards[0]) == 0:  # Beam writes one empty shard for an empty split
+            os.unlink(shards[0])
+        elif shards:
+            splits[split] = _split_stats(entries, split, len(shards))
+    return _write_manifest(out, entries, config, splits, runner="beam")

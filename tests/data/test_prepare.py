@@ -146,3 +146,22 @@ def test_examples_hold_what_the_contract_says(tmp_path, media, analyzer):
     np.testing.assert_allclose(align.apply_transform(segment.transform[0], segment.source_landmarks[0]),
                                segment.landmarks[0], atol=1e-3)  # fmt: skip
     json.dumps(entry)  # the manifest entry is plain JSON
+
+
+def test_beam_runner_writes_the_same_contract(tmp_path, media):
+    import tensorflow as tf
+
+    inputs = tmp_path / "inputs" / "id00042" / "video"
+    inputs.mkdir(parents=True)
+    trim(media / "clips/may_5s.mp4", inputs / "00001.mp4", 1.5)
+    (inputs / "00002.mp4").write_bytes(b"")  # a bad clip does not stop the pipeline
+    out = tmp_path / "beam"
+    manifest = prepare.prepare_beam([str(tmp_path / "inputs")], out, prepare.PrepareConfig(min_track_frames=10, split="train"),
+                                    ["--direct_num_workers=1"])  # fmt: skip
+    assert manifest["clips_ok"] == 1 and manifest["skip_reasons"] == {prepare.DECODE_FAILURE: 1}
+    assert manifest["splits"]["train"]["speakers"] == ["id00042"]
+    shards = features.list_shards(out, "train")
+    assert [s.rsplit("/", 1)[-1] for s in shards] == ["train-00000-of-00001.tfrecord"]
+    example = next(iter(tf.data.TFRecordDataset(shards).map(features.decode_example)))
+    assert example["frames"].shape[1:] == (112, 112, 3) and int(example["num_frames"]) >= 10
+    assert not features.list_shards(out, "test")  # no empty shards for empty splits
