@@ -165,3 +165,20 @@ def test_beam_runner_writes_the_same_contract(tmp_path, media):
     example = next(iter(tf.data.TFRecordDataset(shards).map(features.decode_example)))
     assert example["frames"].shape[1:] == (112, 112, 3) and int(example["num_frames"]) >= 10
     assert not features.list_shards(out, "test")  # no empty shards for empty splits
+
+
+def test_rotated_phone_video_is_read_upright(tmp_path, media, analyzer):
+    """A portrait clip stored sideways with a display-rotation tag, as phones record."""
+    sideways = tmp_path / "sideways.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(media / "clips/may_5s.mp4"), "-t", "1.5",
+                    "-vf", "crop=400:512,transpose=1", "-c:a", "copy", str(sideways)], check=True)  # fmt: skip
+    rotated = tmp_path / "rotated.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(sideways), "-c", "copy",
+                    "-metadata:s:v:0", "rotate=90", str(rotated)], check=True)  # fmt: skip
+    from keras_s2v.data import media as media_io
+
+    info = media_io.probe(rotated)
+    assert info.rotation % 180 != 0 and (info.width, info.height) == (400, 512)
+    assert next(media_io.iter_frames(rotated)).shape == (512, 400, 3)
+    segments, entry = prepare.process_clip(str(rotated), "rotated.mp4", prepare.PrepareConfig(min_track_frames=10), analyzer)
+    assert entry["status"] == "ok" and entry["mean_eye_error_px"] < 3.0
