@@ -25,6 +25,9 @@ _MIN_TRACK = flags.DEFINE_integer("min_track_frames", 25, "Drop face tracks shor
 _MAX_SEGMENT = flags.DEFINE_integer("max_segment_frames", 250, "Cut longer tracks into examples of at most this.")
 _MIN_FACE = flags.DEFINE_float("min_face_size", 48.0, "Ignore faces narrower than this (pixels).")
 _SPLIT = flags.DEFINE_enum("split", None, ["train", "validation", "test"], "Put every clip in this split.")
+_HOLDOUT = flags.DEFINE_float(
+    "holdout_tail", 0.0, "Hold out the last fraction of every train track for validation (same speakers; small corpora)."
+)
 _SPEAKER_FROM = flags.DEFINE_string(
     "speaker_from", None, "Regex on each clip's path relative to its input; group 'speaker' (or group 1) is the speaker id."
 )
@@ -43,7 +46,7 @@ def main(argv):
     config = prepare_lib.PrepareConfig(
         crop_size=_CROP.value, detector=_DETECTOR.value, min_track_frames=_MIN_TRACK.value,
         max_segment_frames=_MAX_SEGMENT.value, min_face_size=_MIN_FACE.value, split=_SPLIT.value,
-        speaker_from=_SPEAKER_FROM.value, validation_fraction=_VAL.value, test_fraction=_TEST.value,
+        speaker_from=_SPEAKER_FROM.value, holdout_tail=_HOLDOUT.value, validation_fraction=_VAL.value, test_fraction=_TEST.value,
         shard_size_mb=_SHARD_MB.value,
     )  # fmt: skip
     try:

@@ -61,6 +61,9 @@ class PrepareConfig:
     shot_threshold: float = shots.DEFAULT_THRESHOLD
     speaker_from: str | None = None
     split: str | None = None  # force every clip into one split
+    # Hold out the last fraction of every track for validation (same speakers): for corpora too small
+    # for a per-speaker split, such as the demo, and the paper's per-clip evaluation.
+    holdout_tail: float = 0.0
     validation_fraction: float = 0.1
     test_fraction: float = 0.1
     shard_size_mb: float = 256.0
@@ -74,6 +77,8 @@ class PrepareConfig:
             raise ValueError("need 1 <= min_track_frames <= max_segment_frames")
         if self.speaker_from:
             re.compile(self.speaker_from)
+        if not 0.0 <= self.holdout_tail < 1.0:
+            raise ValueError(f"holdout_tail must be in [0, 1), got {self.holdout_tail}")
 
     def identity(self) -> dict:
         """Fields that change what is written (shard size only changes the packing)."""
@@ -208,24 +213,27 @@ def _process(path, relative, key, origin, config, analyzer, progress):
     pcm_all = audio_lib.to_int16(waveform)
     segments = []
     for track in kept:
-        for index, (offset, length) in enumerate(_segments_of(len(track), config.max_segment_frames)):
-            part = slice(offset, offset + length)
-            first = track.frame_index[offset]
-            mfcc_cols = slice(audio_lib.mfcc_window_slice(first)[0], audio_lib.mfcc_window_slice(first + length - 1)[1])
-            segment = features.Segment(
-                clip_id=key, source=relative, speaker=origin.speaker, split=origin.split,
-                track_id=track.track_id, segment=index,
-                frame_index=np.asarray(track.frame_index[part], np.int64),
-                frames=np.stack(track.crops[part]),
-                landmarks=np.stack(track.landmarks[part]).astype(np.float32),
-                source_landmarks=np.stack(track.source_landmarks[part]).astype(np.float32),
-                transform=np.stack(track.transforms[part]).astype(np.float32),
-                pcm=audio_lib.padded_slice(pcm_all, *audio_lib.segment_pcm_range(first, length)),
-                mfcc=np.ascontiguousarray(mfcc[:, mfcc_cols]),
-                log_mel=np.ascontiguousarray(log_mel[first : first + length]),
-            )  # fmt: skip
-            segment.validate()
-            segments.append(segment)
+        segment_index = 0
+        for split, start, stop in _track_parts(len(track), origin.split, config.holdout_tail):
+            for index, (offset, length) in enumerate(_segments_of(stop - start, config.max_segment_frames)):
+                part = slice(start + offset, start + offset + length)
+                first = track.frame_index[part.start]
+                mfcc_cols = slice(audio_lib.mfcc_window_slice(first)[0], audio_lib.mfcc_window_slice(first + length - 1)[1])
+                segment = features.Segment(
+                    clip_id=key, source=relative, speaker=origin.speaker, split=split,
+                    track_id=track.track_id, segment=segment_index,
+                    frame_index=np.asarray(track.frame_index[part], np.int64),
+                    frames=np.stack(track.crops[part]),
+                    landmarks=np.stack(track.landmarks[part]).astype(np.float32),
+                    source_landmarks=np.stack(track.source_landmarks[part]).astype(np.float32),
+                    transform=np.stack(track.transforms[part]).astype(np.float32),
+                    pcm=audio_lib.padded_slice(pcm_all, *audio_lib.segment_pcm_range(first, length)),
+                    mfcc=np.ascontiguousarray(mfcc[:, mfcc_cols]),
+                    log_mel=np.ascontiguousarray(log_mel[first : first + length]),
+                )  # fmt: skip
+                segment.validate()
+                segments.append(segment)
+                segment_index += 1
     eye_error = float(np.mean([_eye_error(t, config.crop_size) for t in kept]))
     stats = {
         "frames": frame_count,
@@ -235,11 +243,24 @@ def _process(path, relative, key, origin, config, analyzer, progress):
         "tracks_kept": len(kept),
         "segments": len(segments),
         "frames_written": int(sum(s.num_frames for s in segments)),
+        "examples": {sp: sum(s.split == sp for s in segments) for sp in features.SPLITS if any(s.split == sp for s in segments)},
+        "frames_by_split": {sp: int(sum(s.num_frames for s in segments if s.split == sp))
+                            for sp in features.SPLITS if any(s.split == sp for s in segments)},
         "speaking_scores": {str(k): round(v, 3) for k, v in scores.items()},
         "mean_eye_error_px": round(eye_error, 3),
         "dropped_tracks": dropped,
     }
     return segments, stats
+
+
+def _track_parts(length: int, split: str, holdout_tail: float) -> list[tuple[str, int, int]]:
+    """(split, start, stop) parts of a track: all of it, or its head and a held-out tail."""
+    if holdout_tail <= 0 or split != "train":
+        return [(split, 0, length)]
+    cut = int(round(length * (1.0 - holdout_tail)))
+    if cut < 2 or length - cut < 2:
+        return [(split, 0, length)]
+    return [("train", 0, cut), ("validation", cut, length)]
 
 
 def _eye_error(track: tracks.Track, size: int) -> float:
@@ -257,19 +278,25 @@ def _write_clip(out: Path, segments, entry) -> None:
 
     clips = out / CLIPS_DIR
     clips.mkdir(parents=True, exist_ok=True)
-    records = clips / f"{entry['clip_id']}.tfrecord"
-    if segments:
-        tmp = records.with_suffix(".tfrecord.partial")
-        with tf.io.TFRecordWriter(str(tmp)) as writer:
-            for segment in segments:
-                writer.write(features.encode_example(segment))
-        os.replace(tmp, records)
-        entry["bytes"] = records.stat().st_size
-    elif records.exists():
-        records.unlink()
+    for split in features.SPLITS:
+        records = _clip_records(out, entry["clip_id"], split)
+        members = [s for s in segments if s.split == split]
+        if members:
+            tmp = records.with_suffix(".tfrecord.partial")
+            with tf.io.TFRecordWriter(str(tmp)) as writer:
+                for segment in members:
+                    writer.write(features.encode_example(segment))
+            os.replace(tmp, records)
+            entry.setdefault("bytes", {})[split] = records.stat().st_size
+        elif records.exists():
+            records.unlink()
     tmp = clips / f".{entry['clip_id']}.json.partial"
     tmp.write_text(json.dumps(entry, indent=1))
     os.replace(tmp, clips / f"{entry['clip_id']}.json")
+
+
+def _clip_records(out: Path, clip: str, split: str) -> Path:
+    return out / CLIPS_DIR / f"{clip}.{split}.tfrecord"
 
 
 def _done_entry(out: Path, path: str, relative: str):
@@ -385,15 +412,15 @@ def write_shards(out: Path, entries: list[dict], config: PrepareConfig) -> dict:
     staging.mkdir()
     splits = {}
     for split in features.SPLITS:
-        members = [e for e in entries if e["status"] == "ok" and e["split"] == split]
+        members = [e for e in entries if e["status"] == "ok" and split in e["examples"]]
         if not members:
             continue
-        total_bytes = sum(e.get("bytes", 0) for e in members)
+        total_bytes = sum(e["bytes"][split] for e in members)
         count = max(1, math.ceil(total_bytes / (config.shard_size_mb * 2**20)))
         writers = [tf.io.TFRecordWriter(str(staging / features.shard_name(split, i, count))) for i in range(count)]
         examples = 0
         for entry in members:
-            for record in tf.data.TFRecordDataset(str(out / CLIPS_DIR / f"{entry['clip_id']}.tfrecord")):
+            for record in tf.data.TFRecordDataset(str(_clip_records(out, entry["clip_id"], split))):
                 writers[examples % count].write(record.numpy())
                 examples += 1
         for writer in writers:
@@ -408,12 +435,12 @@ def write_shards(out: Path, entries: list[dict], config: PrepareConfig) -> dict:
 
 
 def _split_stats(entries: list[dict], split: str, shards: int) -> dict:
-    members = [e for e in entries if e["status"] == "ok" and e["split"] == split]
+    members = [e for e in entries if e["status"] == "ok" and split in e["examples"]]
     return {
         "shards": shards,
-        "examples": int(sum(e["segments"] for e in members)),
+        "examples": int(sum(e["examples"][split] for e in members)),
         "clips": len(members),
-        "frames": int(sum(e["frames_written"] for e in members)),
+        "frames": int(sum(e["frames_by_split"][split] for e in members)),
         "speakers": sorted({e["speaker"] for e in members}),
     }
 
@@ -441,7 +468,7 @@ def summary_table(manifest: dict) -> str:
     rows = [("clip", "status", "split", "frames", "tracks", "kept", "segments", "eye err px", "reason")]
     for e in manifest["entries"]:
         if e["status"] == "ok":
-            rows.append((e["relative"], "ok", e["split"], str(e["frames"]), str(e["tracks"]), str(e["tracks_kept"]),
+            rows.append((e["relative"], "ok", "+".join(e["examples"]), str(e["frames"]), str(e["tracks"]), str(e["tracks_kept"]),
                          str(e["segments"]), f"{e['mean_eye_error_px']:.2f}", ""))  # fmt: skip
         else:
             rows.append((e["relative"], "skipped", e.get("split", ""), "", "", "", "", "", e["reason"]))

@@ -182,3 +182,14 @@ def test_rotated_phone_video_is_read_upright(tmp_path, media, analyzer):
     assert next(media_io.iter_frames(rotated)).shape == (512, 400, 3)
     segments, entry = prepare.process_clip(str(rotated), "rotated.mp4", prepare.PrepareConfig(min_track_frames=10), analyzer)
     assert entry["status"] == "ok" and entry["mean_eye_error_px"] < 3.0
+
+
+def test_holdout_tail_splits_every_track_in_time(tmp_path, media, analyzer):
+    clip = trim(media / "clips/may_5s.mp4", tmp_path / "m.mp4", 2.0)
+    config = prepare.PrepareConfig(split="train", holdout_tail=0.2)
+    segments, entry = prepare.process_clip(str(clip), "m.mp4", config, analyzer)
+    train, validation = ([s for s in segments if s.split == split] for split in ("train", "validation"))
+    assert train and validation and entry["examples"] == {"train": len(train), "validation": len(validation)}
+    assert train[-1].frame_index[-1] < validation[0].frame_index[0]  # the tail comes after the head
+    total = sum(s.num_frames for s in segments)
+    assert sum(s.num_frames for s in validation) == pytest.approx(0.2 * total, abs=1)
