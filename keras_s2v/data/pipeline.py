@@ -1,0 +1,196 @@
+"""tf.data input pipelines over the prepared shards.
+
+Speech2Vid samples: for a target frame t of a face-track segment, the input
+is the MFCC window centred on t (``audio.mfcc_window_slice``) and 1 or 5
+identity frames drawn from the same track far from t in time (the paper's
+Fig. 7: a still close to the target leaks its mouth shape); the label is
+frame t. Deblur samples: an aligned frame blurred artificially -> the frame.
+
+Decoding (bytes -> tensors) lives in ``features.decode_example``; this module
+only parses examples into training samples. Everything random draws from
+stateless ops keyed by ``seed``, so a run is repeatable.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from keras_s2v.data import audio as audio_lib
+from keras_s2v.data import features
+
+
+def _tf():
+    import tensorflow as tf
+
+    return tf
+
+
+def shard_files(data_dir, split: str) -> list[str]:
+    files = features.list_shards(data_dir, split)
+    if not files:
+        raise FileNotFoundError(f"{data_dir}: no {split} shards ({features.shard_pattern(data_dir, split)})")
+    return files
+
+
+def _decode_frames(jpegs, indices):
+    tf = _tf()
+    images = tf.map_fn(lambda i: tf.io.decode_jpeg(tf.gather(jpegs, i), channels=3), indices,
+                       fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8))  # fmt: skip
+    return tf.cast(images, tf.float32) / 255.0
+
+
+def _identity_indices(seed, num_frames, target, count: int, min_gap: float):
+    """``count`` frame indices at least ``min_gap`` of the segment away from ``target``."""
+    tf = _tf()
+    frames = tf.range(num_frames)
+    gap = tf.maximum(1, tf.cast(tf.cast(num_frames, tf.float32) * min_gap, tf.int32))
+    far = tf.abs(frames - target) >= gap
+    # Short segments may have no frame that far: then take the farthest ones.
+    far = tf.cond(tf.reduce_any(far), lambda: far, lambda: tf.abs(frames - target) >= tf.reduce_max(tf.abs(frames - target)))
+    logits = tf.where(far, 0.0, -1e9)[None, :]
+    return tf.cast(tf.random.stateless_categorical(logits, count, seed)[0], tf.int32)
+
+
+def _speech2vid_sample(example, target, identity, num_images: int):
+    tf = _tf()
+    start = target * audio_lib.HOPS_PER_FRAME
+    mfcc = example["mfcc"][:, start : start + audio_lib.MFCC_WINDOW_HOPS]  # (12, 35)
+    frames = _decode_frames(example["frames"], tf.concat([identity, [target]], 0))  # (n + 1, S, S, 3)
+    faces = tf.concat(tf.unstack(frames[:num_images], num=num_images), axis=-1)  # (S, S, 3 n)
+    return {"faces": faces, "mfcc": mfcc}, frames[num_images]
+
+
+def speech2vid_dataset(data_dir, split: str, batch_size: int, num_identity_images: int = 1,
+                       samples_per_segment: int = 16, min_identity_gap: float = 0.5, training: bool = True,
+                       shuffle_buffer: int = 1024, augment: bool = True, seed: int = 0):  # fmt: skip
+    """Batches of ``({"faces": (B,S,S,3n), "mfcc": (B,12,35)}, frame (B,S,S,3))``.
+
+    Training: shuffled, repeated, random targets and identity frames,
+    augmented. Evaluation: the same evenly spaced targets every time and the
+    identity frame(s) half a segment away, no augmentation, one pass.
+    """
+    tf = _tf()
+    files = shard_files(data_dir, split)
+    dataset = tf.data.Dataset.from_tensor_slices(files)
+    if training:
+        dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(files)),
+                                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)  # fmt: skip
+    dataset = dataset.map(lambda s: features.decode_example(s, decode_frames=False), num_parallel_calls=tf.data.AUTOTUNE)
+    if training:
+        dataset = dataset.repeat()
+        seeds = tf.data.Dataset.random(seed=seed).batch(2)
+        dataset = tf.data.Dataset.zip((dataset, seeds))
+
+        def draws(example, pair_seed):
+            n = tf.cast(example["num_frames"], tf.int32)
+            keys = tf.random.experimental.stateless_split(tf.cast(pair_seed, tf.int64), samples_per_segment + 1)
+            targets = tf.random.stateless_uniform([samples_per_segment], keys[0], 0, n, tf.int32)
+            samples = tf.data.Dataset.from_tensor_slices((targets, keys[1:]))
+            return samples.map(lambda t, key: _speech2vid_sample(
+                example, t, _identity_indices(key, n, t, num_identity_images, min_identity_gap), num_identity_images))
+
+        dataset = dataset.flat_map(draws).shuffle(shuffle_buffer, seed=seed)
+    else:
+        def fixed(example):
+            n = tf.cast(example["num_frames"], tf.int32)
+            count = samples_per_segment
+            targets = tf.cast(tf.linspace(0.0, tf.cast(n - 1, tf.float32), count), tf.int32)
+            identity = tf.tile(((targets + n // 2) % n)[:, None], [1, num_identity_images])
+            identity += tf.range(num_identity_images)[None, :] * tf.maximum(1, n // (4 * num_identity_images))
+            identity %= n
+            samples = tf.data.Dataset.from_tensor_slices((targets, identity))
+            return samples.map(lambda t, ids: _speech2vid_sample(example, t, ids, num_identity_images))
+
+        dataset = dataset.flat_map(fixed)
+    dataset = dataset.batch(batch_size, drop_remainder=training)
+    if training and augment:
+        dataset = dataset.map(joint_augmenter(seed), num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def joint_augmenter(seed: int):
+    """Flip, brightness and contrast applied identically to identity faces and target.
+
+    Built from keras.layers; the faces and the target are stacked on channels
+    so one draw transforms both the same way.
+    """
+    import keras
+
+    augment = keras.layers.Pipeline([
+        keras.layers.RandomFlip("horizontal", seed=seed),
+        keras.layers.RandomBrightness(0.1, value_range=(0.0, 1.0), seed=seed + 1),
+        keras.layers.RandomContrast(0.1, seed=seed + 2),
+    ], name="joint_augment")  # fmt: skip
+
+    def apply(inputs, target):
+        tf = _tf()
+        stacked = tf.concat([inputs["faces"], target], axis=-1)
+        stacked = tf.clip_by_value(augment(stacked, training=True), 0.0, 1.0)
+        channels = inputs["faces"].shape[-1]
+        return {"faces": stacked[..., :channels], "mfcc": inputs["mfcc"]}, stacked[..., channels:]
+
+    return apply
+
+
+# --- Deblurring --------------------------------------------------------------------------------
+
+BLUR_KERNEL = 15
+
+
+def blur_kernel(seed, max_sigma: float, max_motion: int):
+    """A random (15, 15) blur kernel: Gaussian or linear motion, random strength and angle."""
+    tf = _tf()
+    keys = tf.random.experimental.stateless_split(seed, 4)
+    r = BLUR_KERNEL // 2
+    y, x = tf.meshgrid(tf.range(-r, r + 1, dtype=tf.float32), tf.range(-r, r + 1, dtype=tf.float32), indexing="ij")
+    sigma = tf.random.stateless_uniform([], keys[0], 0.5, max_sigma)
+    gaussian = tf.exp(-(x**2 + y**2) / (2 * sigma**2))
+    length = tf.random.stateless_uniform([], keys[1], 3.0, float(max(3, max_motion)))
+    angle = tf.random.stateless_uniform([], keys[2], 0.0, np.pi)
+    dx, dy = tf.cos(angle), tf.sin(angle)
+    along = tf.clip_by_value(x * dx + y * dy, -length / 2, length / 2)
+    distance = tf.sqrt((x - along * dx) ** 2 + (y - along * dy) ** 2)
+    motion = tf.nn.relu(1.0 - distance)
+    use_motion = tf.random.stateless_uniform([], keys[3]) < 0.5
+    kernel = tf.where(use_motion, motion, gaussian)
+    return kernel / tf.reduce_sum(kernel)
+
+
+def blur(image, kernel):
+    """Blur a (S, S, 3) image with a (k, k) kernel, edges replicated."""
+    tf = _tf()
+    r = BLUR_KERNEL // 2
+    padded = tf.pad(image[None], [[0, 0], [r, r], [r, r], [0, 0]], mode="SYMMETRIC")
+    weights = tf.tile(kernel[:, :, None, None], [1, 1, 3, 1])
+    return tf.nn.depthwise_conv2d(padded, weights, [1, 1, 1, 1], "VALID")[0]
+
+
+def deblur_dataset(data_dir, split: str, batch_size: int, samples_per_segment: int = 16, training: bool = True,
+                   shuffle_buffer: int = 1024, max_sigma: float = 3.0, max_motion: int = 9, seed: int = 0):  # fmt: skip
+    """Batches of (blurred frame, sharp frame), both (B, S, S, 3) in [0, 1]."""
+    tf = _tf()
+    files = shard_files(data_dir, split)
+    dataset = tf.data.TFRecordDataset(files).map(lambda s: features.decode_example(s, decode_frames=False))
+    if training:
+        dataset = dataset.repeat()
+    seeds = tf.data.Dataset.random(seed=seed).batch(2)
+    dataset = tf.data.Dataset.zip((dataset, seeds))
+
+    def frames(example, pair_seed):
+        n = tf.cast(example["num_frames"], tf.int32)
+        keys = tf.random.experimental.stateless_split(tf.cast(pair_seed, tf.int64), samples_per_segment + 1)
+        if training:
+            picks = tf.random.stateless_uniform([samples_per_segment], keys[0], 0, n, tf.int32)
+        else:
+            picks = tf.cast(tf.linspace(0.0, tf.cast(n - 1, tf.float32), samples_per_segment), tf.int32)
+        sharp = _decode_frames(example["frames"], picks)
+        return tf.data.Dataset.from_tensor_slices((sharp, keys[1:]))
+
+    def degrade(sharp, key):
+        return tf.clip_by_value(blur(sharp, blur_kernel(key, max_sigma, max_motion)), 0.0, 1.0), sharp
+
+    dataset = dataset.flat_map(frames).map(degrade, num_parallel_calls=tf.data.AUTOTUNE)
+    if training:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed)
+    return dataset.batch(batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)

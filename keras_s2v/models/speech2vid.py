@@ -1,0 +1,162 @@
+"""Speech2Vid ("You said that?", Chung, Jamaludin, Zisserman, BMVC 2017).
+
+Three parts, each a functional model, so the export can run them apart:
+
+* ``Speech2VidAudioEncoder``: one 12 x 35 MFCC window -> 256-d audio vector.
+* ``Speech2VidIdentityEncoder``: 1 (or 5, stacked on channels) aligned
+  112 x 112 faces -> 256-d identity vector + two skip feature maps. Computed
+  once per face.
+* ``Speech2VidDecoder``: identity outputs + audio vector -> one 112 x 112 frame.
+
+``Speech2Vid`` wires them into faces + MFCC -> frame (what trains), and
+``frame_generator()`` gives identity outputs + MFCC -> frame (what runs per
+video frame after the identity is computed once).
+
+Sizes follow the paper at ``width=1``; ``width`` scales every filter count
+for small and tiny configurations.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from keras_s2v.data import audio as audio_lib
+from keras_s2v.layers.blocks import batch_norm, conv_bn_relu, deconv_bn_relu, scaled
+from keras_s2v.models.base import FunctionalModel
+
+IMAGE_SIZE = 112
+SKIP_NAMES = ("skip_14", "skip_6")  # identity-encoder maps the decoder concatenates (never conv1)
+
+
+@keras.saving.register_keras_serializable(package="keras_s2v")
+class Speech2VidAudioEncoder(FunctionalModel):
+    """MFCC window (12 coefficients x 35 steps, frequency x time) -> audio vector."""
+
+    CONFIG_KEYS = ("width", "embedding_dim")
+
+    def __init__(self, width: float = 1.0, embedding_dim: int = 256, name: str = "audio_encoder", **kwargs):
+        mfcc = keras.Input((audio_lib.MFCC_COEFFS, audio_lib.MFCC_WINDOW_HOPS), name="mfcc")
+        x = keras.layers.Reshape((audio_lib.MFCC_COEFFS, audio_lib.MFCC_WINDOW_HOPS, 1), name="add_channel")(mfcc)
+        # MFCC scales differ per coefficient; normalise with statistics learnt in training.
+        x = batch_norm("input_norm")(x)  # (B, 12, 35, 1)
+        x = conv_bn_relu(x, scaled(64, width), 3, name="conv1")  # (B, 12, 35, 64)
+        x = conv_bn_relu(x, scaled(128, width), 3, name="conv2")  # (B, 12, 35, 128)
+        x = keras.layers.MaxPooling2D(3, strides=(1, 2), padding="same", name="pool2")(x)  # (B, 12, 18, 128): time only
+        x = conv_bn_relu(x, scaled(256, width), 3, name="conv3")
+        x = conv_bn_relu(x, scaled(256, width), 3, name="conv4")
+        x = conv_bn_relu(x, scaled(256, width), 3, name="conv5")  # (B, 12, 18, 256)
+        x = keras.layers.MaxPooling2D(3, strides=2, name="pool5")(x)  # (B, 5, 8, 256)
+        x = conv_bn_relu(x, scaled(512, width), (5, 8), padding="valid", name="fc6")  # (B, 1, 1, 512)
+        x = conv_bn_relu(x, embedding_dim, 1, name="fc7")  # (B, 1, 1, 256)
+        outputs = keras.layers.Flatten(name="audio_vector")(x)  # (B, 256)
+        super().__init__(inputs=mfcc, outputs=outputs, name=name, **kwargs)
+        self.width = width
+        self.embedding_dim = embedding_dim
+
+
+@keras.saving.register_keras_serializable(package="keras_s2v")
+class Speech2VidIdentityEncoder(FunctionalModel):
+    """VGG-M style encoder: faces (B, 112, 112, 3 n) -> {identity, skip_14, skip_6}."""
+
+    CONFIG_KEYS = ("num_images", "width", "embedding_dim")
+
+    def __init__(self, num_images: int = 1, width: float = 1.0, embedding_dim: int = 256,
+                 name: str = "identity_encoder", **kwargs):  # fmt: skip
+        faces = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3 * num_images), name="faces")
+        x = conv_bn_relu(faces, scaled(96, width), 7, strides=2, name="conv1")  # (B, 56, 56, 96)
+        x = keras.layers.MaxPooling2D(3, strides=2, name="pool1")(x)  # (B, 27, 27, 96)
+        skip_14 = conv_bn_relu(x, scaled(256, width), 5, strides=2, name="conv2")  # (B, 14, 14, 256)
+        x = keras.layers.MaxPooling2D(3, strides=2, name="pool2")(skip_14)  # (B, 6, 6, 256)
+        x = conv_bn_relu(x, scaled(512, width), 3, name="conv3")
+        x = conv_bn_relu(x, scaled(512, width), 3, name="conv4")
+        skip_6 = conv_bn_relu(x, scaled(512, width), 3, name="conv5")  # (B, 6, 6, 512)
+        x = conv_bn_relu(skip_6, scaled(512, width), 6, padding="valid", name="fc6")  # (B, 1, 1, 512)
+        x = conv_bn_relu(x, embedding_dim, 1, name="fc7")  # (B, 1, 1, 256)
+        identity = keras.layers.Flatten(name="identity_vector")(x)  # (B, 256)
+        outputs = {"identity": identity, "skip_14": skip_14, "skip_6": skip_6}
+        super().__init__(inputs=faces, outputs=outputs, name=name, **kwargs)
+        self.num_images = num_images
+        self.width = width
+        self.embedding_dim = embedding_dim
+
+
+@keras.saving.register_keras_serializable(package="keras_s2v")
+class Speech2VidDecoder(FunctionalModel):
+    """[identity, audio] vectors (+ skips) -> frame (B, 112, 112, 3) in [0, 1]."""
+
+    CONFIG_KEYS = ("width", "embedding_dim", "skip_connections")
+
+    def __init__(self, width: float = 1.0, embedding_dim: int = 256, skip_connections: bool = True,
+                 name: str = "decoder", **kwargs):  # fmt: skip
+        identity = keras.Input((embedding_dim,), name="identity")
+        audio = keras.Input((embedding_dim,), name="audio")
+        skip_14 = keras.Input((14, 14, scaled(256, width)), name="skip_14")
+        skip_6 = keras.Input((6, 6, scaled(512, width)), name="skip_6")
+        x = keras.layers.Concatenate(name="concat_vectors")([identity, audio])  # (B, 512)
+        x = keras.layers.Reshape((1, 1, 2 * embedding_dim), name="to_map")(x)  # (B, 1, 1, 512)
+        x = deconv_bn_relu(x, scaled(512, width), 6, strides=1, padding="valid", name="deconv6")  # (B, 6, 6, 512)
+        if skip_connections:
+            x = keras.layers.Concatenate(name="concat_skip_6")([x, skip_6])
+        x = conv_bn_relu(x, scaled(512, width), 3, name="conv6")  # (B, 6, 6, 512)
+        x = deconv_bn_relu(x, scaled(256, width), 4, strides=2, padding="valid", name="deconv14")  # (B, 14, 14, 256)
+        if skip_connections:
+            x = keras.layers.Concatenate(name="concat_skip_14")([x, skip_14])
+        x = conv_bn_relu(x, scaled(256, width), 3, name="conv14")  # (B, 14, 14, 256)
+        x = deconv_bn_relu(x, scaled(128, width), 4, name="deconv28")  # (B, 28, 28, 128)
+        x = deconv_bn_relu(x, scaled(64, width), 4, name="deconv56")  # (B, 56, 56, 64)
+        x = keras.layers.Conv2DTranspose(3, 4, strides=2, padding="same", name="deconv112")(x)  # (B, 112, 112, 3)
+        frame = keras.layers.Activation("sigmoid", name="frame")(x)
+        inputs = {"identity": identity, "audio": audio}
+        if skip_connections:
+            inputs.update(skip_14=skip_14, skip_6=skip_6)
+        super().__init__(inputs=inputs, outputs=frame, name=name, **kwargs)
+        self.width = width
+        self.embedding_dim = embedding_dim
+        self.skip_connections = skip_connections
+
+
+@keras.saving.register_keras_serializable(package="keras_s2v")
+class Speech2Vid(FunctionalModel):
+    """{"faces": (B, 112, 112, 3 n), "mfcc": (B, 12, 35)} -> frame (B, 112, 112, 3).
+
+    Faces and frames are float32 RGB in [0, 1]; n = ``num_identity_images``.
+    """
+
+    CONFIG_KEYS = ("num_identity_images", "width", "embedding_dim", "skip_connections")
+
+    def __init__(self, num_identity_images: int = 1, width: float = 1.0, embedding_dim: int = 256,
+                 skip_connections: bool = True, name: str = "speech2vid", **kwargs):  # fmt: skip
+        identity_encoder = Speech2VidIdentityEncoder(num_identity_images, width, embedding_dim)
+        audio_encoder = Speech2VidAudioEncoder(width, embedding_dim)
+        decoder = Speech2VidDecoder(width, embedding_dim, skip_connections)
+        faces = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3 * num_identity_images), name="faces")
+        mfcc = keras.Input((audio_lib.MFCC_COEFFS, audio_lib.MFCC_WINDOW_HOPS), name="mfcc")
+        identity = identity_encoder(faces)
+        decoder_inputs = {"identity": identity["identity"], "audio": audio_encoder(mfcc)}
+        if skip_connections:
+            decoder_inputs.update(skip_14=identity["skip_14"], skip_6=identity["skip_6"])
+        frame = decoder(decoder_inputs)
+        super().__init__(inputs={"faces": faces, "mfcc": mfcc}, outputs=frame, name=name, **kwargs)
+        self.num_identity_images = num_identity_images
+        self.width = width
+        self.embedding_dim = embedding_dim
+        self.skip_connections = skip_connections
+        self.identity_encoder = identity_encoder
+        self.audio_encoder = audio_encoder
+        self.decoder = decoder
+
+    def frame_generator(self) -> keras.Model:
+        """Identity outputs + one MFCC window -> one frame, sharing this model's weights.
+
+        What runs per video frame once ``identity_encoder`` has run on the face.
+        """
+        identity = keras.Input((self.embedding_dim,), name="identity")
+        mfcc = keras.Input((audio_lib.MFCC_COEFFS, audio_lib.MFCC_WINDOW_HOPS), name="mfcc")
+        inputs = {"identity": identity, "mfcc": mfcc}
+        decoder_inputs = {"identity": identity, "audio": self.audio_encoder(mfcc)}
+        if self.skip_connections:
+            for key, tensor in self.identity_encoder.output.items():
+                if key != "identity":
+                    inputs[key] = keras.Input(tensor.shape[1:], name=key)
+                    decoder_inputs[key] = inputs[key]
+        return keras.Model(inputs, self.decoder(decoder_inputs), name="frame_generator")

@@ -1,0 +1,39 @@
+"""Train a named experiment on prepared shards.
+
+    python -m keras_s2v.train --data SHARDS --workdir DIR --experiment s2v [--override train.epochs=10 ...]
+
+Running the same command again resumes from the last finished epoch.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import app, flags
+
+from keras_s2v.configs import experiments
+
+_DATA = flags.DEFINE_string("data", None, "Folder of prepared shards (python -m keras_s2v.prepare).", required=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run folder: config, checkpoints, logs, model.keras.", required=True)
+_EXPERIMENT = flags.DEFINE_string("experiment", "s2v", "Named experiment: " + ", ".join(experiments.experiment_names()))
+_OVERRIDE = flags.DEFINE_multi_string("override", [], "Config field override, e.g. train.epochs=3 (repeatable).")
+
+
+def main(argv):
+    del argv
+    from keras_s2v.training import train_lib
+
+    try:
+        config = experiments.apply_overrides(experiments.get_experiment(_EXPERIMENT.value), _OVERRIDE.value)
+        result = train_lib.train(config, _DATA.value, _WORKDIR.value)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    last = result["epochs"][-1] if result["epochs"] else {}
+    print(f"trained {config.name} ({result['replicas']} replica(s)); best model: {result['model']}; "
+          + ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k != "epoch"))
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)

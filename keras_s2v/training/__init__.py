@@ -1,0 +1,1 @@
+"""What only training needs: the training loop, metrics and callbacks (never exported)."""

@@ -1,0 +1,190 @@
+"""Training: config -> model, data, MirroredStrategy, fit with checkpoints that survive a crash.
+
+Workdir layout::
+
+    config.json          resolved experiment config, written first; a workdir
+                         holding another config is refused
+    backup/              BackupAndRestore state: a restarted run resumes here
+    checkpoints/         weights after every epoch
+    model.keras          the best model by validation loss (what export and
+                         generate load)
+    logs/                TensorBoard scalars and image grids
+    samples/latest.png   identity | generated | ground truth, last epoch
+    history.json         per-epoch metrics
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from keras_s2v.configs.experiments import ExperimentConfig
+
+CONFIG_FILE = "config.json"
+MODEL_FILE = "model.keras"
+
+
+class WorkdirMismatch(ValueError):
+    """The workdir already holds a run with another config."""
+
+
+def build_model(config: ExperimentConfig):
+    """The Keras model an experiment trains."""
+    from keras_s2v.models.deblur import DeblurCNN
+    from keras_s2v.models.speech2vid import Speech2Vid
+
+    m = config.model
+    if m.kind == "speech2vid":
+        model = Speech2Vid(m.num_identity_images, m.width, m.embedding_dim, m.skip_connections)
+        if m.identity_weights:
+            path = Path(m.identity_weights)
+            if not path.exists():
+                raise FileNotFoundError(f"{path}: identity encoder weights not found")
+            model.identity_encoder.load_weights(str(path))
+        return model
+    if m.kind == "deblur":
+        return DeblurCNN(m.deblur_depth, m.deblur_filters)
+    raise ValueError(f"unknown model kind {m.kind!r} (speech2vid, deblur)")
+
+
+def make_datasets(config: ExperimentConfig, data_dir, global_batch: int):
+    """(train, validation) tf.data pipelines for the experiment's model kind."""
+    from keras_s2v.data import pipeline
+
+    d, seed = config.data, config.train.seed
+    if config.model.kind == "deblur":
+        train = pipeline.deblur_dataset(data_dir, d.train_split, global_batch, d.samples_per_segment, True,
+                                        d.shuffle_buffer, d.blur_max_sigma, d.blur_max_motion, seed)  # fmt: skip
+        val = pipeline.deblur_dataset(data_dir, d.validation_split, global_batch, d.validation_samples_per_segment,
+                                      False, max_sigma=d.blur_max_sigma, max_motion=d.blur_max_motion, seed=seed + 1)  # fmt: skip
+        return train, val
+    common = dict(num_identity_images=config.model.num_identity_images, min_identity_gap=d.min_identity_gap)
+    train = pipeline.speech2vid_dataset(data_dir, d.train_split, global_batch, samples_per_segment=d.samples_per_segment,
+                                        training=True, shuffle_buffer=d.shuffle_buffer, augment=d.augment,
+                                        seed=seed, **common)  # fmt: skip
+    val = pipeline.speech2vid_dataset(data_dir, d.validation_split, global_batch,
+                                      samples_per_segment=d.validation_samples_per_segment, training=False, **common)  # fmt: skip
+    return train, val
+
+
+def make_optimizer(config: ExperimentConfig):
+    import keras
+
+    t = config.train
+    if t.optimizer == "sgd":
+        return keras.optimizers.SGD(t.learning_rate, momentum=t.momentum)
+    if t.optimizer == "adam":
+        return keras.optimizers.Adam(t.learning_rate)
+    raise ValueError(f"unknown optimizer {t.optimizer!r} (sgd, adam)")
+
+
+def compile_model(model, config: ExperimentConfig) -> None:
+    """L1 as a keras.losses.Loss (scaled right across replicas), PSNR and SSIM as metrics."""
+    import keras
+
+    from keras_s2v.training import metrics
+
+    model.compile(optimizer=make_optimizer(config), loss=keras.losses.MeanAbsoluteError(name="l1"),
+                  metrics=[metrics.psnr, metrics.ssim])  # fmt: skip
+
+
+def check_workdir(workdir, config: ExperimentConfig) -> None:
+    """Write ``config.json``, or refuse a workdir that holds a run with another config."""
+    workdir = Path(workdir)
+    saved = workdir / CONFIG_FILE
+    if saved.exists():
+        previous = json.loads(saved.read_text())
+        if previous != json.loads(config.to_json()):
+            changed = _diff(previous, json.loads(config.to_json()))
+            raise WorkdirMismatch(
+                f"{workdir} holds a run of another config ({', '.join(changed)} differ); "
+                "use a new --workdir, or delete this one to start again"
+            )
+        return
+    workdir.mkdir(parents=True, exist_ok=True)
+    tmp = workdir / f".{CONFIG_FILE}.partial"
+    tmp.write_text(config.to_json())
+    os.replace(tmp, saved)
+
+
+def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:
+    keys = sorted(set(a) | set(b))
+    out = []
+    for key in keys:
+        if isinstance(a.get(key), dict) and isinstance(b.get(key), dict):
+            out += _diff(a[key], b[key], f"{prefix}{key}.")
+        elif a.get(key) != b.get(key):
+            out.append(f"{prefix}{key}")
+    return out
+
+
+def train(config: ExperimentConfig, data_dir, workdir, strategy=None, extra_callbacks=()) -> dict:
+    """Train an experiment; re-running the same call resumes from the last finished epoch.
+
+    Returns the history (per-epoch metrics, this invocation's epochs only)
+    and where the model was saved.
+    """
+    import keras
+    import tensorflow as tf
+
+    from keras_s2v.training.callbacks import ImageGrid
+
+    workdir = Path(workdir)
+    check_workdir(workdir, config)
+    keras.utils.set_random_seed(config.train.seed)
+    strategy = strategy or tf.distribute.MirroredStrategy()
+    global_batch = config.data.batch_size * strategy.num_replicas_in_sync
+    train_ds, val_ds = make_datasets(config, data_dir, global_batch)
+    val_ds = val_ds.take(config.train.validation_steps).cache()
+    with strategy.scope():
+        model = build_model(config)
+        compile_model(model, config)
+
+    grid_batch = next(iter(val_ds.unbatch().batch(config.train.image_grid_size)))
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(workdir / "backup"), save_freq="epoch", delete_checkpoint=False),
+        keras.callbacks.ModelCheckpoint(str(workdir / "checkpoints" / "epoch_{epoch:03d}.weights.h5"), save_weights_only=True),
+        keras.callbacks.ModelCheckpoint(str(workdir / MODEL_FILE), monitor="val_loss", save_best_only=True),
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.train.early_stopping_patience),
+        keras.callbacks.TensorBoard(str(workdir / "logs"), write_graph=False),
+        ImageGrid(grid_batch, workdir / "logs" / "images", workdir / "samples"),
+        *extra_callbacks,
+    ]
+    history = model.fit(
+        train_ds,
+        epochs=config.train.epochs,
+        steps_per_epoch=config.train.steps_per_epoch,
+        validation_data=val_ds,
+        callbacks=callbacks,
+        verbose=2,
+    )
+    records = _append_history(workdir, history.history, history.epoch)
+    return {"history": history.history, "epochs": records, "model": str(workdir / MODEL_FILE),
+            "replicas": strategy.num_replicas_in_sync}  # fmt: skip
+
+
+def _append_history(workdir: Path, history: dict, epochs: list[int]) -> list[dict]:
+    path = workdir / "history.json"
+    records = json.loads(path.read_text()) if path.exists() else []
+    done = {r["epoch"] for r in records}
+    for i, epoch in enumerate(epochs):
+        if epoch + 1 not in done:
+            records.append({"epoch": epoch + 1, **{k: float(np.asarray(v[i])) for k, v in history.items()}})
+    path.write_text(json.dumps(records, indent=1))
+    return records
+
+
+def load_trained_model(workdir):
+    """The best model saved by ``train`` in ``workdir``."""
+    import keras
+
+    import keras_s2v.models.deblur  # noqa: F401  (registers the classes)
+    import keras_s2v.models.speech2vid  # noqa: F401
+
+    path = Path(workdir) / MODEL_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no trained model (train with python -m keras_s2v.train --workdir {workdir})")
+    return keras.saving.load_model(str(path), compile=False)

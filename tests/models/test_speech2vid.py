@@ -1,0 +1,88 @@
+"""Speech2Vid and deblur models: shapes, sizes, config and save/reload round trips, the export split."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_s2v.models.deblur import DeblurCNN
+from keras_s2v.models.speech2vid import (
+    Speech2Vid,
+    Speech2VidAudioEncoder,
+    Speech2VidDecoder,
+    Speech2VidIdentityEncoder,
+)
+
+
+def _inputs(batch=2, images=1, seed=0):
+    rng = np.random.default_rng(seed)
+    return {
+        "faces": rng.random((batch, 112, 112, 3 * images), dtype=np.float32),
+        "mfcc": rng.normal(size=(batch, 12, 35)).astype(np.float32),
+    }
+
+
+def test_paper_sized_parts_have_the_papers_shapes():
+    audio = Speech2VidAudioEncoder()
+    assert audio.get_layer("pool5").output.shape[1:] == (5, 8, 256)  # fc6 is a 5 x 8 valid conv
+    assert audio.output.shape[1:] == (256,)
+    identity = Speech2VidIdentityEncoder()
+    assert identity.get_layer("pool2").output.shape[1:] == (6, 6, 256)  # fc6 is a 6 x 6 valid conv
+    assert {k: tuple(v.shape[1:]) for k, v in identity.output.items()} == {
+        "identity": (256,), "skip_14": (14, 14, 256), "skip_6": (6, 6, 512)}  # fmt: skip
+    five = Speech2VidIdentityEncoder(num_images=5)
+    # Five stacked faces change only the first convolution.
+    assert five.count_params() - identity.count_params() == 7 * 7 * 12 * 96
+    model = Speech2Vid()
+    assert model.count_params() == 41_133_287
+    assert Speech2Vid(skip_connections=False).count_params() < model.count_params()
+
+
+@pytest.mark.parametrize("images, skips", [(1, True), (5, True), (1, False)])
+def test_forward_shapes_and_range(images, skips):
+    model = Speech2Vid(num_identity_images=images, width=0.125, embedding_dim=32, skip_connections=skips)
+    frame = np.asarray(model(_inputs(images=images)))
+    assert frame.shape == (2, 112, 112, 3)
+    assert frame.min() >= 0 and frame.max() <= 1
+
+
+def test_config_round_trip_gives_equal_outputs():
+    model = Speech2Vid(num_identity_images=5, width=0.125, embedding_dim=32, skip_connections=False)
+    config = model.get_config()
+    assert {k: config[k] for k in ("num_identity_images", "width", "embedding_dim", "skip_connections")} == {
+        "num_identity_images": 5, "width": 0.125, "embedding_dim": 32, "skip_connections": False}  # fmt: skip
+    clone = Speech2Vid.from_config(config)
+    clone.set_weights(model.get_weights())
+    x = _inputs(images=5)
+    np.testing.assert_array_equal(np.asarray(clone(x)), np.asarray(model(x)))
+    for part in (Speech2VidAudioEncoder(0.125, 32), Speech2VidDecoder(0.125, 32, False), DeblurCNN(3, 8)):
+        assert type(part).from_config(part.get_config()).get_config() == part.get_config()
+
+
+def test_keras_file_save_and_reload(tmp_path):
+    model = Speech2Vid(width=0.125, embedding_dim=32)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    x = _inputs()
+    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), atol=1e-6)
+    assert isinstance(loaded, Speech2Vid) and loaded.frame_generator() is not None
+
+
+def test_frame_generator_reproduces_the_full_model():
+    """Identity computed once + per-window generator == the whole model (what export serves)."""
+    model = Speech2Vid(width=0.125, embedding_dim=32)
+    x = _inputs(batch=3)
+    identity = {k: np.asarray(v) for k, v in model.identity_encoder(x["faces"]).items()}
+    generator = model.frame_generator()
+    frame = generator({**identity, "mfcc": x["mfcc"]})
+    np.testing.assert_allclose(np.asarray(frame), np.asarray(model(x)), atol=1e-6)
+    assert set(generator.input) == {"identity", "skip_14", "skip_6", "mfcc"}
+    noskip = Speech2Vid(width=0.125, embedding_dim=32, skip_connections=False)
+    assert set(noskip.frame_generator().input) == {"identity", "mfcc"}
+
+
+def test_deblur_starts_as_identity_and_keeps_range():
+    model = DeblurCNN(depth=4, filters=8)
+    image = np.random.default_rng(0).random((2, 112, 112, 3), dtype=np.float32)
+    np.testing.assert_allclose(np.asarray(model(image)), image, atol=1e-6)  # zero-initialised residual
+    assert DeblurCNN(depth=10, filters=64).count_params() == 3 * 3 * 3 * 64 + 64 + 8 * (3 * 3 * 64 * 64 + 64) + 3 * 3 * 64 * 3 + 3

@@ -1,0 +1,48 @@
+"""One training step of a tiny Speech2Vid under MirroredStrategy with 1 or 2 CPU replicas.
+
+Run as a script (the CPU must be split into logical devices before TensorFlow
+starts): prints the max abs difference between the weights after one step
+with 1 replica and with 2 replicas on the same global batch.
+"""
+
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+tf.config.set_logical_device_configuration(
+    tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2
+)
+
+import keras  # noqa: E402
+
+from keras_s2v.configs.experiments import get_experiment  # noqa: E402
+from keras_s2v.training import train_lib  # noqa: E402
+
+
+def one_step(devices, initial, batch):
+    strategy = tf.distribute.MirroredStrategy(devices)
+    with strategy.scope():
+        model = train_lib.build_model(config)
+        model.set_weights(initial)
+        train_lib.compile_model(model, config)
+    dataset = tf.data.Dataset.from_tensors(batch)  # one global batch, split across replicas by fit
+    model.fit(dataset, epochs=1, verbose=0)
+    return model.get_weights()
+
+
+config = get_experiment("s2v_tiny")
+config.train.optimizer = "sgd"
+config.train.learning_rate = 0.5  # a large step so a wrong scaling shows
+keras.utils.set_random_seed(0)
+initial = train_lib.build_model(config).get_weights()
+rng = np.random.default_rng(0)
+batch = ({"faces": rng.random((8, 112, 112, 3), dtype=np.float32),
+          "mfcc": rng.normal(size=(8, 12, 35)).astype(np.float32)},
+         rng.random((8, 112, 112, 3), dtype=np.float32))  # fmt: skip
+one = one_step(["/cpu:0"], initial, batch)
+two = one_step(["/cpu:0", "/cpu:1"], initial, batch)
+moved = max(float(np.abs(a - b).max()) for a, b in zip(one, initial))
+diff = max(float(np.abs(a - b).max()) for a, b in zip(one, two))
+print(f"moved {moved:.6g} diff {diff:.6g}")
+sys.exit(0)
