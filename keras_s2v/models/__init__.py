@@ -1,0 +1,1 @@
+"""Models: Speech2Vid (encoders, decoder) and the deblurring CNN."""

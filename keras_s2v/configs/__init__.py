@@ -1,0 +1,1 @@
+"""Experiment configs and the registry of named experiments."""
