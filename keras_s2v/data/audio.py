@@ -84,9 +84,16 @@ def frame_to_sample(t: int | np.ndarray) -> int | np.ndarray:
     return t * SAMPLES_PER_FRAME
 
 
-def mfcc_window_range(t: int) -> tuple[int, int]:
-    """Raw samples ``[start, stop)`` that frame ``t``'s MFCC window reads."""
-    start = frame_to_sample(t) + MFCC_WINDOW_OFFSET
+def mfcc_window_range(t: int, fps: float = FPS) -> tuple[int, int]:
+    """Raw samples ``[start, stop)`` that frame ``t``'s MFCC window reads.
+
+    At another output frame rate (``generate --fps``) the window is centred on
+    that frame's own centre, ``(t + 0.5) / fps`` seconds.
+    """
+    if fps == FPS:
+        start = frame_to_sample(t) + MFCC_WINDOW_OFFSET
+    else:
+        start = int(round((t + 0.5) * SAMPLE_RATE / fps)) - MFCC_WINDOW_SAMPLES // 2
     return start, start + MFCC_WINDOW_SAMPLES
 
 
@@ -116,12 +123,12 @@ def segment_pcm_range(first_frame: int, frames: int) -> tuple[int, int]:
     return start, frame_to_sample(first_frame + frames - 1) + MFCC_WINDOW_OFFSET + MFCC_WINDOW_SAMPLES
 
 
-def pcm_window(waveform: np.ndarray, t: int) -> np.ndarray:
+def pcm_window(waveform: np.ndarray, t: int, fps: float = FPS) -> np.ndarray:
     """Raw samples of frame ``t``'s MFCC window, ``(MFCC_WINDOW_SAMPLES,)``.
 
     What the exported ``generate_frame_pcm`` signature takes as input.
     """
-    return padded_slice(waveform, *mfcc_window_range(t))
+    return padded_slice(waveform, *mfcc_window_range(t, fps))
 
 
 def wave_windows(waveform: np.ndarray, frames: int) -> np.ndarray:

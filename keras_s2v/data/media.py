@@ -187,6 +187,9 @@ def atomic_output(path, overwrite: bool = False):
     os.close(fd)
     try:
         yield Path(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp made it owner-only; give it a normal file's mode
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -116,3 +116,12 @@ def test_in_graph_mfcc_agrees_and_converts_to_tflite_builtins(tmp_path):
 def test_int16_round_trip():
     wave = _speechlike(0.2)
     np.testing.assert_allclose(audio.to_float(audio.to_int16(wave)), wave, atol=1 / 16000)
+
+
+def test_windows_at_another_frame_rate_are_centred_on_that_frame():
+    for fps in (25, 30, 24):
+        for t in (0, 7):
+            start, stop = audio.mfcc_window_range(t, fps)
+            assert stop - start == audio.MFCC_WINDOW_SAMPLES
+            assert abs((start + stop) / 2 - (t + 0.5) * audio.SAMPLE_RATE / fps) <= 1
+    assert audio.mfcc_window_range(3, 25) == audio.mfcc_window_range(3)
