@@ -112,7 +112,7 @@ def _tiny(config: ExperimentConfig) -> ExperimentConfig:
     config.data.shuffle_buffer = 64
     config.data.validation_samples_per_segment = 2
     config.train.optimizer = "adam"
-    config.train.learning_rate = 1e-3
+    config.train.learning_rate = 3e-3
     config.train.epochs = 2
     config.train.steps_per_epoch = 3
     config.train.validation_steps = 2

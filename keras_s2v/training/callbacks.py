@@ -14,6 +14,24 @@ def image_grid(identity: np.ndarray, generated: np.ndarray, truth: np.ndarray) -
     return (np.clip(np.concatenate(rows, axis=0), 0, 1) * 255).round().astype(np.uint8)
 
 
+class HistoryFile(keras.callbacks.Callback):
+    """Append each finished epoch's metrics to a JSON list, so a crashed run keeps its history."""
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = Path(path)
+
+    def on_epoch_end(self, epoch, logs=None):
+        import json
+
+        records = json.loads(self.path.read_text()) if self.path.exists() else []
+        records = [r for r in records if r["epoch"] != epoch + 1]
+        records.append({"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}})
+        tmp = self.path.with_suffix(".partial")
+        tmp.write_text(json.dumps(sorted(records, key=lambda r: r["epoch"]), indent=1))
+        tmp.replace(self.path)
+
+
 class ImageGrid(keras.callbacks.Callback):
     """Each epoch: generate a fixed validation batch and log identity | generated | ground truth.
 

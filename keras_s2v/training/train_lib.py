@@ -19,7 +19,6 @@ import json
 import os
 from pathlib import Path
 
-import numpy as np
 
 from keras_s2v.configs.experiments import ExperimentConfig
 
@@ -130,7 +129,7 @@ def train(config: ExperimentConfig, data_dir, workdir, strategy=None, extra_call
     import keras
     import tensorflow as tf
 
-    from keras_s2v.training.callbacks import ImageGrid
+    from keras_s2v.training.callbacks import HistoryFile, ImageGrid
 
     workdir = Path(workdir)
     check_workdir(workdir, config)
@@ -151,6 +150,7 @@ def train(config: ExperimentConfig, data_dir, workdir, strategy=None, extra_call
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.train.early_stopping_patience),
         keras.callbacks.TensorBoard(str(workdir / "logs"), write_graph=False),
         ImageGrid(grid_batch, workdir / "logs" / "images", workdir / "samples"),
+        HistoryFile(workdir / "history.json"),
         *extra_callbacks,
     ]
     history = model.fit(
@@ -161,20 +161,9 @@ def train(config: ExperimentConfig, data_dir, workdir, strategy=None, extra_call
         callbacks=callbacks,
         verbose=2,
     )
-    records = _append_history(workdir, history.history, history.epoch)
+    records = json.loads((workdir / "history.json").read_text()) if (workdir / "history.json").exists() else []
     return {"history": history.history, "epochs": records, "model": str(workdir / MODEL_FILE),
             "replicas": strategy.num_replicas_in_sync}  # fmt: skip
-
-
-def _append_history(workdir: Path, history: dict, epochs: list[int]) -> list[dict]:
-    path = workdir / "history.json"
-    records = json.loads(path.read_text()) if path.exists() else []
-    done = {r["epoch"] for r in records}
-    for i, epoch in enumerate(epochs):
-        if epoch + 1 not in done:
-            records.append({"epoch": epoch + 1, **{k: float(np.asarray(v[i])) for k, v in history.items()}})
-    path.write_text(json.dumps(records, indent=1))
-    return records
 
 
 def load_trained_model(workdir):
