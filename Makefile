@@ -28,8 +28,7 @@ $(STAMP): requirements.txt | system-deps
 	touch $(STAMP)
 
 demo: install
-	$(PY) -m keras_s2v.synth --out $(DEMO_DIR)/synth --num_clips 6 --seconds 4
-	$(PY) -m keras_s2v.prepare --input $(DEMO_DIR)/synth --out $(DEMO_DIR)/shards --workers 2
+	$(PY) -m keras_s2v.demo --out $(DEMO_DIR)
 
 test: install
 	$(PY) -m pytest -q tests
