@@ -32,6 +32,34 @@ def shard_files(data_dir, split: str) -> list[str]:
     return files
 
 
+def _segments(data_dir, split: str, training: bool, seed: int):
+    """(example with JPEG frames undecoded, stateless seed) pairs.
+
+    Training: shard order shuffled, shards interleaved, repeated forever.
+    Evaluation: every segment once, in order.
+    """
+    tf = _tf()
+    files = shard_files(data_dir, split)
+    dataset = tf.data.Dataset.from_tensor_slices(files)
+    if training:
+        dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(files)),
+                                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)  # fmt: skip
+    dataset = dataset.map(lambda s: features.decode_example(s, decode_frames=False), num_parallel_calls=tf.data.AUTOTUNE)
+    if training:
+        dataset = dataset.repeat()
+    keys = tf.data.Dataset.random(seed=seed).batch(2).map(lambda k: tf.cast(k, tf.int64))
+    return tf.data.Dataset.zip((dataset, keys))
+
+
+def _frame_picks(num_frames, count: int, key, training: bool):
+    """``count`` frame indices: uniform random when training, evenly spaced otherwise."""
+    tf = _tf()
+    if training:
+        return tf.random.stateless_uniform([count], key, 0, num_frames, tf.int32)
+    return tf.cast(tf.linspace(0.0, tf.cast(num_frames - 1, tf.float32), count), tf.int32)
+
+
 def _decode_frames(jpegs, indices):
     tf = _tf()
     images = tf.map_fn(lambda i: tf.io.decode_jpeg(tf.gather(jpegs, i), channels=3), indices,
@@ -70,32 +98,21 @@ def speech2vid_dataset(data_dir, split: str, batch_size: int, num_identity_image
     identity frame(s) half a segment away, no augmentation, one pass.
     """
     tf = _tf()
-    files = shard_files(data_dir, split)
-    dataset = tf.data.Dataset.from_tensor_slices(files)
+    dataset = _segments(data_dir, split, training, seed)
     if training:
-        dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(files)),
-                                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)  # fmt: skip
-    dataset = dataset.map(lambda s: features.decode_example(s, decode_frames=False), num_parallel_calls=tf.data.AUTOTUNE)
-    if training:
-        dataset = dataset.repeat()
-        seeds = tf.data.Dataset.random(seed=seed).batch(2)
-        dataset = tf.data.Dataset.zip((dataset, seeds))
-
-        def draws(example, pair_seed):
+        def draws(example, key):
             n = tf.cast(example["num_frames"], tf.int32)
-            keys = tf.random.experimental.stateless_split(tf.cast(pair_seed, tf.int64), samples_per_segment + 1)
-            targets = tf.random.stateless_uniform([samples_per_segment], keys[0], 0, n, tf.int32)
+            keys = tf.random.experimental.stateless_split(key, samples_per_segment + 1)
+            targets = _frame_picks(n, samples_per_segment, keys[0], training)
             samples = tf.data.Dataset.from_tensor_slices((targets, keys[1:]))
-            return samples.map(lambda t, key: _speech2vid_sample(
-                example, t, _identity_indices(key, n, t, num_identity_images, min_identity_gap), num_identity_images))
+            return samples.map(lambda t, k: _speech2vid_sample(
+                example, t, _identity_indices(k, n, t, num_identity_images, min_identity_gap), num_identity_images))
 
         dataset = dataset.flat_map(draws).shuffle(shuffle_buffer, seed=seed)
     else:
-        def fixed(example):
+        def fixed(example, key):
             n = tf.cast(example["num_frames"], tf.int32)
-            count = samples_per_segment
-            targets = tf.cast(tf.linspace(0.0, tf.cast(n - 1, tf.float32), count), tf.int32)
+            targets = _frame_picks(n, samples_per_segment, key, training)
             identity = tf.tile(((targets + n // 2) % n)[:, None], [1, num_identity_images])
             identity += tf.range(num_identity_images)[None, :] * tf.maximum(1, n // (4 * num_identity_images))
             identity %= n
@@ -170,21 +187,12 @@ def deblur_dataset(data_dir, split: str, batch_size: int, samples_per_segment: i
                    shuffle_buffer: int = 1024, max_sigma: float = 3.0, max_motion: int = 9, seed: int = 0):  # fmt: skip
     """Batches of (blurred frame, sharp frame), both (B, S, S, 3) in [0, 1]."""
     tf = _tf()
-    files = shard_files(data_dir, split)
-    dataset = tf.data.TFRecordDataset(files).map(lambda s: features.decode_example(s, decode_frames=False))
-    if training:
-        dataset = dataset.repeat()
-    seeds = tf.data.Dataset.random(seed=seed).batch(2)
-    dataset = tf.data.Dataset.zip((dataset, seeds))
+    dataset = _segments(data_dir, split, training, seed)
 
-    def frames(example, pair_seed):
+    def frames(example, key):
         n = tf.cast(example["num_frames"], tf.int32)
-        keys = tf.random.experimental.stateless_split(tf.cast(pair_seed, tf.int64), samples_per_segment + 1)
-        if training:
-            picks = tf.random.stateless_uniform([samples_per_segment], keys[0], 0, n, tf.int32)
-        else:
-            picks = tf.cast(tf.linspace(0.0, tf.cast(n - 1, tf.float32), samples_per_segment), tf.int32)
-        sharp = _decode_frames(example["frames"], picks)
+        keys = tf.random.experimental.stateless_split(key, samples_per_segment + 1)
+        sharp = _decode_frames(example["frames"], _frame_picks(n, samples_per_segment, keys[0], training))
         return tf.data.Dataset.from_tensor_slices((sharp, keys[1:]))
 
     def degrade(sharp, key):
