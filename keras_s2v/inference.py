@@ -9,7 +9,6 @@ the audio's length.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterator
 
 import numpy as np
@@ -19,38 +18,20 @@ from keras_s2v.data import media
 from keras_s2v.models.speech2vid import IMAGE_SIZE
 
 
-class NoFaceError(ValueError):
-    """A photo in which no face was found."""
-
-
-def read_image(path) -> np.ndarray:
-    """RGB uint8 image, or a ValueError naming the file."""
-    import cv2
-
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: file not found")
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(f"{path}: not an image OpenCV can read")
-    return image[..., ::-1].copy()
-
-
 def align_photo(path, analyzer=None, face_index: int | None = None, size: int = IMAGE_SIZE):
     """(aligned face uint8 (size, size, 3), source image, 2 x 3 transform) of the photo's face.
 
     The largest face, or the ``face_index``-th from the left.
     """
-    from keras_s2v.data.face import FaceAnalyzer
-    from keras_s2v.data.face import align
+    from keras_s2v.data.face import FaceAnalyzer, NoFaceError, align, largest_face
 
-    image = read_image(path)
+    image = media.read_image(path)
     analyzer = analyzer or FaceAnalyzer()
     faces = analyzer.analyze(image)
     if not faces:
-        raise NoFaceError(f"{path}: no face found")
+        raise NoFaceError(path)
     if face_index is None:
-        face = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+        face = largest_face(faces)
     else:
         ordered = sorted(faces, key=lambda f: f.box[0])
         if not 0 <= face_index < len(ordered):

@@ -166,6 +166,20 @@ def iter_frames(path, fps: float = audio_lib.FPS, max_side: int | None = None, i
             raise MediaError(path, f"no video frame could be decoded ({_last_line(errors.read().decode(errors='replace'))})")
 
 
+def read_image(path) -> np.ndarray:
+    """An image file as RGB uint8, or ``MediaError`` naming the file."""
+    import cv2
+
+    path = Path(path)
+    if not path.is_file():
+        raise MediaError(path, "file not found")
+    data = np.fromfile(str(path), np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise MediaError(path, "not an image that can be read")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
 def write_wav(path, waveform: np.ndarray, sample_rate: int = audio_lib.SAMPLE_RATE) -> None:
     import soundfile
 

@@ -54,6 +54,7 @@ import numpy as np
 
 from keras_s2v.data import audio as audio_lib
 from keras_s2v.data import media
+from keras_s2v.data.face import NoFaceError, largest_face
 
 # ============================================================================ Text and voices
 
@@ -600,15 +601,6 @@ DEFAULT_PORTRAITS: tuple[str, ...] = ("astronaut", "grace_hopper")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
-class NoFaceError(ValueError):
-    """A portrait image in which no face was found (or that cannot be read)."""
-
-    def __init__(self, path: str, problem: str = "no face found"):
-        self.path = str(path)
-        self.problem = problem
-        super().__init__(f"{path}: {problem}")
-
-
 @dataclasses.dataclass(frozen=True, eq=False)
 class Portrait:
     """A still face to animate: RGB uint8 image and its 68 landmarks in image pixels."""
@@ -635,22 +627,12 @@ def _detect_landmarks(image: np.ndarray, source: str, detector: str) -> np.ndarr
     faces = _analyzer(detector).analyze(small)
     if not faces:
         raise NoFaceError(source, f"no face found (detector={detector}); use a frontal portrait")
-    face = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+    face = largest_face(faces)
     return ((face.landmarks.astype(np.float64) + 0.5) / scale - 0.5).astype(np.float32)
 
 
 def _safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._") or "portrait"
-
-
-def _read_image(path: Path) -> np.ndarray:
-    import cv2
-
-    data = np.fromfile(str(path), np.uint8) if path.is_file() else None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None and data.size else None
-    if image is None:
-        raise NoFaceError(path, "not an image that can be read" if path.is_file() else "file not found")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def _default_image(name: str) -> tuple[np.ndarray, str]:
@@ -662,7 +644,7 @@ def _default_image(name: str) -> tuple[np.ndarray, str]:
         import matplotlib.cbook
 
         path = Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
-        return _read_image(path), str(path)
+        return media.read_image(path), str(path)
     raise ValueError(f"unknown default portrait {name!r}; choose from {DEFAULT_PORTRAITS}")
 
 
@@ -676,7 +658,7 @@ def load_portrait(source: str | os.PathLike | np.ndarray, name: str | None = Non
                   detector: str = "dlib") -> Portrait:  # fmt: skip
     """A portrait from an image file, an RGB array, or a default name (``DEFAULT_PORTRAITS``).
 
-    Raises ``NoFaceError`` naming the file when it has no face or cannot be read.
+    Raises ``NoFaceError`` (no face) or ``media.MediaError`` (unreadable), naming the file.
     """
     if isinstance(source, np.ndarray):
         image = np.ascontiguousarray(source[..., :3] if source.ndim == 3 else np.stack([source] * 3, -1))
@@ -686,7 +668,7 @@ def load_portrait(source: str | os.PathLike | np.ndarray, name: str | None = Non
         portrait = _default_portrait(source, detector)
         return dataclasses.replace(portrait, name=_safe_name(name)) if name else portrait
     path = Path(source)
-    image = _read_image(path)
+    image = media.read_image(path)
     return Portrait(_safe_name(name or path.stem), image, _detect_landmarks(image, str(path), detector), str(path))
 
 
@@ -1300,7 +1282,7 @@ def make_corpus(out_dir: str | os.PathLike, *, portraits: Sequence[Portrait | st
     for source in sources:
         try:
             loaded.append(source if isinstance(source, Portrait) else load_portrait(source, detector=detector))
-        except NoFaceError as error:
+        except (NoFaceError, media.MediaError) as error:
             summary.skipped_portraits.append((error.path, error.problem))
             say(f"skipping portrait {error.path}: {error.problem}")
     if not loaded:

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
+from keras_s2v.data.media import MediaError
 from keras_s2v.data import audio, media, synth
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -175,7 +176,7 @@ def test_portrait_without_a_face_names_the_file(tmp_path):
         synth.load_portrait(blank)
     junk = tmp_path / "notes.jpg"
     junk.write_text("not an image")
-    with pytest.raises(synth.NoFaceError, match="notes.jpg"):
+    with pytest.raises(MediaError, match="notes.jpg: not an image"):
         synth.load_portrait(junk)
 
 

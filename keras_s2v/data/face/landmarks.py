@@ -136,6 +136,20 @@ class Face:
     landmarks: np.ndarray
 
 
+class NoFaceError(ValueError):
+    """An image in which no face was found, with the file and the problem."""
+
+    def __init__(self, path, problem: str = "no face found"):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+def largest_face(faces: list[Face]) -> Face:
+    """The face with the largest box: the subject of a portrait."""
+    return max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+
+
 _DETECTORS = ("blazeface", "blazeface_short", "dlib")
 
 
@@ -226,6 +240,7 @@ class FaceAnalyzer:
         return self._landmarks(image, box, model)
 
 
-__all__ = ["BLAZEFACE_TO_DLIB_BOX", "LANDMARKS_TO_DLIB_BOX", "BoxMapping", "Face", "FaceAnalyzer",
+__all__ = ["BLAZEFACE_TO_DLIB_BOX", "LANDMARKS_TO_DLIB_BOX", "BoxMapping", "Face", "FaceAnalyzer", "NoFaceError",
+           "largest_face",
            "LandmarkPredictor", "dlib_box_from_blazeface", "dlib_box_from_landmarks",
            "landmark_reference"]
