@@ -51,12 +51,12 @@ def evaluate(model, dataset) -> dict:
     shuffled = np.random.default_rng(0).permutation(len(all_mfcc))
     offset = 0
     for inputs, target in batches:
-        target = np.asarray(target)
+        faces, mfcc, target = np.asarray(inputs["faces"]), np.asarray(inputs["mfcc"]), np.asarray(target)
         n = len(target)
         predictions = {
-            "model": np.asarray(model(inputs, training=False)),
-            "identity still": np.asarray(inputs["faces"])[..., :3],
-            "shuffled audio": np.asarray(model({"faces": inputs["faces"], "mfcc": all_mfcc[shuffled[offset : offset + n]]},
+            "model": np.asarray(model({"faces": faces, "mfcc": mfcc}, training=False)),
+            "identity still": faces[..., :3],
+            "shuffled audio": np.asarray(model({"faces": faces, "mfcc": all_mfcc[shuffled[offset : offset + n]]},
                                                training=False)),  # fmt: skip
         }
         offset += n
