@@ -167,6 +167,11 @@ class EspeakError(RuntimeError):
     """libespeak-ng is missing or refused a request."""
 
 
+@functools.lru_cache(maxsize=None)
+def _libc():
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+
+
 class _Espeak:
     """The process-wide espeak-ng engine: initialised once, used under a lock.
 
@@ -287,6 +292,9 @@ class _Espeak:
         language, plus, variant = voice.partition("+")
         name = _VOICE_ALIASES.get(language, language) + plus + variant
         with self.lock:
+            # espeak-ng draws fricative noise from the C library's rand(): reseed it so an
+            # utterance does not depend on what was synthesised before it in this process.
+            _libc().srand(0)
             if lib.espeak_SetVoiceByName(name.encode()) != 0:
                 raise EspeakError(f"espeak-ng has no voice {voice!r} (see `espeak-ng --voices`)")
             lib.espeak_SetParameter(_PARAM_RATE, int(rate), 0)
