@@ -258,9 +258,9 @@ class VideoWriter:
         message = _last_line(self._stderr.read().decode(errors="replace"))
         self._stderr.close()
         if exc_type is None and code != 0:
-            exc_type, exc, tb = MediaError, MediaError(self.path, f"ffmpeg failed to encode ({message})"), None
+            error = MediaError(self.path, f"ffmpeg failed to encode ({message})")
+            self._output.__exit__(MediaError, error, None)  # deletes the partial file
+            raise error
         # Moves the file into place on success, deletes the partial file otherwise.
         self._output.__exit__(exc_type, exc, tb)
-        if exc_type is MediaError and exc is not None and tb is None:
-            raise exc
         return False
