@@ -20,6 +20,7 @@ class ModelConfig:
     width: float = 1.0  # filter-count multiplier
     embedding_dim: int = 256
     skip_connections: bool = True
+    separable: bool = False  # depthwise-separable body convolutions (MobileNet blocks)
     deblur_depth: int = 10
     deblur_filters: int = 64
     identity_weights: str | None = None  # optional VGG-Face-style weights for the identity encoder
@@ -167,7 +168,37 @@ def s2v_small() -> ExperimentConfig:
     return config
 
 
-for _name in ("s2v", "s2v_5img", "s2v_noskip", "deblur", "s2v_small"):
+@register("s2v_mobile")
+def s2v_mobile() -> ExperimentConfig:
+    """Phone-sized: the paper's training at half width with depthwise-separable body convolutions.
+
+    What runs per video frame on the phone is ``frame_generator()`` (audio
+    encoder + decoder); the identity encoder runs once per face. Counted by
+    ``keras_s2v.models.flops.generator_flops`` (batch 1, BatchNorm folded):
+
+    ==========  ================  ===============  ===========  ==========
+    experiment  identity encoder  frame generator  full model   parameters
+    ==========  ================  ===============  ===========  ==========
+    s2v         0.773 GFLOP       2.113 GFLOP      2.886 GFLOP  41.1 M
+    s2v_small   0.065 GFLOP       0.137 GFLOP      0.202 GFLOP  3.2 M
+    s2v_mobile  0.064 GFLOP       0.207 GFLOP      0.271 GFLOP  9.6 M
+    ==========  ================  ===============  ===========  ==========
+
+    Separable blocks cut the 3 x 3 convolutions about 8-fold (5 x 5: 20-fold), but the
+    decoder's transposed convolutions stay standard and then dominate (0.16 of
+    the 0.207 GFLOP); they scale with width squared, hence width 0.5: about
+    a fifth of the 1 GFLOP per-frame budget. Separable at full width would
+    still cost 0.78 GFLOP per frame. ``embedding_dim`` stays 256: it changes
+    only the 1 x 1 ``fc7`` and the first transposed convolution (128 would
+    save 0.005 GFLOP).
+    """
+    config = s2v()
+    config.model.separable = True
+    config.model.width = 0.5
+    return config
+
+
+for _name in ("s2v", "s2v_5img", "s2v_noskip", "deblur", "s2v_small", "s2v_mobile"):
     register(f"{_name}_tiny")(lambda _base=_name: _tiny(_EXPERIMENTS[_base]()))
 
 

@@ -10,10 +10,41 @@ def batch_norm(name: str):
     return keras.layers.BatchNormalization(synchronized=True, name=name)
 
 
-def conv_bn_relu(x, filters: int, kernel_size, strides=1, padding: str = "same", name: str = "conv"):
-    """Conv2D -> BatchNorm -> ReLU, layers named ``{name}``, ``{name}_bn``, ``{name}_relu``."""
+# A depthwise convolution over fewer input channels saves almost nothing (RGB, MFCC): keep those standard.
+MIN_SEPARABLE_CHANNELS = 16
+
+
+def conv_bn_relu(x, filters: int, kernel_size, strides=1, padding: str = "same", separable: bool = False,
+                 name: str = "conv"):  # fmt: skip
+    """Conv2D -> BatchNorm -> ReLU, layers named ``{name}``, ``{name}_bn``, ``{name}_relu``.
+
+    With ``separable``, a k x k kernel (k > 1) over at least ``MIN_SEPARABLE_CHANNELS``
+    input channels becomes ``separable_conv_bn_relu`` (same output shape, same
+    names for the last three layers); 1 x 1 kernels and thin inputs stay standard.
+    """
+    kernel = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
+    if separable and max(kernel) > 1 and x.shape[-1] >= MIN_SEPARABLE_CHANNELS:
+        return separable_conv_bn_relu(x, filters, kernel, strides, padding, name=name)
     x = keras.layers.Conv2D(filters, kernel_size, strides=strides, padding=padding, use_bias=False,
                             kernel_initializer="he_normal", name=name)(x)  # fmt: skip
+    x = batch_norm(f"{name}_bn")(x)
+    return keras.layers.ReLU(name=f"{name}_relu")(x)
+
+
+def separable_conv_bn_relu(x, filters: int, kernel_size, strides=1, padding: str = "same", name: str = "conv"):
+    """MobileNet block: depthwise k x k -> BN -> ReLU -> pointwise 1 x 1 -> BN -> ReLU.
+
+    Layers ``{name}_dw``, ``{name}_dw_bn``, ``{name}_dw_relu`` (spatial, per
+    channel; carries the strides and padding), then ``{name}``, ``{name}_bn``,
+    ``{name}_relu`` (mixes channels), so the block's output keeps the name a
+    standard ``conv_bn_relu`` gives it. Per output position it costs
+    k^2 C_in + C_in C_out multiply-adds instead of k^2 C_in C_out.
+    """
+    x = keras.layers.DepthwiseConv2D(kernel_size, strides=strides, padding=padding, use_bias=False,
+                                     depthwise_initializer="he_normal", name=f"{name}_dw")(x)  # fmt: skip
+    x = batch_norm(f"{name}_dw_bn")(x)
+    x = keras.layers.ReLU(name=f"{name}_dw_relu")(x)
+    x = keras.layers.Conv2D(filters, 1, use_bias=False, kernel_initializer="he_normal", name=name)(x)
     x = batch_norm(f"{name}_bn")(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 

@@ -13,7 +13,11 @@ Three parts, each a functional model, so the export can run them apart:
 video frame after the identity is computed once).
 
 Sizes follow the paper at ``width=1``; ``width`` scales every filter count
-for small and tiny configurations.
+for small and tiny configurations. ``separable=True`` (the ``s2v_mobile``
+experiment) makes the k x k body convolutions MobileNet depthwise-separable
+blocks; the first convolutions over RGB / MFCC, the whole-map ``fc6``
+convolutions, the 1 x 1 ``fc7`` and the decoder's transposed convolutions stay
+standard. Inputs, outputs, skip maps and their shapes do not change.
 """
 
 from __future__ import annotations
@@ -32,19 +36,20 @@ SKIP_NAMES = ("skip_14", "skip_6")  # identity-encoder maps the decoder concaten
 class Speech2VidAudioEncoder(FunctionalModel):
     """MFCC window (12 coefficients x 35 steps, frequency x time) -> audio vector."""
 
-    CONFIG_KEYS = ("width", "embedding_dim")
+    CONFIG_KEYS = ("width", "embedding_dim", "separable")
 
-    def __init__(self, width: float = 1.0, embedding_dim: int = 256, name: str = "audio_encoder", **kwargs):
+    def __init__(self, width: float = 1.0, embedding_dim: int = 256, separable: bool = False,
+                 name: str = "audio_encoder", **kwargs):  # fmt: skip
         mfcc = keras.Input((audio_lib.MFCC_COEFFS, audio_lib.MFCC_WINDOW_HOPS), name="mfcc")
         x = keras.layers.Reshape((audio_lib.MFCC_COEFFS, audio_lib.MFCC_WINDOW_HOPS, 1), name="add_channel")(mfcc)
         # MFCC scales differ per coefficient; normalise with statistics learnt in training.
         x = batch_norm("input_norm")(x)  # (B, 12, 35, 1)
-        x = conv_bn_relu(x, scaled(64, width), 3, name="conv1")  # (B, 12, 35, 64)
-        x = conv_bn_relu(x, scaled(128, width), 3, name="conv2")  # (B, 12, 35, 128)
+        x = conv_bn_relu(x, scaled(64, width), 3, separable=separable, name="conv1")  # (B, 12, 35, 64): 1 channel in, standard
+        x = conv_bn_relu(x, scaled(128, width), 3, separable=separable, name="conv2")  # (B, 12, 35, 128)
         x = keras.layers.MaxPooling2D(3, strides=(1, 2), padding="same", name="pool2")(x)  # (B, 12, 18, 128): time only
-        x = conv_bn_relu(x, scaled(256, width), 3, name="conv3")
-        x = conv_bn_relu(x, scaled(256, width), 3, name="conv4")
-        x = conv_bn_relu(x, scaled(256, width), 3, name="conv5")  # (B, 12, 18, 256)
+        x = conv_bn_relu(x, scaled(256, width), 3, separable=separable, name="conv3")
+        x = conv_bn_relu(x, scaled(256, width), 3, separable=separable, name="conv4")
+        x = conv_bn_relu(x, scaled(256, width), 3, separable=separable, name="conv5")  # (B, 12, 18, 256)
         x = keras.layers.MaxPooling2D(3, strides=2, name="pool5")(x)  # (B, 5, 8, 256)
         x = conv_bn_relu(x, scaled(512, width), (5, 8), padding="valid", name="fc6")  # (B, 1, 1, 512)
         x = conv_bn_relu(x, embedding_dim, 1, name="fc7")  # (B, 1, 1, 256)
@@ -52,24 +57,26 @@ class Speech2VidAudioEncoder(FunctionalModel):
         super().__init__(inputs=mfcc, outputs=outputs, name=name, **kwargs)
         self.width = width
         self.embedding_dim = embedding_dim
+        self.separable = separable
 
 
 @keras.saving.register_keras_serializable(package="keras_s2v")
 class Speech2VidIdentityEncoder(FunctionalModel):
     """VGG-M style encoder: faces (B, 112, 112, 3 n) -> {identity, skip_14, skip_6}."""
 
-    CONFIG_KEYS = ("num_images", "width", "embedding_dim")
+    CONFIG_KEYS = ("num_images", "width", "embedding_dim", "separable")
 
-    def __init__(self, num_images: int = 1, width: float = 1.0, embedding_dim: int = 256,
+    def __init__(self, num_images: int = 1, width: float = 1.0, embedding_dim: int = 256, separable: bool = False,
                  name: str = "identity_encoder", **kwargs):  # fmt: skip
         faces = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3 * num_images), name="faces")
-        x = conv_bn_relu(faces, scaled(96, width), 7, strides=2, name="conv1")  # (B, 56, 56, 96)
+        # conv1 sees 3 n channels: standard even when separable.
+        x = conv_bn_relu(faces, scaled(96, width), 7, strides=2, separable=separable, name="conv1")  # (B, 56, 56, 96)
         x = keras.layers.MaxPooling2D(3, strides=2, name="pool1")(x)  # (B, 27, 27, 96)
-        skip_14 = conv_bn_relu(x, scaled(256, width), 5, strides=2, name="conv2")  # (B, 14, 14, 256)
+        skip_14 = conv_bn_relu(x, scaled(256, width), 5, strides=2, separable=separable, name="conv2")  # (B, 14, 14, 256)
         x = keras.layers.MaxPooling2D(3, strides=2, name="pool2")(skip_14)  # (B, 6, 6, 256)
-        x = conv_bn_relu(x, scaled(512, width), 3, name="conv3")
-        x = conv_bn_relu(x, scaled(512, width), 3, name="conv4")
-        skip_6 = conv_bn_relu(x, scaled(512, width), 3, name="conv5")  # (B, 6, 6, 512)
+        x = conv_bn_relu(x, scaled(512, width), 3, separable=separable, name="conv3")
+        x = conv_bn_relu(x, scaled(512, width), 3, separable=separable, name="conv4")
+        skip_6 = conv_bn_relu(x, scaled(512, width), 3, separable=separable, name="conv5")  # (B, 6, 6, 512)
         x = conv_bn_relu(skip_6, scaled(512, width), 6, padding="valid", name="fc6")  # (B, 1, 1, 512)
         x = conv_bn_relu(x, embedding_dim, 1, name="fc7")  # (B, 1, 1, 256)
         identity = keras.layers.Flatten(name="identity_vector")(x)  # (B, 256)
@@ -78,16 +85,17 @@ class Speech2VidIdentityEncoder(FunctionalModel):
         self.num_images = num_images
         self.width = width
         self.embedding_dim = embedding_dim
+        self.separable = separable
 
 
 @keras.saving.register_keras_serializable(package="keras_s2v")
 class Speech2VidDecoder(FunctionalModel):
     """[identity, audio] vectors (+ skips) -> frame (B, 112, 112, 3) in [0, 1]."""
 
-    CONFIG_KEYS = ("width", "embedding_dim", "skip_connections")
+    CONFIG_KEYS = ("width", "embedding_dim", "skip_connections", "separable")
 
     def __init__(self, width: float = 1.0, embedding_dim: int = 256, skip_connections: bool = True,
-                 name: str = "decoder", **kwargs):  # fmt: skip
+                 separable: bool = False, name: str = "decoder", **kwargs):  # fmt: skip
         identity = keras.Input((embedding_dim,), name="identity")
         audio = keras.Input((embedding_dim,), name="audio")
         skip_14 = keras.Input((14, 14, scaled(256, width)), name="skip_14")
@@ -97,11 +105,11 @@ class Speech2VidDecoder(FunctionalModel):
         x = deconv_bn_relu(x, scaled(512, width), 6, strides=1, padding="valid", name="deconv6")  # (B, 6, 6, 512)
         if skip_connections:
             x = keras.layers.Concatenate(name="concat_skip_6")([x, skip_6])
-        x = conv_bn_relu(x, scaled(512, width), 3, name="conv6")  # (B, 6, 6, 512)
+        x = conv_bn_relu(x, scaled(512, width), 3, separable=separable, name="conv6")  # (B, 6, 6, 512)
         x = deconv_bn_relu(x, scaled(256, width), 4, strides=2, padding="valid", name="deconv14")  # (B, 14, 14, 256)
         if skip_connections:
             x = keras.layers.Concatenate(name="concat_skip_14")([x, skip_14])
-        x = conv_bn_relu(x, scaled(256, width), 3, name="conv14")  # (B, 14, 14, 256)
+        x = conv_bn_relu(x, scaled(256, width), 3, separable=separable, name="conv14")  # (B, 14, 14, 256)
         x = deconv_bn_relu(x, scaled(128, width), 4, name="deconv28")  # (B, 28, 28, 128)
         x = deconv_bn_relu(x, scaled(64, width), 4, name="deconv56")  # (B, 56, 56, 64)
         x = keras.layers.Conv2DTranspose(3, 4, strides=2, padding="same", name="deconv112")(x)  # (B, 112, 112, 3)
@@ -113,6 +121,7 @@ class Speech2VidDecoder(FunctionalModel):
         self.width = width
         self.embedding_dim = embedding_dim
         self.skip_connections = skip_connections
+        self.separable = separable
 
 
 @keras.saving.register_keras_serializable(package="keras_s2v")
@@ -122,13 +131,13 @@ class Speech2Vid(FunctionalModel):
     Faces and frames are float32 RGB in [0, 1]; n = ``num_identity_images``.
     """
 
-    CONFIG_KEYS = ("num_identity_images", "width", "embedding_dim", "skip_connections")
+    CONFIG_KEYS = ("num_identity_images", "width", "embedding_dim", "skip_connections", "separable")
 
     def __init__(self, num_identity_images: int = 1, width: float = 1.0, embedding_dim: int = 256,
-                 skip_connections: bool = True, name: str = "speech2vid", **kwargs):  # fmt: skip
-        identity_encoder = Speech2VidIdentityEncoder(num_identity_images, width, embedding_dim)
-        audio_encoder = Speech2VidAudioEncoder(width, embedding_dim)
-        decoder = Speech2VidDecoder(width, embedding_dim, skip_connections)
+                 skip_connections: bool = True, separable: bool = False, name: str = "speech2vid", **kwargs):  # fmt: skip
+        identity_encoder = Speech2VidIdentityEncoder(num_identity_images, width, embedding_dim, separable)
+        audio_encoder = Speech2VidAudioEncoder(width, embedding_dim, separable)
+        decoder = Speech2VidDecoder(width, embedding_dim, skip_connections, separable)
         faces = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3 * num_identity_images), name="faces")
         mfcc = keras.Input((audio_lib.MFCC_COEFFS, audio_lib.MFCC_WINDOW_HOPS), name="mfcc")
         identity = identity_encoder(faces)
@@ -141,6 +150,7 @@ class Speech2Vid(FunctionalModel):
         self.width = width
         self.embedding_dim = embedding_dim
         self.skip_connections = skip_connections
+        self.separable = separable
         self.identity_encoder = identity_encoder
         self.audio_encoder = audio_encoder
         self.decoder = decoder

@@ -14,6 +14,9 @@ def test_required_experiments_and_tiny_twins_exist():
     assert experiments.get_experiment("s2v_5img").model.num_identity_images == 5
     assert experiments.get_experiment("s2v_noskip_tiny").model.skip_connections is False
     assert experiments.get_experiment("deblur_tiny").model.kind == "deblur"
+    mobile, mobile_tiny = experiments.get_experiment("s2v_mobile"), experiments.get_experiment("s2v_mobile_tiny")
+    assert (mobile.model.separable, mobile_tiny.model.separable, mobile.train) == (True, True, experiments.s2v().train)
+    assert experiments.get_experiment("s2v").model.separable is False
     paper = experiments.get_experiment("s2v")
     assert (paper.train.optimizer, paper.train.learning_rate, paper.model.width) == ("sgd", 1e-5, 1.0)
     with pytest.raises(ValueError, match="unknown experiment"):

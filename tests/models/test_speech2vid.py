@@ -86,3 +86,78 @@ def test_deblur_starts_as_identity_and_keeps_range():
     image = np.random.default_rng(0).random((2, 112, 112, 3), dtype=np.float32)
     np.testing.assert_allclose(np.asarray(model(image)), image, atol=1e-6)  # zero-initialised residual
     assert DeblurCNN(depth=10, filters=64).count_params() == 3 * 3 * 3 * 64 + 64 + 8 * (3 * 3 * 64 * 64 + 64) + 3 * 3 * 64 * 3 + 3
+
+
+def _shapes(model: keras.Model) -> dict:
+    """Every input and output of the model and of its parts, by name."""
+    parts = {"model": model, "generator": model.frame_generator(), "identity": model.identity_encoder,
+             "audio": model.audio_encoder, "decoder": model.decoder}  # fmt: skip
+    shapes = {}
+    for part, m in parts.items():
+        for kind, tensors in (("in", m.input), ("out", m.output)):
+            items = tensors.items() if isinstance(tensors, dict) else [("", tensors)]
+            shapes.update({(part, kind, key): tuple(t.shape) for key, t in items})
+    return shapes
+
+
+def test_separable_model_keeps_every_shape_and_name():
+    standard = Speech2Vid(width=0.25, embedding_dim=64)
+    separable = Speech2Vid(width=0.25, embedding_dim=64, separable=True)
+    assert _shapes(separable) == _shapes(standard)
+    frame = np.asarray(separable(_inputs()))
+    assert frame.shape == (2, 112, 112, 3) and frame.min() >= 0 and frame.max() <= 1
+    # Body convolutions become depthwise + pointwise; the pointwise keeps the standard conv's name.
+    decoder, identity, audio = separable.decoder, separable.identity_encoder, separable.audio_encoder
+    for part, name in [(decoder, "conv6"), (decoder, "conv14"), (identity, "conv2"), (identity, "conv5"), (audio, "conv3")]:
+        assert isinstance(part.get_layer(f"{name}_dw"), keras.layers.DepthwiseConv2D)
+        assert part.get_layer(name).kernel_size == (1, 1)
+        same_part = standard.get_layer(part.name)
+        assert part.get_layer(f"{name}_relu").output.shape == same_part.get_layer(f"{name}_relu").output.shape
+    # Standard where separable gains nothing: RGB / MFCC input, whole-map fc6, 1 x 1 fc7.
+    for part, name, kernel in [(identity, "conv1", (7, 7)), (audio, "conv1", (3, 3)), (identity, "fc6", (6, 6)),
+                               (audio, "fc6", (5, 8)), (audio, "fc7", (1, 1))]:  # fmt: skip
+        assert type(part.get_layer(name)) is keras.layers.Conv2D and part.get_layer(name).kernel_size == kernel
+        assert f"{name}_dw" not in [layer.name for layer in part.layers]
+    assert type(decoder.get_layer("deconv14")) is keras.layers.Conv2DTranspose
+    assert separable.count_params() < standard.count_params()
+
+
+def test_separable_config_round_trip_and_old_configs():
+    model = Speech2Vid(width=0.125, embedding_dim=32, separable=True)
+    config = model.get_config()
+    assert config["separable"] is True
+    clone = Speech2Vid.from_config(config)
+    assert clone.separable and clone.decoder.separable and clone.identity_encoder.separable
+    clone.set_weights(model.get_weights())
+    x = _inputs()
+    np.testing.assert_array_equal(np.asarray(clone(x)), np.asarray(model(x)))
+    for part in (Speech2VidAudioEncoder(0.125, 32, True), Speech2VidIdentityEncoder(1, 0.125, 32, True),
+                 Speech2VidDecoder(0.125, 32, True, True)):  # fmt: skip
+        assert part.get_config()["separable"] is True
+        assert type(part).from_config(part.get_config()).get_config() == part.get_config()
+    # A config saved before `separable` existed still loads, as the standard model.
+    old = {k: v for k, v in Speech2Vid(width=0.125, embedding_dim=32).get_config().items() if k != "separable"}
+    assert Speech2Vid.from_config(old).separable is False
+
+
+def test_separable_keras_file_save_and_reload(tmp_path):
+    model = Speech2Vid(width=0.125, embedding_dim=32, separable=True)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert isinstance(loaded, Speech2Vid) and loaded.separable
+    x = _inputs()
+    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), atol=1e-6)
+    generator = loaded.frame_generator()
+    identity = {k: np.asarray(v) for k, v in loaded.identity_encoder(x["faces"]).items()}
+    np.testing.assert_allclose(np.asarray(generator({**identity, "mfcc": x["mfcc"]})), np.asarray(model(x)), atol=1e-6)
+
+
+def test_mobile_tiny_experiment_builds():
+    from keras_s2v.configs.experiments import get_experiment
+    from keras_s2v.training.train_lib import build_model
+
+    model = build_model(get_experiment("s2v_mobile_tiny"))
+    assert isinstance(model, Speech2Vid) and model.separable and model.width == 0.125
+    assert any(isinstance(layer, keras.layers.DepthwiseConv2D) for layer in model.decoder.layers)
+    assert np.asarray(model(_inputs())).shape == (2, 112, 112, 3)
