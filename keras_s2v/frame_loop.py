@@ -1,0 +1,125 @@
+"""The call sequence of a served generator: identity once, then one frame per audio window.
+
+Backends differ only in how they run the two exported signatures (TF Serving
+through ``serving_client.ServingClient``, LiteRT on the device); the loop, the
+face input and the video writing live here and import no TensorFlow, so every
+client shares them.
+
+A backend is any object with two methods (``FrameBackend``):
+
+* ``identity_features(faces)``: ``faces`` uint8 ``(1, 112, 112, 3 n)`` RGB
+  0..255 -> dict of ``identity`` (and ``skip_14``, ``skip_6`` for models with
+  skip connections), each with batch 1.
+* ``generate_frame_pcm(identity, pcm)``: that dict (batch 1; the backend
+  repeats it to the batch) and ``pcm`` float32 ``(N, 5840)`` raw 16 kHz
+  windows -> frames float32 ``(N, 112, 112, 3)`` RGB in [0, 1].
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from keras_s2v.data import audio as audio_lib
+from keras_s2v.data import media
+
+FACE_SIZE = 112  # side of the aligned face the exported signatures take and give
+
+
+class FrameBackend(Protocol):
+    def identity_features(self, faces: np.ndarray) -> dict[str, np.ndarray]: ...
+
+    def generate_frame_pcm(self, identity: dict[str, np.ndarray], pcm: np.ndarray) -> np.ndarray: ...
+
+
+def face_input(images: Sequence[np.ndarray], names: Sequence[str] | None = None, size: int = FACE_SIZE) -> np.ndarray:
+    """``(1, size, size, 3 n)`` uint8 ``faces`` input from n aligned RGB face crops.
+
+    Each crop must be square (the aligned crop ``prepare`` and ``generate``
+    make); other sizes are resized to ``size``. ``names`` (file names) go
+    into the error messages.
+    """
+    import cv2
+
+    if not images:
+        raise ValueError("no face image given")
+    names = list(names) if names is not None else [f"face image {i}" for i in range(len(images))]
+    crops = []
+    for image, name in zip(images, names, strict=True):
+        image = np.asarray(image)
+        if image.ndim != 3 or image.shape[-1] != 3:
+            raise ValueError(f"{name}: expected an RGB image (H, W, 3), got shape {image.shape}")
+        height, width = image.shape[:2]
+        if height != width:
+            raise ValueError(
+                f"{name}: {width}x{height} is not square: give the aligned face crop "
+                f"({size}x{size}), not the original photo"
+            )
+        if height != size:
+            interpolation = cv2.INTER_AREA if height > size else cv2.INTER_LINEAR
+            image = cv2.resize(image, (size, size), interpolation=interpolation)
+        crops.append(image.astype(np.uint8))
+    return np.concatenate(crops, axis=-1)[None]
+
+
+def read_faces(paths: Sequence[str], size: int = FACE_SIZE) -> np.ndarray:
+    """``face_input`` from image files; ``MediaError`` / ``ValueError`` name the file."""
+    return face_input([media.read_image(path) for path in paths], [str(p) for p in paths], size)
+
+
+def pcm_windows(waveform: np.ndarray, first: int, count: int, fps: float = audio_lib.FPS) -> np.ndarray:
+    """``(count, 5840)`` float32 raw windows of frames ``first .. first + count - 1``."""
+    waveform = audio_lib.to_float(np.asarray(waveform))
+    return np.stack([audio_lib.pcm_window(waveform, first + i, fps) for i in range(count)]).astype(np.float32)
+
+
+def to_uint8(frames: np.ndarray) -> np.ndarray:
+    """Frames in [0, 1] -> uint8 0..255."""
+    return (np.clip(np.asarray(frames, np.float32), 0.0, 1.0) * 255.0).round().astype(np.uint8)
+
+
+def talking_frames(backend: FrameBackend, faces_uint8: np.ndarray, waveform: np.ndarray, batch_size: int = 25,
+                   fps: float = audio_lib.FPS) -> Iterator[np.ndarray]:  # fmt: skip
+    """Yield uint8 ``(112, 112, 3)`` frames for the audio, one per ``1 / fps`` seconds.
+
+    ``identity_features`` runs once; ``generate_frame_pcm`` runs on up to
+    ``batch_size`` windows per call, frame ``t`` on ``audio.pcm_window(t)``.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    identity = backend.identity_features(faces_uint8)
+    total = audio_lib.num_frames(len(waveform), fps)
+    for first in range(0, total, batch_size):
+        count = min(batch_size, total - first)
+        frames = np.asarray(backend.generate_frame_pcm(identity, pcm_windows(waveform, first, count, fps)))
+        if frames.ndim != 4 or frames.shape[0] != count:
+            raise ValueError(f"generate_frame_pcm gave frames of shape {frames.shape} for {count} window(s)")
+        yield from to_uint8(frames)
+
+
+def write_talking_video(backend: FrameBackend, faces_uint8: np.ndarray, waveform: np.ndarray, out,
+                        batch_size: int = 25, fps: float = audio_lib.FPS, overwrite: bool = False,
+                        progress: bool = True) -> int:  # fmt: skip
+    """Stream ``talking_frames`` into ``out`` (mp4, audio muxed); returns the frame count.
+
+    The output appears only when every frame is written; an existing file is
+    kept unless ``overwrite``.
+    """
+    from tqdm import tqdm
+
+    if Path(out).exists() and not overwrite:  # before any call to the backend
+        raise FileExistsError(f"{out}: already exists (pass --overwrite to replace it)")
+    total = audio_lib.num_frames(len(waveform), fps)
+    frames = talking_frames(backend, faces_uint8, waveform, batch_size, fps)
+    first = next(frames, None)
+    if first is None:
+        raise ValueError("the audio is too short for one video frame")
+    height, width = first.shape[:2]
+    with media.VideoWriter(out, width, height, fps, audio=waveform, overwrite=overwrite) as writer:
+        for frame in tqdm(itertools.chain([first], frames), total=total, unit="frame", disable=not progress):
+            writer.write(frame)
+    return writer.frames_written

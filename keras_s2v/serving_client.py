@@ -1,0 +1,398 @@
+"""Client for an exported generator under TF Serving, by signature name, over REST or gRPC.
+
+    python -m keras_s2v.serving_client --host localhost --model s2v_small \\
+        --face aligned_face.png --audio speech.wav --out out.mp4 [--protocol grpc] [--overwrite]
+
+The exporter writes ``OUT/serving/<model>/<version>/`` with these signatures:
+
+* ``identity_features``: ``faces`` uint8 ``(N, 112, 112, 3 n)`` RGB 0..255 ->
+  ``identity`` ``(N, E)``, ``skip_14`` ``(N, 14, 14, C1)``, ``skip_6``
+  ``(N, 6, 6, C2)`` float32 (only ``identity`` for models without skips).
+* ``generate_frame``: those outputs and ``mfcc`` float32 ``(N, 12, 35)`` ->
+  ``frame`` float32 ``(N, 112, 112, 3)`` RGB in [0, 1].
+* ``generate_frame_pcm``: those outputs and ``pcm`` float32 ``(N, 5840)``, the
+  raw 16 kHz window of each frame (``audio.pcm_window``) -> ``frame``.
+* ``serving_default``: ``faces`` and ``pcm`` -> ``frame``.
+
+The REST path needs only NumPy and the standard library; gRPC imports
+``grpc``, ``tensorflow_serving.apis`` and TensorFlow (for tensor protos) when
+first used. gRPC sends tensors as raw bytes; REST as JSON text, about 12
+characters per float, so prefer gRPC for long clips over a network.
+
+The command runs what an app runs: ``identity_features`` once on the aligned
+face, then ``generate_frame_pcm`` on batches of 40 ms frames' windows
+(``frame_loop.talking_frames``), streaming the frames into an mp4 with the
+audio muxed.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+
+import numpy as np
+
+IDENTITY_FEATURES = "identity_features"
+GENERATE_FRAME = "generate_frame"
+GENERATE_FRAME_PCM = "generate_frame_pcm"
+SERVING_DEFAULT = "serving_default"
+
+# Outputs of each exported signature, in order. Over REST, TF Serving drops
+# the name of a signature's only output: it takes the first name here.
+SIGNATURE_OUTPUTS = {
+    IDENTITY_FEATURES: ("identity", "skip_14", "skip_6"),
+    GENERATE_FRAME: ("frame",),
+    GENERATE_FRAME_PCM: ("frame",),
+    SERVING_DEFAULT: ("frame",),
+}
+OUTPUT_DTYPE = np.float32  # every output of the exported signatures
+
+REST_PORT = 8501
+GRPC_PORT = 8500
+DEFAULT_TIMEOUT = 60.0  # seconds per request
+_MAX_GRPC_MESSAGE = -1  # unlimited: 25 frames are 3.8 MB, over gRPC's default 4 MB receive limit
+
+
+class ServingError(Exception):
+    """A request TF Serving did not answer, with the address and the problem."""
+
+    def __init__(self, target: str, problem: str):
+        self.target = target
+        self.problem = problem
+        super().__init__(f"{target}: {problem}")
+
+
+# --- Inputs ---------------------------------------------------------------------------
+
+
+def _as_input(value) -> np.ndarray:
+    """An input array as sent: float64 (NumPy's default) becomes float32, the
+    dtype of every float input of the exported signatures; others keep theirs."""
+    array = np.asarray(value)
+    if array.dtype == np.float64:
+        return array.astype(np.float32)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"cannot send an array of dtype {array.dtype}: numbers or booleans only")
+    return array
+
+
+def _single_output_name(signature_name: str) -> str:
+    return SIGNATURE_OUTPUTS.get(signature_name, ("output",))[0]
+
+
+# --- REST -------------------------------------------------------------------------------
+
+
+def rest_url(host: str, model_name: str, version: int | None = None, port: int = REST_PORT) -> str:
+    """``http://host:port/v1/models/<name>[/versions/<v>]:predict``.
+
+    ``host`` may also be a base URL (``https://serving.example.com``), used
+    as it is, without ``port``.
+    """
+    if "://" in host:
+        base = host.rstrip("/")
+    else:
+        if ":" in host and not host.startswith("["):  # IPv6 literal
+            host = f"[{host}]"
+        base = f"http://{host}:{port}"
+    path = f"/v1/models/{urllib.parse.quote(model_name, safe='')}"
+    if version is not None:
+        path += f"/versions/{int(version)}"
+    return f"{base}{path}:predict"
+
+
+def rest_payload(signature_name: str, inputs: Mapping[str, np.ndarray]) -> dict:
+    """``{"signature_name": ..., "inputs": {name: nested lists}}``: TF Serving's columnar request.
+
+    Integers stay JSON integers (a uint8 ``faces`` input must not be sent as
+    floats); floats are written exactly (float32 values round-trip).
+    """
+    return {
+        "signature_name": signature_name,
+        "inputs": {name: _as_input(value).tolist() for name, value in inputs.items()},
+    }
+
+
+def _to_array(value, dtype) -> np.ndarray:
+    array = np.asarray(value)
+    if dtype is not None:
+        return array.astype(dtype)
+    if array.dtype.kind == "f" or array.size == 0:
+        return array.astype(np.float32)
+    return array
+
+
+def parse_rest_response(response: Mapping, output_name: str = "output",
+                        dtypes: Mapping[str, np.dtype] | np.dtype | None = None) -> dict[str, np.ndarray]:  # fmt: skip
+    """Arrays of a ``:predict`` answer, keyed by output name.
+
+    Handles ``{"outputs": {name: value, ...}}`` (several outputs),
+    ``{"outputs": value}`` (the only output, which TF Serving leaves unnamed:
+    it is called ``output_name``) and the row form ``{"predictions": [...]}``.
+    JSON carries no dtype: ``dtypes`` gives one per name (or one for all);
+    otherwise floats become float32 and integers int64.
+    """
+    if "error" in response:
+        raise ServingError("TF Serving", str(response["error"]))
+    if "outputs" in response:
+        outputs = response["outputs"]
+        named = outputs if isinstance(outputs, Mapping) else {output_name: outputs}
+    elif "predictions" in response:
+        rows = response["predictions"]
+        if rows and all(isinstance(row, Mapping) for row in rows):
+            named = {name: [row[name] for row in rows] for name in rows[0]}
+        else:
+            named = {output_name: rows}
+    else:
+        raise ValueError(f"not a predict answer: no 'outputs' or 'predictions' in keys {sorted(response)}")
+
+    def dtype_of(name):
+        if isinstance(dtypes, Mapping):
+            return dtypes.get(name)
+        return dtypes
+
+    return {name: _to_array(value, dtype_of(name)) for name, value in named.items()}
+
+
+def _http_error_message(body: bytes) -> str:
+    text = body.decode(errors="replace").strip()
+    try:
+        return str(json.loads(text).get("error", text))
+    except (ValueError, AttributeError):
+        return text or "no message"
+
+
+def _post_json(url: str, payload: dict, timeout: float) -> dict:
+    request = urllib.request.Request(
+        url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            body = answer.read()
+    except urllib.error.HTTPError as error:
+        message = _http_error_message(error.read())
+        hint = " (check --model and the version the server loaded)" if error.code == 404 else ""
+        raise ServingError(url, f"HTTP {error.code}: {message}{hint}") from None
+    except urllib.error.URLError as error:
+        raise ServingError(url, _connection_problem(error.reason, "REST", timeout)) from None
+    except (OSError, http.client.HTTPException) as error:  # timeout or reset while reading the answer
+        raise ServingError(url, _connection_problem(error, "REST", timeout)) from None
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise ServingError(url, f"the answer is not JSON: {body[:200]!r}") from None
+
+
+def _connection_problem(reason, api: str, timeout: float) -> str:
+    if isinstance(reason, ConnectionRefusedError):
+        return (f"connection refused: is TF Serving running, with its {api} API on this port? "
+                "(docker run -p 8500:8500 -p 8501:8501 ... tensorflow/serving, see BUILD.md)")  # fmt: skip
+    if isinstance(reason, TimeoutError):
+        return f"no answer within {timeout:g} s (raise --timeout, or send fewer frames per request)"
+    if isinstance(reason, socket.gaierror):
+        return f"unknown host ({reason})"
+    return f"connection failed ({reason})"
+
+
+# --- gRPC -----------------------------------------------------------------------------
+
+
+def predict_request(model_name: str, signature_name: str, inputs: Mapping[str, np.ndarray],
+                    version: int | None = None):  # fmt: skip
+    """A ``tensorflow_serving.apis.predict_pb2.PredictRequest`` with each input as a tensor proto."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model_name
+    request.model_spec.signature_name = signature_name
+    if version is not None:
+        request.model_spec.version.value = int(version)
+    for name, value in inputs.items():
+        request.inputs[name].CopyFrom(tf.make_tensor_proto(_as_input(value)))
+    return request
+
+
+def parse_predict_response(response) -> dict[str, np.ndarray]:
+    """Arrays of a ``PredictResponse``, keyed by output name, with their own dtypes."""
+    import tensorflow as tf
+
+    return {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
+
+
+def _grpc_problem(error, timeout: float) -> str:
+    import grpc
+
+    code, details = error.code(), error.details()
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return (f"cannot connect ({details}): is TF Serving running, with its gRPC API on this port? "
+                "(docker run -p 8500:8500 -p 8501:8501 ... tensorflow/serving, see BUILD.md)")  # fmt: skip
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return f"no answer within {timeout:g} s (raise --timeout, or send fewer frames per request)"
+    if code == grpc.StatusCode.NOT_FOUND:
+        return f"{details} (check --model and the version the server loaded)"
+    return f"{code.name}: {details}"
+
+
+# --- Client -------------------------------------------------------------------------------
+
+
+class ServingClient:
+    """Calls an exported generator's signatures on a TF Serving model server.
+
+    ``predict(signature_name, **inputs)`` returns the outputs as NumPy arrays;
+    ``identity_features`` and ``generate_frame_pcm`` are the two calls an app
+    makes (the ``frame_loop.FrameBackend`` protocol).
+    """
+
+    def __init__(self, host: str, model_name: str, version: int | None = None, protocol: str = "rest",
+                 rest_port: int = REST_PORT, grpc_port: int = GRPC_PORT, timeout: float = DEFAULT_TIMEOUT):  # fmt: skip
+        if protocol not in ("rest", "grpc"):
+            raise ValueError(f"protocol must be 'rest' or 'grpc', got {protocol!r}")
+        self.host, self.model_name, self.version, self.protocol = host, model_name, version, protocol
+        self.rest_port, self.grpc_port, self.timeout = rest_port, grpc_port, timeout
+        self._channel = self._stub = None
+
+    @property
+    def target(self) -> str:
+        """The URL (REST) or host:port (gRPC) requests go to."""
+        if self.protocol == "rest":
+            return rest_url(self.host, self.model_name, self.version, self.rest_port)
+        host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host
+        return f"{host}:{self.grpc_port}"
+
+    def predict(self, signature_name: str, **inputs) -> dict[str, np.ndarray]:
+        """Run one signature on a batch; outputs keyed by name."""
+        if self.protocol == "rest":
+            answer = _post_json(self.target, rest_payload(signature_name, inputs), self.timeout)
+            dtypes = OUTPUT_DTYPE if signature_name in SIGNATURE_OUTPUTS else None
+            return parse_rest_response(answer, _single_output_name(signature_name), dtypes)
+        import grpc
+
+        request = predict_request(self.model_name, signature_name, inputs, self.version)
+        try:
+            response = self._grpc_stub().Predict(request, timeout=self.timeout)
+        except grpc.RpcError as error:
+            raise ServingError(f"grpc://{self.target} ({self.model_name})", _grpc_problem(error, self.timeout)) from None
+        return parse_predict_response(response)
+
+    def identity_features(self, faces_uint8: np.ndarray) -> dict[str, np.ndarray]:
+        """``faces`` uint8 ``(112, 112, 3 n)`` or ``(N, 112, 112, 3 n)`` -> ``identity`` (and skips)."""
+        faces = np.asarray(faces_uint8)
+        if faces.dtype != np.uint8:
+            raise TypeError(f"faces must be uint8 RGB 0..255, got {faces.dtype}")
+        if faces.ndim == 3:
+            faces = faces[None]
+        return self.predict(IDENTITY_FEATURES, faces=faces)
+
+    def generate_frame_pcm(self, identity_outputs: Mapping[str, np.ndarray], pcm: np.ndarray) -> np.ndarray:
+        """Frames float32 ``(N, 112, 112, 3)`` in [0, 1] for ``pcm`` ``(N, 5840)`` windows.
+
+        ``identity_outputs`` is what ``identity_features`` returned; with
+        batch 1 it is repeated for every window.
+        """
+        pcm = np.asarray(pcm, np.float32)
+        if pcm.ndim == 1:
+            pcm = pcm[None]
+        inputs = {name: _repeat_to(name, value, len(pcm)) for name, value in identity_outputs.items()}
+        return self.predict(GENERATE_FRAME_PCM, pcm=pcm, **inputs)["frame"]
+
+    def _grpc_stub(self):
+        if self._stub is None:
+            import grpc
+            from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+            options = [("grpc.max_send_message_length", _MAX_GRPC_MESSAGE),
+                       ("grpc.max_receive_message_length", _MAX_GRPC_MESSAGE)]  # fmt: skip
+            self._channel = grpc.insecure_channel(self.target, options=options)
+            self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
+        return self._stub
+
+    def close(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+        self._channel = self._stub = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+def _repeat_to(name: str, value, count: int) -> np.ndarray:
+    value = np.asarray(value)
+    if value.shape[0] == count:
+        return value
+    if value.shape[0] == 1:
+        return np.repeat(value, count, axis=0)
+    raise ValueError(f"{name} has batch {value.shape[0]}, expected 1 or {count}")
+
+
+# --- Command line -----------------------------------------------------------------------
+
+
+def make_video(client, face_paths, audio_path, out, batch_size: int = 25, fps: float = 25.0,
+               overwrite: bool = False, progress: bool = True) -> tuple[int, float]:  # fmt: skip
+    """Read the face crop(s) and the audio, write ``out``; (frames, seconds of audio)."""
+    from keras_s2v import frame_loop
+    from keras_s2v.data import audio as audio_lib
+    from keras_s2v.data import media
+
+    faces = frame_loop.read_faces(face_paths)
+    waveform = media.read_audio(audio_path)
+    count = frame_loop.write_talking_video(client, faces, waveform, out, batch_size, fps, overwrite, progress)
+    return count, len(waveform) / audio_lib.SAMPLE_RATE
+
+
+def _define_flags() -> None:
+    """Flags of the command, defined only when it runs (importing the library defines none)."""
+    from absl import flags
+
+    flags.DEFINE_string("host", "localhost", "Model server host (or a base URL for REST).")
+    flags.DEFINE_string("model", "s2v_small", "Model name on the server (MODEL_NAME of the container).")
+    flags.DEFINE_integer("model_version", None, "Model version (default: the latest the server loaded).")
+    flags.DEFINE_enum("protocol", "rest", ["rest", "grpc"], "REST (JSON) or gRPC (binary tensors).")
+    flags.DEFINE_integer("rest_port", REST_PORT, "TF Serving's REST port (--rest_api_port).")
+    flags.DEFINE_integer("grpc_port", GRPC_PORT, "TF Serving's gRPC port (--port).")
+    flags.DEFINE_multi_string("face", [], "Aligned square face crop (repeat 5 times for a 5-image model).")
+    flags.DEFINE_string("audio", None, "Speech recording (wav, mp3, m4a, ...).", required=True)
+    flags.DEFINE_string("out", None, "Output video (.mp4).", required=True)
+    flags.DEFINE_integer("batch_size", 25, "Audio windows (video frames) per request.", lower_bound=1)
+    flags.DEFINE_float("fps", 25.0, "Output frame rate.")
+    flags.DEFINE_float("timeout", DEFAULT_TIMEOUT, "Seconds to wait for each answer.")
+    flags.DEFINE_bool("overwrite", False, "Replace an existing output.")
+
+
+def main(argv):
+    del argv
+    from absl import flags
+
+    from keras_s2v.data import media
+
+    f = flags.FLAGS
+    try:
+        if not f.face:
+            raise ValueError("give the aligned face crop with --face IMAGE")
+        client = ServingClient(f.host, f.model, f.model_version, f.protocol, f.rest_port, f.grpc_port, f.timeout)
+        with client:
+            count, seconds = make_video(client, f.face, f.audio, f.out, f.batch_size, f.fps, f.overwrite)
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError, media.MediaError, ServingError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {f.out}: {count} frames at {f.fps:g} fps, {seconds:.2f} s of audio, from {client.target}")
+    return 0
+
+
+if __name__ == "__main__":
+    from absl import app
+
+    _define_flags()
+    app.run(main)
