@@ -39,7 +39,7 @@ SAMPLES_PER_FRAME = SAMPLE_RATE // FPS  # 640
 # --- Spectral framing shared by MFCC and log-mel ------------------------------
 WIN_LENGTH = 400  # 25 ms
 HOP_LENGTH = 160  # 10 ms
-FFT_LENGTH = 512  # power of two: TFLite's RFFT needs it
+FFT_LENGTH = 512  # DFT length: 400-sample frames zero-padded
 HOPS_PER_FRAME = SAMPLES_PER_FRAME // HOP_LENGTH  # 4
 
 # --- Speech2Vid MFCC -----------------------------------------------------------
@@ -238,21 +238,35 @@ def frame_rms(waveform: np.ndarray, frames: int) -> np.ndarray:
 # --- TensorFlow MFCC (export graphs; converts to TFLite builtins) -------------------
 
 
+def windowed_dft_matrices() -> tuple[np.ndarray, np.ndarray]:
+    """(cos, sin) matrices ``(WIN_LENGTH, FFT_LENGTH // 2 + 1)`` of the Hamming-windowed real DFT.
+
+    A frame of ``WIN_LENGTH`` samples, zero-padded to ``FFT_LENGTH``, has
+    spectrum ``frame @ cos - 1j * frame @ sin``: the window and the padding
+    are folded into the matrices.
+    """
+    n = np.arange(WIN_LENGTH)[:, None]
+    k = np.arange(FFT_LENGTH // 2 + 1)[None, :]
+    angle = 2.0 * np.pi * n * k / FFT_LENGTH
+    window = hamming_window()[:, None].astype(np.float64)
+    return (window * np.cos(angle)).astype(np.float32), (window * np.sin(angle)).astype(np.float32)
+
+
 def mfcc_tf(pcm_windows):
     """``(B, 5840)`` float32 raw windows in [-1, 1] -> ``(B, 12, 35)`` MFCC.
 
-    Built from ops TFLite has as builtins: strided framing by gather, RFFT
-    with a power-of-two length, matmuls with constant mel and DCT matrices.
+    Gather and matmuls only: the 512-point DFT is two constant matrices, not
+    an RFFT op, so the graph converts to TFLite builtins and to ONNX (tf2onnx
+    cannot take RFFT's real and imaginary parts), at about 7 M multiply-adds
+    per window.
     """
     import tensorflow as tf
 
     starts = np.arange(MFCC_WINDOW_HOPS) * HOP_LENGTH
     index = (starts[:, None] + np.arange(WIN_LENGTH)[None, :]).astype(np.int32)
     frames = tf.gather(pcm_windows, tf.constant(index), axis=1)  # (B, 35, 400)
-    frames = frames * tf.constant(hamming_window())
-    frames = tf.pad(frames, [[0, 0], [0, 0], [0, FFT_LENGTH - WIN_LENGTH]])  # (B, 35, 512)
-    spec = tf.signal.rfft(frames, fft_length=[FFT_LENGTH])  # (B, 35, 257) complex
-    power = tf.math.real(spec) ** 2 + tf.math.imag(spec) ** 2
+    cos, sin = windowed_dft_matrices()
+    power = tf.matmul(frames, tf.constant(cos)) ** 2 + tf.matmul(frames, tf.constant(sin)) ** 2  # (B, 35, 257)
     mel = tf.matmul(power, tf.constant(mel_matrix(MFCC_MEL_BANDS, MFCC_FMIN, MFCC_FMAX)))
     cepstra = tf.matmul(tf.math.log(mel + LOG_FLOOR), tf.constant(dct_matrix()))  # (B, 35, 12)
     return tf.transpose(cepstra, [0, 2, 1])

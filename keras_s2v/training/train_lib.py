@@ -11,6 +11,7 @@ Workdir layout::
     logs/                TensorBoard scalars and image grids
     samples/latest.png   identity | generated | ground truth, last epoch
     history.json         per-epoch metrics
+    data.json            the shard folder of the latest run
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from keras_s2v.configs.experiments import ExperimentConfig
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.keras"
+DATA_FILE = "data.json"  # where the shards were (export calibrates int8 on them); not part of the config
 
 
 class WorkdirMismatch(ValueError):
@@ -37,7 +39,7 @@ def build_model(config: ExperimentConfig):
 
     m = config.model
     if m.kind == "speech2vid":
-        model = Speech2Vid(m.num_identity_images, m.width, m.embedding_dim, m.skip_connections)
+        model = Speech2Vid(m.num_identity_images, m.width, m.embedding_dim, m.skip_connections, m.separable)
         if m.identity_weights:
             path = Path(m.identity_weights)
             if not path.exists():
@@ -133,6 +135,7 @@ def train(config: ExperimentConfig, data_dir, workdir, strategy=None, extra_call
 
     workdir = Path(workdir)
     check_workdir(workdir, config)
+    (workdir / DATA_FILE).write_text(json.dumps({"data_dir": str(Path(data_dir).resolve())}) + "\n")
     keras.utils.set_random_seed(config.train.seed)
     strategy = strategy or tf.distribute.MirroredStrategy()
     global_batch = config.data.batch_size * strategy.num_replicas_in_sync

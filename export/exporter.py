@@ -1,0 +1,388 @@
+"""``export_model``: a training workdir -> SavedModel, TFLite, ONNX, metadata, parity report.
+
+Output layout::
+
+    OUT/metadata.json                       names, shapes, dtypes, normalisation, audio parameters
+    OUT/parity.json                         every check the export ran, with its tolerance
+    OUT/serving/<model>/<version>/          SavedModel in TF Serving's layout
+                      .../assets.extra/metadata.json
+    OUT/tflite/<model>_<quantization>.tflite   identity_features, generate_frame, generate_frame_pcm
+    OUT/tflite/metadata.json                (also embedded in each .tflite)
+    OUT/onnx/<signature>.onnx, OUT/onnx/metadata.json
+
+Everything is written into a hidden staging folder beside ``OUT`` and moved
+into place only once the parity check passed, so a failed export leaves
+nothing half-written under ``OUT``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from export import formats, parity
+from export.signatures import ON_DEVICE_SIGNATURES, SIGNATURES, Signatures, write_saved_model
+from keras_s2v.data import audio as audio_lib
+
+FORMATS = ("saved_model", "tflite", "onnx")
+DEFAULT_VERSION = 1
+PARITY_SAMPLES = 4
+ANDROID_QUANTIZATIONS = ("int8", "float16")
+GOLDEN_FRAMES = 8
+
+
+class ExportError(ValueError):
+    """Bad export input: says which file or option and what is wrong."""
+
+
+def parse_list(value, known: tuple[str, ...], what: str) -> list[str]:
+    items = [v.strip() for v in (value.split(",") if isinstance(value, str) else value) if v.strip()]
+    unknown = [v for v in items if v not in known]
+    if unknown or not items:
+        raise ExportError(f"unknown {what} {', '.join(map(repr, unknown)) or '(none given)'}; choose from {', '.join(known)}")
+    return list(dict.fromkeys(items))
+
+
+# --- Inputs ---------------------------------------------------------------------------------
+
+
+def load_checkpoint(workdir):
+    """(experiment config, trained Speech2Vid) of a workdir, or ExportError saying what is missing."""
+    from keras_s2v.configs.experiments import ExperimentConfig
+    from keras_s2v.training import train_lib
+
+    workdir = Path(workdir)
+    config_path, model_path = workdir / train_lib.CONFIG_FILE, workdir / train_lib.MODEL_FILE
+    if not workdir.is_dir():
+        raise ExportError(f"{workdir}: no such training workdir")
+    if not config_path.exists():
+        raise ExportError(f"{config_path}: missing; {workdir} is not a training workdir (python -m keras_s2v.train)")
+    try:
+        config = ExperimentConfig.from_dict(json.loads(config_path.read_text()))
+    except (ValueError, KeyError, TypeError) as error:
+        raise ExportError(f"{config_path}: not a keras_s2v experiment config ({error})") from None
+    if config.model.kind != "speech2vid":
+        raise ExportError(f"{workdir}: experiment {config.name!r} trains a {config.model.kind!r} model; "
+                          "export takes Speech2Vid generators")  # fmt: skip
+    if not model_path.exists():
+        raise ExportError(f"{model_path}: no checkpoint in {workdir}; training has not finished an epoch")
+    try:
+        model = train_lib.load_trained_model(workdir)
+    except Exception as error:  # noqa: BLE001 - Keras raises many kinds for a corrupt archive
+        raise ExportError(f"{model_path}: cannot load the checkpoint ({type(error).__name__}: {error})") from None
+    expected = train_lib.build_model(config).get_config()
+    got = model.get_config()
+    differ = sorted(k for k in expected if k not in ("name", "trainable") and expected.get(k) != got.get(k))
+    if type(model).__name__ != "Speech2Vid" or differ:
+        detail = ", ".join(f"{k}: config {expected.get(k)!r}, checkpoint {got.get(k)!r}" for k in differ)
+        raise ExportError(f"{model_path}: checkpoint of another experiment than {config.name!r} in "
+                          f"{config_path} ({detail or type(model).__name__})")  # fmt: skip
+    return config, model
+
+
+def data_dir_of(workdir, data_dir=None) -> Path:
+    from keras_s2v.training import train_lib
+
+    if data_dir:
+        return Path(data_dir)
+    record = Path(workdir) / train_lib.DATA_FILE
+    if record.exists():
+        return Path(json.loads(record.read_text())["data_dir"])
+    raise ExportError(f"{workdir}: the training data folder is not recorded; pass --data SHARDS "
+                      "(int8 calibration and the parity check use real examples)")  # fmt: skip
+
+
+def read_samples(data_dir, split: str, num_images: int, count: int, per_segment: int = 8) -> dict[str, np.ndarray]:
+    """``count`` real examples from the prepared shards, as the signatures take them.
+
+    ``faces`` uint8 (count, S, S, 3 n): identity frame(s) half a segment from
+    the target; ``mfcc`` (count, 12, 35) and ``pcm`` (count, 5840): the
+    target frame's audio window.
+    """
+    import tensorflow as tf
+
+    from keras_s2v.data import features
+
+    files = features.list_shards(data_dir, split)
+    if not files:
+        raise ExportError(f"{data_dir}: no {split!r} shards ({features.shard_pattern(data_dir, split)}); pass --data SHARDS")
+    faces, mfccs, pcms = [], [], []
+    for serialized in tf.data.TFRecordDataset(files):
+        example = features.decode_example(serialized)
+        frames, mfcc, pcm = example["frames"].numpy(), example["mfcc"].numpy(), example["pcm"].numpy()
+        n = len(frames)
+        for target in np.linspace(0, n - 1, min(per_segment, n)).astype(int):
+            ids = [(target + n // 2 + k * max(1, n // (4 * num_images))) % n for k in range(num_images)]
+            faces.append(np.concatenate([frames[i] for i in ids], axis=-1))
+            hop = target * audio_lib.HOPS_PER_FRAME
+            mfccs.append(mfcc[:, hop : hop + audio_lib.MFCC_WINDOW_HOPS])
+            start = target * audio_lib.SAMPLES_PER_FRAME
+            pcms.append(audio_lib.padded_slice(pcm, start, start + audio_lib.MFCC_WINDOW_SAMPLES))
+            if len(faces) == count:
+                return {"faces": np.stack(faces), "mfcc": np.stack(mfccs).astype(np.float32),
+                        "pcm": np.stack(pcms).astype(np.float32)}  # fmt: skip
+    if not faces:
+        raise ExportError(f"{data_dir}: the {split!r} shards hold no examples")
+    return {"faces": np.stack(faces), "mfcc": np.stack(mfccs).astype(np.float32), "pcm": np.stack(pcms).astype(np.float32)}
+
+
+def representative_dataset(signatures: Signatures, samples: dict):
+    """Calibration for int8: each real example through every on-device signature, batch 1."""
+
+    def generate():
+        for i in range(len(samples["faces"])):
+            one = {k: v[i : i + 1] for k, v in samples.items()}
+            identity = signatures.run_keras("identity_features", one)
+            yield "identity_features", {"faces": one["faces"]}
+            yield "generate_frame", {**identity, "mfcc": one["mfcc"]}
+            yield "generate_frame_pcm", {**identity, "pcm": one["pcm"]}
+
+    return generate
+
+
+# --- Metadata -------------------------------------------------------------------------------
+
+
+def build_metadata(config, signatures: Signatures, model_name: str, version: int) -> dict:
+    import keras_s2v
+
+    def spec(shape, dtype):
+        return {"shape": [-1, *shape], "dtype": dtype}
+
+    sigs = {}
+    for name in SIGNATURES:
+        sigs[name] = {
+            "inputs": {s.name: spec(s.shape[1:], s.dtype.name) for s in signatures.input_specs(name)},
+            "outputs": {k: spec(shape, "float32") for k, shape in signatures.output_specs(name).items()},
+        }
+    return {
+        "model_name": model_name,
+        "version": version,
+        "experiment": config.name,
+        "model_config": config.to_dict()["model"],
+        "keras_s2v_version": getattr(keras_s2v, "__version__", "0.1.0"),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "signatures": sigs,
+        "normalisation": {
+            "faces": "uint8 RGB 0..255, n aligned 112x112 faces stacked on channels (n = num_identity_images); "
+            "aligned like keras_s2v.data.face.align.align_face (similarity on eyes and nose to the canonical face)",
+            "frame": "float32 RGB in [0, 1]",
+            "pcm": "float32 mono in [-1, 1] at sample_rate",
+        },
+        "audio": {
+            "sample_rate": audio_lib.SAMPLE_RATE,
+            "fps": audio_lib.FPS,
+            "samples_per_frame": audio_lib.SAMPLES_PER_FRAME,
+            "pcm_window_samples": audio_lib.MFCC_WINDOW_SAMPLES,
+            "pcm_window_offset": audio_lib.MFCC_WINDOW_OFFSET,
+            "pcm_window": "frame t reads samples [t * samples_per_frame + pcm_window_offset, ... + pcm_window_samples), "
+            "zero outside the audio",
+            "mfcc": {
+                "coefficients": audio_lib.MFCC_COEFFS,
+                "steps": audio_lib.MFCC_WINDOW_HOPS,
+                "win_length": audio_lib.WIN_LENGTH,
+                "hop_length": audio_lib.HOP_LENGTH,
+                "fft_length": audio_lib.FFT_LENGTH,
+                "window": "hamming",
+                "mel_bands": audio_lib.MFCC_MEL_BANDS,
+                "fmin": audio_lib.MFCC_FMIN,
+                "fmax": audio_lib.MFCC_FMAX,
+                "log_floor": audio_lib.LOG_FLOOR,
+                "cepstra_kept": "2..13 of 13 (orthonormal DCT-II of log mel)",
+            },
+        },
+    }
+
+
+def _write_json(path: Path, value) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
+
+
+# --- The export -----------------------------------------------------------------------------
+
+
+def _check_output(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"{out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise ExportError(f"{out}: not empty; pass --overwrite to replace it")
+    parent = out.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ExportError(f"{out}: cannot write there ({parent} is a file, not a folder)")
+    if not os.access(parent, os.W_OK):
+        raise ExportError(f"{out}: cannot write there ({parent} is not writable)")
+
+
+def _android_files(model_name: str) -> list[str]:
+    return [f"{model_name}_{q}.tflite" for q in ANDROID_QUANTIZATIONS] + [
+        "metadata.json", "face.png", "speech.wav", *[f"golden_{q}.png" for q in ANDROID_QUANTIZATIONS]]  # fmt: skip
+
+
+def export_model(workdir, out, formats_: tuple = FORMATS, quantizations: tuple = formats.QUANTIZATIONS,
+                 data_dir=None, model_name: str | None = None, version: int = DEFAULT_VERSION,
+                 overwrite: bool = False, android_assets=None, calibration_samples: int = 64,
+                 log=print) -> dict:  # fmt: skip
+    """Export a trained workdir; returns the report (paths, parity rows). Raises ExportError / ParityError."""
+    formats_ = parse_list(formats_, FORMATS, "format")
+    quantizations = parse_list(quantizations, formats.QUANTIZATIONS, "quantization")
+    out = Path(out)
+    _check_output(out, overwrite)
+    if android_assets is not None:
+        android_assets = Path(android_assets)
+        if "tflite" not in formats_ or not set(ANDROID_QUANTIZATIONS) <= set(quantizations):
+            raise ExportError("--android_assets needs --formats with tflite and --quantize with int8,float16")
+        clash = [name for name in _android_files(model_name or "model") if (android_assets / name).exists()]
+        if clash and not overwrite:
+            raise ExportError(f"{android_assets}: already holds {', '.join(clash)}; pass --overwrite to replace them")
+
+    config, model = load_checkpoint(workdir)
+    model_name = model_name or config.name
+    data_dir = data_dir_of(workdir, data_dir)
+    signatures = Signatures(model)
+    num_images = model.num_identity_images
+    parity_samples = read_samples(data_dir, config.data.validation_split if features_exist(data_dir, config.data.validation_split)
+                                  else config.data.train_split, num_images, PARITY_SAMPLES)  # fmt: skip
+    metadata = build_metadata(config, signatures, model_name, version)
+
+    staging = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        staging.mkdir(parents=True)
+    except OSError as error:
+        raise ExportError(f"{out}: cannot write there ({error.strerror})") from None
+    try:
+        report = _export_into(staging, signatures, config, model_name, version, formats_, quantizations, data_dir,
+                              parity_samples, metadata, calibration_samples, log)  # fmt: skip
+        if android_assets is not None:
+            _write_android_assets(staging / "android", staging, model_name, metadata, parity_samples, data_dir, config, log)
+        _write_json(staging / "metadata.json", {**metadata, "files": report["files"]})
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if android_assets is not None:
+        android_assets.mkdir(parents=True, exist_ok=True)
+        for item in sorted((staging / "android").iterdir()):
+            os.replace(item, android_assets / item.name)
+        (staging / "android").rmdir()
+        report["android_assets"] = str(android_assets)
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(staging, out)
+    report["out"] = str(out)
+    return report
+
+
+def features_exist(data_dir, split: str) -> bool:
+    from keras_s2v.data import features
+
+    return bool(features.list_shards(data_dir, split))
+
+
+def _export_into(staging: Path, signatures, config, model_name, version, formats_, quantizations, data_dir,
+                 parity_samples, metadata, calibration_samples, log) -> dict:  # fmt: skip
+    files, runners = {}, []
+    saved_model = staging / "serving" / model_name / str(version)
+    log(f"SavedModel -> {saved_model.relative_to(staging)} ({', '.join(SIGNATURES)})")
+    write_saved_model(signatures, saved_model)
+    _write_json(saved_model / "assets.extra" / "metadata.json", metadata)
+    if "saved_model" in formats_:
+        files["saved_model"] = str(saved_model.relative_to(staging))
+        runners.append((formats.SavedModelRunner(saved_model), "float32", SIGNATURES))
+    if "tflite" in formats_:
+        calibration = None
+        if "int8" in quantizations:
+            calibration = read_samples(data_dir, config.data.train_split, signatures.model.num_identity_images,
+                                       calibration_samples)  # fmt: skip
+            log(f"int8 calibration on {len(calibration['faces'])} training examples from {data_dir}")
+        for quantization in quantizations:
+            path = staging / "tflite" / f"{model_name}_{quantization}.tflite"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            rep = representative_dataset(signatures, calibration) if quantization == "int8" else None
+            model_bytes = formats.to_tflite(saved_model, ON_DEVICE_SIGNATURES, quantization, rep)
+            path.write_bytes(formats.embed_metadata(model_bytes, {**metadata, "quantization": quantization}))
+            flex = sorted(op for op in formats.tflite_ops(path) if op.startswith("Flex"))
+            if flex:
+                raise ExportError(f"{path.name}: needs TensorFlow (Flex) ops {', '.join(flex)}; only builtin ops run on device")
+            log(f"TFLite {quantization:<8} -> {path.relative_to(staging)} ({path.stat().st_size / 1e6:.2f} MB)")
+            files[f"tflite_{quantization}"] = str(path.relative_to(staging))
+            runners.append((formats.LiteRunner(path, name=f"tflite_{quantization}"), quantization, ON_DEVICE_SIGNATURES))
+        _write_json(staging / "tflite" / "metadata.json", metadata)
+    if "onnx" in formats_:
+        paths = {}
+        for name in ON_DEVICE_SIGNATURES:
+            paths[name] = staging / "onnx" / f"{name}.onnx"
+            paths[name].parent.mkdir(parents=True, exist_ok=True)
+            formats.to_onnx(saved_model, name, paths[name])
+            files[f"onnx_{name}"] = str(paths[name].relative_to(staging))
+        log(f"ONNX -> onnx/ ({', '.join(ON_DEVICE_SIGNATURES)})")
+        _write_json(staging / "onnx" / "metadata.json", metadata)
+        runners.append((formats.OnnxRunner(paths), "float32", ON_DEVICE_SIGNATURES))
+
+    reference = formats.KerasRunner(signatures)
+    rows = []
+    for runner, kind, names in runners:
+        rows += parity.compare(reference, runner, kind, parity_samples, names)
+    _write_json(staging / "parity.json", {"samples": len(parity_samples["faces"]), "data": str(data_dir), "rows": rows})
+    log("parity against Keras on real validation examples:\n" + parity.table(rows))
+    failures = [r for r in rows if not r["ok"]]
+    if failures:
+        raise parity.ParityError(failures)
+    if "saved_model" not in formats_:
+        shutil.rmtree(staging / "serving")
+    return {"files": files, "parity": rows, "runners": [r.name for r, _, _ in runners]}
+
+
+def _write_android_assets(folder: Path, staging: Path, model_name: str, metadata: dict, samples: dict, data_dir,
+                          config, log) -> None:  # fmt: skip
+    """int8 + float16 models, metadata, a sample aligned face and speech clip, golden frames for them."""
+    import cv2
+
+    from keras_s2v.data import media
+
+    folder.mkdir(parents=True)
+    for quantization in ANDROID_QUANTIZATIONS:
+        shutil.copy2(staging / "tflite" / f"{model_name}_{quantization}.tflite", folder)
+    faces, waveform = sample_face_and_speech(data_dir, config)
+    cv2.imwrite(str(folder / "face.png"), np.concatenate(np.split(faces, faces.shape[-1] // 3, axis=-1), axis=1)[..., ::-1])
+    media.write_wav(folder / "speech.wav", waveform)
+    total = audio_lib.num_frames(len(waveform))
+    indices = np.linspace(0, total - 1, GOLDEN_FRAMES).round().astype(int)
+    pcm = np.stack([audio_lib.pcm_window(waveform, int(t)) for t in indices]).astype(np.float32)
+    for quantization in ANDROID_QUANTIZATIONS:
+        runner = formats.LiteRunner(folder / f"{model_name}_{quantization}.tflite")
+        identity = runner.run("identity_features", {"faces": faces[None]})
+        frames = np.concatenate([runner.run("generate_frame_pcm", {**identity, "pcm": p[None]})["frame"] for p in pcm])
+        strip = np.concatenate(list((np.clip(frames, 0, 1) * 255).round().astype(np.uint8)), axis=1)
+        cv2.imwrite(str(folder / f"golden_{quantization}.png"), strip[..., ::-1])
+    android = {"golden_frame_indices": indices.tolist(), "face": "face.png", "speech": "speech.wav",
+               "models": {q: f"{model_name}_{q}.tflite" for q in ANDROID_QUANTIZATIONS},
+               "golden": {q: f"golden_{q}.png" for q in ANDROID_QUANTIZATIONS}}  # fmt: skip
+    _write_json(folder / "metadata.json", {**metadata, "android": android})
+    log(f"Android assets: {', '.join(sorted(p.name for p in folder.iterdir()))}")
+
+
+def sample_face_and_speech(data_dir, config) -> tuple[np.ndarray, np.ndarray]:
+    """A held-out segment's identity face(s) (S, S, 3 n) uint8 and its speech (float32 PCM)."""
+    import tensorflow as tf
+
+    from keras_s2v.data import features
+
+    split = config.data.validation_split if features_exist(data_dir, config.data.validation_split) else config.data.train_split
+    best = None
+    for serialized in tf.data.TFRecordDataset(features.list_shards(data_dir, split)):
+        example = features.decode_example(serialized)
+        if best is None or int(example["num_frames"]) > int(best["num_frames"]):
+            best = {k: example[k].numpy() for k in ("frames", "pcm", "num_frames")}
+    n, num_images = len(best["frames"]), config.model.num_identity_images
+    faces = np.concatenate([best["frames"][(k * n) // num_images] for k in range(num_images)], axis=-1)
+    # The segment's PCM starts 2600 samples before its first frame; keep the frames' own span.
+    start = -audio_lib.MFCC_WINDOW_OFFSET
+    return faces, best["pcm"][start : start + n * audio_lib.SAMPLES_PER_FRAME]

@@ -1,0 +1,195 @@
+"""Converters (SavedModel -> TFLite, ONNX) and one runner per format with the same call.
+
+Every runner has ``run(signature, inputs: dict[name, array]) -> dict[name, array]``,
+so the parity check and the benchmark treat Keras, SavedModel, each TFLite
+variant and ONNX alike.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+QUANTIZATIONS = ("float32", "float16", "int8")
+# Ops of the in-graph MFCC (gather framing, DFT and mel matmuls, squares, log) and of the audio
+# encoder's input BatchNorm: kept float32 in int8 models. Quantizing raw PCM and the power
+# spectrum to 256 levels cost 19 dB of frame PSNR (31 vs 50 dB on the demo model).
+FLOAT_FRONT_END_OPS = ("GATHER", "FULLY_CONNECTED", "MUL", "ADD", "LOG", "TRANSPOSE")
+METADATA_NAME = "keras_s2v"  # name of the metadata entry embedded in .tflite files
+
+
+# --- TFLite ---------------------------------------------------------------------------------
+
+
+def to_tflite(saved_model_dir, signature_keys, quantization: str, representative_dataset=None) -> bytes:
+    """One multi-signature .tflite of ``signature_keys``, builtin ops only.
+
+    * ``float32``: as trained.
+    * ``float16``: weights stored in float16 (half the size), computed in float32.
+    * ``int8``: int8 weights and activations for every convolution,
+      calibrated on ``representative_dataset`` (yields ``(signature_key,
+      inputs)`` pairs); the audio front end (``FLOAT_FRONT_END_OPS``) stays
+      float32 by selective quantization. Inputs and outputs keep their
+      float32 / uint8 types.
+    """
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir), signature_keys=list(signature_keys))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantization == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantization == "int8":
+        if representative_dataset is None:
+            raise ValueError("int8 quantization needs calibration data")
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative_dataset
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+        options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(FLOAT_FRONT_END_OPS))
+        with warnings.catch_warnings():  # the debugger builds a tf.lite.Interpreter; the model is run with LiteRT
+            warnings.simplefilter("ignore")
+            debugger = tf.lite.experimental.QuantizationDebugger(
+                converter=converter, debug_dataset=representative_dataset, debug_options=options)
+            return debugger.get_nondebug_quantized_model()
+    elif quantization != "float32":
+        raise ValueError(f"unknown quantization {quantization!r} ({', '.join(QUANTIZATIONS)})")
+    return converter.convert()
+
+
+def embed_metadata(tflite_model: bytes, metadata: dict) -> bytes:
+    """The model with ``metadata`` as JSON in the flatbuffer's ``metadata`` table (name ``keras_s2v``)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(tflite_model))
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(json.dumps(metadata, sort_keys=True).encode(), np.uint8)
+    model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name = METADATA_NAME
+    entry.buffer = len(model.buffers) - 1
+    model.metadata = [m for m in (model.metadata or []) if m.name != METADATA_NAME.encode()] + [entry]
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def read_embedded_metadata(tflite_path) -> dict | None:
+    """The ``keras_s2v`` metadata embedded by ``embed_metadata``, or None."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(tflite_path))
+    for entry in model.metadata or []:
+        if entry.name in (METADATA_NAME, METADATA_NAME.encode()):
+            return json.loads(bytes(model.buffers[entry.buffer].data).decode())
+    return None
+
+
+def tflite_ops(tflite_path) -> set[str]:
+    """Builtin / custom op names used by a .tflite file (Flex ops show as custom ``Flex...``)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(tflite_path))
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    ops = set()
+    for code in model.operatorCodes:
+        if code.customCode:
+            ops.add(code.customCode.decode() if isinstance(code.customCode, bytes) else code.customCode)
+        else:
+            ops.add(names.get(max(code.builtinCode, code.deprecatedBuiltinCode), str(code.builtinCode)))
+    return ops
+
+
+# --- ONNX -----------------------------------------------------------------------------------
+
+
+def to_onnx(saved_model_dir, signature: str, path, opset: int = 17) -> None:
+    """Signature ``signature`` of the SavedModel as an ONNX file (tf2onnx), same input/output names."""
+    import tensorflow as tf
+    import tf2onnx
+
+    loaded = tf.saved_model.load(str(saved_model_dir))  # kept alive: the signature only references its variables
+    function = loaded.signatures[signature]
+    inputs = function.structured_input_signature[1]
+    specs = [tf.TensorSpec(spec.shape, spec.dtype, name=name) for name, spec in sorted(inputs.items())]
+    names = [spec.name for spec in specs]
+    wrapped = tf.function(lambda *args: function(**dict(zip(names, args))), input_signature=specs)
+    tf2onnx.convert.from_function(wrapped, input_signature=specs, opset=opset, output_path=str(path))
+
+
+# --- Runners --------------------------------------------------------------------------------
+
+
+class KerasRunner:
+    """The reference: the signature functions called eagerly on the Keras model."""
+
+    name = "keras"
+
+    def __init__(self, signatures):
+        self.signatures = signatures
+
+    def run(self, signature: str, inputs: dict) -> dict[str, np.ndarray]:
+        return self.signatures.run_keras(signature, inputs)
+
+
+class SavedModelRunner:
+    """``tf.saved_model.load`` and call each signature by name with named inputs (what TF Serving does)."""
+
+    name = "saved_model"
+
+    def __init__(self, path):
+        import tensorflow as tf
+
+        self._tf = tf
+        self.loaded = tf.saved_model.load(str(path))
+
+    def run(self, signature: str, inputs: dict) -> dict[str, np.ndarray]:
+        function = self.loaded.signatures[signature]
+        wanted = function.structured_input_signature[1]
+        outputs = function(**{k: self._tf.constant(inputs[k]) for k in wanted})
+        return {k: v.numpy() for k, v in outputs.items()}
+
+
+class LiteRunner:
+    """A .tflite file run with LiteRT's interpreter through ``get_signature_runner``."""
+
+    def __init__(self, path, num_threads: int | None = None, name: str | None = None):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.path = Path(path)
+        self.name = name or f"tflite_{self.path.stem}"
+        self.interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+        self._runners = {}
+
+    def signature_names(self) -> list[str]:
+        return list(self.interpreter.get_signature_list())
+
+    def run(self, signature: str, inputs: dict) -> dict[str, np.ndarray]:
+        if signature not in self._runners:
+            self._runners[signature] = self.interpreter.get_signature_runner(signature)
+        runner = self._runners[signature]
+        wanted = self.interpreter.get_signature_list()[signature]["inputs"]
+        return dict(runner(**{k: np.asarray(inputs[k]) for k in wanted}))
+
+
+class OnnxRunner:
+    """ONNX files (one per signature) run with onnxruntime."""
+
+    name = "onnx"
+
+    def __init__(self, paths: dict, num_threads: int | None = None):
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        if num_threads:
+            options.intra_op_num_threads = num_threads
+        self.sessions = {k: onnxruntime.InferenceSession(str(p), options, providers=["CPUExecutionProvider"])
+                         for k, p in paths.items()}  # fmt: skip
+
+    def run(self, signature: str, inputs: dict) -> dict[str, np.ndarray]:
+        session = self.sessions[signature]
+        feed = {i.name: np.asarray(inputs[i.name]) for i in session.get_inputs()}
+        names = [o.name for o in session.get_outputs()]
+        return dict(zip(names, session.run(names, feed)))

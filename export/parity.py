@@ -1,0 +1,90 @@
+"""Parity: every exported format against the Keras model on the same real inputs.
+
+Tolerances (frames are RGB in [0, 1]; identity features are compared as
+max abs error over the reference's max abs, i.e. relative to their range):
+
+* float32 (SavedModel, TFLite float32, ONNX): max abs <= 1e-4;
+* TFLite float16 (float16 weights): max abs <= 1e-2;
+* TFLite int8: frame PSNR >= 30 dB against the float32 Keras frame, for the
+  generator alone and for the whole on-device chain (int8 identity features
+  feeding the int8 generator). Int8 identity-feature errors are reported,
+  not bounded: the frames are what a user sees.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from export.signatures import GENERATE_FRAME, GENERATE_FRAME_PCM, IDENTITY_FEATURES, SERVING_DEFAULT
+
+MAX_ABS = {"float32": 1e-4, "float16": 1e-2}
+MIN_PSNR_DB = {"int8": 30.0}
+
+
+class ParityError(ValueError):
+    """An exported format disagrees with the Keras model beyond its tolerance."""
+
+    def __init__(self, failures: list[dict]):
+        self.failures = failures
+        lines = [f"{r['format']} {r['check']}: {r['metric']} {r['value']:.4g} "
+                 f"({'needs <=' if r['metric'] != 'psnr_db' else 'needs >='} {r['tolerance']:g})" for r in failures]  # fmt: skip
+        super().__init__("parity check failed:\n  " + "\n  ".join(lines))
+
+
+def psnr_db(reference: np.ndarray, other: np.ndarray) -> float:
+    """Lowest per-frame PSNR (peak 1.0) over the batch."""
+    mse = np.mean((reference.astype(np.float64) - other.astype(np.float64)) ** 2, axis=tuple(range(1, reference.ndim)))
+    return float(np.min(10 * np.log10(1.0 / np.maximum(mse, 1e-12))))
+
+
+def _row(fmt, check, kind, reference, value, relative=False, bounded=True):
+    if kind in MIN_PSNR_DB and not relative:
+        metric, measured, tolerance = "psnr_db", psnr_db(reference, value), MIN_PSNR_DB[kind]
+        ok = measured >= tolerance
+    else:
+        error = float(np.max(np.abs(reference - value)))
+        if relative:
+            error /= max(float(np.max(np.abs(reference))), 1e-12)
+        metric, measured = ("max_rel_error" if relative else "max_abs_error"), error
+        tolerance = MAX_ABS.get(kind)
+        ok = tolerance is None or error <= tolerance
+    if not bounded:
+        tolerance, ok = None, True
+    return {"format": fmt, "check": check, "kind": kind, "metric": metric, "value": measured,
+            "tolerance": tolerance, "ok": bool(ok)}  # fmt: skip
+
+
+def compare(reference, runner, kind: str, samples: dict, signature_names) -> list[dict]:
+    """Rows of measured differences between ``runner`` and the ``reference`` runner.
+
+    ``samples`` holds batched ``faces``, ``mfcc`` and ``pcm``. The generator
+    signatures get the reference's identity features, so each is checked on
+    its own; ``chain`` runs the format's own identity features into its
+    ``generate_frame_pcm``, as a client does.
+    """
+    rows = []
+    ref_identity = reference.run(IDENTITY_FEATURES, samples)
+    identity = runner.run(IDENTITY_FEATURES, samples)
+    for key, ref in ref_identity.items():
+        rows.append(_row(runner.name, f"{IDENTITY_FEATURES}/{key}", kind, ref, identity[key], relative=True,
+                         bounded=kind in MAX_ABS))  # fmt: skip
+    for name in (GENERATE_FRAME, GENERATE_FRAME_PCM):
+        if name in signature_names:
+            inputs = {**samples, **ref_identity}
+            rows.append(_row(runner.name, name, kind, reference.run(name, inputs)["frame"], runner.run(name, inputs)["frame"]))
+    if GENERATE_FRAME_PCM in signature_names:
+        ref_frame = reference.run(GENERATE_FRAME_PCM, {**samples, **ref_identity})["frame"]
+        frame = runner.run(GENERATE_FRAME_PCM, {**samples, **identity})["frame"]
+        rows.append(_row(runner.name, f"chain {IDENTITY_FEATURES} -> {GENERATE_FRAME_PCM}", kind, ref_frame, frame))
+    if SERVING_DEFAULT in signature_names:
+        rows.append(_row(runner.name, SERVING_DEFAULT, kind, reference.run(SERVING_DEFAULT, samples)["frame"],
+                         runner.run(SERVING_DEFAULT, samples)["frame"]))  # fmt: skip
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    lines = [f"{'format':<22} {'check':<48} {'metric':<14} {'value':>10} {'tolerance':>10}  ok"]
+    for r in rows:
+        tol = "-" if r["tolerance"] is None else f"{r['tolerance']:g}"
+        lines.append(f"{r['format']:<22} {r['check']:<48} {r['metric']:<14} {r['value']:>10.3g} {tol:>10}  {'yes' if r['ok'] else 'NO'}")
+    return "\n".join(lines)

@@ -1,0 +1,165 @@
+"""Reference on-device client: the exact call sequence an Android app makes, with LiteRT.
+
+    python -m keras_s2v.lite_client --model android_demo_assets/s2v_small_int8.tflite \
+        --face android_demo_assets/face.png --audio android_demo_assets/speech.wav --out talking.mp4
+
+1. Load the .tflite once (``Interpreter`` + ``get_signature_runner``).
+2. Run ``identity_features`` once on the aligned 112 x 112 face (uint8 RGB).
+3. Feed microphone or file audio (16 kHz mono float) in chunks of any size
+   to ``PcmWindower``; each time a video frame's 0.365 s window is complete
+   (frame t needs samples up to 640 t + 3240, i.e. 0.2 s of look-ahead), run
+   ``generate_frame_pcm`` on it with the stored identity outputs, batch 1.
+
+No TensorFlow: NumPy, ``ai_edge_litert`` and ffmpeg only, like the app.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from keras_s2v import frame_loop
+from keras_s2v.data import audio as audio_lib
+from keras_s2v.data import media
+
+IDENTITY_FEATURES = "identity_features"
+GENERATE_FRAME_PCM = "generate_frame_pcm"
+
+
+class LiteTalkingFace:
+    """A .tflite export, run signature by signature (a ``frame_loop.FrameBackend``)."""
+
+    def __init__(self, model_path, num_threads: int | None = None):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.path = Path(model_path)
+        if not self.path.exists():
+            raise FileNotFoundError(f"{self.path}: no such model file")
+        try:
+            self.interpreter = Interpreter(model_path=str(self.path), num_threads=num_threads)
+        except ValueError as error:
+            raise ValueError(f"{self.path}: not a TFLite model ({error})") from None
+        signatures = self.interpreter.get_signature_list()
+        missing = [s for s in (IDENTITY_FEATURES, GENERATE_FRAME_PCM) if s not in signatures]
+        if missing:
+            raise ValueError(f"{self.path}: no {', '.join(missing)} signature (has {', '.join(signatures) or 'none'}); "
+                             "export it with python -m export")  # fmt: skip
+        self._identity = self.interpreter.get_signature_runner(IDENTITY_FEATURES)
+        self._generate = self.interpreter.get_signature_runner(GENERATE_FRAME_PCM)
+        self.identity_keys = [k for k in signatures[GENERATE_FRAME_PCM]["inputs"] if k != "pcm"]
+
+    def identity_features(self, faces: np.ndarray) -> dict[str, np.ndarray]:
+        """(1, 112, 112, 3 n) uint8 -> identity outputs, batch 1. Once per face."""
+        return dict(self._identity(faces=np.asarray(faces, np.uint8)))
+
+    def generate_frame_pcm(self, identity: dict[str, np.ndarray], pcm: np.ndarray) -> np.ndarray:
+        """(N, 5840) windows -> (N, 112, 112, 3) frames in [0, 1], one window at a time as on a phone."""
+        frames = [self._generate(pcm=window[None].astype(np.float32), **{k: identity[k] for k in self.identity_keys})["frame"]
+                  for window in np.asarray(pcm)]  # fmt: skip
+        return np.concatenate(frames)
+
+
+class PcmWindower:
+    """Audio in chunks of any size in, each video frame's ``generate_frame_pcm`` window out.
+
+    Frame ``t`` reads samples ``[640 t - 2600, 640 t + 3240)``, zero before the
+    start and after the end of the audio; it is ready as soon as its last
+    sample has arrived. Keeps only the samples later windows still need.
+    """
+
+    def __init__(self):
+        self.next_frame = 0
+        self.received = 0
+        self._start = audio_lib.MFCC_WINDOW_OFFSET  # absolute index of _buffer[0]; before 0 it is padding
+        self._buffer = np.zeros(-audio_lib.MFCC_WINDOW_OFFSET, np.float32)
+
+    def _window_start(self, t: int) -> int:
+        return t * audio_lib.SAMPLES_PER_FRAME + audio_lib.MFCC_WINDOW_OFFSET
+
+    def _ready(self) -> Iterator[np.ndarray]:
+        while self._window_start(self.next_frame) + audio_lib.MFCC_WINDOW_SAMPLES <= self._start + len(self._buffer):
+            first = self._window_start(self.next_frame) - self._start
+            yield self._buffer[first : first + audio_lib.MFCC_WINDOW_SAMPLES].copy()
+            self.next_frame += 1
+            drop = self._window_start(self.next_frame) - self._start
+            self._buffer, self._start = self._buffer[drop:], self._start + drop
+
+    def push(self, chunk: np.ndarray) -> Iterator[np.ndarray]:
+        chunk = audio_lib.to_float(np.asarray(chunk))
+        self.received += len(chunk)
+        self._buffer = np.concatenate([self._buffer, chunk])
+        yield from self._ready()
+
+    def finish(self) -> Iterator[np.ndarray]:
+        """The remaining windows, zero-padded: one frame per started 40 ms of audio."""
+        total = audio_lib.num_frames(self.received)
+        if self.next_frame < total:
+            pad = self._window_start(total - 1) + audio_lib.MFCC_WINDOW_SAMPLES - (self._start + len(self._buffer))
+            self._buffer = np.concatenate([self._buffer, np.zeros(max(pad, 0), np.float32)])
+            yield from self._ready()
+
+
+def stream_frames(client: LiteTalkingFace, faces: np.ndarray, chunks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    """uint8 frames as the audio chunks arrive: identity once, then one ``generate_frame_pcm`` per frame."""
+    identity = client.identity_features(faces)
+    windower = PcmWindower()
+    for chunk in chunks:
+        for window in windower.push(chunk):
+            yield frame_loop.to_uint8(client.generate_frame_pcm(identity, window[None]))[0]
+    for window in windower.finish():
+        yield frame_loop.to_uint8(client.generate_frame_pcm(identity, window[None]))[0]
+
+
+def audio_chunks(waveform: np.ndarray, chunk: int = audio_lib.SAMPLES_PER_FRAME) -> Iterator[np.ndarray]:
+    """The waveform as an app's recorder would deliver it: 40 ms at a time."""
+    for start in range(0, len(waveform), chunk):
+        yield waveform[start : start + chunk]
+
+
+def run(model_path, face_paths, audio_path, out, num_threads: int | None = None, overwrite: bool = False) -> dict:
+    """Write ``out`` (mp4, audio muxed) from a face crop and speech; returns frames and timings."""
+    client = LiteTalkingFace(model_path, num_threads)
+    faces = frame_loop.read_faces(face_paths)
+    waveform = media.read_audio(audio_path)
+    if Path(out).exists() and not overwrite:
+        raise FileExistsError(f"{out}: already exists (pass --overwrite to replace it)")
+    started = time.perf_counter()
+    with media.VideoWriter(out, frame_loop.FACE_SIZE, frame_loop.FACE_SIZE, audio_lib.FPS, audio=waveform,
+                           overwrite=overwrite) as writer:  # fmt: skip
+        for frame in stream_frames(client, faces, audio_chunks(waveform)):
+            writer.write(frame)
+    seconds = time.perf_counter() - started
+    return {"frames": writer.frames_written, "seconds": seconds, "fps": writer.frames_written / max(seconds, 1e-9)}
+
+
+def main(argv):
+    del argv
+    from absl import flags
+
+    f = flags.FLAGS
+    try:
+        if not f.face:
+            raise ValueError("give the aligned face crop with --face IMAGE")
+        result = run(f.model, f.face, f.audio, f.out, f.threads, f.overwrite)
+    except (ValueError, FileNotFoundError, FileExistsError, media.MediaError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {f.out}: {result['frames']} frames in {result['seconds']:.2f} s ({result['fps']:.1f} frames/s, "
+          "ffmpeg included)")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    from absl import app, flags
+
+    flags.DEFINE_string("model", None, "Exported .tflite (python -m export).", required=True)
+    flags.DEFINE_multi_string("face", [], "Aligned square face crop (repeat for a 5-image model).")
+    flags.DEFINE_string("audio", None, "Speech recording.", required=True)
+    flags.DEFINE_string("out", None, "Output video (.mp4).", required=True)
+    flags.DEFINE_integer("threads", None, "Interpreter threads (default: LiteRT's choice).")
+    flags.DEFINE_bool("overwrite", False, "Replace an existing output.")
+    app.run(main)

@@ -1,0 +1,198 @@
+"""The export from a tiny training run: every format, parity, serving requests, LiteRT client, bad inputs."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from export import ExportError, ParityError, export_model, formats, parity
+from export.signatures import ON_DEVICE_SIGNATURES, SIGNATURES
+from keras_s2v import frame_loop, lite_client, serving_client
+from keras_s2v.configs.experiments import apply_overrides, get_experiment
+from keras_s2v.data import audio, media
+from keras_s2v.training import train_lib
+
+SHORT = ["train.epochs=1", "train.steps_per_epoch=3", "train.validation_steps=1"]
+
+
+def _train(name, shards, workdir):
+    train_lib.train(apply_overrides(get_experiment(name), SHORT), shards, workdir)
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def workdir(synth_shards, tmp_path_factory):
+    return _train("s2v_tiny", synth_shards, tmp_path_factory.mktemp("train") / "s2v_tiny")
+
+
+@pytest.fixture(scope="module")
+def exported(workdir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("export")
+    report = export_model(workdir, root / "out", android_assets=root / "android", calibration_samples=16, log=lambda _: None)
+    return report, root / "out", root / "android"
+
+
+def test_export_writes_every_format_with_metadata_and_passing_parity(exported):
+    report, out, _ = exported
+    version = out / "serving" / "s2v_tiny" / "1"
+    assert (version / "saved_model.pb").exists() and (version / "variables").is_dir()
+    metadata = json.loads((out / "metadata.json").read_text())
+    assert metadata["audio"]["sample_rate"] == 16000 and metadata["audio"]["pcm_window_samples"] == 5840
+    assert metadata["signatures"]["generate_frame_pcm"]["inputs"]["pcm"] == {"shape": [-1, 5840], "dtype": "float32"}
+    assert metadata["signatures"]["identity_features"]["inputs"]["faces"]["dtype"] == "uint8"
+    for folder in ("tflite", "onnx"):
+        assert json.loads((out / folder / "metadata.json").read_text())["signatures"] == metadata["signatures"]
+    for quantization in formats.QUANTIZATIONS:
+        path = out / "tflite" / f"s2v_tiny_{quantization}.tflite"
+        embedded = formats.read_embedded_metadata(path)
+        assert embedded["quantization"] == quantization and embedded["model_name"] == "s2v_tiny"
+        assert not [op for op in formats.tflite_ops(path) if op.startswith("Flex")]
+        runner = formats.LiteRunner(path)
+        assert sorted(runner.signature_names()) == sorted(ON_DEVICE_SIGNATURES)
+    assert sorted(p.name for p in (out / "onnx").glob("*.onnx")) == sorted(f"{s}.onnx" for s in ON_DEVICE_SIGNATURES)
+    rows = json.loads((out / "parity.json").read_text())["rows"]
+    assert rows and all(r["ok"] for r in rows)
+    checked = {r["format"] for r in rows}
+    assert checked == {"saved_model", "tflite_float32", "tflite_float16", "tflite_int8", "onnx"}
+    int8_chain = [r for r in rows if r["format"] == "tflite_int8" and r["check"].startswith("chain")][0]
+    assert int8_chain["metric"] == "psnr_db" and int8_chain["value"] >= 30
+    assert not list(out.parent.glob(".out.partial-*"))
+
+
+def _payload_inputs(signature, arrays):
+    """What TF Serving decodes from a REST request: JSON lists back to arrays of the signature's dtypes."""
+    body = json.loads(json.dumps(serving_client.rest_payload(signature, arrays)))
+    assert body["signature_name"] == signature
+    return {k: np.asarray(v, arrays[k].dtype) for k, v in body["inputs"].items()}
+
+
+def test_saved_model_answers_serving_requests_by_signature_name(exported, workdir):
+    import tensorflow as tf
+
+    _, out, _ = exported
+    loaded = tf.saved_model.load(str(out / "serving" / "s2v_tiny" / "1"))
+    assert set(SIGNATURES) <= set(loaded.signatures)
+    rng = np.random.default_rng(0)
+    faces = rng.integers(0, 256, (2, 112, 112, 3), dtype=np.uint8)
+    pcm = (0.1 * rng.standard_normal((2, audio.MFCC_WINDOW_SAMPLES))).astype(np.float32)
+    identity = {k: v.numpy() for k, v in loaded.signatures["identity_features"](**_payload_inputs("identity_features", {"faces": faces})).items()}
+    assert set(identity) == {"identity", "skip_14", "skip_6"}
+    frame = loaded.signatures["generate_frame_pcm"](**_payload_inputs("generate_frame_pcm", {**identity, "pcm": pcm}))["frame"]
+    one_call = loaded.signatures["serving_default"](**_payload_inputs("serving_default", {"faces": faces, "pcm": pcm}))["frame"]
+    np.testing.assert_allclose(frame.numpy(), one_call.numpy(), atol=1e-5)
+    model = train_lib.load_trained_model(workdir)
+    mfcc = np.stack([audio.mfcc_from_pcm_window(p) for p in pcm]).astype(np.float32)
+    request = serving_client.predict_request("s2v_tiny", "generate_frame", {**identity, "mfcc": mfcc})
+    inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+    via_mfcc = loaded.signatures[request.model_spec.signature_name](**inputs)["frame"].numpy()
+    keras_frame = np.asarray(model({"faces": faces.astype(np.float32) / 255.0, "mfcc": mfcc}, training=False))
+    np.testing.assert_allclose(via_mfcc, keras_frame, atol=1e-4)
+
+
+def test_saved_model_cli_lists_the_signatures(exported):
+    _, out, _ = exported
+    cli = Path(sys.executable).parent / "saved_model_cli"
+    result = subprocess.run([str(cli), "show", "--dir", str(out / "serving" / "s2v_tiny" / "1"), "--all"],
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    for name in SIGNATURES:
+        assert f"signature_def['{name}']" in result.stdout
+    assert "inputs['pcm']" in result.stdout and "inputs['faces']" in result.stdout
+
+
+def test_lite_client_reproduces_the_golden_frames(exported, tmp_path):
+    _, _, android = exported
+    metadata = json.loads((android / "metadata.json").read_text())["android"]
+    faces = frame_loop.read_faces([android / metadata["face"]])
+    waveform = media.read_audio(android / metadata["speech"])
+    for quantization, model in metadata["models"].items():
+        client = lite_client.LiteTalkingFace(android / model)
+        frames = list(lite_client.stream_frames(client, faces, lite_client.audio_chunks(waveform, 999)))
+        assert len(frames) == audio.num_frames(len(waveform))
+        golden = cv2.imread(str(android / metadata["golden"][quantization]))[..., ::-1]
+        golden = np.split(golden, len(metadata["golden_frame_indices"]), axis=1)
+        for index, expected in zip(metadata["golden_frame_indices"], golden):
+            assert np.abs(frames[index].astype(int) - expected).max() <= 1, (quantization, index)
+    out = tmp_path / "talking.mp4"
+    args = [sys.executable, "-m", "keras_s2v.lite_client", "--model", str(android / metadata["models"]["int8"]),
+            "--face", str(android / metadata["face"]), "--audio", str(android / metadata["speech"]), "--out", str(out)]  # fmt: skip
+    result = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    info = media.probe(out)
+    assert (info.width, info.height) == (112, 112) and info.has_audio
+    again = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 2 and "already exists" in again.stderr and "Traceback" not in again.stderr
+
+
+@pytest.mark.parametrize("chunk", [1, 640, 1000, 100000])
+def test_pcm_windower_gives_every_frames_window_whatever_the_chunk_size(chunk):
+    waveform = np.random.default_rng(1).uniform(-1, 1, 16000 + 123).astype(np.float32)
+    windower = lite_client.PcmWindower()
+    windows = [w for c in lite_client.audio_chunks(waveform, chunk) for w in windower.push(c)] + list(windower.finish())
+    assert len(windows) == audio.num_frames(len(waveform))
+    for t, window in enumerate(windows):
+        np.testing.assert_array_equal(window, audio.pcm_window(waveform, t))
+
+
+def test_mobile_model_exports_to_int8_within_tolerance(synth_shards, tmp_path):
+    workdir = _train("s2v_mobile_tiny", synth_shards, tmp_path / "mobile")
+    report = export_model(workdir, tmp_path / "out", "tflite", "float32,int8", calibration_samples=8, log=lambda _: None)
+    assert all(r["ok"] for r in report["parity"])
+    assert "DEPTHWISE_CONV_2D" in formats.tflite_ops(tmp_path / "out" / "tflite" / "s2v_mobile_tiny_int8.tflite")
+
+
+# --- Bad input ------------------------------------------------------------------------------
+
+
+def test_bad_inputs_get_clear_messages(workdir, tmp_path):
+    no_checkpoint = tmp_path / "no_checkpoint"
+    no_checkpoint.mkdir()
+    shutil.copy(workdir / "config.json", no_checkpoint)
+    with pytest.raises(ExportError, match="model.keras: no checkpoint"):
+        export_model(no_checkpoint, tmp_path / "a")
+    with pytest.raises(ExportError, match="not a training workdir"):
+        export_model(tmp_path, tmp_path / "a")
+
+    other = tmp_path / "other"
+    shutil.copytree(workdir, other)
+    config = json.loads((other / "config.json").read_text())
+    config["name"], config["model"]["width"] = "s2v_small", 0.25
+    (other / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ExportError, match="checkpoint of another experiment than 's2v_small'.*width"):
+        export_model(other, tmp_path / "a")
+
+    with pytest.raises(ExportError, match="unknown format 'tflight'"):
+        export_model(workdir, tmp_path / "a", formats_="saved_model,tflight")
+    with pytest.raises(ExportError, match="unknown quantization 'int4'"):
+        export_model(workdir, tmp_path / "a", quantizations="int4")
+
+    occupied = tmp_path / "occupied"
+    occupied.mkdir()
+    (occupied / "keep.txt").write_text("mine")
+    with pytest.raises(ExportError, match="not empty; pass --overwrite"):
+        export_model(workdir, occupied)
+    assert [p.name for p in occupied.iterdir()] == ["keep.txt"]
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    with pytest.raises(ExportError, match="is a file, not a folder"):
+        export_model(workdir, a_file / "out")
+    assert not (tmp_path / "a").exists()
+
+
+def test_cli_reports_a_bad_workdir_without_a_traceback(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "export", "--workdir", str(tmp_path / "missing"), "--out", str(tmp_path / "o")],
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 1
+    assert "no such training workdir" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_failed_parity_leaves_nothing_behind(workdir, tmp_path, monkeypatch):
+    monkeypatch.setitem(parity.MAX_ABS, "float32", -1.0)  # a tolerance nothing meets
+    with pytest.raises(ParityError, match=r"saved_model generate_frame: max_abs_error .*needs <= -1"):
+        export_model(workdir, tmp_path / "out", formats_="saved_model", log=lambda _: None)
+    assert list(tmp_path.iterdir()) == []
