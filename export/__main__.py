@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (python -m keras_s2v.train --workdir).", required=True)
 _OUT = flags.DEFINE_string("out", None, "Output folder (must be new or empty, unless --overwrite).", required=True)
@@ -21,6 +21,7 @@ _CALIBRATION = flags.DEFINE_integer("calibration_samples", 64, "Training example
 
 def main(argv):
     del argv
+    logging.set_verbosity(logging.WARNING)  # converters log every graph pass at INFO
     from export.exporter import ExportError, export_model
     from export.parity import ParityError
 

@@ -229,8 +229,12 @@ def _android_files(model_name: str) -> list[str]:
 def export_model(workdir, out, formats_: tuple = FORMATS, quantizations: tuple = formats.QUANTIZATIONS,
                  data_dir=None, model_name: str | None = None, version: int = DEFAULT_VERSION,
                  overwrite: bool = False, android_assets=None, calibration_samples: int = 64,
-                 log=print) -> dict:  # fmt: skip
-    """Export a trained workdir; returns the report (paths, parity rows). Raises ExportError / ParityError."""
+                 sample=None, log=print) -> dict:  # fmt: skip
+    """Export a trained workdir; returns the report (paths, parity rows). Raises ExportError / ParityError.
+
+    ``sample``: optional (aligned faces uint8 (S, S, 3 n), speech float32
+    PCM) for the Android assets; by default a held-out segment of the data.
+    """
     formats_ = parse_list(formats_, FORMATS, "format")
     quantizations = parse_list(quantizations, formats.QUANTIZATIONS, "quantization")
     out = Path(out)
@@ -262,7 +266,8 @@ def export_model(workdir, out, formats_: tuple = FORMATS, quantizations: tuple =
         report = _export_into(staging, signatures, config, model_name, version, formats_, quantizations, data_dir,
                               parity_samples, metadata, calibration_samples, log)  # fmt: skip
         if android_assets is not None:
-            _write_android_assets(staging / "android", staging, model_name, metadata, parity_samples, data_dir, config, log)
+            faces, speech = sample if sample is not None else sample_face_and_speech(data_dir, config)
+            _write_android_assets(staging / "android", staging, model_name, metadata, faces, speech, log)
         _write_json(staging / "metadata.json", {**metadata, "files": report["files"]})
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -340,8 +345,8 @@ def _export_into(staging: Path, signatures, config, model_name, version, formats
     return {"files": files, "parity": rows, "runners": [r.name for r, _, _ in runners]}
 
 
-def _write_android_assets(folder: Path, staging: Path, model_name: str, metadata: dict, samples: dict, data_dir,
-                          config, log) -> None:  # fmt: skip
+def _write_android_assets(folder: Path, staging: Path, model_name: str, metadata: dict, faces: np.ndarray,
+                          waveform: np.ndarray, log) -> None:  # fmt: skip
     """int8 + float16 models, metadata, a sample aligned face and speech clip, golden frames for them."""
     import cv2
 
@@ -350,9 +355,9 @@ def _write_android_assets(folder: Path, staging: Path, model_name: str, metadata
     folder.mkdir(parents=True)
     for quantization in ANDROID_QUANTIZATIONS:
         shutil.copy2(staging / "tflite" / f"{model_name}_{quantization}.tflite", folder)
-    faces, waveform = sample_face_and_speech(data_dir, config)
     cv2.imwrite(str(folder / "face.png"), np.concatenate(np.split(faces, faces.shape[-1] // 3, axis=-1), axis=1)[..., ::-1])
     media.write_wav(folder / "speech.wav", waveform)
+    waveform = media.read_audio(folder / "speech.wav")  # goldens from the file as an app reads it (int16)
     total = audio_lib.num_frames(len(waveform))
     indices = np.linspace(0, total - 1, GOLDEN_FRAMES).round().astype(int)
     pcm = np.stack([audio_lib.pcm_window(waveform, int(t)) for t in indices]).astype(np.float32)

@@ -107,14 +107,15 @@ class Signatures:
 def write_saved_model(signatures: Signatures, path) -> None:
     """A SavedModel with the four named signatures, through ``keras.export.ExportArchive``.
 
-    The archive tracks the model's variables, so converters see real weights
-    (a plain ``tf.Module`` export has been seen to give weightless TFLite
-    files that output NaN).
+    The archive saves the variables its endpoints capture, so converters see
+    real weights (a plain ``tf.Module`` export has been seen to give
+    weightless TFLite files that output NaN; the parity check would catch
+    it). The model is not also ``track``-ed: that stores every weight twice,
+    doubling the SavedModel and TF Serving's memory (keras-team/keras#23553).
     """
     import keras
 
     archive = keras.export.ExportArchive()
-    archive.track(signatures.model)
     for name in SIGNATURES:
         archive.add_endpoint(name, signatures.function(name), signatures.input_specs(name))
     archive.write_out(str(path), verbose=False)

@@ -1,43 +1,46 @@
-"""The built-in demo: synthetic corpus -> prepare -> train a small Speech2Vid -> a talking video.
+"""The built-in demo: synthetic corpus -> prepare -> train a small Speech2Vid -> a talking video -> export.
 
-    python -m keras_s2v.demo --out demo
+    python -m keras_s2v.demo --out demo --android_assets android_demo_assets
 
 Every step reuses what an earlier run finished (clips, prepared shards, the
 training run), so running it again is quick. ``demo/`` is the demo's own
-folder: its video is rewritten each run.
+folder: its videos and export are rewritten each run, as are the generated
+files in the Android assets folder (its README is never touched).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from absl import app, flags
+from absl import app, flags, logging
 
 DEMO_SENTENCE = "Look at the big red balloon. Now we can open the window."
 
 _OUT = flags.DEFINE_string("out", "demo", "Folder for everything the demo makes.")
 _EXPERIMENT = flags.DEFINE_string("experiment", "s2v_small", "Experiment to train.")
 _OVERRIDE = flags.DEFINE_multi_string("override", [], "Config override, e.g. train.epochs=2.")
+_ANDROID = flags.DEFINE_string("android_assets", "android_demo_assets", "Where the export writes the Android assets.")
 
 
-def run_demo(out, experiment: str = "s2v_small", overrides=(), log=print) -> dict:
-    from keras_s2v import inference
+def run_demo(out, experiment: str = "s2v_small", overrides=(), android_assets=None, log=print) -> dict:
+    from export import export_model
+    from keras_s2v import inference, lite_client
     from keras_s2v.configs import experiments
     from keras_s2v.data import media, prepare, synth
     from keras_s2v.training import train_lib
 
     out = Path(out)
-    log("1/4 synthetic corpus: 2 real portraits speaking espeak-ng sentences")
+    log("1/5 synthetic corpus: 2 real portraits speaking espeak-ng sentences")
     synth.make_corpus(out / "synth", num_clips=6, seconds=4.0, seed=0, log=None)
-    log("2/4 prepare: faces, 68 landmarks, alignment, MFCC -> TFRecord shards (last 20% of each clip held out)")
+    log("2/5 prepare: faces, 68 landmarks, alignment, MFCC -> TFRecord shards (last 20% of each clip held out)")
     config = prepare.PrepareConfig(split="train", holdout_tail=0.2)
     manifest = prepare.prepare([str(out / "synth")], out / "shards", config, workers=2, progress=False, log=log)
     log(prepare.summary_table(manifest).splitlines()[-3] if manifest["splits"] else "no data prepared")
-    log(f"3/4 train {experiment}")
+    log(f"3/5 train {experiment}")
     config = experiments.apply_overrides(experiments.get_experiment(experiment), overrides)
     result = train_lib.train(config, out / "shards", out / "train")
     history = result["epochs"]
-    log("4/4 talking video: identity computed once, 0.35 s window slid at 25 fps, audio muxed")
+    log("4/5 talking video: identity computed once, 0.35 s window slid at 25 fps, audio muxed")
     portrait = out / "portrait.png"
     if not portrait.exists():
         import cv2
@@ -50,11 +53,24 @@ def run_demo(out, experiment: str = "s2v_small", overrides=(), log=print) -> dic
     frames = inference.generate_frames(model, inference.identity_faces([crop], model.num_identity_images), speech.waveform)
     video = out / "talking.mp4"
     inference.write_video(frames, video, speech.waveform, crop.shape[0], overwrite=True, progress=False)
+    log("5/5 export: SavedModel for TF Serving, TFLite float32/float16/int8, ONNX, parity against Keras; "
+        "the int8 model's video through the LiteRT client")
+    export = export_model(out / "train", out / "export", overwrite=True, android_assets=android_assets,
+                          sample=(crop, speech.waveform), log=lambda _: None)  # fmt: skip
+    int8_model = out / "export" / export["files"]["tflite_int8"]
+    on_device = lite_client.run(int8_model, [portrait_crop(out, crop)], out / "speech.wav", out / "talking_int8.mp4",
+                                overwrite=True)  # fmt: skip
     summary = {
         "corpus": str(out / "synth"),
         "shards": str(out / "shards"),
         "workdir": str(out / "train"),
         "video": str(video),
+        "export": str(out / "export"),
+        "video_int8": str(out / "talking_int8.mp4"),
+        "int8_frames_per_second": on_device["fps"],
+        "int8_chain_psnr": next(r["value"] for r in export["parity"]
+                                if r["format"] == "tflite_int8" and r["check"].startswith("chain")),  # fmt: skip
+        "android_assets": export.get("android_assets"),
         "first_loss": history[0]["loss"] if history else None,
         "last_loss": history[-1]["loss"] if history else None,
         "last_val_psnr": history[-1].get("val_psnr") if history else None,
@@ -62,15 +78,27 @@ def run_demo(out, experiment: str = "s2v_small", overrides=(), log=print) -> dic
     return summary
 
 
+def portrait_crop(out: Path, crop) -> Path:
+    """The aligned 112 x 112 portrait as a PNG: what the on-device client takes."""
+    import cv2
+
+    path = out / "portrait_aligned.png"
+    cv2.imwrite(str(path), crop[..., ::-1])
+    return path
+
+
 def main(argv):
     del argv
-    summary = run_demo(_OUT.value, _EXPERIMENT.value, _OVERRIDE.value)
+    logging.set_verbosity(logging.WARNING)  # converters log every graph pass at INFO
+    summary = run_demo(_OUT.value, _EXPERIMENT.value, _OVERRIDE.value, _ANDROID.value)
     print()
     print(f"training L1: {summary['first_loss']:.4f} (epoch 1) -> {summary['last_loss']:.4f} (last); "
           f"validation PSNR {summary['last_val_psnr']:.2f} dB")  # fmt: skip
-    for key in ("corpus", "shards", "workdir", "video"):
-        print(f"{key:>8}: {summary[key]}")
-    print(f"    logs: tensorboard --logdir {summary['workdir']}/logs ; samples: {summary['workdir']}/samples/latest.png")
+    print(f"int8 TFLite: frame PSNR {summary['int8_chain_psnr']:.1f} dB against Keras; LiteRT client "
+          f"{summary['int8_frames_per_second']:.0f} frames/s (ffmpeg included)")  # fmt: skip
+    for key in ("corpus", "shards", "workdir", "video", "video_int8", "export", "android_assets"):
+        print(f"{key:>14}: {summary[key]}")
+    print(f"          logs: tensorboard --logdir {summary['workdir']}/logs ; samples: {summary['workdir']}/samples/latest.png")
 
 
 if __name__ == "__main__":

@@ -8,13 +8,20 @@ from keras_s2v.data import audio, media
 
 def test_demo_makes_a_talking_video(tmp_path):
     lines = []
-    summary = demo.run_demo(tmp_path / "demo", "s2v_small_tiny", ["train.epochs=1"], log=lines.append)
-    assert lines[0].startswith("1/4") and lines[-1].startswith("4/4")
+    summary = demo.run_demo(tmp_path / "demo", "s2v_small_tiny", ["train.epochs=1"], tmp_path / "android", log=lines.append)
+    assert lines[0].startswith("1/5") and lines[-1].startswith("5/5")
     info = media.probe(summary["video"])
     speech = media.read_audio(tmp_path / "demo" / "speech.wav")
     assert info.has_audio and (info.width, info.height) == (112, 112)
     assert abs(info.duration - len(speech) / audio.SAMPLE_RATE) <= 1.5 / audio.FPS
     assert len(list(media.iter_frames(summary["video"]))) == audio.num_frames(len(speech))
+    on_device = media.probe(summary["video_int8"])
+    assert on_device.has_audio and (on_device.width, on_device.height) == (112, 112)
+    assert summary["int8_chain_psnr"] >= 30
+    android = sorted(p.name for p in (tmp_path / "android").iterdir())
+    assert android == sorted(["face.png", "speech.wav", "metadata.json", "golden_int8.png", "golden_float16.png",
+                              "s2v_small_tiny_int8.tflite", "s2v_small_tiny_float16.tflite"])  # fmt: skip
+    assert (tmp_path / "demo" / "export" / "serving" / "s2v_small_tiny" / "1" / "saved_model.pb").exists()
     manifest = json.loads((tmp_path / "demo" / "shards" / "manifest.json").read_text())
     assert manifest["clips_ok"] == 12 and set(manifest["splits"]) == {"train", "validation"}
 

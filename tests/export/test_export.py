@@ -37,10 +37,15 @@ def exported(workdir, tmp_path_factory):
     return report, root / "out", root / "android"
 
 
-def test_export_writes_every_format_with_metadata_and_passing_parity(exported):
+def test_export_writes_every_format_with_metadata_and_passing_parity(exported, workdir):
     report, out, _ = exported
     version = out / "serving" / "s2v_tiny" / "1"
     assert (version / "saved_model.pb").exists() and (version / "variables").is_dir()
+    import tensorflow as tf
+
+    stored = tf.train.load_checkpoint(str(version / "variables" / "variables")).get_variable_to_shape_map()
+    values = sum(int(np.prod(shape)) for key, shape in stored.items() if "CHECKPOINTABLE" not in key)
+    assert values == train_lib.load_trained_model(workdir).count_params()  # each weight stored once
     metadata = json.loads((out / "metadata.json").read_text())
     assert metadata["audio"]["sample_rate"] == 16000 and metadata["audio"]["pcm_window_samples"] == 5840
     assert metadata["signatures"]["generate_frame_pcm"]["inputs"]["pcm"] == {"shape": [-1, 5840], "dtype": "float32"}

@@ -88,6 +88,11 @@ def test_workdir_of_another_config_is_refused(tmp_path):
     with pytest.raises(train_lib.WorkdirMismatch, match=r"model.skip_connections, train.epochs"):
         train_lib.check_workdir(tmp_path, other)
     assert json.loads((tmp_path / "config.json").read_text()) == json.loads(config.to_json())  # untouched
+    # A run started before a config field existed resumes: the new field takes its default.
+    older = json.loads(config.to_json())
+    del older["model"]["separable"]
+    (tmp_path / "config.json").write_text(json.dumps(older))
+    train_lib.check_workdir(tmp_path, config)
 
 
 def test_deblur_reduces_l1_on_blurred_faces(synth_shards):
