@@ -26,7 +26,12 @@ from pathlib import Path
 import numpy as np
 
 from export import formats, parity
-from export.signatures import ON_DEVICE_SIGNATURES, SIGNATURES, Signatures, write_saved_model
+from export.signatures import (
+    ON_DEVICE_SIGNATURES,
+    SIGNATURES,
+    Signatures,
+    write_saved_model,
+)
 from keras_s2v.data import audio as audio_lib
 
 FORMATS = ("saved_model", "tflite", "onnx")

@@ -15,7 +15,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from export.signatures import GENERATE_FRAME, GENERATE_FRAME_PCM, IDENTITY_FEATURES, SERVING_DEFAULT
+from export.signatures import (
+    GENERATE_FRAME,
+    GENERATE_FRAME_PCM,
+    IDENTITY_FEATURES,
+    SERVING_DEFAULT,
+)
 
 MAX_ABS = {"float32": 1e-4, "float16": 1e-2}
 MIN_PSNR_DB = {"int8": 30.0}
