@@ -1,7 +1,7 @@
 """Inference speed of every exported format at batch 1, against this CPU's peak FLOP/s.
 
     .venv/bin/python benchmarks/export_bench.py [--experiments s2v,s2v_mobile] [--data SHARDS]
-        [--seconds 3] [--json OUT]
+        [--seconds 5] [--json OUT]
 
 For each experiment it builds the model (untrained weights: speed does not
 depend on their values), writes the SavedModel into a temporary folder,
@@ -152,21 +152,56 @@ def frames_per_second(call, seconds: float, repetitions: int) -> dict:
 
     Two warm-up calls first (allocation, XNNPACK weight packing, first-call
     tracing); the second one's time sizes the runs so that all of them
-    together take about ``seconds``.
+    together take about ``seconds``. ``cores`` is this process's CPU time over
+    the wall time of the timed runs: how many cores the runtime kept busy.
     """
     call()
     start = time.perf_counter()
     call()
     once = time.perf_counter() - start
     calls = max(1, round(seconds / repetitions / max(once, 1e-6)))
-    rates = []
+    rates, cpu_start, wall_start = [], _own_cpu_seconds(), time.perf_counter()
     for _ in range(repetitions):
         start = time.perf_counter()
         for _ in range(calls):
             call()
         rates.append(calls / (time.perf_counter() - start))
+    cores = (_own_cpu_seconds() - cpu_start) / (time.perf_counter() - wall_start)
     return {"fps": statistics.median(rates), "min_fps": min(rates), "max_fps": max(rates),
-            "calls_per_repetition": calls, "repetitions": repetitions}  # fmt: skip
+            "calls_per_repetition": calls, "repetitions": repetitions, "cores": cores}  # fmt: skip
+
+
+def _own_cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+class CpuUse:
+    """CPU used over an interval by this process and by everything else (other processes, hypervisor steal).
+
+    From /proc/stat's machine-wide busy time minus this process's own CPU
+    time: a figure taken while something else ran is slower than the runtime is.
+    """
+
+    def __init__(self):
+        self.start = self._snapshot()
+
+    @staticmethod
+    def _snapshot() -> tuple[float, float | None, float]:
+        try:
+            values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+            busy = (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
+        except (OSError, ValueError, IndexError):
+            busy = None
+        return time.perf_counter(), busy, _own_cpu_seconds()
+
+    def figures(self) -> dict:
+        """{"wall_s", "own_cores", "other_cores" (None where /proc/stat is unreadable), "other_fraction"}."""
+        (wall0, busy0, own0), (wall1, busy1, own1) = self.start, self._snapshot()
+        wall = wall1 - wall0
+        others = None if busy0 is None or busy1 is None else max(0.0, (busy1 - busy0) - (own1 - own0)) / wall
+        return {"wall_s": wall, "own_cores": (own1 - own0) / wall, "other_cores": others,
+                "other_fraction": None if others is None else others / (os.cpu_count() or 1)}  # fmt: skip
 
 
 # --- Exports --------------------------------------------------------------------------------
@@ -244,6 +279,31 @@ def runner_calls(runner, one: dict, identity: dict, signatures: tuple) -> dict:
 
         calls["full"] = full
     return calls
+
+
+class SleepingOnnxRunner:
+    """``export.formats.OnnxRunner`` with ``session.intra_op.allow_spinning=0``.
+
+    Each onnxruntime session has its own intra-op thread pool, whose threads
+    spin-wait after a run by default; running two sessions in turn (identity
+    then generator) the idle pool's spinning competes with the working one.
+    """
+
+    name = "onnx_nospin"
+
+    def __init__(self, paths: dict, num_threads: int):
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = num_threads
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.sessions = {k: onnxruntime.InferenceSession(str(p), options, providers=["CPUExecutionProvider"])
+                         for k, p in paths.items()}  # fmt: skip
+
+    def run(self, signature: str, inputs: dict) -> dict[str, np.ndarray]:
+        from export import formats
+
+        return formats.OnnxRunner.run(self, signature, inputs)
 
 
 def xnnpack_coverage(interpreter) -> dict | None:
@@ -328,10 +388,12 @@ def bench_experiment(name: str, args, peak: dict, folder: Path) -> dict:
         lite[quantization] = formats.LiteRunner(paths[f"tflite_{quantization}"], num_threads=args.threads,
                                                 name=f"tflite_{quantization}")  # fmt: skip
         runners[f"tflite_{quantization}"] = runner_calls(lite[quantization], one, identity, ON_DEVICE_SIGNATURES)
-    onnx = formats.OnnxRunner({s: paths[f"onnx_{s}"] for s in ONNX_SIGNATURES}, num_threads=args.threads)
-    runners["onnx"] = runner_calls(onnx, one, identity, ONNX_SIGNATURES)
+    onnx_paths = {s: paths[f"onnx_{s}"] for s in ONNX_SIGNATURES}
+    runners["onnx"] = runner_calls(formats.OnnxRunner(onnx_paths, num_threads=args.threads), one, identity, ONNX_SIGNATURES)
+    runners["onnx_nospin"] = runner_calls(SleepingOnnxRunner(onnx_paths, args.threads), one, identity, ONNX_SIGNATURES)
 
     results: dict[str, dict] = {}
+    cpu_use = CpuUse()
     for runner_name, calls in runners.items():
         log(f"[{name}] timing {runner_name} ({', '.join(calls)}) ...")
         results[runner_name] = {}
@@ -343,6 +405,7 @@ def bench_experiment(name: str, args, peak: dict, folder: Path) -> dict:
             figures["gflops"] = figures["fps"] * figures["gflop_per_frame"]
             figures["peak_fraction"] = figures["gflops"] / peak["peak_gflops"]
             results[runner_name][column] = figures
+    cpu_use = cpu_use.figures()
 
     coverage = {}
     for quantization, runner in lite.items():
@@ -354,7 +417,7 @@ def bench_experiment(name: str, args, peak: dict, folder: Path) -> dict:
         "experiment": name, "weights": "untrained (random initialisation, seed 0)", "inputs": inputs,
         "parameters": int(model.count_params()), "gflop_per_frame": gflop, "results": results,
         "precompute_speedup": speedups, "sizes_bytes": exported["sizes"], "export_seconds": exported["seconds"],
-        "xnnpack": coverage,
+        "xnnpack": coverage, "cpu_while_timing": cpu_use,
     }  # fmt: skip
     target = TARGETS.get(name)
     if target and args.profile_layers and (args.always_profile or results["tflite_int8"]["generate_frame_pcm"]["fps"] < target[0]):
@@ -396,7 +459,8 @@ def one_layer_saved_model(layer, shape: tuple, batch: int | None, folder: Path) 
 
 def one_layer_tflite(saved_model: Path, shape: tuple, quantization: str) -> bytes:
     """A one-layer SavedModel as a float32 or int8 .tflite; int8 calibrated on non-negative
-    normal inputs (the layers' inputs follow ReLUs), with the real export's converter settings."""
+    normal inputs (the layers' inputs follow ReLUs), with int8 inputs and outputs: no
+    QUANTIZE / DEQUANTIZE around the op, as for a layer inside the int8 model."""
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
@@ -405,30 +469,35 @@ def one_layer_tflite(saved_model: Path, shape: tuple, quantization: str) -> byte
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = lambda: ([np.abs(rng.normal(size=(1, *shape))).astype(np.float32)] for _ in range(8))
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+        converter.inference_input_type = converter.inference_output_type = tf.int8
     return converter.convert()
 
 
-def time_one_layer(model_bytes: bytes, shape: tuple, args) -> tuple[float, bool | None]:
-    """(ms per call at batch 1, whether XNNPACK took the layer's op) with LiteRT at ``--threads``."""
+def time_one_layer(model_bytes: bytes, shape: tuple, args) -> dict:
+    """{"ms" per call at batch 1, "cores" kept busy, "xnnpack": whether XNNPACK took the op} with LiteRT."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_content=model_bytes, num_threads=args.threads)
     runner = interpreter.get_signature_runner()
-    key = next(iter(runner.get_input_details()))
-    x = np.abs(np.random.default_rng(1).normal(size=(1, *shape))).astype(np.float32)
+    key, details = next(iter(runner.get_input_details().items()))
+    rng = np.random.default_rng(1)
+    if details["dtype"] == np.int8:
+        x = rng.integers(-128, 128, (1, *shape), dtype=np.int8)
+    else:
+        x = np.abs(rng.normal(size=(1, *shape))).astype(np.float32)
     figures = frames_per_second(lambda: runner(**{key: x}), args.seconds / 4, 3)
     coverage = xnnpack_coverage(interpreter)
     delegated = None if coverage is None else all(done == total for done, total in coverage.values())
-    return 1000 / figures["fps"], delegated
+    return {"ms": 1000 / figures["fps"], "cores": figures["cores"], "xnnpack": delegated}
 
 
 def profile_layers(model, top: int, args, folder: Path) -> list[dict]:
     """The frame generator's ``top`` largest layers by FLOPs, each converted and timed alone.
 
     Per layer: float32 and int8 ms with a free batch dimension (as exported),
-    whether XNNPACK took it, and for int8 layers XNNPACK did not take, the
-    int8 ms with a fixed batch of 1. Times include the layer model's own
-    QUANTIZE / DEQUANTIZE of its float input and output.
+    the cores kept busy, whether XNNPACK took it, and for int8 layers XNNPACK
+    did not take, the int8 ms with a fixed batch of 1. Times include one
+    LiteRT call from Python (about 10 us).
     """
     from keras_s2v.models import flops
 
@@ -443,12 +512,11 @@ def profile_layers(model, top: int, args, folder: Path) -> list[dict]:
                "share_of_generator_flops": layer_flops / sum(counted.values())}  # fmt: skip
         free_batch = one_layer_saved_model(layer, shape, None, folder)
         for quantization in ("float32", "int8"):
-            ms, delegated = time_one_layer(one_layer_tflite(free_batch, shape, quantization), shape, args)
-            row[f"{quantization}_ms"], row[f"{quantization}_xnnpack"] = ms, delegated
+            timed = time_one_layer(one_layer_tflite(free_batch, shape, quantization), shape, args)
+            row.update({f"{quantization}_{k}": v for k, v in timed.items()})
         if row["int8_xnnpack"] is False:
-            fixed_batch = one_layer_saved_model(layer, shape, 1, folder)
-            row["int8_batch1_ms"], row["int8_batch1_xnnpack"] = time_one_layer(
-                one_layer_tflite(fixed_batch, shape, "int8"), shape, args)
+            timed = time_one_layer(one_layer_tflite(one_layer_saved_model(layer, shape, 1, folder), shape, "int8"), shape, args)
+            row.update({f"int8_batch1_{k}": v for k, v in timed.items()})
         rows.append(row)
     return rows
 
@@ -486,6 +554,12 @@ def print_experiment(report: dict, peak: dict) -> None:
           f"VPMADDUBSW, 4x with VNNI VPDPBUSD; this CPU {vnni} VNNI)")  # fmt: skip
     print("full per frame: Keras model(faces, MFCC of the PCM); SavedModel serving_default; "
           "TFLite / ONNX identity_features then generate_frame_pcm. ONNX has no generate_frame file.")  # fmt: skip
+    print("onnx: export.formats.OnnxRunner as is; onnx_nospin: the same files, sessions with "
+          "session.intra_op.allow_spinning=0 (idle thread pools sleep instead of spinning)")  # fmt: skip
+    highest = max(f["peak_fraction"] for columns in report["results"].values() for f in columns.values())
+    if highest > 0.8:
+        print(f"(up to {100 * highest:.0f}% of the assumed peak: the clock under load is likely above the "
+              f"{peak['ghz']:.2f} GHz of /proc/cpuinfo, so the real peak is higher; --ghz sets it)")  # fmt: skip
     s = report["sizes_bytes"]
     print(f"sizes: SavedModel variables {mb(s['saved_model_variables'])} (+ saved_model.pb {mb(s['saved_model_pb'])}); "
           + ", ".join(f"TFLite {q} {mb(s['tflite_' + q])}" for q in QUANTIZATIONS) + "; "
@@ -493,6 +567,11 @@ def print_experiment(report: dict, peak: dict) -> None:
     for quantization, coverage in report["xnnpack"].items():
         print(f"XNNPACK took, in TFLite {quantization} {coverage['signature'] or '(first subgraph)'}: "
               f"{coverage_text(coverage['ops'])}")  # fmt: skip
+    cpu = report["cpu_while_timing"]
+    if cpu["other_cores"] is not None:
+        warning = "  (figures may be low: the machine was shared)" if cpu["other_fraction"] > 0.1 else ""
+        print(f"while timing ({cpu['wall_s']:.0f} s): this process kept {cpu['own_cores']:.2f} cores busy, other processes "
+              f"and hypervisor steal {cpu['other_cores']:.2f} ({100 * cpu['other_fraction']:.0f}% of the machine){warning}")  # fmt: skip
     speedups = report["precompute_speedup"]
     print(f"precomputing the identity features (generate_frame_pcm alone vs the full model per frame): SavedModel "
           f"{speedups['saved_model']:.2f}x, TFLite int8 {speedups['tflite_int8']:.2f}x faster per frame")  # fmt: skip
@@ -516,15 +595,15 @@ def print_limits(report: dict, peak: dict) -> None:
     if not rows:
         return
     print(f"  the generator's largest layers, each converted and timed alone (LiteRT, {peak.get('threads', 2)} threads, "
-          "batch 1; ms include the layer model's own quantize/dequantize):")  # fmt: skip
-    print(f"  {'layer':<26}{'kind':<17}{'GFLOP':>7}{'FLOPs':>7}{'f32 ms':>8}{'XNNPACK':>8}{'int8 ms':>9}{'XNNPACK':>8}"
-          f"{'int8 GFLOP/s':>13}{'of frame':>9}{'int8 ms, batch fixed 1':>24}")  # fmt: skip
+          "batch 1, free batch dimension as exported; int8 layers with int8 inputs and outputs; cores = CPU time / wall time):")  # fmt: skip
+    print(f"  {'':<44}|{'float32':^22}|{'int8':^38}|{'int8, batch fixed 1':^20}")
+    print(f"  {'layer':<22}{'kind':<16}{'GFLOP':>6}|{'ms':>7}{'cores':>6}{'XNNPACK':>9}|{'ms':>7}{'cores':>6}{'XNNPACK':>9}"
+          f"{'GFLOP/s':>8}{'frame':>8}|{'ms':>7}{'XNNPACK':>9}{'':>4}")  # fmt: skip
     for row in rows:
-        fixed = f"{row['int8_batch1_ms']:.3f} (XNN {'yes' if row['int8_batch1_xnnpack'] else 'no'})" if "int8_batch1_ms" in row else ""
-        print(f"  {row['layer']:<26}{row['kind']:<17}{row['gflop']:>7.3f}{100 * row['share_of_generator_flops']:>6.0f}%"
-              f"{row['float32_ms']:>8.3f}{_yes_no(row['float32_xnnpack']):>8}{row['int8_ms']:>9.3f}"
-              f"{_yes_no(row['int8_xnnpack']):>8}{row['gflop'] / row['int8_ms'] * 1000:>13.1f}"
-              f"{100 * row['int8_ms'] / frame_ms:>8.0f}%{fixed:>24}")  # fmt: skip
+        fixed = f"{row['int8_batch1_ms']:>7.3f}{_yes_no(row['int8_batch1_xnnpack']):>9}" if "int8_batch1_ms" in row else ""
+        print(f"  {row['layer']:<22}{row['kind']:<16}{row['gflop']:>6.3f}|{row['float32_ms']:>7.3f}{row['float32_cores']:>6.1f}"
+              f"{_yes_no(row['float32_xnnpack']):>9}|{row['int8_ms']:>7.3f}{row['int8_cores']:>6.1f}{_yes_no(row['int8_xnnpack']):>9}"
+              f"{row['gflop'] / row['int8_ms'] * 1000:>8.1f}{100 * row['int8_ms'] / frame_ms:>7.0f}%|{fixed}")  # fmt: skip
     total = sum(r["int8_ms"] for r in rows)
     outside = [r for r in rows if r["int8_xnnpack"] is False]
     print(f"  these {len(rows)} layers: {total:.2f} ms of the {frame_ms:.2f} ms int8 frame "
@@ -562,7 +641,7 @@ def main() -> None:
     parser.add_argument("--data", default=None, help="prepared shards: real calibration / timing inputs (default synthetic)")
     parser.add_argument("--split", default="train", help="shard split read with --data")
     parser.add_argument("--calibration_samples", type=int, default=16)
-    parser.add_argument("--seconds", type=float, default=3.0, help="timed seconds per measurement (after warm-up)")
+    parser.add_argument("--seconds", type=float, default=5.0, help="timed seconds per measurement (after warm-up)")
     parser.add_argument("--repetitions", type=int, default=5, help="timed runs per measurement; the median is reported")
     parser.add_argument("--threads", type=int, default=2, help="LiteRT threads and onnxruntime intra-op threads")
     parser.add_argument("--cores", type=int, default=None, help="cores in the peak FLOP/s (default os.cpu_count())")

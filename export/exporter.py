@@ -244,21 +244,19 @@ def export_model(workdir, out, formats_: tuple = FORMATS, quantizations: tuple =
     quantizations = parse_list(quantizations, formats.QUANTIZATIONS, "quantization")
     out = Path(out)
     _check_output(out, overwrite)
-    if android_assets is not None:
-        android_assets = Path(android_assets)
-        if "tflite" not in formats_ or not set(ANDROID_QUANTIZATIONS) <= set(quantizations):
-            raise ExportError("--android_assets needs --formats with tflite and --quantize with int8,float16")
-        clash = [name for name in _android_files(model_name or "model") if (android_assets / name).exists()]
-        if clash and not overwrite:
-            raise ExportError(f"{android_assets}: already holds {', '.join(clash)}; pass --overwrite to replace them")
+    if android_assets is not None and ("tflite" not in formats_ or not set(ANDROID_QUANTIZATIONS) <= set(quantizations)):
+        raise ExportError("--android_assets needs --formats with tflite and --quantize with int8,float16")
 
     config, model = load_checkpoint(workdir)
     model_name = model_name or config.name
+    if android_assets is not None:
+        android_assets = Path(android_assets)
+        clash = [name for name in _android_files(model_name) if (android_assets / name).exists()]
+        if clash and not overwrite:
+            raise ExportError(f"{android_assets}: already holds {', '.join(clash)}; pass --overwrite to replace them")
     data_dir = data_dir_of(workdir, data_dir)
     signatures = Signatures(model)
-    num_images = model.num_identity_images
-    parity_samples = read_samples(data_dir, config.data.validation_split if features_exist(data_dir, config.data.validation_split)
-                                  else config.data.train_split, num_images, PARITY_SAMPLES)  # fmt: skip
+    parity_samples = read_samples(data_dir, held_out_split(data_dir, config), model.num_identity_images, PARITY_SAMPLES)
     metadata = build_metadata(config, signatures, model_name, version)
 
     staging = out.parent / f".{out.name}.partial-{os.getpid()}"
@@ -280,7 +278,7 @@ def export_model(workdir, out, formats_: tuple = FORMATS, quantizations: tuple =
     if android_assets is not None:
         android_assets.mkdir(parents=True, exist_ok=True)
         for item in sorted((staging / "android").iterdir()):
-            os.replace(item, android_assets / item.name)
+            shutil.move(item, android_assets / item.name)  # may cross file systems
         (staging / "android").rmdir()
         report["android_assets"] = str(android_assets)
     if out.exists():
@@ -290,10 +288,12 @@ def export_model(workdir, out, formats_: tuple = FORMATS, quantizations: tuple =
     return report
 
 
-def features_exist(data_dir, split: str) -> bool:
+def held_out_split(data_dir, config) -> str:
+    """The validation split when the shards have one (parity, sample clip), else the training split."""
     from keras_s2v.data import features
 
-    return bool(features.list_shards(data_dir, split))
+    validation = config.data.validation_split
+    return validation if features.list_shards(data_dir, validation) else config.data.train_split
 
 
 def _export_into(staging: Path, signatures, config, model_name, version, formats_, quantizations, data_dir,
@@ -385,9 +385,8 @@ def sample_face_and_speech(data_dir, config) -> tuple[np.ndarray, np.ndarray]:
 
     from keras_s2v.data import features
 
-    split = config.data.validation_split if features_exist(data_dir, config.data.validation_split) else config.data.train_split
     best = None
-    for serialized in tf.data.TFRecordDataset(features.list_shards(data_dir, split)):
+    for serialized in tf.data.TFRecordDataset(features.list_shards(data_dir, held_out_split(data_dir, config))):
         example = features.decode_example(serialized)
         if best is None or int(example["num_frames"]) > int(best["num_frames"]):
             best = {k: example[k].numpy() for k in ("frames", "pcm", "num_frames")}

@@ -186,6 +186,12 @@ def test_bad_inputs_get_clear_messages(workdir, tmp_path):
     a_file.write_text("x")
     with pytest.raises(ExportError, match="is a file, not a folder"):
         export_model(workdir, a_file / "out")
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    (assets / "s2v_tiny_int8.tflite").write_bytes(b"mine")
+    with pytest.raises(ExportError, match="already holds s2v_tiny_int8.tflite; pass --overwrite"):
+        export_model(workdir, tmp_path / "a", android_assets=assets)
+    assert (assets / "s2v_tiny_int8.tflite").read_bytes() == b"mine"
     assert not (tmp_path / "a").exists()
 
 
