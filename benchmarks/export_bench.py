@@ -216,20 +216,19 @@ def folder_bytes(path: Path) -> int:
 def export_all(signatures, samples: dict, folder: Path) -> dict:
     """SavedModel, the three TFLite variants and two ONNX files of one model; paths, sizes, seconds taken."""
     from export import exporter, formats
-    from export.signatures import ON_DEVICE_SIGNATURES, write_saved_model
+    from export.signatures import write_saved_model
 
     paths, seconds = {}, {}
     start = time.perf_counter()
     paths["saved_model"] = folder / "saved_model"
     write_saved_model(signatures, paths["saved_model"])
     seconds["saved_model"] = time.perf_counter() - start
-    for quantization in QUANTIZATIONS:
-        start = time.perf_counter()
-        calibration = exporter.representative_dataset(signatures, samples) if quantization == "int8" else None
-        model_bytes = formats.to_tflite(paths["saved_model"], ON_DEVICE_SIGNATURES, quantization, calibration)
+    start = time.perf_counter()
+    for quantization, model_bytes in exporter.tflite_models(signatures, folder, QUANTIZATIONS, samples):
         paths[f"tflite_{quantization}"] = folder / f"{quantization}.tflite"
         paths[f"tflite_{quantization}"].write_bytes(model_bytes)
         seconds[f"tflite_{quantization}"] = time.perf_counter() - start
+        start = time.perf_counter()
     start = time.perf_counter()
     for name in ONNX_SIGNATURES:
         paths[f"onnx_{name}"] = folder / f"{name}.onnx"

@@ -167,11 +167,17 @@ class LiteRunner:
         return list(self.interpreter.get_signature_list())
 
     def run(self, signature: str, inputs: dict) -> dict[str, np.ndarray]:
+        """Batches larger than the model's fixed batch of 1 run one example at a time."""
         if signature not in self._runners:
             self._runners[signature] = self.interpreter.get_signature_runner(signature)
         runner = self._runners[signature]
         wanted = self.interpreter.get_signature_list()[signature]["inputs"]
-        return dict(runner(**{k: np.asarray(inputs[k]) for k in wanted}))
+        arrays = {k: np.asarray(inputs[k]) for k in wanted}
+        fixed = runner.get_input_details()[wanted[0]]["shape_signature"][0] == 1
+        if not fixed:
+            return dict(runner(**arrays))
+        outputs = [runner(**{k: v[i : i + 1] for k, v in arrays.items()}) for i in range(len(arrays[wanted[0]]))]
+        return {k: np.concatenate([o[k] for o in outputs]) for k in outputs[0]}
 
 
 class OnnxRunner:
@@ -183,6 +189,9 @@ class OnnxRunner:
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
+        # Idle pools sleep instead of spinning: the identity and generator sessions share the cores
+        # (spinning halved frames/s when a client runs both per frame).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if num_threads:
             options.intra_op_num_threads = num_threads
         self.sessions = {k: onnxruntime.InferenceSession(str(p), options, providers=["CPUExecutionProvider"])

@@ -72,14 +72,14 @@ class Signatures:
 
     # --- Specs ------------------------------------------------------------------------------
 
-    def input_specs(self, name: str) -> list:
-        """Ordered, named ``tf.TensorSpec`` inputs of signature ``name`` (batch dimension free)."""
+    def input_specs(self, name: str, batch: int | None = None) -> list:
+        """Ordered, named ``tf.TensorSpec`` inputs of signature ``name`` (batch free unless given)."""
         import tensorflow as tf
 
-        faces = tf.TensorSpec((None, IMAGE_SIZE, IMAGE_SIZE, self.face_channels), tf.uint8, name="faces")
-        identity = [tf.TensorSpec((None, *self.identity_shapes[k]), tf.float32, name=k) for k in self.identity_keys]
-        mfcc = tf.TensorSpec((None, audio_lib.MFCC_COEFFS, audio_lib.MFCC_WINDOW_HOPS), tf.float32, name="mfcc")
-        pcm = tf.TensorSpec((None, audio_lib.MFCC_WINDOW_SAMPLES), tf.float32, name="pcm")
+        faces = tf.TensorSpec((batch, IMAGE_SIZE, IMAGE_SIZE, self.face_channels), tf.uint8, name="faces")
+        identity = [tf.TensorSpec((batch, *self.identity_shapes[k]), tf.float32, name=k) for k in self.identity_keys]
+        mfcc = tf.TensorSpec((batch, audio_lib.MFCC_COEFFS, audio_lib.MFCC_WINDOW_HOPS), tf.float32, name="mfcc")
+        pcm = tf.TensorSpec((batch, audio_lib.MFCC_WINDOW_SAMPLES), tf.float32, name="pcm")
         return {
             IDENTITY_FEATURES: [faces],
             GENERATE_FRAME: [*identity, mfcc],
@@ -104,8 +104,10 @@ class Signatures:
         return {"frame": (IMAGE_SIZE, IMAGE_SIZE, 3)}
 
 
-def write_saved_model(signatures: Signatures, path) -> None:
-    """A SavedModel with the four named signatures, through ``keras.export.ExportArchive``.
+def write_saved_model(signatures: Signatures, path, names=SIGNATURES, batch: int | None = None) -> None:
+    """A SavedModel with the named signatures, through ``keras.export.ExportArchive``.
+
+    ``batch=1`` fixes the batch dimension (what the TFLite files are converted from).
 
     The archive saves the variables its endpoints capture, so converters see
     real weights (a plain ``tf.Module`` export has been seen to give
@@ -116,6 +118,6 @@ def write_saved_model(signatures: Signatures, path) -> None:
     import keras
 
     archive = keras.export.ExportArchive()
-    for name in SIGNATURES:
-        archive.add_endpoint(name, signatures.function(name), signatures.input_specs(name))
+    for name in names:
+        archive.add_endpoint(name, signatures.function(name), signatures.input_specs(name, batch))
     archive.write_out(str(path), verbose=False)

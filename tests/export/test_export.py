@@ -50,12 +50,15 @@ def test_export_writes_every_format_with_metadata_and_passing_parity(exported, w
     assert metadata["audio"]["sample_rate"] == 16000 and metadata["audio"]["pcm_window_samples"] == 5840
     assert metadata["signatures"]["generate_frame_pcm"]["inputs"]["pcm"] == {"shape": [-1, 5840], "dtype": "float32"}
     assert metadata["signatures"]["identity_features"]["inputs"]["faces"]["dtype"] == "uint8"
-    for folder in ("tflite", "onnx"):
-        assert json.loads((out / folder / "metadata.json").read_text())["signatures"] == metadata["signatures"]
+    assert json.loads((out / "onnx" / "metadata.json").read_text())["signatures"] == metadata["signatures"]
+    on_device = json.loads((out / "tflite" / "metadata.json").read_text())["signatures"]
+    assert sorted(on_device) == sorted(ON_DEVICE_SIGNATURES)  # at the phone's fixed batch of 1
+    assert on_device["generate_frame_pcm"]["inputs"]["pcm"]["shape"] == [1, 5840]
     for quantization in formats.QUANTIZATIONS:
         path = out / "tflite" / f"s2v_tiny_{quantization}.tflite"
         embedded = formats.read_embedded_metadata(path)
         assert embedded["quantization"] == quantization and embedded["model_name"] == "s2v_tiny"
+        assert embedded["signatures"] == on_device
         assert not [op for op in formats.tflite_ops(path) if op.startswith("Flex")]
         runner = formats.LiteRunner(path)
         assert sorted(runner.signature_names()) == sorted(ON_DEVICE_SIGNATURES)
