@@ -40,7 +40,8 @@ def run_demo(out, experiment: str = "s2v_small", overrides=(), android_assets=No
     config = experiments.apply_overrides(experiments.get_experiment(experiment), overrides)
     result = train_lib.train(config, out / "shards", out / "train")
     history = result["epochs"]
-    log("4/5 talking video: identity computed once, 0.35 s window slid at 25 fps, audio muxed")
+    log("4/5 talking video: identity computed once, 0.35 s window slid at 25 fps, lower face Poisson-blended "
+        "back into the portrait, audio muxed")
     portrait = out / "portrait.png"
     if not portrait.exists():
         import cv2
@@ -48,11 +49,9 @@ def run_demo(out, experiment: str = "s2v_small", overrides=(), android_assets=No
         cv2.imwrite(str(portrait), synth.load_portrait("astronaut").image[..., ::-1])
     speech = synth.speak(DEMO_SENTENCE, voice="en-us+f3", rate=160)
     media.write_wav(out / "speech.wav", speech.waveform)
-    model = train_lib.load_trained_model(out / "train")
-    crop = inference.align_photo(portrait)[0]
-    frames = inference.generate_frames(model, inference.identity_faces([crop], model.num_identity_images), speech.waveform)
     video = out / "talking.mp4"
-    inference.write_video(frames, video, speech.waveform, crop.shape[0], overwrite=True, progress=False)
+    inference.generate_video([portrait], out / "speech.wav", out / "train", video, overwrite=True, progress=False)
+    crop = inference.align_photo(portrait)[0]
     log("5/5 export: SavedModel for TF Serving, TFLite float32/float16/int8, ONNX, parity against Keras; "
         "the int8 model's video through the LiteRT client")
     export = export_model(out / "train", out / "export", overwrite=True, android_assets=android_assets,

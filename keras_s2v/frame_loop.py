@@ -18,7 +18,7 @@ A backend is any object with two methods (``FrameBackend``):
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -69,6 +69,68 @@ def face_input(images: Sequence[np.ndarray], names: Sequence[str] | None = None,
 def read_faces(paths: Sequence[str], size: int = FACE_SIZE) -> np.ndarray:
     """``face_input`` from image files; ``MediaError`` / ``ValueError`` name the file."""
     return face_input([media.read_image(path) for path in paths], [str(p) for p in paths], size)
+
+
+class PcmWindower:
+    """Audio in chunks of any size in, each video frame's ``generate_frame_pcm`` window out.
+
+    At 25 fps frame ``t`` reads samples ``[640 t - 2600, 640 t + 3240)``; at
+    another rate the window is centred on the frame's own centre
+    (``audio.mfcc_window_range``). Samples before the start and after the
+    end of the audio are zero. A window is ready as soon as its last sample
+    has arrived; only the samples later windows still need are kept, so
+    memory does not grow with the audio's length.
+    """
+
+    def __init__(self, fps: float = audio_lib.FPS):
+        self.fps = fps
+        self.next_frame = 0
+        self.received = 0
+        self._start = min(self._window(0)[0], 0)  # absolute index of _buffer[0]; before 0 it is padding
+        self._buffer = np.zeros(-self._start, np.float32)
+
+    def _window(self, t: int) -> tuple[int, int]:
+        return audio_lib.mfcc_window_range(t, self.fps)
+
+    def _ready(self) -> Iterator[np.ndarray]:
+        while self._window(self.next_frame)[1] <= self._start + len(self._buffer):
+            first = self._window(self.next_frame)[0] - self._start
+            yield self._buffer[first : first + audio_lib.MFCC_WINDOW_SAMPLES].copy()
+            self.next_frame += 1
+            drop = max(self._window(self.next_frame)[0] - self._start, 0)
+            self._buffer, self._start = self._buffer[drop:], self._start + drop
+
+    def push(self, chunk: np.ndarray) -> Iterator[np.ndarray]:
+        chunk = audio_lib.to_float(np.asarray(chunk))
+        self.received += len(chunk)
+        self._buffer = np.concatenate([self._buffer, chunk])
+        yield from self._ready()
+
+    def finish(self) -> Iterator[np.ndarray]:
+        """The remaining windows, zero-padded: one frame per started ``1 / fps`` of audio."""
+        total = audio_lib.num_frames(self.received, self.fps)
+        if self.next_frame < total:
+            pad = self._window(total - 1)[1] - (self._start + len(self._buffer))
+            self._buffer = np.concatenate([self._buffer, np.zeros(max(pad, 0), np.float32)])
+            yield from self._ready()
+
+
+def audio_windows(chunks: Iterable[np.ndarray], fps: float = audio_lib.FPS,
+                  then_silence: bool = False) -> Iterator[np.ndarray]:  # fmt: skip
+    """Each frame's raw window from audio chunks: one per started ``1 / fps`` s.
+
+    ``then_silence``: go on past the end with windows of silence, forever
+    (the caller stops); for video that outlasts its new audio.
+    """
+    windower = PcmWindower(fps)
+    for chunk in chunks:
+        yield from windower.push(chunk)
+    if not then_silence:
+        yield from windower.finish()
+        return
+    silence = np.zeros(audio_lib.SAMPLE_RATE // 5, np.float32)
+    while True:
+        yield from windower.push(silence)
 
 
 def pcm_windows(waveform: np.ndarray, first: int, count: int, fps: float = audio_lib.FPS) -> np.ndarray:

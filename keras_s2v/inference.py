@@ -1,83 +1,375 @@
-"""Talking-face generation from a still: identity once, then one frame per 0.35 s audio window.
+"""Talking faces from photos (``generate``) and re-dubbed videos (``redub``), streamed end to end.
 
-The library behind ``python -m keras_s2v.generate``: detect and align the face
-exactly as ``prepare`` did, run the identity encoder once, slide the MFCC
-window over the audio at 25 fps, run the per-window generator (and the
-deblurring CNN), and stream frames into ffmpeg, so memory does not grow with
-the audio's length.
+The library behind ``python -m keras_s2v.generate`` and ``python -m keras_s2v.redub``:
+
+1. detect the face and its 68 landmarks, align it exactly as ``prepare`` did;
+2. run the identity encoder once (1 aligned face, or 5 for the 5-image model);
+3. slide the 0.35 s window over the audio at the output frame rate and run
+   the per-window generator (and the deblurring CNN) on batches of windows;
+4. paste each generated face back into its frame (``paste.paste_face``:
+   inverse similarity warp, Poisson blending of the lower face), or keep
+   the aligned crop with ``crop=True``;
+5. stream the frames into ffmpeg, which muxes the audio from its file.
+
+Audio is decoded in chunks and video frame by frame, so memory does not grow
+with the length of either. Every stage is timed (``Stages``) for the summary
+and ``benchmarks/generate_bench.py``.
 """
 
 from __future__ import annotations
 
-from typing import Iterator
+import collections
+import contextlib
+import dataclasses
+import itertools
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 import numpy as np
 
+from keras_s2v import frame_loop
 from keras_s2v.data import audio as audio_lib
 from keras_s2v.data import media
 from keras_s2v.models.speech2vid import IMAGE_SIZE
 
+STAGES = ("decode", "detect", "identity", "generate", "deblur", "blend", "encode")
+AUDIO_FITS = ("loop", "trim", "pad")
+SIMILAR_FACE_AREA = 0.5  # a second face at least this share of the largest's area makes a photo ambiguous
+TRACK_IOU = 0.3
+
+
+class Stages:
+    """Seconds spent per pipeline stage."""
+
+    def __init__(self):
+        self.seconds = collections.defaultdict(float)
+
+    @contextlib.contextmanager
+    def time(self, name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] += time.perf_counter() - start
+
+    def report(self, frames: int) -> dict:
+        """Stage -> {seconds, frames_per_second}: what one stage alone would sustain."""
+        return {name: {"seconds": round(self.seconds[name], 3),
+                       "frames_per_second": round(frames / self.seconds[name], 1) if self.seconds[name] else None}
+                for name in STAGES}  # fmt: skip
+
+
+@dataclasses.dataclass
+class Target:
+    """One output frame's background and where its face is (transform None: no face found)."""
+
+    frame: np.ndarray  # uint8 (H, W, 3)
+    transform: np.ndarray | None = None  # 2 x 3, frame -> aligned crop
+    landmarks_crop: np.ndarray | None = None  # (68, 2) in crop pixels
+
+
+# --- Faces -----------------------------------------------------------------------------------
+
+
+def choose_face(faces, path, face_index: int | None = None):
+    """The photo's subject: the ``face_index``-th from the left, else the largest.
+
+    Two faces of similar size and no ``face_index`` is an error: guessing
+    would animate the wrong person.
+    """
+    from keras_s2v.data.face import NoFaceError, largest_face
+
+    if not faces:
+        raise NoFaceError(path)
+    ordered = sorted(faces, key=lambda f: f.box[0])
+    if face_index is not None:
+        if not 0 <= face_index < len(ordered):
+            raise ValueError(f"{path}: --face_index {face_index} but {len(ordered)} face(s) found (0 is the leftmost)")
+        return ordered[face_index]
+    largest = largest_face(faces)
+    similar = [f for f in faces if _area(f) >= SIMILAR_FACE_AREA * _area(largest)]
+    if len(similar) > 1:
+        where = ", ".join(f"{i}: x={int(f.box[0])}..{int(f.box[2])}" for i, f in enumerate(ordered))
+        raise ValueError(f"{path}: {len(faces)} faces found ({where}); choose one with --face_index N "
+                         "(0 is the leftmost)")  # fmt: skip
+    return largest
+
+
+def _area(face) -> float:
+    return (face.box[2] - face.box[0]) * (face.box[3] - face.box[1])
+
 
 def align_photo(path, analyzer=None, face_index: int | None = None, size: int = IMAGE_SIZE):
-    """(aligned face uint8 (size, size, 3), source image, 2 x 3 transform) of the photo's face.
-
-    The largest face, or the ``face_index``-th from the left.
-    """
-    from keras_s2v.data.face import FaceAnalyzer, NoFaceError, align, largest_face
+    """(aligned face uint8 (size, size, 3), source image, 2 x 3 transform, landmarks in crop pixels)."""
+    from keras_s2v.data.face import FaceAnalyzer, align
 
     image = media.read_image(path)
     analyzer = analyzer or FaceAnalyzer()
-    faces = analyzer.analyze(image)
-    if not faces:
-        raise NoFaceError(path)
-    if face_index is None:
+    face = choose_face(analyzer.analyze(image), path, face_index)
+    crop, landmarks_crop, transform = align.align_face(image, face.landmarks, size)
+    return crop, image, transform, landmarks_crop
+
+
+class FaceFollower:
+    """The same face from frame to frame: the detection overlapping the last one most, else the largest."""
+
+    def __init__(self, analyzer, size: int = IMAGE_SIZE):
+        self.analyzer = analyzer
+        self.size = size
+        self.box = None
+
+    def target(self, frame: np.ndarray) -> Target:
+        from keras_s2v.data import tracks
+        from keras_s2v.data.face import align, largest_face
+
+        faces = self.analyzer.analyze(frame)
+        if not faces:
+            self.box = None
+            return Target(frame)
         face = largest_face(faces)
-    else:
-        ordered = sorted(faces, key=lambda f: f.box[0])
-        if not 0 <= face_index < len(ordered):
-            raise ValueError(f"{path}: --face_index {face_index} but {len(ordered)} face(s) found")
-        face = ordered[face_index]
-    crop, _, transform = align.align_face(image, face.landmarks, size)
-    return crop, image, transform
+        if self.box is not None:
+            overlap, best = max((tracks.box_iou(self.box, f.box), i) for i, f in enumerate(faces))
+            if overlap >= TRACK_IOU:
+                face = faces[best]
+        self.box = face.box
+        transform = align.alignment_transform(face.landmarks, self.size)
+        return Target(frame, transform, align.apply_transform(transform, face.landmarks))
 
 
-def identity_faces(crops: list[np.ndarray], num_images: int) -> np.ndarray:
-    """(1, S, S, 3 n) float input of the identity encoder from n aligned crops."""
-    if len(crops) != num_images:
-        raise ValueError(f"the model needs {num_images} face image(s), got {len(crops)}")
-    return np.concatenate([c.astype(np.float32) / 255.0 for c in crops], axis=-1)[None]
+def video_identity_crops(path, info: media.MediaInfo, analyzer, count: int, size: int = IMAGE_SIZE) -> list[np.ndarray]:
+    """``count`` aligned stills of the video's main face, spread in time (the paper's re-dubbing identity).
 
-
-def generate_frames(model, faces: np.ndarray, waveform: np.ndarray, deblur=None, batch_size: int = 32,
-                    fps: float = audio_lib.FPS) -> Iterator[np.ndarray]:  # fmt: skip
-    """Yield uint8 (S, S, 3) frames for the audio, one per 1/fps seconds.
-
-    ``model`` is a ``Speech2Vid``: its identity encoder runs once on
-    ``faces``; only the audio path and the decoder run per frame.
+    Still ``i`` comes from time ``(i + 0.5) / count`` of the clip, or the
+    nearest of a few frames around it that shows a face.
     """
-    identity = {k: np.asarray(v) for k, v in model.identity_encoder(faces, training=False).items()}
-    generator = model.frame_generator()
-    keys = list(generator.input)
-    total = audio_lib.num_frames(len(waveform), fps)
-    for start in range(0, total, batch_size):
-        count = min(batch_size, total - start)
-        mfcc = np.stack([audio_lib.mfcc_from_pcm_window(audio_lib.pcm_window(waveform, start + i, fps))
-                         for i in range(count)])  # fmt: skip
-        inputs = {k: np.repeat(identity[k], count, axis=0) for k in keys if k != "mfcc"}
-        inputs["mfcc"] = mfcc.astype(np.float32)
-        frames = np.asarray(generator(inputs, training=False))
-        if deblur is not None:
-            frames = np.asarray(deblur(frames, training=False))
-        yield from (np.clip(frames, 0, 1) * 255).round().astype(np.uint8)
+    from keras_s2v.data.face import align, largest_face
+
+    duration = max(info.duration, 1.0 / max(info.fps, 1.0))
+    step = duration / (4 * count)
+    crops, tried = [], 0
+    for i in range(count):
+        centre = (i + 0.5) * duration / count
+        for offset in (0, 1, -1, 2, -2):
+            seconds = centre + offset * step
+            if not 0 <= seconds < duration:
+                continue
+            frame = media.read_frame_at(path, seconds, info)
+            tried += 1
+            faces = analyzer.analyze(frame) if frame is not None else []
+            if faces:
+                crops.append(align.align_face(frame, largest_face(faces).landmarks, size)[0])
+                break
+    if not crops:
+        raise media.MediaError(path, f"no face found in any of {tried} frames sampled across its {info.duration:.1f} s")
+    return [crops[i % len(crops)] for i in range(count)]
 
 
-def write_video(frames, out, waveform: np.ndarray, size: int, fps: float = audio_lib.FPS,
-                overwrite: bool = False, progress: bool = True) -> int:  # fmt: skip
-    """Stream frames into ``out`` (mp4, audio muxed); returns the frame count."""
+# --- The loop --------------------------------------------------------------------------------
+
+
+def check_output(out, overwrite: bool) -> Path:
+    """Refuse an existing output (without ``overwrite``) or one in a missing folder, before any work."""
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out}: already exists (pass --overwrite to replace it)")
+    if out.is_dir():
+        raise FileExistsError(f"{out}: is a folder; give a file name such as {out / 'talking.mp4'}")
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"{out}: the folder {out.parent} does not exist")
+    return out
+
+
+def timed_audio(path, info, stages: Stages) -> Iterator[np.ndarray]:
+    """The audio's chunks, decode time booked to ``decode``."""
+    chunks = media.iter_audio(path, info=info)
+    while True:
+        with stages.time("decode"):
+            chunk = next(chunks, None)
+        if chunk is None:
+            return
+        yield chunk
+
+
+def video_targets(path, info: media.MediaInfo, follower: FaceFollower, stages: Stages, loop: bool) -> Iterator[Target]:
+    """Each frame of the video at its own rate with its face; from the start again if ``loop``."""
+    while True:
+        frames, count = media.iter_frames(path, fps=info.fps, info=info), 0
+        while True:
+            with stages.time("decode"):
+                frame = next(frames, None)
+            if frame is None:
+                break
+            count += 1
+            with stages.time("detect"):
+                target = follower.target(frame)
+            yield target
+        if not loop or count == 0:
+            return
+
+
+def render(backend, identity, targets: Iterable[Target], windows: Iterable[np.ndarray], out, fps: float, audio,
+           stages: Stages, deblur=None, crop: bool = False, overwrite: bool = False, batch_size: int = 25,
+           total: int | None = None, progress: bool = True) -> dict:  # fmt: skip
+    """Generate one face per (target, window) pair and write the video; returns counts.
+
+    Ends when either iterable does: that sets the output's length, and the
+    muxed ``audio`` (a file) is cut or padded with silence to it.
+    """
     from tqdm import tqdm
 
-    total = audio_lib.num_frames(len(waveform), fps)
-    with media.VideoWriter(out, size, size, fps, audio=waveform, overwrite=overwrite) as writer:
-        for frame in tqdm(frames, total=total, unit="frame", disable=not progress):
-            writer.write(frame)
-    return writer.frames_written
+    pairs = zip(targets, windows)
+    first = next(pairs, None)
+    if first is None:
+        raise ValueError("nothing to generate: the audio or the video holds no frame")
+    height, width = (IMAGE_SIZE, IMAGE_SIZE) if crop else first[0].frame.shape[:2]
+    without_face = 0
+    bar = tqdm(total=total, unit="frame", disable=not progress, dynamic_ncols=True)
+    with media.VideoWriter(out, width, height, fps, audio=audio, overwrite=overwrite) as writer:
+        for batch in _batched(itertools.chain([first], pairs), batch_size):
+            batch_targets, batch_windows = zip(*batch)
+            with stages.time("generate"):
+                faces = np.asarray(backend.generate_frame_pcm(identity, np.stack(batch_windows)))
+            if deblur is not None:
+                with stages.time("deblur"):
+                    faces = deblur(faces)
+            faces = frame_loop.to_uint8(faces)
+            for target, face in zip(batch_targets, faces):
+                if crop:
+                    frame = face
+                elif target.transform is None:
+                    frame, without_face = target.frame, without_face + 1
+                else:
+                    with stages.time("blend"):
+                        frame = _paste(target, face)
+                with stages.time("encode"):
+                    writer.write(frame)
+            bar.update(len(batch))
+        closing = time.perf_counter()
+    stages.seconds["encode"] += time.perf_counter() - closing  # ffmpeg finishing the file
+    bar.close()
+    return {"frames": writer.frames_written, "frames_without_face": without_face, "width": width, "height": height}
+
+
+def _paste(target: Target, face: np.ndarray) -> np.ndarray:
+    from keras_s2v.paste import paste_face
+
+    return paste_face(target.frame, face, target.transform, target.landmarks_crop)
+
+
+def _batched(iterable, size: int):
+    iterator = iter(iterable)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
+def _load(model, deblur, no_deblur: bool):
+    """(generator backend, deblur or None, deblur description)."""
+    from keras_s2v import backends
+
+    backend = backends.load_generator(model)
+    if no_deblur:
+        return backend, None, "off (--no_deblur)"
+    path = deblur if deblur is not None else backends.find_deblur(model)
+    if path is None:
+        return backend, None, "none found (train one into <workdir>/deblur, or pass --deblur WORKDIR)"
+    return backend, backends.load_deblur(path), f"keras {path}"
+
+
+def _summary(result: dict, stages: Stages, started: float, **extra) -> dict:
+    seconds = time.perf_counter() - started
+    return {**result, **extra, "seconds": round(seconds, 3),
+            "frames_per_second": round(result["frames"] / seconds, 2) if seconds else None,
+            "stages": stages.report(result["frames"])}  # fmt: skip
+
+
+def generate_video(face_paths, audio_path, model, out, *, deblur=None, no_deblur: bool = False,
+                   fps: float = audio_lib.FPS, crop: bool = False, face_index: int | None = None,
+                   overwrite: bool = False, batch_size: int = 25, progress: bool = True, analyzer=None) -> dict:  # fmt: skip
+    """A talking-face video of the photo(s) speaking ``audio_path``; returns a summary.
+
+    The first photo is the video's background; each photo gives one aligned
+    identity face. Output length: the audio's, rounded up to a whole frame.
+    """
+    from keras_s2v.data.face import FaceAnalyzer
+
+    started, stages = time.perf_counter(), Stages()
+    out = check_output(out, overwrite)
+    if not face_paths:
+        raise ValueError("give the face photo with --face PHOTO")
+    if fps <= 0:
+        raise ValueError(f"--fps must be positive, got {fps}")
+    audio_info = media.probe(audio_path)
+    if not audio_info.has_audio:
+        raise media.MediaError(audio_path, "no audio stream")
+    backend, deblurrer, deblur_note = _load(model, deblur, no_deblur)
+    if len(face_paths) != backend.num_identity_images:
+        raise ValueError(f"the model needs {backend.num_identity_images} face photo(s) (--face PHOTO, repeated), "
+                         f"got {len(face_paths)}")  # fmt: skip
+    analyzer = analyzer or FaceAnalyzer()
+    with stages.time("detect"):
+        aligned = [align_photo(path, analyzer, face_index) for path in face_paths]
+    with stages.time("identity"):
+        identity = backend.identity_features(frame_loop.face_input([a[0] for a in aligned]))
+    _, image, transform, landmarks_crop = aligned[0]
+    targets = itertools.repeat(Target(image, transform, landmarks_crop))
+    windows = frame_loop.audio_windows(timed_audio(audio_path, audio_info, stages), fps)
+    total = audio_lib.num_frames(round(audio_info.duration * audio_lib.SAMPLE_RATE), fps)
+    result = render(backend, identity, targets, windows, out, fps, str(audio_path), stages, deblurrer, crop,
+                    overwrite, batch_size, total, progress)  # fmt: skip
+    return _summary(result, stages, started, output=str(out), fps=fps, model=backend.description, deblur=deblur_note,
+                    audio_seconds=round(audio_info.duration, 3))  # fmt: skip
+
+
+def redub_video(video_path, audio_path, model, out, *, audio_fit: str = "loop", deblur=None, no_deblur: bool = False,
+                crop: bool = False, overwrite: bool = False, batch_size: int = 25, progress: bool = True,
+                analyzer=None) -> dict:  # fmt: skip
+    """``video_path`` re-dubbed with ``audio_path``, at its own resolution and frame rate; returns a summary.
+
+    audio_fit, when the lengths differ:
+      ``loop``  the output is as long as the audio: the video starts over, or is cut;
+      ``trim``  as long as the shorter of the two;
+      ``pad``   as long as the video: the audio is padded with silence (closed mouth), or cut.
+    """
+    from keras_s2v.data.face import FaceAnalyzer
+
+    started, stages = time.perf_counter(), Stages()
+    out = check_output(out, overwrite)
+    if audio_fit not in AUDIO_FITS:
+        raise ValueError(f"--audio_fit must be one of {', '.join(AUDIO_FITS)}, got {audio_fit!r}")
+    video_info = media.probe(video_path)
+    if not video_info.has_video or video_info.is_still_image:
+        raise media.MediaError(video_path, "no video stream (for a photo use python -m keras_s2v.generate)")
+    audio_info = media.probe(audio_path)
+    if not audio_info.has_audio:
+        raise media.MediaError(audio_path, "no audio stream")
+    fps = video_info.fps if video_info.fps > 0 else float(audio_lib.FPS)
+    backend, deblurrer, deblur_note = _load(model, deblur, no_deblur)
+    analyzer = analyzer or FaceAnalyzer()
+    with stages.time("detect"):
+        stills = video_identity_crops(video_path, video_info, analyzer, backend.num_identity_images)
+    with stages.time("identity"):
+        identity = backend.identity_features(frame_loop.face_input(stills))
+    targets = video_targets(video_path, video_info, FaceFollower(analyzer), stages, loop=audio_fit == "loop")
+    windows = frame_loop.audio_windows(timed_audio(audio_path, audio_info, stages), fps, then_silence=audio_fit == "pad")
+    audio_frames = audio_lib.num_frames(round(audio_info.duration * audio_lib.SAMPLE_RATE), fps)
+    video_frames = round(video_info.duration * fps)
+    total = {"loop": audio_frames, "trim": min(audio_frames, video_frames), "pad": video_frames}[audio_fit]
+    result = render(backend, identity, targets, windows, out, fps, str(audio_path), stages, deblurrer, crop,
+                    overwrite, batch_size, total, progress)  # fmt: skip
+    return _summary(result, stages, started, output=str(out), fps=round(fps, 3), model=backend.description,
+                    deblur=deblur_note, audio_fit=audio_fit, audio_seconds=round(audio_info.duration, 3),
+                    video_seconds=round(video_info.duration, 3))  # fmt: skip
+
+
+def format_summary(summary: dict) -> str:
+    """The closing lines a command prints."""
+    lines = [(f"wrote {summary['output']}: {summary['frames']} frames, {summary['width']}x{summary['height']} at "
+              f"{summary['fps']:g} fps, {summary['frames_per_second']:.1f} frames/s end to end "
+              f"({summary['seconds']:.1f} s)")]  # fmt: skip
+    if summary.get("frames_without_face"):
+        lines.append(f"{summary['frames_without_face']} frame(s) without a face passed through unchanged")
+    lines.append(f"model: {summary['model']}; deblur: {summary['deblur']}")
+    busy = {k: v for k, v in summary["stages"].items() if v["seconds"]}
+    lines.append("stages: " + ", ".join(f"{k} {v['seconds']:.1f} s" for k, v in busy.items()))
+    return "\n".join(lines)

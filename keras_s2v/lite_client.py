@@ -6,7 +6,7 @@
 1. Load the .tflite once (``Interpreter`` + ``get_signature_runner``).
 2. Run ``identity_features`` once on the aligned 112 x 112 face (uint8 RGB).
 3. Feed microphone or file audio (16 kHz mono float) in chunks of any size
-   to ``PcmWindower``; each time a video frame's 0.365 s window is complete
+   to ``frame_loop.PcmWindower``; each time a video frame's 0.365 s window is complete
    (frame t needs samples up to 640 t + 3240, i.e. 0.2 s of look-ahead), run
    ``generate_frame_pcm`` on it with the stored identity outputs, batch 1.
 
@@ -51,6 +51,8 @@ class LiteTalkingFace:
         self._identity = self.interpreter.get_signature_runner(IDENTITY_FEATURES)
         self._generate = self.interpreter.get_signature_runner(GENERATE_FRAME_PCM)
         self.identity_keys = [k for k in signatures[GENERATE_FRAME_PCM]["inputs"] if k != "pcm"]
+        self.num_identity_images = int(self._identity.get_input_details()["faces"]["shape"][-1]) // 3
+        self.description = f"TFLite {self.path}"
 
     def identity_features(self, faces: np.ndarray) -> dict[str, np.ndarray]:
         """(1, 112, 112, 3 n) uint8 -> identity outputs, batch 1. Once per face."""
@@ -63,50 +65,10 @@ class LiteTalkingFace:
         return np.concatenate(frames)
 
 
-class PcmWindower:
-    """Audio in chunks of any size in, each video frame's ``generate_frame_pcm`` window out.
-
-    Frame ``t`` reads samples ``[640 t - 2600, 640 t + 3240)``, zero before the
-    start and after the end of the audio; it is ready as soon as its last
-    sample has arrived. Keeps only the samples later windows still need.
-    """
-
-    def __init__(self):
-        self.next_frame = 0
-        self.received = 0
-        self._start = audio_lib.MFCC_WINDOW_OFFSET  # absolute index of _buffer[0]; before 0 it is padding
-        self._buffer = np.zeros(-audio_lib.MFCC_WINDOW_OFFSET, np.float32)
-
-    def _window_start(self, t: int) -> int:
-        return t * audio_lib.SAMPLES_PER_FRAME + audio_lib.MFCC_WINDOW_OFFSET
-
-    def _ready(self) -> Iterator[np.ndarray]:
-        while self._window_start(self.next_frame) + audio_lib.MFCC_WINDOW_SAMPLES <= self._start + len(self._buffer):
-            first = self._window_start(self.next_frame) - self._start
-            yield self._buffer[first : first + audio_lib.MFCC_WINDOW_SAMPLES].copy()
-            self.next_frame += 1
-            drop = self._window_start(self.next_frame) - self._start
-            self._buffer, self._start = self._buffer[drop:], self._start + drop
-
-    def push(self, chunk: np.ndarray) -> Iterator[np.ndarray]:
-        chunk = audio_lib.to_float(np.asarray(chunk))
-        self.received += len(chunk)
-        self._buffer = np.concatenate([self._buffer, chunk])
-        yield from self._ready()
-
-    def finish(self) -> Iterator[np.ndarray]:
-        """The remaining windows, zero-padded: one frame per started 40 ms of audio."""
-        total = audio_lib.num_frames(self.received)
-        if self.next_frame < total:
-            pad = self._window_start(total - 1) + audio_lib.MFCC_WINDOW_SAMPLES - (self._start + len(self._buffer))
-            self._buffer = np.concatenate([self._buffer, np.zeros(max(pad, 0), np.float32)])
-            yield from self._ready()
-
-
 def stream_frames(client: LiteTalkingFace, faces: np.ndarray, chunks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
     """uint8 frames as the audio chunks arrive: identity once, then one ``generate_frame_pcm`` per frame."""
     identity = client.identity_features(faces)
-    windower = PcmWindower()
+    windower = frame_loop.PcmWindower()
     for chunk in chunks:
         for window in windower.push(chunk):
             yield frame_loop.to_uint8(client.generate_frame_pcm(identity, window[None]))[0]

@@ -105,20 +105,48 @@ def probe(path) -> MediaInfo:
     return MediaInfo(str(path), width, height, fps, duration, True, has_audio, rotation, video.get("codec_name"), container)
 
 
-def read_audio(path, sample_rate: int = audio_lib.SAMPLE_RATE) -> np.ndarray:
-    """Whole audio track as float32 mono at ``sample_rate`` (any format ffmpeg reads)."""
-    info = probe(path)
+def iter_audio(path, chunk_samples: int = 10 * audio_lib.SAMPLE_RATE, sample_rate: int = audio_lib.SAMPLE_RATE,
+               info: MediaInfo | None = None) -> Iterator[np.ndarray]:  # fmt: skip
+    """Yield the audio track as float32 mono chunks of ``chunk_samples`` at ``sample_rate``.
+
+    Any format ffmpeg reads, resampled and downmixed by ffmpeg, streamed
+    through a pipe: memory does not grow with the recording's length.
+    Raises ``MediaError`` when there is no audio, when nothing decodes, or
+    when ffmpeg fails part way (a truncated output is worse than none).
+    """
+    info = info or probe(path)
     if not info.has_audio:
         raise MediaError(path, "no audio stream")
     cmd = [require_tool("ffmpeg"), "-v", "error", "-nostdin", "-i", str(path), "-vn", "-ac", "1",
            "-ar", str(sample_rate), "-f", "s16le", "-"]  # fmt: skip
-    result = subprocess.run(cmd, capture_output=True)
-    if result.returncode != 0:
-        raise MediaError(path, f"audio could not be decoded ({_last_line(result.stderr.decode(errors='replace'))})")
-    samples = np.frombuffer(result.stdout[: len(result.stdout) // 2 * 2], dtype=np.int16)
-    if samples.size == 0:
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors)
+        total = 0
+        try:
+            while True:
+                buf = proc.stdout.read(chunk_samples * 2)
+                buf = buf[: len(buf) // 2 * 2]
+                if buf:
+                    total += len(buf) // 2
+                    yield audio_lib.to_float(np.frombuffer(buf, np.int16))
+                if len(buf) < chunk_samples * 2:
+                    break
+        finally:
+            proc.stdout.close()
+            if proc.poll() is None:
+                proc.kill()
+            code = proc.wait()
+        errors.seek(0)
+        message = _last_line(errors.read().decode(errors="replace"))
+    if code != 0:
+        raise MediaError(path, f"audio could not be decoded ({message})")
+    if total == 0:
         raise MediaError(path, "audio stream decodes to no samples")
-    return audio_lib.to_float(samples)
+
+
+def read_audio(path, sample_rate: int = audio_lib.SAMPLE_RATE) -> np.ndarray:
+    """Whole audio track as float32 mono at ``sample_rate`` (any format ffmpeg reads)."""
+    return np.concatenate(list(iter_audio(path, sample_rate=sample_rate)))
 
 
 def output_size(info: MediaInfo, max_side: int | None) -> tuple[int, int]:
@@ -164,6 +192,20 @@ def iter_frames(path, fps: float = audio_lib.FPS, max_side: int | None = None, i
         if count == 0:
             errors.seek(0)
             raise MediaError(path, f"no video frame could be decoded ({_last_line(errors.read().decode(errors='replace'))})")
+
+
+def read_frame_at(path, seconds: float, info: MediaInfo | None = None) -> np.ndarray | None:
+    """The upright RGB frame shown at ``seconds`` (ffmpeg seeks), or None past the end."""
+    info = info or probe(path)
+    if not info.has_video:
+        raise MediaError(path, "no video stream")
+    cmd = [require_tool("ffmpeg"), "-v", "error", "-nostdin", "-ss", f"{max(seconds, 0.0):.3f}", "-i", str(path),
+           "-an", "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, check=False)
+    frame_bytes = info.width * info.height * 3
+    if result.returncode != 0 or len(result.stdout) < frame_bytes:
+        return None
+    return np.frombuffer(result.stdout[:frame_bytes], np.uint8).reshape(info.height, info.width, 3)
 
 
 def read_image(path) -> np.ndarray:
@@ -213,12 +255,17 @@ def atomic_output(path, overwrite: bool = False):
 class VideoWriter:
     """Stream RGB frames into an H.264 mp4 through ffmpeg's stdin, audio muxed.
 
+    ``audio`` is a waveform at ``sample_rate`` or a media file whose first
+    audio track ffmpeg reads itself (nothing held in memory). The video's
+    frame count sets the length: longer audio is cut, shorter audio is
+    padded with silence.
+
     Use as a context manager; the file appears under its name only when the
     block ends without error.
     """
 
     def __init__(self, path, width: int, height: int, fps: float = audio_lib.FPS,
-                 audio: np.ndarray | None = None, sample_rate: int = audio_lib.SAMPLE_RATE,
+                 audio: np.ndarray | str | Path | None = None, sample_rate: int = audio_lib.SAMPLE_RATE,
                  overwrite: bool = False, crf: int = 18):  # fmt: skip
         self.path, self.width, self.height, self.fps = Path(path), width, height, fps
         self.audio, self.sample_rate, self.overwrite, self.crf = audio, sample_rate, overwrite, crf
@@ -230,15 +277,19 @@ class VideoWriter:
         self._tmpdir = tempfile.TemporaryDirectory()
         cmd = [require_tool("ffmpeg"), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
                "-s", f"{self.width}x{self.height}", "-r", str(self.fps), "-i", "-"]  # fmt: skip
-        if self.audio is not None:
+        if isinstance(self.audio, (str, Path)):
+            cmd += ["-i", str(self.audio)]
+        elif self.audio is not None:
             wav = Path(self._tmpdir.name) / "audio.wav"
             write_wav(wav, self.audio, self.sample_rate)
             cmd += ["-i", str(wav)]
         # yuv420p needs even sizes: pad by one pixel where needed.
-        cmd += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-c:v", "libx264", "-preset", "veryfast",
+        cmd += ["-map", "0:v:0", "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-c:v", "libx264", "-preset", "veryfast",
                 "-crf", str(self.crf), "-pix_fmt", "yuv420p"]  # fmt: skip
         if self.audio is not None:
-            cmd += ["-c:a", "aac", "-b:a", "128k"]
+            # Pad the audio with silence and stop with the video: the frames set the length. At 48 kHz
+            # an AAC frame (1024 samples) is 21 ms, so the audio ends within a video frame of the video.
+            cmd += ["-map", "1:a:0", "-af", "apad", "-shortest", "-c:a", "aac", "-b:a", "128k", "-ar", "48000"]
         cmd += ["-movflags", "+faststart", "-f", "mp4", str(self._tmp)]
         self._stderr = tempfile.TemporaryFile()
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=self._stderr)

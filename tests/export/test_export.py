@@ -140,7 +140,7 @@ def test_lite_client_reproduces_the_golden_frames(exported, tmp_path):
 @pytest.mark.parametrize("chunk", [1, 640, 1000, 100000])
 def test_pcm_windower_gives_every_frames_window_whatever_the_chunk_size(chunk):
     waveform = np.random.default_rng(1).uniform(-1, 1, 16000 + 123).astype(np.float32)
-    windower = lite_client.PcmWindower()
+    windower = frame_loop.PcmWindower()
     windows = [w for c in lite_client.audio_chunks(waveform, chunk) for w in windower.push(c)] + list(windower.finish())
     assert len(windows) == audio.num_frames(len(waveform))
     for t, window in enumerate(windows):

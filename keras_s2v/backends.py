@@ -1,0 +1,170 @@
+"""One small interface over every form a trained generator takes.
+
+``load_generator(path)`` accepts
+
+* a training workdir (``model.keras``, run with Keras),
+* an export folder, a ``serving/<model>`` folder or one version of it
+  (SavedModel, run with ``tf.saved_model.load``, as TF Serving would),
+* a ``.tflite`` file (run with LiteRT, batch 1, as a phone would),
+
+and returns a ``frame_loop.FrameBackend``: ``identity_features(faces)`` once,
+``generate_frame_pcm(identity, pcm)`` per batch of audio windows, plus
+``num_identity_images`` and a ``description``. ``load_deblur(path)`` loads a
+trained deblurring CNN the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from keras_s2v.data import audio as audio_lib
+
+IDENTITY_FEATURES = "identity_features"
+GENERATE_FRAME_PCM = "generate_frame_pcm"
+
+
+class ModelError(ValueError):
+    """A --model path that is not a generator this package can run, with why."""
+
+    def __init__(self, path, problem: str):
+        super().__init__(f"{path}: {problem}")
+
+
+class KerasGenerator:
+    """A training workdir's ``model.keras``: identity encoder once, then the frame generator."""
+
+    def __init__(self, model, description: str = "keras"):
+        self.model = model
+        self.generator = model.frame_generator()
+        self.identity_keys = [k for k in self.generator.input if k != "mfcc"]
+        self.num_identity_images = model.num_identity_images
+        self.description = description
+
+    def identity_features(self, faces: np.ndarray) -> dict[str, np.ndarray]:
+        x = np.asarray(faces, np.float32) / 255.0  # what the exported signature does with uint8
+        outputs = self.model.identity_encoder(x, training=False)
+        return {k: np.asarray(outputs[k]) for k in self.identity_keys}
+
+    def generate_frame_pcm(self, identity: dict[str, np.ndarray], pcm: np.ndarray) -> np.ndarray:
+        # The MFCC exactly as training features were made (the exported graph matches it to 1e-3).
+        mfcc = np.stack([audio_lib.mfcc_from_pcm_window(window) for window in np.asarray(pcm)]).astype(np.float32)
+        inputs = {k: np.repeat(identity[k], len(mfcc), axis=0) for k in self.identity_keys}
+        inputs["mfcc"] = mfcc
+        return np.asarray(self.generator(inputs, training=False))
+
+
+class SavedModelGenerator:
+    """An exported SavedModel version, called signature by signature like TF Serving."""
+
+    def __init__(self, path):
+        import tensorflow as tf
+
+        self.path = Path(path)
+        loaded = tf.saved_model.load(str(self.path))
+        missing = [s for s in (IDENTITY_FEATURES, GENERATE_FRAME_PCM) if s not in loaded.signatures]
+        if missing:
+            raise ModelError(self.path, f"SavedModel without the {', '.join(missing)} signature(s); "
+                             "export it with python -m export")  # fmt: skip
+        self._loaded = loaded
+        self._identity = loaded.signatures[IDENTITY_FEATURES]
+        self._generate = loaded.signatures[GENERATE_FRAME_PCM]
+        self.identity_keys = [k for k in self._generate.structured_input_signature[1] if k != "pcm"]
+        faces_spec = self._identity.structured_input_signature[1]["faces"]
+        self.num_identity_images = int(faces_spec.shape[-1]) // 3
+        self.description = f"SavedModel {self.path}"
+
+    def identity_features(self, faces: np.ndarray) -> dict[str, np.ndarray]:
+        outputs = self._identity(faces=np.asarray(faces, np.uint8))
+        return {k: v.numpy() for k, v in outputs.items()}
+
+    def generate_frame_pcm(self, identity: dict[str, np.ndarray], pcm: np.ndarray) -> np.ndarray:
+        pcm = np.asarray(pcm, np.float32)
+        inputs = {k: np.repeat(identity[k], len(pcm), axis=0) for k in self.identity_keys}
+        return self._generate(pcm=pcm, **inputs)["frame"].numpy()
+
+
+def find_saved_model(path: Path) -> Path | None:
+    """The SavedModel version folder under an export folder, ``serving/<model>`` or a version; else None."""
+    if (path / "saved_model.pb").exists():
+        return path
+    if (path / "serving").is_dir():
+        path = path / "serving"
+    models = [p for p in path.iterdir() if p.is_dir()] if path.is_dir() else []
+    if len(models) == 1 and not models[0].name.isdigit():
+        path = models[0]
+    versions = sorted((p for p in path.iterdir() if p.is_dir() and p.name.isdigit() and (p / "saved_model.pb").exists()),
+                      key=lambda p: int(p.name)) if path.is_dir() else []  # fmt: skip
+    return versions[-1] if versions else None
+
+
+def _training_kind(workdir: Path) -> str:
+    try:
+        return json.loads((workdir / "config.json").read_text())["model"]["kind"]
+    except (OSError, ValueError, KeyError) as error:
+        raise ModelError(workdir, f"unreadable config.json ({error})") from None
+
+
+def load_generator(path):
+    """A ``FrameBackend`` for a training workdir, a SavedModel export or a .tflite file."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelError(path, "no such model file or folder")
+    if path.is_file():
+        if path.suffix != ".tflite":
+            raise ModelError(path, "not a model: give a training workdir, an export folder or a .tflite file")
+        from keras_s2v.lite_client import LiteTalkingFace
+
+        return LiteTalkingFace(path)
+    if (path / "config.json").exists():
+        kind = _training_kind(path)
+        if kind != "speech2vid":
+            raise ModelError(path, f"a {kind} model, not a talking-face generator")
+        from keras_s2v.training import train_lib
+
+        try:
+            return KerasGenerator(train_lib.load_trained_model(path), f"keras {path}")
+        except FileNotFoundError as error:
+            raise ModelError(path, f"no model.keras yet ({error})") from None
+    saved_model = find_saved_model(path)
+    if saved_model is not None:
+        return SavedModelGenerator(saved_model)
+    raise ModelError(path, "neither a training workdir (config.json, model.keras) nor an export "
+                     "(serving/<model>/<version>/saved_model.pb)")  # fmt: skip
+
+
+class KerasDeblur:
+    """A trained deblurring CNN: (N, S, S, 3) frames in [0, 1] -> sharpened frames."""
+
+    def __init__(self, workdir):
+        from keras_s2v.training import train_lib
+
+        self.path = Path(workdir)
+        kind = _training_kind(self.path)
+        if kind != "deblur":
+            raise ModelError(self.path, f"a {kind} model, not a deblurring CNN (train one with --experiment deblur)")
+        try:
+            self.model = train_lib.load_trained_model(self.path)
+        except FileNotFoundError as error:
+            raise ModelError(self.path, f"no model.keras yet ({error})") from None
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model(np.asarray(frames, np.float32), training=False))
+
+
+DEBLUR_SUBDIR = "deblur"  # a generator workdir's companion: python -m keras_s2v.train --experiment deblur --workdir W/deblur
+
+
+def find_deblur(model_path) -> Path | None:
+    """The deblur workdir that goes with a generator workdir (``<workdir>/deblur``), if trained."""
+    candidate = Path(model_path) / DEBLUR_SUBDIR
+    return candidate if (candidate / "model.keras").exists() else None
+
+
+def load_deblur(path) -> KerasDeblur:
+    path = Path(path)
+    if not (path / "config.json").exists():
+        raise ModelError(path, "not a deblur training workdir (no config.json)")
+    return KerasDeblur(path)

@@ -1,0 +1,38 @@
+"""What ``generate`` and ``redub`` share: model and output flags, and one way to report errors."""
+
+from __future__ import annotations
+
+import sys
+
+from absl import flags, logging
+
+
+def define_common_flags() -> None:
+    flags.DEFINE_string("model", None, "Training workdir, export folder (SavedModel) or .tflite file.", required=True)
+    flags.DEFINE_string("out", None, "Output video (.mp4); its folder must exist.", required=True)
+    flags.DEFINE_string("deblur", None, "Deblur training workdir (default: <model workdir>/deblur when trained).")
+    flags.DEFINE_bool("no_deblur", False, "Skip the deblurring CNN.")
+    flags.DEFINE_bool("crop", False, "Write the aligned 112 x 112 face only, not the pasted-back frame.")
+    flags.DEFINE_bool("overwrite", False, "Replace an existing output.")
+    flags.DEFINE_integer("batch_size", 25, "Audio windows per generator call.")
+    flags.DEFINE_bool("quiet", False, "No progress bar.")
+    flags.DEFINE_alias("no-deblur", "no_deblur")
+    flags.DEFINE_alias("batch-size", "batch_size")
+
+
+def run_command(command) -> int:
+    """Run ``command(FLAGS)`` -> summary; a bad input is one line on stderr and exit status 2."""
+    from keras_s2v import backends, inference
+    from keras_s2v.data import media
+
+    logging.set_verbosity(logging.WARNING)
+    try:
+        summary = command(flags.FLAGS)
+    except (ValueError, FileNotFoundError, FileExistsError, media.MediaError, backends.ModelError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: no output written", file=sys.stderr)
+        return 130
+    print(inference.format_summary(summary))
+    return 0
