@@ -91,30 +91,49 @@ def paste_face(frame: np.ndarray, generated: np.ndarray, transform: np.ndarray, 
     to_region[:, 2] -= (x0, y0)
     scale = min(1.0, max_work_side / max(width, height))
     work_size = (max(8, round(width * scale)), max(8, round(height * scale)))
-    to_work = to_region * np.float32([[work_size[0] / width], [work_size[1] / height]])
 
     region = frame[y0:y1, x0:x1]
-    frame_work = region if scale == 1.0 else cv2.resize(region, work_size, interpolation=cv2.INTER_AREA)
-    generated_work = cv2.warpAffine(generated, to_work, work_size, flags=cv2.INTER_LINEAR,
+    generated_full = cv2.warpAffine(generated, to_region, (width, height), flags=cv2.INTER_CUBIC,
                                     borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
-    mask_work = cv2.warpAffine(mask_crop, to_work, work_size, flags=cv2.INTER_NEAREST)
+    mask_full = cv2.warpAffine(mask_crop, to_region, (width, height), flags=cv2.INTER_NEAREST)
+    if scale == 1.0:
+        frame_work, generated_work, mask_work = region, generated_full, mask_full
+    else:  # area-averaged, so fine texture does not alias into the Poisson boundary values
+        frame_work, generated_work = (cv2.resize(x, work_size, interpolation=cv2.INTER_AREA)
+                                      for x in (region, generated_full))  # fmt: skip
+        mask_work = cv2.resize(mask_full, work_size, interpolation=cv2.INTER_NEAREST)
     mask_work[:2], mask_work[-2:], mask_work[:, :2], mask_work[:, -2:] = 0, 0, 0, 0  # seamlessClone needs a frame
     if not mask_work.any():
         return frame
-    bx, by, bw, bh = cv2.boundingRect(mask_work)
-    blended = cv2.seamlessClone(generated_work, frame_work, mask_work, (bx + bw // 2, by + bh // 2), cv2.NORMAL_CLONE)
+    blended = _seamless_clone(generated_work, frame_work, mask_work)
 
     out = frame.copy()
     if scale == 1.0:
-        out[y0:y1, x0:x1] = blended
+        out[y0:y1, x0:x1] = np.where(mask_work[..., None] > 0, blended, region)
         return out
-    # Upsample only the smooth Poisson correction; the face itself is warped at full resolution.
+    # Upsample only the smooth Poisson correction; the face itself keeps its full-resolution warp.
     correction = cv2.resize(blended.astype(np.float32) - generated_work.astype(np.float32), (width, height),
                             interpolation=cv2.INTER_LINEAR)  # fmt: skip
-    generated_full = cv2.warpAffine(generated, to_region, (width, height), flags=cv2.INTER_CUBIC,
-                                    borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
     alpha = cv2.resize(mask_work.astype(np.float32) / 255.0, (width, height), interpolation=cv2.INTER_LINEAR)[..., None]
     pasted = generated_full.astype(np.float32) + correction
     mixed = alpha * pasted + (1.0 - alpha) * region.astype(np.float32)
     out[y0:y1, x0:x1] = np.clip(mixed, 0, 255).round().astype(np.uint8)
     return out
+
+
+def _seamless_clone(source: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``cv2.seamlessClone`` (NORMAL_CLONE) of same-size images, the source kept in place.
+
+    seamlessClone centres the mask's bounding box on the given point, and
+    rounding half its size can shift the source by a pixel. Two anchor
+    pixels in opposite corners make the bounding box the whole image less
+    its 1-pixel border, whose centre is known exactly; the anchors
+    themselves are not composited (callers use ``mask``).
+    """
+    import cv2
+
+    height, width = mask.shape
+    anchored = mask.copy()
+    anchored[1, 1] = anchored[height - 2, width - 2] = 255
+    centre = (1 + (width - 2) // 2, 1 + (height - 2) // 2)
+    return cv2.seamlessClone(source, target, anchored, centre, cv2.NORMAL_CLONE)

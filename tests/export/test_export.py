@@ -137,16 +137,6 @@ def test_lite_client_reproduces_the_golden_frames(exported, tmp_path):
     assert again.returncode == 2 and "already exists" in again.stderr and "Traceback" not in again.stderr
 
 
-@pytest.mark.parametrize("chunk", [1, 640, 1000, 100000])
-def test_pcm_windower_gives_every_frames_window_whatever_the_chunk_size(chunk):
-    waveform = np.random.default_rng(1).uniform(-1, 1, 16000 + 123).astype(np.float32)
-    windower = frame_loop.PcmWindower()
-    windows = [w for c in lite_client.audio_chunks(waveform, chunk) for w in windower.push(c)] + list(windower.finish())
-    assert len(windows) == audio.num_frames(len(waveform))
-    for t, window in enumerate(windows):
-        np.testing.assert_array_equal(window, audio.pcm_window(waveform, t))
-
-
 def test_mobile_model_exports_to_int8_within_tolerance(synth_shards, tmp_path):
     workdir = _train("s2v_mobile_tiny", synth_shards, tmp_path / "mobile")
     report = export_model(workdir, tmp_path / "out", "tflite", "float32,int8", calibration_samples=8, log=lambda _: None)

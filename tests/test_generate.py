@@ -1,0 +1,225 @@
+"""generate and redub end to end with a tiny model: lengths, sizes, frame rates, paste-back, bad inputs."""
+
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from keras_s2v import backends, inference
+from keras_s2v.configs.experiments import get_experiment
+from keras_s2v.data import audio, media
+from keras_s2v.models.deblur import DeblurCNN
+from keras_s2v.models.speech2vid import Speech2Vid
+from keras_s2v.training import train_lib
+
+SIZE = 256  # test photos and videos: small enough to be quick, large enough for real detection
+
+
+def _save_untrained(workdir, name):
+    config = get_experiment(name)
+    train_lib.check_workdir(workdir, config)
+    m = config.model
+    if m.kind == "deblur":
+        model = DeblurCNN(m.deblur_depth, m.deblur_filters)
+    else:
+        model = Speech2Vid(m.num_identity_images, m.width, m.embedding_dim, m.skip_connections)
+    model.save(workdir / "model.keras")
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """An untrained tiny model, a portrait, a two-face photo, speech, and a 30 fps video with a gap."""
+    import skimage.data
+
+    root = tmp_path_factory.mktemp("generate")
+    portrait = cv2.resize(skimage.data.astronaut(), (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+    cv2.imwrite(str(root / "face.png"), portrait[..., ::-1])
+    cv2.imwrite(str(root / "two.png"), np.concatenate([portrait, portrait[:, ::-1]], axis=1)[..., ::-1])
+    cv2.imwrite(str(root / "noise.png"), np.random.default_rng(0).integers(0, 255, (SIZE, SIZE, 3), np.uint8))
+    rng = np.random.default_rng(1)
+    speech = (0.3 * np.sin(np.arange(int(1.3 * audio.SAMPLE_RATE)) * 0.07) * rng.uniform(0.5, 1, 1)).astype(np.float32)
+    media.write_wav(root / "speech.wav", speech)
+    media.write_wav(root / "silence.wav", np.zeros(audio.SAMPLE_RATE // 2, np.float32))
+    (root / "empty.wav").write_bytes(b"")
+    (root / "corrupt.mp3").write_bytes(rng.integers(0, 255, 5000, np.uint8).tobytes())
+    # 30 frames at 30 fps: the portrait drifting right, then 6 frames with no face.
+    with media.VideoWriter(root / "clip.mp4", SIZE, SIZE, 30, audio=np.zeros(audio.SAMPLE_RATE, np.float32)) as writer:
+        for i in range(24):
+            writer.write(np.roll(portrait, i, axis=1))
+        for _ in range(6):
+            writer.write(np.full((SIZE, SIZE, 3), 90, np.uint8))
+    with media.VideoWriter(root / "faceless.mp4", SIZE, SIZE, 25) as writer:
+        for _ in range(10):
+            writer.write(np.full((SIZE, SIZE, 3), 90, np.uint8))
+    _save_untrained(root / "model", "s2v_tiny")
+    _save_untrained(root / "model5", "s2v_5img_tiny")
+    return root
+
+
+def _duration(path) -> float:
+    return media.probe(path).duration
+
+
+def _frame_count(path) -> int:
+    return sum(1 for _ in media.iter_frames(path, fps=media.probe(path).fps))
+
+
+def test_generate_pastes_the_lower_face_back_into_the_whole_photo(files, tmp_path):
+    out = tmp_path / "talking.mp4"
+    summary = inference.generate_video([files / "face.png"], files / "speech.wav", files / "model", out, progress=False)
+    seconds = 1.3
+    assert summary["frames"] == audio.num_frames(int(seconds * audio.SAMPLE_RATE)) == _frame_count(out)
+    info = media.probe(out)
+    assert (info.width, info.height, info.fps) == (SIZE, SIZE, 25.0) and info.has_audio
+    assert abs(info.duration - seconds) <= 1 / 25
+    assert summary["stages"]["generate"]["seconds"] > 0 and summary["stages"]["blend"]["seconds"] > 0
+    photo = media.read_image(files / "face.png").astype(int)
+    frame = next(media.iter_frames(out)).astype(int)
+    crop, _, transform, landmarks = inference.align_photo(files / "face.png")
+    from keras_s2v.paste import lower_face_mask
+
+    inverse = cv2.invertAffineTransform(transform)
+    mask = cv2.warpAffine(lower_face_mask(landmarks, 112), inverse, (SIZE, SIZE)) > 0
+    grown = cv2.dilate(mask.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    change = np.abs(frame - photo).mean(-1)
+    assert np.median(change[~grown]) <= 3  # outside the lower face: the photo (up to H.264)
+    assert change[mask].mean() > 2 * max(change[~grown].mean(), 1)  # inside: the untrained generator's face
+    eyes = landmarks[36:48].mean(0)
+    eyes_in_photo = (inverse @ np.array([*eyes, 1.0])).astype(int)
+    assert not mask[eyes_in_photo[1], eyes_in_photo[0]]  # blended from below the eyes
+
+
+def test_generate_crop_fps_and_silent_audio(files, tmp_path):
+    out = tmp_path / "crop.mp4"
+    summary = inference.generate_video([files / "face.png"], files / "silence.wav", files / "model", out, fps=30,
+                                       crop=True, progress=False)  # fmt: skip
+    info = media.probe(out)
+    assert (info.width, info.height, info.fps) == (112, 112, 30.0)
+    assert summary["frames"] == audio.num_frames(audio.SAMPLE_RATE // 2, 30) == 15
+
+
+def test_backends_agree_on_the_same_frames(files):
+    keras_backend = backends.load_generator(files / "model")
+    faces = np.stack([media.read_image(files / "face.png")[:112, :112]])
+    identity = keras_backend.identity_features(faces)
+    pcm = np.random.default_rng(0).uniform(-0.5, 0.5, (3, audio.MFCC_WINDOW_SAMPLES)).astype(np.float32)
+    frames = keras_backend.generate_frame_pcm(identity, pcm)
+    assert frames.shape == (3, 112, 112, 3)
+    # The whole batch equals one window at a time: the identity is repeated, not mixed up.
+    np.testing.assert_allclose(keras_backend.generate_frame_pcm(identity, pcm[1:2])[0], frames[1], atol=1e-5)
+
+
+def test_redub_keeps_size_and_rate_and_counts_faceless_frames(files, tmp_path):
+    out = tmp_path / "redub.mp4"
+    summary = inference.redub_video(files / "clip.mp4", files / "speech.wav", files / "model", out, progress=False)
+    info = media.probe(out)
+    assert (info.width, info.height) == (SIZE, SIZE) and info.fps == pytest.approx(30, abs=1e-3)
+    assert summary["frames"] == audio.num_frames(int(1.3 * audio.SAMPLE_RATE), 30) == 39 == _frame_count(out)
+    assert abs(info.duration - 1.3) <= 1 / 30
+    assert summary["frames_without_face"] == 6  # the clip's last 6 frames; the 9 looped ones all have a face
+    source = np.stack(list(media.iter_frames(files / "clip.mp4", fps=30)))
+    redubbed = np.stack(list(media.iter_frames(out, fps=30)))
+    assert np.abs(redubbed[24:30].astype(int) - source[24:30]).max() <= 4  # passed through (up to H.264)
+    assert np.abs(redubbed[:24].astype(int) - source[:24]).mean(axis=(1, 2, 3)).min() > 0.3  # faces replaced
+
+
+@pytest.mark.parametrize(("fit", "frames"), [("trim", 30), ("pad", 30)])
+def test_redub_audio_fit(files, tmp_path, fit, frames):
+    out = tmp_path / f"{fit}.mp4"
+    summary = inference.redub_video(files / "clip.mp4", files / "speech.wav", files / "model", out, audio_fit=fit,
+                                    progress=False)  # fmt: skip
+    assert summary["frames"] == frames == _frame_count(out)
+    short = tmp_path / f"{fit}_short.mp4"
+    summary = inference.redub_video(files / "clip.mp4", files / "silence.wav", files / "model", short, audio_fit=fit,
+                                    progress=False)  # fmt: skip
+    assert summary["frames"] == {"trim": 15, "pad": 30}[fit]
+    assert abs(_duration(short) - summary["frames"] / 30) <= 1 / 30
+
+
+def test_deblur_companion_is_found_and_can_be_skipped(files, tmp_path):
+    _save_untrained(files / "model" / "deblur", "deblur_tiny")
+    try:
+        summary = inference.generate_video([files / "face.png"], files / "silence.wav", files / "model",
+                                           tmp_path / "a.mp4", progress=False)  # fmt: skip
+        assert summary["deblur"].startswith("keras") and summary["stages"]["deblur"]["seconds"] > 0
+        summary = inference.generate_video([files / "face.png"], files / "silence.wav", files / "model",
+                                           tmp_path / "b.mp4", no_deblur=True, progress=False)  # fmt: skip
+        assert summary["deblur"].startswith("off") and not summary["stages"]["deblur"]["seconds"]
+        with pytest.raises(backends.ModelError, match="not a deblurring CNN"):
+            inference.generate_video([files / "face.png"], files / "silence.wav", files / "model", tmp_path / "c.mp4",
+                                     deblur=files / "model", progress=False)  # fmt: skip
+    finally:
+        import shutil
+
+        shutil.rmtree(files / "model" / "deblur")
+
+
+def test_an_interrupted_run_leaves_no_output(files, tmp_path, monkeypatch):
+    calls = []
+    original = backends.KerasGenerator.generate_frame_pcm
+
+    def interrupted(self, identity, pcm):
+        calls.append(len(pcm))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(self, identity, pcm)
+
+    monkeypatch.setattr(backends.KerasGenerator, "generate_frame_pcm", interrupted)
+    out = tmp_path / "talking.mp4"
+    with pytest.raises(KeyboardInterrupt):
+        inference.generate_video([files / "face.png"], files / "speech.wav", files / "model", out, batch_size=8,
+                                 progress=False)  # fmt: skip
+    assert list(tmp_path.iterdir()) == []
+
+
+def _bad_inputs(files, tmp_path):
+    f, out = files, tmp_path / "out.mp4"
+    speech, face, model = f / "speech.wav", f / "face.png", f / "model"
+    return [
+        (lambda: inference.generate_video([f / "missing.jpg"], speech, model, out), "missing.jpg: file not found"),
+        (lambda: inference.generate_video([face], f / "missing.wav", model, out), "missing.wav: file not found"),
+        (lambda: inference.generate_video([face], speech, f / "nomodel", out), "nomodel: no such model"),
+        (lambda: inference.generate_video([f / "noise.png"], speech, model, out), "noise.png: no face found"),
+        (lambda: inference.generate_video([f / "two.png"], speech, model, out), "two.png: 2 faces found"),
+        (lambda: inference.generate_video([face], f / "empty.wav", model, out), "empty.wav: empty file"),
+        (lambda: inference.generate_video([face], f / "corrupt.mp3", model, out), "corrupt.mp3: not a media file"),
+        (lambda: inference.generate_video([face], speech, f / "model5", out), "needs 5 face photo(s)"),
+        (lambda: inference.generate_video([face], speech, model, tmp_path / "no" / "out.mp4"), "does not exist"),
+        (lambda: inference.generate_video([face], f / "clip.mp4", speech, out), "speech.wav: not a model"),
+        (lambda: inference.redub_video(f / "faceless.mp4", speech, model, out), "faceless.mp4: no face found"),
+        (lambda: inference.redub_video(face, speech, model, out), "face.png: no video stream"),
+        (lambda: inference.redub_video(f / "clip.mp4", speech, model, out, audio_fit="stretch"), "audio_fit"),
+        (lambda: inference.redub_video(f / "clip.mp4", f / "faceless.mp4", model, out), "faceless.mp4: no audio"),
+    ]
+
+
+def test_bad_inputs_name_the_file_and_the_problem(files, tmp_path):
+    for call, message in _bad_inputs(files, tmp_path):
+        with pytest.raises((ValueError, FileNotFoundError, FileExistsError, media.MediaError)) as error:
+            call()
+        assert message in str(error.value), (message, str(error.value))
+    assert list(tmp_path.iterdir()) == []
+    summary = inference.generate_video([files / "two.png"], files / "silence.wav", files / "model",
+                                       tmp_path / "right.mp4", face_index=1, progress=False)  # fmt: skip
+    assert (summary["width"], summary["height"]) == (2 * SIZE, SIZE)
+
+
+def test_command_lines_report_errors_and_keep_existing_outputs(files, tmp_path):
+    existing = tmp_path / "out.mp4"
+    existing.write_bytes(b"keep me")
+
+    def run(module, *args):
+        return subprocess.run([sys.executable, "-m", f"keras_s2v.{module}", "--model", str(files / "model"), "--quiet",
+                               *args], capture_output=True, text=True, timeout=300)  # fmt: skip
+
+    result = run("generate", "--face", str(files / "face.png"), "--audio", str(files / "speech.wav"), "--out", str(existing))
+    assert result.returncode == 2 and "already exists" in result.stderr and "Traceback" not in result.stderr
+    assert existing.read_bytes() == b"keep me"
+    result = run("redub", "--video", str(files / "clip.mp4"), "--audio", str(files / "silence.wav"), "--out",
+                 str(existing), "--overwrite", "--audio-fit", "trim")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-1500:]
+    assert "15 frames" in result.stdout and media.probe(existing).has_video
+    assert not list(tmp_path.glob(".*partial*"))
