@@ -200,3 +200,25 @@ def test_failed_parity_leaves_nothing_behind(workdir, tmp_path, monkeypatch):
     with pytest.raises(ParityError, match=r"saved_model generate_frame: max_abs_error .*needs <= -1"):
         export_model(workdir, tmp_path / "out", formats_="saved_model", log=lambda _: None)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_generate_runs_the_same_pipeline_on_every_model_form(exported, workdir, tmp_path):
+    from keras_s2v import backends, inference
+
+    _, out, android = exported
+    metadata = json.loads((android / "metadata.json").read_text())["android"]
+    faces = frame_loop.read_faces([android / metadata["face"]])
+    pcm = frame_loop.pcm_windows(media.read_audio(android / metadata["speech"]), 10, 3)
+    forms = {"keras": workdir, "saved_model": out, "tflite": out / "tflite" / "s2v_tiny_float32.tflite"}
+    frames = {}
+    for name, path in forms.items():
+        backend = backends.load_generator(path)
+        assert backend.num_identity_images == 1
+        frames[name] = backend.generate_frame_pcm(backend.identity_features(faces), pcm)
+    np.testing.assert_allclose(frames["saved_model"], frames["keras"], atol=1e-4)
+    np.testing.assert_allclose(frames["tflite"], frames["keras"], atol=1e-4)
+    speech = android / metadata["speech"]
+    summary = inference.generate_video([android / metadata["face"]], speech, forms["tflite"], tmp_path / "lite.mp4",
+                                       crop=True, progress=False)  # fmt: skip
+    assert summary["model"].startswith("TFLite")
+    assert summary["frames"] == audio.num_frames(len(media.read_audio(speech)))
