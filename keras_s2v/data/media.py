@@ -256,13 +256,18 @@ class VideoWriter:
     """Stream RGB frames into an H.264 mp4 through ffmpeg's stdin, audio muxed.
 
     ``audio`` is a waveform at ``sample_rate`` or a media file whose first
-    audio track ffmpeg reads itself (nothing held in memory). The video's
-    frame count sets the length: longer audio is cut, shorter audio is
-    padded with silence.
+    audio track ffmpeg reads itself (nothing held in memory). The frames set
+    the length: the audio is cut or padded with silence to exactly the
+    video's duration. Frames are encoded as they come; the audio is muxed
+    in a second, stream-copying pass once the frame count is known (a
+    single pass ends the AAC stream up to a block past the video, which
+    lengthens the file by more than a frame).
 
     Use as a context manager; the file appears under its name only when the
     block ends without error.
     """
+
+    AUDIO_RATE = 48000
 
     def __init__(self, path, width: int, height: int, fps: float = audio_lib.FPS,
                  audio: np.ndarray | str | Path | None = None, sample_rate: int = audio_lib.SAMPLE_RATE,
@@ -274,23 +279,14 @@ class VideoWriter:
     def __enter__(self):
         self._output = atomic_output(self.path, self.overwrite)
         self._tmp = self._output.__enter__()
-        self._tmpdir = tempfile.TemporaryDirectory()
-        cmd = [require_tool("ffmpeg"), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
-               "-s", f"{self.width}x{self.height}", "-r", str(self.fps), "-i", "-"]  # fmt: skip
-        if isinstance(self.audio, (str, Path)):
-            cmd += ["-i", str(self.audio)]
-        elif self.audio is not None:
-            wav = Path(self._tmpdir.name) / "audio.wav"
-            write_wav(wav, self.audio, self.sample_rate)
-            cmd += ["-i", str(wav)]
+        # Beside the output, not in /tmp: an hour of video can be larger than /tmp.
+        self._tmpdir = tempfile.TemporaryDirectory(prefix=f".{self.path.stem}.", suffix=".partial", dir=self.path.parent)
+        self._video = self._tmp if self.audio is None else Path(self._tmpdir.name) / "video.mp4"
         # yuv420p needs even sizes: pad by one pixel where needed.
-        cmd += ["-map", "0:v:0", "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-c:v", "libx264", "-preset", "veryfast",
-                "-crf", str(self.crf), "-pix_fmt", "yuv420p"]  # fmt: skip
-        if self.audio is not None:
-            # Pad the audio with silence and stop with the video: the frames set the length. At 48 kHz
-            # an AAC frame (1024 samples) is 21 ms, so the audio ends within a video frame of the video.
-            cmd += ["-map", "1:a:0", "-af", "apad", "-shortest", "-c:a", "aac", "-b:a", "128k", "-ar", "48000"]
-        cmd += ["-movflags", "+faststart", "-f", "mp4", str(self._tmp)]
+        cmd = [require_tool("ffmpeg"), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
+               "-s", f"{self.width}x{self.height}", "-r", str(self.fps), "-i", "-",
+               "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-c:v", "libx264", "-preset", "veryfast",
+               "-crf", str(self.crf), "-pix_fmt", "yuv420p", "-movflags", "+faststart", "-f", "mp4", str(self._video)]  # fmt: skip
         self._stderr = tempfile.TemporaryFile()
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=self._stderr)
         return self
@@ -301,13 +297,30 @@ class VideoWriter:
         self._proc.stdin.write(np.ascontiguousarray(frame, dtype=np.uint8).tobytes())
         self.frames_written += 1
 
+    def _mux_audio(self) -> str | None:
+        """Mux the audio, cut or padded to the video's duration; ffmpeg's last error line, or None."""
+        audio = self.audio
+        if not isinstance(audio, (str, Path)):
+            audio = Path(self._tmpdir.name) / "audio.wav"
+            write_wav(audio, self.audio, self.sample_rate)
+        samples = round(self.frames_written / self.fps * self.AUDIO_RATE)
+        cmd = [require_tool("ffmpeg"), "-v", "error", "-y", "-nostdin", "-i", str(self._video), "-i", str(audio),
+               "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy",
+               "-af", f"aresample={self.AUDIO_RATE},apad=whole_len={samples},atrim=end_sample={samples}",
+               "-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart", "-f", "mp4", str(self._tmp)]  # fmt: skip
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        return None if result.returncode == 0 else _last_line(result.stderr)
+
     def __exit__(self, exc_type, exc, tb):
         self._proc.stdin.close()
         code = self._proc.wait()
-        self._tmpdir.cleanup()
         self._stderr.seek(0)
         message = _last_line(self._stderr.read().decode(errors="replace"))
         self._stderr.close()
+        if exc_type is None and code == 0 and self.audio is not None:
+            message = self._mux_audio()
+            code = 0 if message is None else 1
+        self._tmpdir.cleanup()
         if exc_type is None and code != 0:
             error = MediaError(self.path, f"ffmpeg failed to encode ({message})")
             self._output.__exit__(MediaError, error, None)  # deletes the partial file
