@@ -93,32 +93,48 @@ def paste_face(frame: np.ndarray, generated: np.ndarray, transform: np.ndarray, 
     work_size = (max(8, round(width * scale)), max(8, round(height * scale)))
 
     region = frame[y0:y1, x0:x1]
+    if _is_grey(region):  # a black-and-white photo gets a black-and-white mouth
+        generated = np.repeat(cv2.cvtColor(generated, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=-1)
     generated_full = cv2.warpAffine(generated, to_region, (width, height), flags=cv2.INTER_CUBIC,
                                     borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
-    mask_full = cv2.warpAffine(mask_crop, to_region, (width, height), flags=cv2.INTER_NEAREST)
     if scale == 1.0:
-        frame_work, generated_work, mask_work = region, generated_full, mask_full
+        frame_work, generated_work = region, generated_full
     else:  # area-averaged, so fine texture does not alias into the Poisson boundary values
         frame_work, generated_work = (cv2.resize(x, work_size, interpolation=cv2.INTER_AREA)
                                       for x in (region, generated_full))  # fmt: skip
-        mask_work = cv2.resize(mask_full, work_size, interpolation=cv2.INTER_NEAREST)
+    to_work = to_region * np.float32([[work_size[0] / width], [work_size[1] / height]])
+    mask_work = (cv2.warpAffine(mask_crop, to_work, work_size, flags=cv2.INTER_LINEAR) > 127).astype(np.uint8) * 255
     mask_work[:2], mask_work[-2:], mask_work[:, :2], mask_work[:, -2:] = 0, 0, 0, 0  # seamlessClone needs a frame
     if not mask_work.any():
         return frame
-    blended = _seamless_clone(generated_work, frame_work, mask_work)
-
-    out = frame.copy()
+    blended = _seamless_clone(generated_work, frame_work, mask_work).astype(np.float32)
     if scale == 1.0:
-        out[y0:y1, x0:x1] = np.where(mask_work[..., None] > 0, blended, region)
-        return out
-    # Upsample only the smooth Poisson correction; the face itself keeps its full-resolution warp.
-    correction = cv2.resize(blended.astype(np.float32) - generated_work.astype(np.float32), (width, height),
-                            interpolation=cv2.INTER_LINEAR)  # fmt: skip
-    alpha = cv2.resize(mask_work.astype(np.float32) / 255.0, (width, height), interpolation=cv2.INTER_LINEAR)[..., None]
-    pasted = generated_full.astype(np.float32) + correction
+        pasted = blended
+    else:  # upsample only the smooth Poisson correction; the face keeps its full-resolution warp
+        correction = cv2.resize(blended - generated_work.astype(np.float32), (width, height),
+                                interpolation=cv2.INTER_LINEAR)  # fmt: skip
+        pasted = generated_full.astype(np.float32) + correction
+    # Feathered inside the solved region: no hard line under the eyes, no stair-steps from the 112 px mask.
+    alpha = cv2.warpAffine(feathered(mask_crop), to_region, (width, height), flags=cv2.INTER_LINEAR)[..., None]
+    alpha *= cv2.resize(mask_work, (width, height), interpolation=cv2.INTER_LINEAR)[..., None] / 255.0
     mixed = alpha * pasted + (1.0 - alpha) * region.astype(np.float32)
+    out = frame.copy()
     out[y0:y1, x0:x1] = np.clip(mixed, 0, 255).round().astype(np.uint8)
     return out
+
+
+def feathered(mask: np.ndarray, width: float = 0.03) -> np.ndarray:
+    """float32 alpha in [0, 1]: ``mask`` shrunk and blurred over ``width`` x its size, 0 on its edge."""
+    import cv2
+
+    pixels = max(1, round(width * mask.shape[0]))
+    inner = cv2.erode(mask, np.ones((2 * pixels + 1, 2 * pixels + 1), np.uint8))
+    return cv2.GaussianBlur(inner.astype(np.float32) / 255.0, (0, 0), pixels / 1.5)
+
+
+def _is_grey(image: np.ndarray) -> bool:
+    channels = image.astype(np.int16)
+    return bool(np.abs(channels - channels.mean(-1, keepdims=True)).max() <= 4)
 
 
 def _seamless_clone(source: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
