@@ -1,4 +1,4 @@
-"""What ``generate`` and ``redub`` share: model and output flags, and one way to report errors."""
+"""What the command lines share: one way to report bad input, and the generate/redub model and output flags."""
 
 from __future__ import annotations
 
@@ -20,19 +20,29 @@ def define_common_flags() -> None:
     flags.DEFINE_alias("batch-size", "batch_size")
 
 
-def run_command(command) -> int:
-    """Run ``command(FLAGS)`` -> summary; a bad input is one line on stderr and exit status 2."""
-    from keras_s2v import backends, inference
+def run_main(body, extra_errors: tuple = ()) -> int:
+    """Run ``body()`` -> the line to print; a bad input is one ``error:`` line on stderr and exit status 2.
+
+    No traceback for what the user can fix (a missing or unreadable file, no
+    face, an existing output); an interrupted run says so and exits 130.
+    """
     from keras_s2v.data import media
 
-    logging.set_verbosity(logging.WARNING)
     try:
-        summary = command(flags.FLAGS)
-    except (ValueError, FileNotFoundError, FileExistsError, media.MediaError, backends.ModelError) as error:
+        message = body()
+    except (ValueError, FileNotFoundError, FileExistsError, media.MediaError, *extra_errors) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: no output written", file=sys.stderr)
         return 130
-    print(inference.format_summary(summary))
+    print(message)
     return 0
+
+
+def run_command(command) -> int:
+    """``run_main`` for generate and redub: ``command(FLAGS)`` -> summary, printed."""
+    from keras_s2v import inference
+
+    logging.set_verbosity(logging.WARNING)
+    return run_main(lambda: inference.format_summary(command(flags.FLAGS)))

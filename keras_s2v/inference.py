@@ -147,7 +147,7 @@ def video_identity_crops(path, info: media.MediaInfo, analyzer, count: int, size
 
     duration = max(info.duration, 1.0 / max(info.fps, 1.0))
     step = duration / (4 * count)
-    crops, tried = [], 0
+    crops, tried, decoded = [], 0, 0
     for i in range(count):
         centre = (i + 0.5) * duration / count
         for offset in (0, 1, -1, 2, -2):
@@ -156,10 +156,14 @@ def video_identity_crops(path, info: media.MediaInfo, analyzer, count: int, size
                 continue
             frame = media.read_frame_at(path, seconds, info)
             tried += 1
+            decoded += frame is not None
             faces = analyzer.analyze(frame) if frame is not None else []
             if faces:
                 crops.append(align.align_face(frame, largest_face(faces).landmarks, size)[0])
                 break
+    if not decoded:
+        raise media.MediaError(path, f"no video frame could be decoded (tried {tried} times across its "
+                                     f"{info.duration:.1f} s): the file may be corrupt")  # fmt: skip
     if not crops:
         raise media.MediaError(path, f"no face found in any of {tried} frames sampled across its {info.duration:.1f} s")
     return [crops[i % len(crops)] for i in range(count)]

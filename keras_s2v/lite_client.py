@@ -15,14 +15,13 @@ No TensorFlow: NumPy, ``ai_edge_litert`` and ffmpeg only, like the app.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 
-from keras_s2v import frame_loop
+from keras_s2v import cli, frame_loop
 from keras_s2v.data import audio as audio_lib
 from keras_s2v.data import media
 
@@ -68,11 +67,7 @@ class LiteTalkingFace:
 def stream_frames(client: LiteTalkingFace, faces: np.ndarray, chunks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
     """uint8 frames as the audio chunks arrive: identity once, then one ``generate_frame_pcm`` per frame."""
     identity = client.identity_features(faces)
-    windower = frame_loop.PcmWindower()
-    for chunk in chunks:
-        for window in windower.push(chunk):
-            yield frame_loop.to_uint8(client.generate_frame_pcm(identity, window[None]))[0]
-    for window in windower.finish():
+    for window in frame_loop.audio_windows(chunks):
         yield frame_loop.to_uint8(client.generate_frame_pcm(identity, window[None]))[0]
 
 
@@ -103,16 +98,15 @@ def main(argv):
     from absl import flags
 
     f = flags.FLAGS
-    try:
+
+    def body():
         if not f.face:
             raise ValueError("give the aligned face crop with --face IMAGE")
         result = run(f.model, f.face, f.audio, f.out, f.threads, f.overwrite)
-    except (ValueError, FileNotFoundError, FileExistsError, media.MediaError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"wrote {f.out}: {result['frames']} frames in {result['seconds']:.2f} s ({result['fps']:.1f} frames/s, "
-          "ffmpeg included)")  # fmt: skip
-    return 0
+        return (f"wrote {f.out}: {result['frames']} frames in {result['seconds']:.2f} s ({result['fps']:.1f} frames/s, "
+                "ffmpeg included)")  # fmt: skip
+
+    return cli.run_main(body)
 
 
 if __name__ == "__main__":

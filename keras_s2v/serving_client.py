@@ -30,7 +30,6 @@ from __future__ import annotations
 import http.client
 import json
 import socket
-import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -375,20 +374,19 @@ def main(argv):
     del argv
     from absl import flags
 
-    from keras_s2v.data import media
+    from keras_s2v import cli
 
     f = flags.FLAGS
-    try:
+
+    def body():
         if not f.face:
             raise ValueError("give the aligned face crop with --face IMAGE")
         client = ServingClient(f.host, f.model, f.model_version, f.protocol, f.rest_port, f.grpc_port, f.timeout)
         with client:
             count, seconds = make_video(client, f.face, f.audio, f.out, f.batch_size, f.fps, f.overwrite)
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError, media.MediaError, ServingError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"wrote {f.out}: {count} frames at {f.fps:g} fps, {seconds:.2f} s of audio, from {client.target}")
-    return 0
+        return f"wrote {f.out}: {count} frames at {f.fps:g} fps, {seconds:.2f} s of audio, from {client.target}"
+
+    return cli.run_main(body, (TypeError, ServingError))
 
 
 if __name__ == "__main__":

@@ -54,6 +54,9 @@ def files(tmp_path_factory):
     with media.VideoWriter(root / "faceless.mp4", SIZE, SIZE, 25) as writer:
         for _ in range(10):
             writer.write(np.full((SIZE, SIZE, 3), 90, np.uint8))
+    data = (root / "clip.mp4").read_bytes()  # header intact, every frame's data zeroed
+    payload = data.index(b"mdat") + 4
+    (root / "broken.mp4").write_bytes(data[:payload] + bytes(len(data) - payload))
     _save_untrained(root / "model", "s2v_tiny")
     _save_untrained(root / "model5", "s2v_5img_tiny")
     return root
@@ -191,6 +194,7 @@ def _bad_inputs(files, tmp_path):
         (lambda: inference.generate_video([face], f / "clip.mp4", speech, out), "speech.wav: not a model"),
         (lambda: inference.redub_video(f / "faceless.mp4", speech, model, out), "faceless.mp4: no face found"),
         (lambda: inference.redub_video(face, speech, model, out), "face.png: no video stream"),
+        (lambda: inference.redub_video(f / "broken.mp4", speech, model, out), "broken.mp4: no video frame could be"),
         (lambda: inference.redub_video(f / "clip.mp4", speech, model, out, audio_fit="stretch"), "audio_fit"),
         (lambda: inference.redub_video(f / "clip.mp4", f / "faceless.mp4", model, out), "faceless.mp4: no audio"),
     ]
