@@ -96,8 +96,8 @@ def data_dir_of(workdir, data_dir=None) -> Path:
     if data_dir:
         return Path(data_dir)
     record = Path(workdir) / train_lib.DATA_FILE
-    if record.exists():
-        return Path(json.loads(record.read_text())["data_dir"])
+    if record.exists():  # several folders (comma-separated): calibrate on the first
+        return Path(json.loads(record.read_text())["data_dir"].split(",")[0])
     raise ExportError(f"{workdir}: the training data folder is not recorded; pass --data SHARDS "
                       "(int8 calibration and the parity check use real examples)")  # fmt: skip
 
@@ -200,6 +200,7 @@ def build_metadata(config, signatures: Signatures, model_name: str, version: int
             "pcm": "float32 mono in [-1, 1] at sample_rate",
         },
         "audio": {
+            "parameters": audio_lib.parameters(),
             "sample_rate": audio_lib.SAMPLE_RATE,
             "fps": audio_lib.FPS,
             "samples_per_frame": audio_lib.SAMPLES_PER_FRAME,

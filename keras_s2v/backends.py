@@ -41,6 +41,7 @@ class KerasGenerator:
         self.generator = model.frame_generator()
         self.identity_keys = [k for k in self.generator.input if k != "mfcc"]
         self.num_identity_images = model.num_identity_images
+        self.face_size = int(model.identity_encoder.input.shape[1])
         self.description = description
 
     def identity_features(self, faces: np.ndarray) -> dict[str, np.ndarray]:
@@ -74,6 +75,7 @@ class SavedModelGenerator:
         self.identity_keys = [k for k in self._generate.structured_input_signature[1] if k != "pcm"]
         faces_spec = self._identity.structured_input_signature[1]["faces"]
         self.num_identity_images = int(faces_spec.shape[-1]) // 3
+        self.face_size = int(faces_spec.shape[1])
         self.description = f"SavedModel {self.path}"
 
     def identity_features(self, faces: np.ndarray) -> dict[str, np.ndarray]:
@@ -105,6 +107,33 @@ def _training_kind(workdir: Path) -> str:
         return json.loads((workdir / "config.json").read_text())["model"]["kind"]
     except (OSError, ValueError, KeyError) as error:
         raise ModelError(workdir, f"unreadable config.json ({error})") from None
+
+
+def _audio_parameters(metadata: dict | None) -> dict | None:
+    return ((metadata or {}).get("audio") or {}).get("parameters")
+
+
+def data_parameters(path, backend) -> dict:
+    """``{"crop_size", "audio"}`` the model was made for (``audio`` None when not recorded: older runs and exports)."""
+    path = Path(path)
+    audio = None
+    if path.is_file():  # .tflite: the metadata embedded by the export
+        from export import formats
+
+        audio = _audio_parameters(formats.read_embedded_metadata(path))
+    elif (path / "config.json").exists():
+        from keras_s2v.training import train_lib
+
+        try:
+            audio = (json.loads((path / train_lib.DATA_FILE).read_text()).get("data_parameters") or {}).get("audio")
+        except (OSError, ValueError):
+            pass
+    else:
+        saved_model = find_saved_model(path)
+        metadata = saved_model / "assets.extra" / "metadata.json" if saved_model is not None else None
+        if metadata is not None and metadata.exists():
+            audio = _audio_parameters(json.loads(metadata.read_text()))
+    return {"crop_size": backend.face_size, "audio": audio}
 
 
 def load_generator(path):

@@ -51,6 +51,7 @@ class LiteTalkingFace:
         self._generate = self.interpreter.get_signature_runner(GENERATE_FRAME_PCM)
         self.identity_keys = [k for k in signatures[GENERATE_FRAME_PCM]["inputs"] if k != "pcm"]
         self.num_identity_images = int(self._identity.get_input_details()["faces"]["shape"][-1]) // 3
+        self.face_size = int(self._identity.get_input_details()["faces"]["shape"][1])
         self.description = f"TFLite {self.path}"
 
     def identity_features(self, faces: np.ndarray) -> dict[str, np.ndarray]:

@@ -33,6 +33,10 @@ _SPEAKER_FROM = flags.DEFINE_string(
 )
 _VAL = flags.DEFINE_float("validation_fraction", 0.1, "Share of speakers held out for validation.")
 _TEST = flags.DEFINE_float("test_fraction", 0.1, "Share of speakers held out for test.")
+_SYNC = flags.DEFINE_string("sync_model", None, "Sync expert workdir (--experiment syncnet): picks the active speaker "
+                            "and corrects each track's AV offset.")  # fmt: skip
+_SYNC_CONF = flags.DEFINE_float("sync_min_confidence", 0.1, "Shift a track's audio only when the sync expert is at least "
+                                "this confident of the offset.")  # fmt: skip
 _SHARD_MB = flags.DEFINE_float("shard_size_mb", 256.0, "Target shard size.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Start again if --out was prepared with other options.")
 
@@ -47,7 +51,7 @@ def main(argv):
         crop_size=_CROP.value, detector=_DETECTOR.value, min_track_frames=_MIN_TRACK.value,
         max_segment_frames=_MAX_SEGMENT.value, min_face_size=_MIN_FACE.value, split=_SPLIT.value,
         speaker_from=_SPEAKER_FROM.value, holdout_tail=_HOLDOUT.value, validation_fraction=_VAL.value, test_fraction=_TEST.value,
-        shard_size_mb=_SHARD_MB.value,
+        shard_size_mb=_SHARD_MB.value, sync_model=_SYNC.value, sync_min_confidence=_SYNC_CONF.value,
     )  # fmt: skip
     try:
         if _RUNNER.value == "beam":

@@ -68,6 +68,12 @@ LOG_MEL_FIRST_CENTRE = HOP_LENGTH // 2  # 80
 WAVE_WINDOW_SAMPLES = int(0.16 * SAMPLE_RATE)  # 2560
 WAVE_WINDOW_OFFSET = SAMPLES_PER_FRAME // 2 - WAVE_WINDOW_SAMPLES // 2  # -960
 
+# --- Sync expert (SyncNet-style) -------------------------------------------------
+# 5 video frames (t - 2 .. t + 2) against the 0.2 s of MFCC they span: 20 hops
+# whose centres fall inside samples [640 (t - 2), 640 (t + 3)).
+SYNC_FRAMES = 5
+SYNC_MFCC_HOPS = SYNC_FRAMES * HOPS_PER_FRAME  # 20
+
 LOG_FLOOR = 1e-6  # keeps log finite on digital silence
 
 
@@ -205,6 +211,38 @@ def mfcc_window_slice(t):
     """
     start = t * HOPS_PER_FRAME
     return start, start + MFCC_WINDOW_HOPS
+
+
+def sync_mfcc_slice(t):
+    """Columns ``[start, stop)`` of ``mfcc_sequence`` that the sync expert pairs with frames ``t - 2 .. t + 2``.
+
+    Column ``4 t + 17`` is centred on frame ``t``'s centre; the 20 columns
+    ``[4 t + 7, 4 t + 27)`` are those centred inside the five frames.
+    Works on Python ints, NumPy arrays and tensors.
+    """
+    start = t * HOPS_PER_FRAME + MFCC_WINDOW_HOPS // 2 - SYNC_MFCC_HOPS // 2
+    return start, start + SYNC_MFCC_HOPS
+
+
+def parameters() -> dict:
+    """Every audio parameter a model depends on: saved with prepared data, training runs and exports.
+
+    Data prepared with other values is refused by evaluation and export.
+    """
+    return {
+        "sample_rate": SAMPLE_RATE,
+        "fps": FPS,
+        "win_length": WIN_LENGTH,
+        "hop_length": HOP_LENGTH,
+        "fft_length": FFT_LENGTH,
+        "mfcc_mel_bands": MFCC_MEL_BANDS,
+        "mfcc_fmin": MFCC_FMIN,
+        "mfcc_fmax": MFCC_FMAX,
+        "mfcc_coefficients": MFCC_COEFFS,
+        "mfcc_window_hops": MFCC_WINDOW_HOPS,
+        "log_mel_bands": LOG_MEL_BANDS,
+        "log_floor": LOG_FLOOR,
+    }
 
 
 def mfcc_windows(waveform: np.ndarray, frames: int) -> np.ndarray:

@@ -25,10 +25,19 @@ def _tf():
     return tf
 
 
+def data_dirs(data_dir) -> list[str]:
+    """One shard folder, or several joined by commas (e.g. a synthetic and a real corpus)."""
+    if isinstance(data_dir, (list, tuple)):
+        return [str(d) for d in data_dir]
+    return [d for d in str(data_dir).split(",") if d]
+
+
 def shard_files(data_dir, split: str) -> list[str]:
-    files = features.list_shards(data_dir, split)
+    """The ``split`` shards of every folder in ``data_dir`` (comma-separated folders allowed)."""
+    files = [f for folder in data_dirs(data_dir) for f in features.list_shards(folder, split)]
     if not files:
-        raise FileNotFoundError(f"{data_dir}: no {split} shards ({features.shard_pattern(data_dir, split)})")
+        patterns = ", ".join(features.shard_pattern(d, split) for d in data_dirs(data_dir))
+        raise FileNotFoundError(f"{data_dir}: no {split} shards ({patterns})")
     return files
 
 
@@ -148,6 +157,72 @@ def joint_augmenter(seed: int):
         return {"faces": stacked[..., :channels], "mfcc": inputs["mfcc"]}, stacked[..., channels:]
 
     return apply
+
+
+# --- Sync expert ------------------------------------------------------------------------------
+
+
+def lips(frames):
+    """(..., S, S, 3) RGB in [0, 1] -> (..., S/2, S) grey lower half: what the sync expert sees."""
+    tf = _tf()
+    size = tf.shape(frames)[-2]
+    grey = tf.image.rgb_to_grayscale(frames)[..., 0]
+    return grey[..., size // 2 :, :]
+
+
+def _syncnet_sample(example, t, max_shift: int):
+    """Lower faces of frames t-2..t+2 and the MFCC at every shift -K..K; label K (in sync)."""
+    tf = _tf()
+    half = audio_lib.SYNC_FRAMES // 2
+    frames = _decode_frames(example["frames"], tf.range(t - half, t + half + 1))  # (5, S, S, 3)
+    window = tf.transpose(lips(frames), [1, 2, 0])  # (S/2, S, 5)
+    shifts = tf.range(-max_shift, max_shift + 1)
+    starts = audio_lib.sync_mfcc_slice(t + shifts)[0]  # (2K+1,)
+    columns = starts[:, None] + tf.range(audio_lib.SYNC_MFCC_HOPS)[None, :]
+    mfcc = tf.transpose(tf.gather(example["mfcc"], columns, axis=1), [1, 0, 2])  # (2K+1, 12, 20)
+    return {"lips": window, "mfcc": mfcc}, tf.constant(max_shift, tf.int32)
+
+
+def syncnet_dataset(data_dir, split: str, batch_size: int, max_shift: int = 5, samples_per_segment: int = 16,
+                    training: bool = True, shuffle_buffer: int = 1024, augment: bool = True, seed: int = 0):  # fmt: skip
+    """Batches of ``({"lips": (B, S/2, S, 5), "mfcc": (B, 2K+1, 12, 20)}, in-sync index (B,) = K)``.
+
+    Centre frames are drawn where every shifted audio window lies inside the
+    segment's own MFCC, so a shifted window is real speech, never padding;
+    segments shorter than ``2 K + 5`` frames are skipped.
+    """
+    tf = _tf()
+    half = audio_lib.SYNC_FRAMES // 2
+    dataset = _segments(data_dir, split, training, seed)
+    dataset = dataset.filter(lambda example, key: example["num_frames"] >= 2 * (max_shift + half) + 1)
+
+    def draws(example, key):
+        n = tf.cast(example["num_frames"], tf.int32)
+        span = n - 2 * (max_shift + half)  # valid centres: [K + 2, n - K - 2)
+        picks = _frame_picks(span, samples_per_segment, key, training) + max_shift + half
+        return tf.data.Dataset.from_tensor_slices(picks).map(lambda t: _syncnet_sample(example, t, max_shift))
+
+    dataset = dataset.flat_map(draws)
+    if training:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed)
+    dataset = dataset.batch(batch_size, drop_remainder=training)
+    if training and augment:
+        flip = lips_augmenter(seed)
+        dataset = dataset.map(lambda x, y: ({"lips": flip(x["lips"]), "mfcc": x["mfcc"]}, y),
+                              num_parallel_calls=tf.data.AUTOTUNE)  # fmt: skip
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def lips_augmenter(seed: int):
+    """Mirror and brightness/contrast jitter of the lips, the same over a window's 5 frames."""
+    import keras
+
+    augment = keras.layers.Pipeline([
+        keras.layers.RandomFlip("horizontal", seed=seed),
+        keras.layers.RandomBrightness(0.15, value_range=(0.0, 1.0), seed=seed + 1),
+        keras.layers.RandomContrast(0.2, seed=seed + 2),
+    ], name="lips_augment")  # fmt: skip
+    return lambda x: _tf().clip_by_value(augment(x, training=True), 0.0, 1.0)
 
 
 # --- Deblurring --------------------------------------------------------------------------------

@@ -64,6 +64,11 @@ class PrepareConfig:
     # Hold out the last fraction of every track for validation (same speakers): for corpora too small
     # for a per-speaker split, such as the demo, and the paper's per-clip evaluation.
     holdout_tail: float = 0.0
+    # A trained sync expert (python -m keras_s2v.train --experiment syncnet): picks the active speaker by
+    # sync confidence instead of mouth-energy correlation, and shifts each track's audio by the AV offset
+    # it finds when its confidence reaches sync_min_confidence.
+    sync_model: str | None = None
+    sync_min_confidence: float = 0.1
     validation_fraction: float = 0.1
     test_fraction: float = 0.1
     shard_size_mb: float = 256.0
@@ -117,7 +122,7 @@ def _segments_of(length: int, max_frames: int) -> list[tuple[int, int]]:
     return [(int(a), int(b - a)) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def process_clip(path: str, relative: str, config: PrepareConfig, analyzer, progress: bool = False):
+def process_clip(path: str, relative: str, config: PrepareConfig, analyzer, progress: bool = False, sync_expert=None):
     """Prepare one clip. Returns (segments, manifest entry); never raises for a bad clip.
 
     The entry has ``status`` "ok" or "skipped" and, when skipped, ``reason``
@@ -130,7 +135,7 @@ def process_clip(path: str, relative: str, config: PrepareConfig, analyzer, prog
         origin = layouts.identify(relative, config.speaker_from, config.split,
                                   config.validation_fraction, config.test_fraction)  # fmt: skip
         entry.update(speaker=origin.speaker, split=origin.split, layout=origin.layout)
-        segments, stats = _process(path, relative, key, origin, config, analyzer, progress)
+        segments, stats = _process(path, relative, key, origin, config, analyzer, progress, sync_expert)
         entry.update(status="ok", **stats)
     except ClipSkipped as skipped:
         segments = []
@@ -145,7 +150,7 @@ def process_clip(path: str, relative: str, config: PrepareConfig, analyzer, prog
     return segments, entry
 
 
-def _process(path, relative, key, origin, config, analyzer, progress):
+def _process(path, relative, key, origin, config, analyzer, progress, sync_expert=None):
     try:
         info = media.probe(path)
     except media.MediaError as error:
@@ -204,15 +209,41 @@ def _process(path, relative, key, origin, config, analyzer, progress):
         raise ClipSkipped(TRACK_TOO_SHORT, f"longest face track has {longest} frames, fewer than {config.min_track_frames}")
 
     total_frames = max(frame_count, audio_lib.num_frames(len(waveform)))
-    energy = audio_lib.frame_rms(waveform, total_frames)
-    kept, not_speaking, scores = tracks.pick_active_speakers(long_enough, energy)
+    mfcc = audio_lib.mfcc_sequence(waveform, total_frames)
+    offsets, sync_scores = {}, {}
+    if sync_expert is not None:
+        for track in long_enough:
+            first = track.frame_index[0]
+            cols = slice(audio_lib.mfcc_window_slice(first)[0], audio_lib.mfcc_window_slice(track.last_frame)[1])
+            result = sync_expert.score(np.stack(track.crops), mfcc[:, cols])
+            scores_of = {"offset": result.offset, "confidence": round(result.confidence, 4),
+                         "distance": round(result.min_distance, 4)}  # fmt: skip
+            sync_scores[str(track.track_id)] = scores_of
+            if result.confidence >= config.sync_min_confidence:
+                offsets[track.track_id] = result.offset
+        kept, not_speaking, scores = tracks.pick_active_speakers(
+            long_enough, scores={t.track_id: sync_scores[str(t.track_id)]["confidence"] for t in long_enough})
+    else:
+        energy = audio_lib.frame_rms(waveform, total_frames)
+        kept, not_speaking, scores = tracks.pick_active_speakers(long_enough, energy)
     dropped += [{"track": t.track_id, "frames": len(t), "reason": NOT_ACTIVE_SPEAKER} for t in not_speaking]
 
-    mfcc = audio_lib.mfcc_sequence(waveform, total_frames)
-    log_mel = audio_lib.log_mel_frames(waveform, total_frames)
-    pcm_all = audio_lib.to_int16(waveform)
+    features_at = {0: (mfcc, audio_lib.log_mel_frames(waveform, total_frames), audio_lib.to_int16(waveform))}
+
+    def audio_features(offset: int):
+        """MFCC, log-mel and PCM of the audio advanced by ``offset`` frames (frame t hears t + offset)."""
+        if offset not in features_at:
+            from keras_s2v.evaluation.sync import delayed
+
+            shifted = delayed(waveform, -offset)
+            features_at[offset] = (audio_lib.mfcc_sequence(shifted, total_frames),
+                                   audio_lib.log_mel_frames(shifted, total_frames), audio_lib.to_int16(shifted))  # fmt: skip
+        return features_at[offset]
+
     segments = []
     for track in kept:
+        av_offset = offsets.get(track.track_id, 0)
+        mfcc, log_mel, pcm_all = audio_features(av_offset)
         segment_index = 0
         for split, start, stop in _track_parts(len(track), origin.split, config.holdout_tail):
             for index, (offset, length) in enumerate(_segments_of(stop - start, config.max_segment_frames)):
@@ -230,6 +261,7 @@ def _process(path, relative, key, origin, config, analyzer, progress):
                     pcm=audio_lib.padded_slice(pcm_all, *audio_lib.segment_pcm_range(first, length)),
                     mfcc=np.ascontiguousarray(mfcc[:, mfcc_cols]),
                     log_mel=np.ascontiguousarray(log_mel[first : first + length]),
+                    offset_frames=av_offset,
                 )  # fmt: skip
                 segment.validate()
                 segments.append(segment)
@@ -247,6 +279,7 @@ def _process(path, relative, key, origin, config, analyzer, progress):
         "frames_by_split": {sp: int(sum(s.num_frames for s in segments if s.split == sp))
                             for sp in features.SPLITS if any(s.split == sp for s in segments)},
         "speaking_scores": {str(k): round(v, 3) for k, v in scores.items()},
+        **({"sync": sync_scores} if sync_expert is not None else {}),
         "mean_eye_error_px": round(eye_error, 3),
         "dropped_tracks": dropped,
     }
@@ -319,12 +352,63 @@ def _init_worker(config_dict: dict) -> None:
 
     _WORKER["config"] = PrepareConfig(**config_dict)
     _WORKER["analyzer"] = FaceAnalyzer(detector=_WORKER["config"].detector)
+    _WORKER["sync"] = load_sync_expert(_WORKER["config"])
+
+
+def load_sync_expert(config: PrepareConfig):
+    """The sync expert a config names, or None."""
+    if not config.sync_model:
+        return None
+    from keras_s2v.evaluation.sync import SyncExpert
+
+    expert = SyncExpert(config.sync_model)
+    if expert.face_size != config.crop_size:
+        raise ValueError(f"{config.sync_model}: the sync expert takes {expert.face_size} px faces, "
+                         f"not crop_size {config.crop_size}")  # fmt: skip
+    return expert
 
 
 def _worker_task(out: str, path: str, relative: str, progress: bool) -> dict:
-    segments, entry = process_clip(path, relative, _WORKER["config"], _WORKER["analyzer"], progress)
+    segments, entry = process_clip(path, relative, _WORKER["config"], _WORKER["analyzer"], progress, _WORKER["sync"])
     _write_clip(Path(out), segments, entry)
     return entry
+
+
+def _config_record(config: PrepareConfig) -> dict:
+    """What ``prepare_config.json`` holds: the options and the audio parameters the features were made with."""
+    return {**dataclasses.asdict(config), "audio": audio_lib.parameters()}
+
+
+def data_parameters(data_dirs) -> dict:
+    """``{"crop_size", "audio"}`` of prepared folders: what a model trained or evaluated on them must match.
+
+    Folders prepared before the audio parameters were recorded used the current ones.
+    Several folders must agree.
+    """
+    found = {}
+    for folder in [data_dirs] if isinstance(data_dirs, (str, Path)) else data_dirs:
+        path = Path(folder) / CONFIG_FILE
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError) as error:
+            raise ValueError(f"{path}: not a prepared data folder ({error}); run python -m keras_s2v.prepare") from None
+        found[str(folder)] = {"crop_size": record.get("crop_size", 112), "audio": record.get("audio", audio_lib.parameters())}
+    first, *others = found.items()
+    for folder, params in others:
+        differ = parameter_differences(first[1], params)
+        if differ:
+            raise ValueError(f"{folder} and {first[0]} were prepared with different {', '.join(differ)}")
+    return first[1]
+
+
+def parameter_differences(expected: dict, actual: dict) -> list[str]:
+    """Names of the data parameters that differ, e.g. ``["crop_size (112 vs 96)", "audio.sample_rate (16000 vs 8000)"]``."""
+    out = []
+    if expected.get("crop_size") != actual.get("crop_size"):
+        out.append(f"crop_size ({expected.get('crop_size')} vs {actual.get('crop_size')})")
+    a, b = expected.get("audio") or {}, actual.get("audio") or {}
+    out += [f"audio.{k} ({a.get(k)} vs {b.get(k)})" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    return out
 
 
 def _check_config(out: Path, config: PrepareConfig, overwrite: bool) -> None:
@@ -332,16 +416,18 @@ def _check_config(out: Path, config: PrepareConfig, overwrite: bool) -> None:
     if saved.exists():
         previous = json.loads(saved.read_text())
         previous.pop("shard_size_mb", None)
-        if previous != config.identity():
+        previous.setdefault("audio", audio_lib.parameters())  # folders made before it was recorded
+        current = {**config.identity(), "audio": audio_lib.parameters()}
+        if previous != current:
             if not overwrite:
-                changed = sorted(k for k in config.identity() if previous.get(k) != config.identity()[k])
+                changed = sorted(k for k in current if previous.get(k) != current[k])
                 raise ValueError(
                     f"{out} was prepared with other options ({', '.join(changed)}); "
                     "use another --out, or --overwrite to start it again"
                 )
             shutil.rmtree(out / CLIPS_DIR, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
-    (out / CONFIG_FILE).write_text(json.dumps(dataclasses.asdict(config), indent=1))
+    (out / CONFIG_FILE).write_text(json.dumps(_config_record(config), indent=1))
 
 
 def prepare(inputs, out, config: PrepareConfig | None = None, workers: int = 1, overwrite: bool = False,
@@ -499,9 +585,10 @@ def _beam_prepare_clip_class():
 
             self.config = PrepareConfig(**self.config_dict)
             self.analyzer = FaceAnalyzer(detector=self.config.detector)
+            self.sync_expert = load_sync_expert(self.config)
 
         def process(self, job):
-            segments, entry = process_clip(job[0], job[1], self.config, self.analyzer)
+            segments, entry = process_clip(job[0], job[1], self.config, self.analyzer, sync_expert=self.sync_expert)
             for segment in segments:
                 yield beam.pvalue.TaggedOutput(segment.split, features.encode_example(segment))
             yield beam.pvalue.TaggedOutput("entries", entry)
@@ -527,7 +614,7 @@ def prepare_beam(inputs, out, config: PrepareConfig | None = None, pipeline_args
     config.validate()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / CONFIG_FILE).write_text(json.dumps(dataclasses.asdict(config), indent=1))
+    (out / CONFIG_FILE).write_text(json.dumps(_config_record(config), indent=1))
     videos = layouts.find_videos(inputs)
     if not videos:
         raise FileNotFoundError(f"no video found in {', '.join(map(str, inputs))}")

@@ -108,12 +108,17 @@ def speaking_score(track: Track, frame_energy: np.ndarray) -> float:
     return float(np.corrcoef(opening, energy)[0, 1])
 
 
-def pick_active_speakers(tracks: list[Track], frame_energy: np.ndarray, min_overlap: float = 0.5):
-    """Split tracks into (kept, dropped): a track is dropped when another track
-    shares at least ``min_overlap`` of its frames and moves its mouth more in
-    step with the audio. A face alone in its frames is always kept.
+def pick_active_speakers(tracks: list[Track], frame_energy: np.ndarray | None = None, min_overlap: float = 0.5,
+                         scores: dict | None = None):  # fmt: skip
+    """Split tracks into (kept, dropped, scores): a track is dropped when another
+    track shares at least ``min_overlap`` of its frames and speaks more in step
+    with the audio. A face alone in its frames is always kept.
+
+    ``scores`` (track id -> higher is more in sync) come from the sync expert
+    when one is trained; without them, ``speaking_score`` on ``frame_energy``.
     """
-    scores = {t.track_id: speaking_score(t, frame_energy) for t in tracks}
+    if scores is None:
+        scores = {t.track_id: speaking_score(t, frame_energy) for t in tracks}
     kept, dropped = [], []
     for track in tracks:
         own = set(track.frame_index)

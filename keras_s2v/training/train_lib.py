@@ -36,6 +36,7 @@ def build_model(config: ExperimentConfig):
     """The Keras model an experiment trains."""
     from keras_s2v.models.deblur import DeblurCNN
     from keras_s2v.models.speech2vid import Speech2Vid
+    from keras_s2v.models.syncnet import SyncNet
 
     m = config.model
     if m.kind == "speech2vid":
@@ -48,7 +49,9 @@ def build_model(config: ExperimentConfig):
         return model
     if m.kind == "deblur":
         return DeblurCNN(m.deblur_depth, m.deblur_filters)
-    raise ValueError(f"unknown model kind {m.kind!r} (speech2vid, deblur)")
+    if m.kind == "syncnet":
+        return SyncNet(width=m.width, embedding_dim=m.embedding_dim, max_shift=m.sync_max_shift)
+    raise ValueError(f"unknown model kind {m.kind!r} (speech2vid, deblur, syncnet)")
 
 
 def make_datasets(config: ExperimentConfig, data_dir, global_batch: int):
@@ -61,6 +64,13 @@ def make_datasets(config: ExperimentConfig, data_dir, global_batch: int):
                                         d.shuffle_buffer, d.blur_max_sigma, d.blur_max_motion, seed)  # fmt: skip
         val = pipeline.deblur_dataset(data_dir, d.validation_split, global_batch, d.validation_samples_per_segment,
                                       False, max_sigma=d.blur_max_sigma, max_motion=d.blur_max_motion, seed=seed + 1)  # fmt: skip
+        return train, val
+    if config.model.kind == "syncnet":
+        k = config.model.sync_max_shift
+        train = pipeline.syncnet_dataset(data_dir, d.train_split, global_batch, k, d.samples_per_segment, True,
+                                         d.shuffle_buffer, d.augment, seed)  # fmt: skip
+        val = pipeline.syncnet_dataset(data_dir, d.validation_split, global_batch, k, d.validation_samples_per_segment,
+                                       False, seed=seed + 1)  # fmt: skip
         return train, val
     common = dict(num_identity_images=config.model.num_identity_images, min_identity_gap=d.min_identity_gap)
     train = pipeline.speech2vid_dataset(data_dir, d.train_split, global_batch, samples_per_segment=d.samples_per_segment,
@@ -83,11 +93,20 @@ def make_optimizer(config: ExperimentConfig):
 
 
 def compile_model(model, config: ExperimentConfig) -> None:
-    """L1 as a keras.losses.Loss (scaled right across replicas), PSNR and SSIM as metrics."""
+    """L1 as a keras.losses.Loss (scaled right across replicas), PSNR and SSIM as metrics.
+
+    The sync expert: the offset-contrastive loss, and how often the in-sync offset is the nearest.
+    """
     import keras
 
     from keras_s2v.training import metrics
 
+    if config.model.kind == "syncnet":
+        from keras_s2v.models import syncnet
+
+        model.compile(optimizer=make_optimizer(config), loss=syncnet.OffsetContrastiveLoss(),
+                      metrics=[syncnet.offset_accuracy])  # fmt: skip
+        return
     model.compile(optimizer=make_optimizer(config), loss=keras.losses.MeanAbsoluteError(name="l1"),
                   metrics=[metrics.psnr, metrics.ssim])  # fmt: skip
 
@@ -139,7 +158,11 @@ def train(config: ExperimentConfig, data_dir, workdir, strategy=None, extra_call
 
     workdir = Path(workdir)
     check_workdir(workdir, config)
-    (workdir / DATA_FILE).write_text(json.dumps({"data_dir": str(Path(data_dir).resolve())}) + "\n")
+    from keras_s2v.data import pipeline, prepare
+
+    folders = [str(Path(d).resolve()) for d in pipeline.data_dirs(data_dir)]
+    record = {"data_dir": ",".join(folders), "data_parameters": prepare.data_parameters(folders)}
+    (workdir / DATA_FILE).write_text(json.dumps(record, indent=1) + "\n")
     keras.utils.set_random_seed(config.train.seed)
     strategy = strategy or tf.distribute.MirroredStrategy()
     global_batch = config.data.batch_size * strategy.num_replicas_in_sync
@@ -149,17 +172,18 @@ def train(config: ExperimentConfig, data_dir, workdir, strategy=None, extra_call
         model = build_model(config)
         compile_model(model, config)
 
-    grid_batch = next(iter(val_ds.unbatch().batch(config.train.image_grid_size)))
     callbacks = [
         keras.callbacks.BackupAndRestore(str(workdir / "backup"), save_freq="epoch", delete_checkpoint=False),
         keras.callbacks.ModelCheckpoint(str(workdir / "checkpoints" / "epoch_{epoch:03d}.weights.h5"), save_weights_only=True),
         keras.callbacks.ModelCheckpoint(str(workdir / MODEL_FILE), monitor="val_loss", save_best_only=True),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.train.early_stopping_patience),
         keras.callbacks.TensorBoard(str(workdir / "logs"), write_graph=False),
-        ImageGrid(grid_batch, workdir / "logs" / "images", workdir / "samples"),
         HistoryFile(workdir / "history.json"),
         *extra_callbacks,
     ]
+    if config.model.kind != "syncnet":  # generators: identity | generated | truth each epoch
+        grid_batch = next(iter(val_ds.unbatch().batch(config.train.image_grid_size)))
+        callbacks.append(ImageGrid(grid_batch, workdir / "logs" / "images", workdir / "samples"))
     history = model.fit(
         train_ds,
         epochs=config.train.epochs,
@@ -179,6 +203,7 @@ def load_trained_model(workdir):
 
     import keras_s2v.models.deblur  # noqa: F401  (registers the classes)
     import keras_s2v.models.speech2vid  # noqa: F401
+    import keras_s2v.models.syncnet  # noqa: F401
 
     path = Path(workdir) / MODEL_FILE
     if not path.exists():
