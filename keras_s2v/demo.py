@@ -1,4 +1,4 @@
-"""The built-in demo: synthetic corpus -> prepare -> train a small Speech2Vid -> a talking video -> export.
+"""The built-in demo: synthetic corpus -> prepare -> train a small Speech2Vid -> a talking video -> export -> evaluate.
 
     python -m keras_s2v.demo --out demo --android_assets android_demo_assets
 
@@ -20,27 +20,30 @@ _OUT = flags.DEFINE_string("out", "demo", "Folder for everything the demo makes.
 _EXPERIMENT = flags.DEFINE_string("experiment", "s2v_small", "Experiment to train.")
 _OVERRIDE = flags.DEFINE_multi_string("override", [], "Config override, e.g. train.epochs=2.")
 _ANDROID = flags.DEFINE_string("android_assets", "android_demo_assets", "Where the export writes the Android assets.")
+_SYNC = flags.DEFINE_string("sync_model", None, "Sync expert workdir for the evaluation's sync columns "
+                            "(python -m keras_s2v.train --experiment syncnet).")  # fmt: skip
 
 
-def run_demo(out, experiment: str = "s2v_small", overrides=(), android_assets=None, log=print) -> dict:
+def run_demo(out, experiment: str = "s2v_small", overrides=(), android_assets=None, sync_model=None, log=print) -> dict:
     from export import export_model
     from keras_s2v import inference, lite_client
     from keras_s2v.configs import experiments
     from keras_s2v.data import media, prepare, synth
+    from keras_s2v.evaluation import evaluate_lib
     from keras_s2v.training import train_lib
 
     out = Path(out)
-    log("1/5 synthetic corpus: 2 real portraits speaking espeak-ng sentences")
+    log("1/6 synthetic corpus: 2 real portraits speaking espeak-ng sentences")
     synth.make_corpus(out / "synth", num_clips=6, seconds=4.0, seed=0, log=None)
-    log("2/5 prepare: faces, 68 landmarks, alignment, MFCC -> TFRecord shards (last 20% of each clip held out)")
+    log("2/6 prepare: faces, 68 landmarks, alignment, MFCC -> TFRecord shards (last 20% of each clip held out)")
     config = prepare.PrepareConfig(split="train", holdout_tail=0.2)
     manifest = prepare.prepare([str(out / "synth")], out / "shards", config, workers=2, progress=False, log=log)
     log(prepare.summary_table(manifest).splitlines()[-3] if manifest["splits"] else "no data prepared")
-    log(f"3/5 train {experiment}")
+    log(f"3/6 train {experiment}")
     config = experiments.apply_overrides(experiments.get_experiment(experiment), overrides)
     result = train_lib.train(config, out / "shards", out / "train")
     history = result["epochs"]
-    log("4/5 talking video: identity computed once, 0.35 s window slid at 25 fps, lower face Poisson-blended "
+    log("4/6 talking video: identity computed once, 0.35 s window slid at 25 fps, lower face Poisson-blended "
         "back into the portrait, audio muxed")
     portrait = out / "portrait.png"
     if not portrait.exists():
@@ -52,13 +55,17 @@ def run_demo(out, experiment: str = "s2v_small", overrides=(), android_assets=No
     video = out / "talking.mp4"
     inference.generate_video([portrait], out / "speech.wav", out / "train", video, overwrite=True, progress=False)
     crop = inference.align_photo(portrait)[0]
-    log("5/5 export: SavedModel for TF Serving, TFLite float32/float16/int8, ONNX, parity against Keras; "
+    log("5/6 export: SavedModel for TF Serving, TFLite float32/float16/int8, ONNX, parity against Keras; "
         "the int8 model's video through the LiteRT client")
     export = export_model(out / "train", out / "export", overwrite=True, android_assets=android_assets,
                           sample=(crop, speech.waveform), log=lambda _: None)  # fmt: skip
     int8_model = out / "export" / export["files"]["tflite_int8"]
     on_device = lite_client.run(int8_model, [portrait_crop(out, crop)], out / "speech.wav", out / "talking_int8.mp4",
                                 overwrite=True)  # fmt: skip
+    log("6/6 evaluate on the held-out tails: PSNR, SSIM, CPBD, FDBM, LMD, ACD, blinks, mouth correlation"
+        + (", sync" if sync_model else "") + "; baselines: still, shuffled audio, ground truth")
+    evaluation = evaluate_lib.evaluate(out / "train", out / "evaluation", data=out / "shards", sync_model=sync_model,
+                                       overwrite=True, log=lambda _: None)  # fmt: skip
     summary = {
         "corpus": str(out / "synth"),
         "shards": str(out / "shards"),
@@ -72,6 +79,8 @@ def run_demo(out, experiment: str = "s2v_small", overrides=(), android_assets=No
         "first_loss": history[0]["loss"] if history else None,
         "last_loss": history[-1]["loss"] if history else None,
         "last_val_psnr": history[-1].get("val_psnr") if history else None,
+        "evaluation": str(out / "evaluation" / "report.md"),
+        "evaluation_summary": evaluation["summary"],
     }
     return summary
 
@@ -93,13 +102,18 @@ def portrait_crop(out: Path, crop) -> Path:
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)  # converters log every graph pass at INFO
-    summary = run_demo(_OUT.value, _EXPERIMENT.value, _OVERRIDE.value, _ANDROID.value)
+    from keras_s2v.evaluation import report
+
+    summary = run_demo(_OUT.value, _EXPERIMENT.value, _OVERRIDE.value, _ANDROID.value, _SYNC.value)
     print()
     print(f"training L1: {summary['first_loss']:.4f} (epoch 1) -> {summary['last_loss']:.4f} (last); "
           f"validation PSNR {summary['last_val_psnr']:.2f} dB")  # fmt: skip
     print(f"int8 TFLite: frame PSNR {summary['int8_chain_psnr']:.1f} dB against Keras; LiteRT client "
           f"{summary['int8_frames_per_second']:.0f} frames/s (ffmpeg included)")  # fmt: skip
-    for key in ("corpus", "shards", "workdir", "video", "video_int8", "export", "android_assets"):
+    print()
+    print(report.markdown_table(summary["evaluation_summary"]))
+    print()
+    for key in ("corpus", "shards", "workdir", "video", "video_int8", "export", "android_assets", "evaluation"):
         print(f"{key:>14}: {summary[key]}")
     print(f"          logs: tensorboard --logdir {summary['workdir']}/logs ; samples: {summary['workdir']}/samples/latest.png")
 

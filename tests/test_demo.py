@@ -9,7 +9,7 @@ from keras_s2v.data import audio, media
 def test_demo_makes_a_talking_video(tmp_path):
     lines = []
     summary = demo.run_demo(tmp_path / "demo", "s2v_small_tiny", ["train.epochs=1"], tmp_path / "android", log=lines.append)
-    assert lines[0].startswith("1/5") and lines[-1].startswith("5/5")
+    assert lines[0].startswith("1/6") and lines[-1].startswith("6/6")
     info = media.probe(summary["video"])
     speech = media.read_audio(tmp_path / "demo" / "speech.wav")
     portrait = media.read_image(tmp_path / "demo" / "portrait.png")
@@ -25,3 +25,8 @@ def test_demo_makes_a_talking_video(tmp_path):
     assert (tmp_path / "demo" / "export" / "serving" / "s2v_small_tiny" / "1" / "saved_model.pb").exists()
     manifest = json.loads((tmp_path / "demo" / "shards" / "manifest.json").read_text())
     assert manifest["clips_ok"] == 12 and set(manifest["splits"]) == {"train", "validation"}
+    # The evaluation of the demo model on the held-out tails, with the baselines.
+    evaluation = summary["evaluation_summary"]
+    assert set(evaluation) == {"model", "still", "shuffled audio", "ground truth"}
+    assert evaluation["ground truth"]["lmd"]["mean"] == 0.0 and evaluation["model"]["psnr"]["mean"] > 10
+    assert (tmp_path / "demo" / "evaluation" / "report.md").exists()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -119,7 +120,7 @@ def _segments_of(length: int, max_frames: int) -> list[tuple[int, int]]:
     """(start, length) pieces of about equal length, each at most ``max_frames``."""
     count = math.ceil(length / max_frames)
     bounds = np.linspace(0, length, count + 1).round().astype(int)
-    return [(int(a), int(b - a)) for a, b in zip(bounds[:-1], bounds[1:])]
+    return [(int(a), int(b - a)) for a, b in itertools.pairwise(bounds)]
 
 
 def process_clip(path: str, relative: str, config: PrepareConfig, analyzer, progress: bool = False, sync_expert=None):
@@ -290,7 +291,7 @@ def _track_parts(length: int, split: str, holdout_tail: float) -> list[tuple[str
     """(split, start, stop) parts of a track: all of it, or its head and a held-out tail."""
     if holdout_tail <= 0 or split != "train":
         return [(split, 0, length)]
-    cut = int(round(length * (1.0 - holdout_tail)))
+    cut = round(length * (1.0 - holdout_tail))
     if cut < 2 or length - cut < 2:
         return [(split, 0, length)]
     return [("train", 0, cut), ("validation", cut, length)]

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -76,16 +76,14 @@ def clips_from_shards(data_dir, split: str, max_clips: int | None = None, max_fr
 
     from keras_s2v.data import features, pipeline
 
-    count = 0
-    for serialized in tf.data.TFRecordDataset(pipeline.shard_files(data_dir, split)):
+    records = tf.data.TFRecordDataset(pipeline.shard_files(data_dir, split))
+    for serialized in records.take(-1 if max_clips is None else max_clips):
         example = features.decode_example(serialized)
         n = int(example["num_frames"]) if max_frames is None else min(int(example["num_frames"]), max_frames)
         clip_id = f"{example['clip_id'].numpy().decode()}/{int(example['track_id'])}/{int(example['segment'])}"
+        mfcc_columns = audio_lib.HOPS_PER_FRAME * (n - 1) + audio_lib.MFCC_WINDOW_HOPS
         yield Clip(clip_id, example["speaker"].numpy().decode(), example["frames"].numpy()[:n],
-                   example["pcm"].numpy(), example["mfcc"].numpy()[:, : audio_lib.HOPS_PER_FRAME * (n - 1) + audio_lib.MFCC_WINDOW_HOPS])  # fmt: skip
-        count += 1
-        if max_clips is not None and count >= max_clips:
-            return
+                   example["pcm"].numpy(), example["mfcc"].numpy()[:, :mfcc_columns])  # fmt: skip
 
 
 def clips_from_videos(paths, crop_size: int, max_frames: int | None = None, log=print) -> Iterator[Clip]:
@@ -195,7 +193,7 @@ class Scorer:
             "fdbm": float(np.mean([quality.fdbm(frames[i]) for i in sampled])),
             "lmd": quality.landmark_distance(reference["landmarks"], landmarks),
             "acd": identity.average_content_distance(reference["descriptor"],
-                                                     self.descriptor.describe(frames[picked], landmarks[picked])),  # fmt: skip
+                                                     self.descriptor.describe(frames[picked], landmarks[picked])),
             "blinks_per_minute": quality.blink_rate(quality.eye_aspect_ratio(landmarks), audio_lib.FPS),
             "mouth_correlation": quality.mouth_opening_correlation(real_opening, opening),
         }

@@ -20,7 +20,6 @@ import json
 import os
 from pathlib import Path
 
-
 from keras_s2v.configs.experiments import ExperimentConfig
 
 CONFIG_FILE = "config.json"
@@ -72,7 +71,7 @@ def make_datasets(config: ExperimentConfig, data_dir, global_batch: int):
         val = pipeline.syncnet_dataset(data_dir, d.validation_split, global_batch, k, d.validation_samples_per_segment,
                                        False, seed=seed + 1)  # fmt: skip
         return train, val
-    common = dict(num_identity_images=config.model.num_identity_images, min_identity_gap=d.min_identity_gap)
+    common = {"num_identity_images": config.model.num_identity_images, "min_identity_gap": d.min_identity_gap}
     train = pipeline.speech2vid_dataset(data_dir, d.train_split, global_batch, samples_per_segment=d.samples_per_segment,
                                         training=True, shuffle_buffer=d.shuffle_buffer, augment=d.augment,
                                         seed=seed, **common)  # fmt: skip
@@ -201,8 +200,8 @@ def load_trained_model(workdir):
     """The best model saved by ``train`` in ``workdir``."""
     import keras
 
-    import keras_s2v.models.deblur  # noqa: F401  (registers the classes)
-    import keras_s2v.models.speech2vid  # noqa: F401
+    import keras_s2v.models.deblur
+    import keras_s2v.models.speech2vid
     import keras_s2v.models.syncnet  # noqa: F401
 
     path = Path(workdir) / MODEL_FILE

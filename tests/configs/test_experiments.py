@@ -9,7 +9,7 @@ from keras_s2v.configs import experiments
 
 def test_required_experiments_and_tiny_twins_exist():
     names = experiments.experiment_names()
-    for base in ("s2v", "s2v_5img", "s2v_noskip", "deblur"):
+    for base in ("s2v", "s2v_5img", "s2v_noskip", "deblur", "syncnet"):
         assert base in names and f"{base}_tiny" in names
     assert experiments.get_experiment("s2v_5img").model.num_identity_images == 5
     assert experiments.get_experiment("s2v_noskip_tiny").model.skip_connections is False

@@ -113,12 +113,12 @@ def test_prepare_with_the_expert_records_offsets(expert_workdir, synth_shards, t
     from keras_s2v.data.face import FaceAnalyzer
 
     corpus = synth_shards.parent / "corpus"
-    video = sorted(corpus.rglob("*.mp4"))[0]
+    video = min(corpus.rglob("*.mp4"))
     config = prepare.PrepareConfig(split="train", min_track_frames=20, sync_model=str(expert_workdir), sync_min_confidence=0.0)
     expert = prepare.load_sync_expert(config)
     segments, entry = prepare.process_clip(str(video), video.name, config, FaceAnalyzer(), sync_expert=expert)
     assert entry["status"] == "ok", entry
-    (track, scores), = entry["sync"].items()
+    (_track, scores), = entry["sync"].items()
     assert set(scores) == {"offset", "confidence", "distance"}
     # The segment's audio is shifted by the offset found (confidence threshold 0: always applied).
     assert all(s.offset_frames == scores["offset"] for s in segments)
