@@ -28,7 +28,8 @@ def main(argv):
         result = sync.planted_offset_accuracy(expert, clips, shifts)
         frames = sorted(c.num_frames for c in clips)
         print(f"{folder} [{_SPLIT.value}]: {result['clips']} clips ({frames[0]}-{frames[-1]} frames), "
-              f"accuracy {result['accuracy']:.3f}; by shift " + ", ".join(f"{k}: {v:.3f}" for k, v in result["by_shift"].items()))
+              f"accuracy {result['accuracy']:.3f}; by shift " + ", ".join(f"{k}: {v:.3f}" for k, v in result["by_shift"].items())
+              + f"; relative to the clip's own offset {result['relative_accuracy']:.3f}")
         for row in result["rows"]:
             if row["found"] != row["shift"]:
                 print(f"   missed {row['clip']} ({row['frames']} frames): shift {row['shift']}, found {row['found']}, "
