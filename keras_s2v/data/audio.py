@@ -129,6 +129,14 @@ def segment_pcm_range(first_frame: int, frames: int) -> tuple[int, int]:
     return start, frame_to_sample(first_frame + frames - 1) + MFCC_WINDOW_OFFSET + MFCC_WINDOW_SAMPLES
 
 
+def delayed(waveform: np.ndarray, frames: int) -> np.ndarray:
+    """The waveform with its sound ``frames`` video frames later (earlier when negative), same length."""
+    shift = frames * SAMPLES_PER_FRAME
+    if shift >= 0:
+        return np.concatenate([np.zeros(shift, waveform.dtype), waveform])[: len(waveform)]
+    return np.concatenate([waveform[-shift:], np.zeros(-shift, waveform.dtype)])
+
+
 def pcm_window(waveform: np.ndarray, t: int, fps: float = FPS) -> np.ndarray:
     """Raw samples of frame ``t``'s MFCC window, ``(MFCC_WINDOW_SAMPLES,)``.
 

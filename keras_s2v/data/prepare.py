@@ -234,9 +234,7 @@ def _process(path, relative, key, origin, config, analyzer, progress, sync_exper
     def audio_features(offset: int):
         """MFCC, log-mel and PCM of the audio advanced by ``offset`` frames (frame t hears t + offset)."""
         if offset not in features_at:
-            from keras_s2v.evaluation.sync import delayed
-
-            shifted = delayed(waveform, -offset)
+            shifted = audio_lib.delayed(waveform, -offset)
             features_at[offset] = (audio_lib.mfcc_sequence(shifted, total_frames),
                                    audio_lib.log_mel_frames(shifted, total_frames), audio_lib.to_int16(shifted))  # fmt: skip
         return features_at[offset]

@@ -178,7 +178,7 @@ class Scorer:
         from keras_s2v.evaluation import identity, quality
 
         real = clip.frames
-        landmarks = self.landmarks(frames)
+        landmarks = reference["landmarks"] if frames is real else self.landmarks(frames)
         sampled = range(0, len(frames), self.sharpness_stride)
         picked = list(range(0, len(frames), self.acd_stride))
         psnr = [quality.psnr(r, f) for r, f in zip(real, frames)]

@@ -135,14 +135,6 @@ def _recorded_parameters(workdir: Path) -> dict | None:
         return None
 
 
-def delayed(waveform: np.ndarray, frames: int) -> np.ndarray:
-    """The waveform with its sound ``frames`` video frames later (earlier when negative), same length."""
-    shift = frames * audio_lib.SAMPLES_PER_FRAME
-    if shift >= 0:
-        return np.concatenate([np.zeros(shift, waveform.dtype), waveform])[: len(waveform)]
-    return np.concatenate([waveform[-shift:], np.zeros(-shift, waveform.dtype)])
-
-
 def planted_offset_accuracy(expert: SyncExpert, clips, shifts=(0, 3, -3), max_offset: int = MAX_OFFSET) -> dict:
     """How often the expert finds the offset planted by delaying each clip's audio by ``shifts`` frames.
 
@@ -155,7 +147,7 @@ def planted_offset_accuracy(expert: SyncExpert, clips, shifts=(0, 3, -3), max_of
         waveform = np.asarray(clip.pcm, np.float32)[-audio_lib.MFCC_WINDOW_OFFSET :]  # sample 0 = frame 0
         video = expert.video_embeddings(clip.frames)
         for shift in shifts:
-            mfcc = audio_lib.mfcc_sequence(delayed(waveform, shift), len(clip.frames))
+            mfcc = audio_lib.mfcc_sequence(audio_lib.delayed(waveform, shift), len(clip.frames))
             result = score_curve(*distance_curve(video, expert.audio_embeddings(mfcc, len(clip.frames)), max_offset))
             rows.append({"clip": getattr(clip, "clip_id", ""), "frames": len(clip.frames), "shift": shift,
                          "found": result.offset, "confidence": round(result.confidence, 4)})  # fmt: skip

@@ -53,9 +53,9 @@ def test_distance_curve_finds_a_planted_offset():
 def test_delayed_moves_sound_by_whole_frames():
     wave = np.zeros(10 * audio.SAMPLES_PER_FRAME, np.float32)
     wave[640 * 2] = 1.0
-    assert np.argmax(sync.delayed(wave, 3)) == 640 * 5
-    assert np.argmax(sync.delayed(wave, -1)) == 640 * 1
-    assert len(sync.delayed(wave, -4)) == len(wave)
+    assert np.argmax(audio.delayed(wave, 3)) == 640 * 5
+    assert np.argmax(audio.delayed(wave, -1)) == 640 * 1
+    assert len(audio.delayed(wave, -4)) == len(wave)
 
 
 def test_dataset_pairs_each_window_with_its_shifted_audio(synth_shards):
