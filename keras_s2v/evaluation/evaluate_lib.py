@@ -148,7 +148,7 @@ def method_frames(backend, clips: list[Clip], index: int, batch_size: int = 25) 
 class Scorer:
     """Landmarks, identity descriptors and the sync expert, loaded once; ``score`` one method's frames of a clip."""
 
-    def __init__(self, sync_expert=None, acd_stride: int = 5, sharpness_stride: int = 1):
+    def __init__(self, sync_expert=None, acd_stride: int = 5):
         from keras_s2v.data.face.landmarks import LandmarkPredictor
         from keras_s2v.evaluation.identity import FaceDescriptor
 
@@ -156,7 +156,6 @@ class Scorer:
         self.descriptor = FaceDescriptor()
         self.sync_expert = sync_expert
         self.acd_stride = acd_stride
-        self.sharpness_stride = sharpness_stride
 
     def landmarks(self, frames: np.ndarray) -> np.ndarray:
         """(T, 68, 2) on aligned crops, from the box the canonical face gives (no detection: the crops are aligned)."""
@@ -179,7 +178,6 @@ class Scorer:
 
         real = clip.frames
         landmarks = reference["landmarks"] if frames is real else self.landmarks(frames)
-        sampled = range(0, len(frames), self.sharpness_stride)
         picked = list(range(0, len(frames), self.acd_stride))
         psnr = [quality.psnr(r, f) for r, f in zip(real, frames)]
         psnr_lower = [quality.psnr(quality.lower_half(r), quality.lower_half(f)) for r, f in zip(real, frames)]
@@ -189,8 +187,8 @@ class Scorer:
             "ssim": float(np.mean([quality.ssim(r, f) for r, f in zip(real, frames)])),
             "psnr_lower": _mean_db(psnr_lower),
             "ssim_lower": float(np.mean([quality.ssim(quality.lower_half(r), quality.lower_half(f)) for r, f in zip(real, frames)])),
-            "cpbd": float(np.mean([quality.cpbd(frames[i]) for i in sampled])),
-            "fdbm": float(np.mean([quality.fdbm(frames[i]) for i in sampled])),
+            "cpbd": float(np.mean([quality.cpbd(f) for f in frames])),
+            "fdbm": float(np.mean([quality.fdbm(f) for f in frames])),
             "lmd": quality.landmark_distance(reference["landmarks"], landmarks),
             "acd": identity.average_content_distance(reference["descriptor"],
                                                      self.descriptor.describe(frames[picked], landmarks[picked])),
@@ -273,7 +271,7 @@ def evaluate(model, out, *, data=None, videos=(), split: str | None = None, sync
     import time
 
     from keras_s2v import backends
-    from keras_s2v.data import prepare
+    from keras_s2v.data import pipeline, prepare
     from keras_s2v.evaluation import report as report_lib
 
     started = time.time()
@@ -287,7 +285,7 @@ def evaluate(model, out, *, data=None, videos=(), split: str | None = None, sync
     backend = backends.load_generator(model)
     model_params = backends.data_parameters(model, backend)
     if data is not None:
-        data_params, data_name = prepare.data_parameters(_folders(data)), str(data)
+        data_params, data_name = prepare.data_parameters(pipeline.data_dirs(data)), str(data)
     else:
         for path in videos:
             if not Path(path).exists():
@@ -299,10 +297,8 @@ def evaluate(model, out, *, data=None, videos=(), split: str | None = None, sync
         from keras_s2v.evaluation.sync import SyncExpert
 
         expert = SyncExpert(sync_model)
-        if expert.data_parameters is not None:
-            check_parameters(f"sync expert {sync_model}", expert.data_parameters, data_name, data_params)
-        elif expert.face_size != data_params["crop_size"]:
-            check_parameters(f"sync expert {sync_model}", {"crop_size": expert.face_size, "audio": None}, data_name, data_params)
+        expert_params = expert.data_parameters or {"crop_size": expert.face_size, "audio": None}
+        check_parameters(f"sync expert {sync_model}", expert_params, data_name, data_params)
 
     if data is not None:
         split = split or default_split(data)
@@ -349,9 +345,3 @@ def evaluate(model, out, *, data=None, videos=(), split: str | None = None, sync
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return result
-
-
-def _folders(data) -> list[str]:
-    from keras_s2v.data import pipeline
-
-    return pipeline.data_dirs(data)
