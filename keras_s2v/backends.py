@@ -9,7 +9,10 @@
 
 and returns a ``frame_loop.FrameBackend``: ``identity_features(faces)`` once,
 ``generate_frame_pcm(identity, pcm)`` per batch of audio windows, plus
-``num_identity_images`` and a ``description``. ``load_deblur(path)`` loads a
+``num_identity_images``, ``window_samples`` and a ``description``. Temporal
+GAN generators (training kind ``tgan``, exports with a ``generate_step``
+signature) come back as ``frame_loop.StreamingGenerator``: one step per
+frame, GRU states carried between calls. ``load_deblur(path)`` loads a
 trained deblurring CNN the same way.
 """
 
@@ -24,6 +27,7 @@ from keras_s2v.data import audio as audio_lib
 
 IDENTITY_FEATURES = "identity_features"
 GENERATE_FRAME_PCM = "generate_frame_pcm"
+GENERATE_STEP = "generate_step"
 
 
 class ModelError(ValueError):
@@ -42,6 +46,7 @@ class KerasGenerator:
         self.identity_keys = [k for k in self.generator.input if k != "mfcc"]
         self.num_identity_images = model.num_identity_images
         self.face_size = int(model.identity_encoder.input.shape[1])
+        self.window_samples = audio_lib.MFCC_WINDOW_SAMPLES
         self.description = description
 
     def identity_features(self, faces: np.ndarray) -> dict[str, np.ndarray]:
@@ -57,14 +62,63 @@ class KerasGenerator:
         return np.asarray(self.generator(inputs, training=False))
 
 
+def keras_streaming(model, description: str):
+    """A trained ``TemporalGenerator`` as a ``StreamingGenerator``, stepping its ``step_generator()``."""
+    import tensorflow as tf
+
+    from keras_s2v import frame_loop
+
+    step_model = model.step_generator()
+    step = tf.function(lambda inputs: step_model(inputs, training=False))  # one graph, not an eager call per frame
+    identity_keys = list(model.identity_encoder.output)
+
+    def identity_fn(faces):
+        outputs = model.identity_encoder(np.asarray(faces, np.float32) / 255.0, training=False)
+        return {k: np.asarray(outputs[k]) for k in identity_keys}
+
+    def step_fn(inputs):
+        pcm = inputs.pop("pcm")
+        if model.audio_input == "mfcc":  # exactly as training features were made
+            audio = np.stack([audio_lib.mfcc_from_pcm_window(window) for window in pcm]).astype(np.float32)
+        else:
+            audio = pcm
+        noise = inputs.pop("noise") * np.float32(model.noise_std)  # as the exported generate_step scales it
+        return step({**inputs, "audio": audio, "noise": noise})
+
+    return frame_loop.StreamingGenerator(identity_fn, step_fn, model.state_shapes(), model.noise_dim,
+                                         model.window_samples, description, int(model.image_size))  # fmt: skip
+
+
+def saved_model_streaming(path: Path, loaded):
+    """An exported temporal GAN SavedModel as a ``StreamingGenerator``."""
+    from keras_s2v import frame_loop
+
+    identity, step = loaded.signatures[IDENTITY_FEATURES], loaded.signatures[GENERATE_STEP]
+    specs = step.structured_input_signature[1]
+    identity_keys = list(identity.structured_outputs)
+    states = {k: tuple(spec.shape[1:]) for k, spec in specs.items() if k not in (*identity_keys, "pcm", "noise")}
+
+    def identity_fn(faces):
+        return {k: v.numpy() for k, v in identity(faces=faces).items()}
+
+    def step_fn(inputs):
+        return {k: v.numpy() for k, v in step(**{k: np.asarray(inputs[k], np.float32) for k in specs}).items()}
+
+    backend = frame_loop.StreamingGenerator(identity_fn, step_fn, states, int(specs["noise"].shape[-1]),
+                                            int(specs["pcm"].shape[-1]), f"SavedModel {path}",
+                                            int(identity.structured_input_signature[1]["faces"].shape[1]))  # fmt: skip
+    backend.loaded = loaded  # the signatures only reference its variables
+    return backend
+
+
 class SavedModelGenerator:
     """An exported SavedModel version, called signature by signature like TF Serving."""
 
-    def __init__(self, path):
+    def __init__(self, path, loaded=None):
         import tensorflow as tf
 
         self.path = Path(path)
-        loaded = tf.saved_model.load(str(self.path))
+        loaded = loaded if loaded is not None else tf.saved_model.load(str(self.path))
         missing = [s for s in (IDENTITY_FEATURES, GENERATE_FRAME_PCM) if s not in loaded.signatures]
         if missing:
             raise ModelError(self.path, f"SavedModel without the {', '.join(missing)} signature(s); "
@@ -76,6 +130,7 @@ class SavedModelGenerator:
         faces_spec = self._identity.structured_input_signature[1]["faces"]
         self.num_identity_images = int(faces_spec.shape[-1]) // 3
         self.face_size = int(faces_spec.shape[1])
+        self.window_samples = int(self._generate.structured_input_signature[1]["pcm"].shape[-1])
         self.description = f"SavedModel {self.path}"
 
     def identity_features(self, faces: np.ndarray) -> dict[str, np.ndarray]:
@@ -109,6 +164,11 @@ def _training_kind(workdir: Path) -> str:
         raise ModelError(workdir, f"unreadable config.json ({error})") from None
 
 
+def saved_model_metadata(saved_model: Path) -> dict | None:
+    path = saved_model / "assets.extra" / "metadata.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def _audio_parameters(metadata: dict | None) -> dict | None:
     return ((metadata or {}).get("audio") or {}).get("parameters")
 
@@ -130,9 +190,8 @@ def data_parameters(path, backend) -> dict:
             pass
     else:
         saved_model = find_saved_model(path)
-        metadata = saved_model / "assets.extra" / "metadata.json" if saved_model is not None else None
-        if metadata is not None and metadata.exists():
-            audio = _audio_parameters(json.loads(metadata.read_text()))
+        if saved_model is not None:
+            audio = _audio_parameters(saved_model_metadata(saved_model))
     return {"crop_size": backend.face_size, "audio": audio}
 
 
@@ -144,22 +203,28 @@ def load_generator(path):
     if path.is_file():
         if path.suffix != ".tflite":
             raise ModelError(path, "not a model: give a training workdir, an export folder or a .tflite file")
-        from keras_s2v.lite_client import LiteTalkingFace
+        from keras_s2v import lite_client
 
-        return LiteTalkingFace(path)
+        return lite_client.load(path)
     if (path / "config.json").exists():
         kind = _training_kind(path)
-        if kind != "speech2vid":
+        if kind not in ("speech2vid", "tgan"):
             raise ModelError(path, f"a {kind} model, not a talking-face generator")
         from keras_s2v.training import train_lib
 
         try:
-            return KerasGenerator(train_lib.load_trained_model(path), f"keras {path}")
+            model = train_lib.load_trained_model(path)
         except FileNotFoundError as error:
             raise ModelError(path, f"no model.keras yet ({error})") from None
+        return keras_streaming(model, f"keras {path}") if kind == "tgan" else KerasGenerator(model, f"keras {path}")
     saved_model = find_saved_model(path)
     if saved_model is not None:
-        return SavedModelGenerator(saved_model)
+        import tensorflow as tf
+
+        loaded = tf.saved_model.load(str(saved_model))
+        if GENERATE_STEP in loaded.signatures:
+            return saved_model_streaming(saved_model, loaded)
+        return SavedModelGenerator(saved_model, loaded)
     raise ModelError(path, "neither a training workdir (config.json, model.keras) nor an export "
                      "(serving/<model>/<version>/saved_model.pb)")  # fmt: skip
 

@@ -11,8 +11,17 @@ A backend is any object with two methods (``FrameBackend``):
   0..255 -> dict of ``identity`` (and ``skip_14``, ``skip_6`` for models with
   skip connections), each with batch 1.
 * ``generate_frame_pcm(identity, pcm)``: that dict (batch 1; the backend
-  repeats it to the batch) and ``pcm`` float32 ``(N, 5840)`` raw 16 kHz
-  windows -> frames float32 ``(N, 112, 112, 3)`` RGB in [0, 1].
+  repeats it to the batch) and ``pcm`` float32 ``(N, window_samples)`` raw
+  16 kHz windows, frame t's centred on it (``audio.window_range``) -> frames
+  float32 ``(N, 112, 112, 3)`` RGB in [0, 1].
+
+and the attributes ``window_samples`` (5840 for Speech2Vid's MFCC window),
+``num_identity_images``, ``face_size`` and ``description``.
+
+``identity_features`` starts a sequence: the ``generate_frame_pcm`` calls
+after it must bring consecutive frames in order. A Speech2Vid generator
+does not care; a recurrent one (``StreamingGenerator``: the temporal GAN)
+carries its state from each frame to the next.
 """
 
 from __future__ import annotations
@@ -74,28 +83,29 @@ def read_faces(paths: Sequence[str], size: int = FACE_SIZE) -> np.ndarray:
 class PcmWindower:
     """Audio in chunks of any size in, each video frame's ``generate_frame_pcm`` window out.
 
-    At 25 fps frame ``t`` reads samples ``[640 t - 2600, 640 t + 3240)``; at
-    another rate the window is centred on the frame's own centre
-    (``audio.mfcc_window_range``). Samples before the start and after the
+    Frame ``t`` reads the ``samples`` centred on its centre
+    (``audio.window_range``; at 25 fps the 5840-sample MFCC window is
+    ``[640 t - 2600, 640 t + 3240)``). Samples before the start and after the
     end of the audio are zero. A window is ready as soon as its last sample
     has arrived; only the samples later windows still need are kept, so
     memory does not grow with the audio's length.
     """
 
-    def __init__(self, fps: float = audio_lib.FPS):
+    def __init__(self, fps: float = audio_lib.FPS, samples: int = audio_lib.MFCC_WINDOW_SAMPLES):
         self.fps = fps
+        self.samples = samples
         self.next_frame = 0
         self.received = 0
         self._start = min(self._window(0)[0], 0)  # absolute index of _buffer[0]; before 0 it is padding
         self._buffer = np.zeros(-self._start, np.float32)
 
     def _window(self, t: int) -> tuple[int, int]:
-        return audio_lib.mfcc_window_range(t, self.fps)
+        return audio_lib.window_range(t, self.fps, self.samples)
 
     def _ready(self) -> Iterator[np.ndarray]:
         while self._window(self.next_frame)[1] <= self._start + len(self._buffer):
             first = self._window(self.next_frame)[0] - self._start
-            yield self._buffer[first : first + audio_lib.MFCC_WINDOW_SAMPLES].copy()
+            yield self._buffer[first : first + self.samples].copy()
             self.next_frame += 1
             drop = max(self._window(self.next_frame)[0] - self._start, 0)
             self._buffer, self._start = self._buffer[drop:], self._start + drop
@@ -115,14 +125,14 @@ class PcmWindower:
             yield from self._ready()
 
 
-def audio_windows(chunks: Iterable[np.ndarray], fps: float = audio_lib.FPS,
-                  then_silence: bool = False) -> Iterator[np.ndarray]:  # fmt: skip
+def audio_windows(chunks: Iterable[np.ndarray], fps: float = audio_lib.FPS, then_silence: bool = False,
+                  samples: int = audio_lib.MFCC_WINDOW_SAMPLES) -> Iterator[np.ndarray]:  # fmt: skip
     """Each frame's raw window from audio chunks: one per started ``1 / fps`` s.
 
     ``then_silence``: go on past the end with windows of silence, forever
     (the caller stops); for video that outlasts its new audio.
     """
-    windower = PcmWindower(fps)
+    windower = PcmWindower(fps, samples)
     for chunk in chunks:
         yield from windower.push(chunk)
     if not then_silence:
@@ -133,10 +143,11 @@ def audio_windows(chunks: Iterable[np.ndarray], fps: float = audio_lib.FPS,
         yield from windower.push(silence)
 
 
-def pcm_windows(waveform: np.ndarray, first: int, count: int, fps: float = audio_lib.FPS) -> np.ndarray:
-    """``(count, 5840)`` float32 raw windows of frames ``first .. first + count - 1``."""
+def pcm_windows(waveform: np.ndarray, first: int, count: int, fps: float = audio_lib.FPS,
+                samples: int = audio_lib.MFCC_WINDOW_SAMPLES) -> np.ndarray:  # fmt: skip
+    """``(count, samples)`` float32 raw windows of frames ``first .. first + count - 1``."""
     waveform = audio_lib.to_float(np.asarray(waveform))
-    return np.stack([audio_lib.pcm_window(waveform, first + i, fps) for i in range(count)]).astype(np.float32)
+    return np.stack([audio_lib.pcm_window(waveform, first + i, fps, samples) for i in range(count)]).astype(np.float32)
 
 
 def to_uint8(frames: np.ndarray) -> np.ndarray:
@@ -157,7 +168,8 @@ def talking_frames(backend: FrameBackend, faces_uint8: np.ndarray, waveform: np.
     total = audio_lib.num_frames(len(waveform), fps)
     for first in range(0, total, batch_size):
         count = min(batch_size, total - first)
-        frames = np.asarray(backend.generate_frame_pcm(identity, pcm_windows(waveform, first, count, fps)))
+        windows = pcm_windows(waveform, first, count, fps, backend.window_samples)
+        frames = np.asarray(backend.generate_frame_pcm(identity, windows))
         if frames.ndim != 4 or frames.shape[0] != count:
             raise ValueError(f"generate_frame_pcm gave frames of shape {frames.shape} for {count} window(s)")
         yield from to_uint8(frames)
@@ -185,3 +197,50 @@ def write_talking_video(backend: FrameBackend, faces_uint8: np.ndarray, waveform
         for frame in tqdm(itertools.chain([first], frames), total=total, unit="frame", disable=not progress):
             writer.write(frame)
     return writer.frames_written
+
+
+class StreamingGenerator:
+    """A recurrent generator (the temporal GAN) as a ``FrameBackend``: one step per frame, state kept between calls.
+
+    Runtimes differ only in two callables:
+
+    * ``identity_fn(faces uint8 (1, S, S, 3)) -> identity outputs``;
+    * ``step_fn(inputs) -> outputs``, the exported ``generate_step``: identity
+      outputs + ``pcm`` (1, window_samples) + ``noise`` (1, noise_dim) standard
+      normal draws (the step scales them by the model's ``noise_std``) + the
+      GRU states -> ``frame`` and the new states under the same names.
+
+    ``identity_features`` starts a new sequence: zero states and the noise
+    stream restarted from ``seed``, so the same face and audio give the same
+    video every time.
+    """
+
+    num_identity_images = 1
+
+    def __init__(self, identity_fn, step_fn, state_shapes: dict, noise_dim: int, window_samples: int,
+                 description: str, face_size: int = FACE_SIZE, seed: int = 0):  # fmt: skip
+        self._identity_fn, self._step_fn = identity_fn, step_fn
+        self.state_shapes = dict(state_shapes)
+        self.noise_dim, self.seed = noise_dim, seed
+        self.window_samples = window_samples
+        self.description = description
+        self.face_size = face_size
+        self.reset()
+
+    def reset(self) -> None:
+        self.states = {k: np.zeros((1, *shape), np.float32) for k, shape in self.state_shapes.items()}
+        self._rng = np.random.default_rng(self.seed)
+
+    def identity_features(self, faces: np.ndarray) -> dict[str, np.ndarray]:
+        self.reset()
+        return {k: np.asarray(v) for k, v in self._identity_fn(np.asarray(faces, np.uint8)).items()}
+
+    def generate_frame_pcm(self, identity: dict[str, np.ndarray], pcm: np.ndarray) -> np.ndarray:
+        """(N, window_samples) consecutive windows -> (N, S, S, 3) frames, one step each, in order."""
+        frames = []
+        for window in np.asarray(pcm, np.float32):
+            noise = self._rng.standard_normal((1, self.noise_dim)).astype(np.float32)
+            out = self._step_fn({**identity, "pcm": window[None], "noise": noise, **self.states})
+            self.states = {k: np.asarray(out[k]) for k in self.states}
+            frames.append(np.asarray(out["frame"]))
+        return np.concatenate(frames)

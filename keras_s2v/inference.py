@@ -317,7 +317,8 @@ def generate_video(face_paths, audio_path, model, out, *, deblur=None, no_deblur
         identity = backend.identity_features(frame_loop.face_input([a[0] for a in aligned]))
     _, image, transform, landmarks_crop = aligned[0]
     targets = itertools.repeat(Target(image, transform, landmarks_crop))
-    windows = frame_loop.audio_windows(timed_audio(audio_path, audio_info, stages), fps)
+    windows = frame_loop.audio_windows(timed_audio(audio_path, audio_info, stages), fps,
+                                       samples=backend.window_samples)  # fmt: skip
     total = audio_lib.num_frames(round(audio_info.duration * audio_lib.SAMPLE_RATE), fps)
     result = render(backend, identity, targets, windows, out, fps, str(audio_path), stages, deblurrer, crop,
                     overwrite, batch_size, total, progress)  # fmt: skip
@@ -355,7 +356,8 @@ def redub_video(video_path, audio_path, model, out, *, audio_fit: str = "loop", 
     with stages.time("identity"):
         identity = backend.identity_features(frame_loop.face_input(stills))
     targets = video_targets(video_path, video_info, FaceFollower(analyzer), stages, loop=audio_fit == "loop")
-    windows = frame_loop.audio_windows(timed_audio(audio_path, audio_info, stages), fps, then_silence=audio_fit == "pad")
+    windows = frame_loop.audio_windows(timed_audio(audio_path, audio_info, stages), fps, then_silence=audio_fit == "pad",
+                                       samples=backend.window_samples)  # fmt: skip
     audio_frames = audio_lib.num_frames(round(audio_info.duration * audio_lib.SAMPLE_RATE), fps)
     video_frames = round(video_info.duration * fps)
     total = {"loop": audio_frames, "trim": min(audio_frames, video_frames), "pad": video_frames}[audio_fit]

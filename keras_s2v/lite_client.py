@@ -10,6 +10,11 @@
    (frame t needs samples up to 640 t + 3240, i.e. 0.2 s of look-ahead), run
    ``generate_frame_pcm`` on it with the stored identity outputs, batch 1.
 
+A temporal GAN export (``generate_step``) differs only in step 3: its window
+is the 0.16 s around the frame (0.1 s of look-ahead), and each step also
+takes a standard-normal ``noise`` vector and the GRU states the previous
+step returned (zeros for the first frame).
+
 No TensorFlow: NumPy, ``ai_edge_litert`` and ffmpeg only, like the app.
 """
 
@@ -27,21 +32,49 @@ from keras_s2v.data import media
 
 IDENTITY_FEATURES = "identity_features"
 GENERATE_FRAME_PCM = "generate_frame_pcm"
+GENERATE_STEP = "generate_step"
+
+
+def _interpreter(path: Path, num_threads: int | None):
+    from ai_edge_litert.interpreter import Interpreter
+
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such model file")
+    try:
+        return Interpreter(model_path=str(path), num_threads=num_threads)
+    except ValueError as error:
+        raise ValueError(f"{path}: not a TFLite model ({error})") from None
+
+
+def load(model_path, num_threads: int | None = None):
+    """The ``frame_loop.FrameBackend`` of a .tflite export: Speech2Vid (``generate_frame_pcm``) or a
+    temporal GAN (``generate_step``, stepped frame by frame with its GRU states)."""
+    path = Path(model_path)
+    interpreter = _interpreter(path, num_threads)
+    if GENERATE_STEP not in interpreter.get_signature_list():
+        return LiteTalkingFace(path, num_threads, interpreter)
+    if IDENTITY_FEATURES not in interpreter.get_signature_list():
+        raise ValueError(f"{path}: a generate_step model without identity_features; export it with python -m export")
+    identity = interpreter.get_signature_runner(IDENTITY_FEATURES)
+    step = interpreter.get_signature_runner(GENERATE_STEP)
+    details = step.get_input_details()
+    identity_keys = list(identity.get_output_details())
+    states = {k: tuple(d["shape"][1:]) for k, d in details.items() if k not in (*identity_keys, "pcm", "noise")}
+    backend = frame_loop.StreamingGenerator(
+        lambda faces: dict(identity(faces=faces)),
+        lambda inputs: dict(step(**{k: np.asarray(inputs[k], np.float32) for k in details})),
+        states, int(details["noise"]["shape"][-1]), int(details["pcm"]["shape"][-1]), f"TFLite {path}",
+        int(identity.get_input_details()["faces"]["shape"][1]))  # fmt: skip
+    backend.interpreter = interpreter
+    return backend
 
 
 class LiteTalkingFace:
-    """A .tflite export, run signature by signature (a ``frame_loop.FrameBackend``)."""
+    """A Speech2Vid .tflite export, run signature by signature (a ``frame_loop.FrameBackend``)."""
 
-    def __init__(self, model_path, num_threads: int | None = None):
-        from ai_edge_litert.interpreter import Interpreter
-
+    def __init__(self, model_path, num_threads: int | None = None, interpreter=None):
         self.path = Path(model_path)
-        if not self.path.exists():
-            raise FileNotFoundError(f"{self.path}: no such model file")
-        try:
-            self.interpreter = Interpreter(model_path=str(self.path), num_threads=num_threads)
-        except ValueError as error:
-            raise ValueError(f"{self.path}: not a TFLite model ({error})") from None
+        self.interpreter = interpreter if interpreter is not None else _interpreter(self.path, num_threads)
         signatures = self.interpreter.get_signature_list()
         missing = [s for s in (IDENTITY_FEATURES, GENERATE_FRAME_PCM) if s not in signatures]
         if missing:
@@ -52,6 +85,7 @@ class LiteTalkingFace:
         self.identity_keys = [k for k in signatures[GENERATE_FRAME_PCM]["inputs"] if k != "pcm"]
         self.num_identity_images = int(self._identity.get_input_details()["faces"]["shape"][-1]) // 3
         self.face_size = int(self._identity.get_input_details()["faces"]["shape"][1])
+        self.window_samples = int(self._generate.get_input_details()["pcm"]["shape"][-1])
         self.description = f"TFLite {self.path}"
 
     def identity_features(self, faces: np.ndarray) -> dict[str, np.ndarray]:
@@ -65,10 +99,10 @@ class LiteTalkingFace:
         return np.concatenate(frames)
 
 
-def stream_frames(client: LiteTalkingFace, faces: np.ndarray, chunks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-    """uint8 frames as the audio chunks arrive: identity once, then one ``generate_frame_pcm`` per frame."""
+def stream_frames(client, faces: np.ndarray, chunks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    """uint8 frames as the audio chunks arrive: identity once, then one generator call per frame."""
     identity = client.identity_features(faces)
-    for window in frame_loop.audio_windows(chunks):
+    for window in frame_loop.audio_windows(chunks, samples=client.window_samples):
         yield frame_loop.to_uint8(client.generate_frame_pcm(identity, window[None]))[0]
 
 
@@ -80,7 +114,7 @@ def audio_chunks(waveform: np.ndarray, chunk: int = audio_lib.SAMPLES_PER_FRAME)
 
 def run(model_path, face_paths, audio_path, out, num_threads: int | None = None, overwrite: bool = False) -> dict:
     """Write ``out`` (mp4, audio muxed) from a face crop and speech; returns frames and timings."""
-    client = LiteTalkingFace(model_path, num_threads)
+    client = load(model_path, num_threads)
     faces = frame_loop.read_faces(face_paths)
     waveform = media.read_audio(audio_path)
     if Path(out).exists() and not overwrite:

@@ -15,7 +15,7 @@ import typing
 
 @dataclasses.dataclass
 class ModelConfig:
-    kind: str = "speech2vid"  # speech2vid | deblur | syncnet
+    kind: str = "speech2vid"  # speech2vid | deblur | syncnet | tgan
     num_identity_images: int = 1  # 1 or 5 (stacked on channels)
     width: float = 1.0  # filter-count multiplier
     embedding_dim: int = 256
@@ -25,6 +25,16 @@ class ModelConfig:
     deblur_filters: int = 64
     identity_weights: str | None = None  # optional VGG-Face-style weights for the identity encoder
     sync_max_shift: int = 5  # syncnet: audio offsets -K..K frames contrasted with each video window
+    # Temporal GAN (kind "tgan"); embedding_dim is the per-window audio code.
+    audio_input: str = "pcm"  # pcm: raw 0.16 s windows | mfcc: Speech2Vid's 12 x 35 MFCC windows
+    identity_dim: int = 50
+    context_dim: int = 256  # 2-layer GRU over the audio codes
+    noise_dim: int = 10
+    noise_layers: int = 1  # GRU layers over the Gaussian noise
+    noise_std: float = 0.6
+    plain_convs: bool = False  # decoder: a plain convolution after each skip (the MFCC variant)
+    frame_discriminator: str = "strided"  # strided (6 convolutions) | pooled (4 conv + pool, 2 fully connected)
+    sequence_pooling: str = "last_state"  # last_state | pyramid (1-D spatial pyramid pooling: any length)
 
 
 @dataclasses.dataclass
@@ -39,6 +49,7 @@ class DataConfig:
     validation_samples_per_segment: int = 4
     blur_max_sigma: float = 3.0  # deblur training: Gaussian blur strength range
     blur_max_motion: int = 9  # deblur training: motion-blur kernel length range
+    sequence_lengths: str = "16"  # tgan: frames per training sequence; several ("8,16,24"): bucketed batches
 
 
 @dataclasses.dataclass
@@ -49,9 +60,15 @@ class TrainConfig:
     epochs: int = 50
     steps_per_epoch: int = 500
     validation_steps: int = 50
-    early_stopping_patience: int = 5
+    early_stopping_patience: int = 5  # 0: no early stopping
     seed: int = 0
     image_grid_size: int = 4  # validation examples in the TensorBoard image grid
+    # GAN training (kind "tgan"): learning_rate is the generator's.
+    l1_weight: float = 400.0  # lower-face L1 against the adversarial terms
+    d_frame_learning_rate: float = 1e-3
+    d_sequence_learning_rate: float = 5e-5
+    learning_rate_drop_epoch: int = 0  # from the epoch after this one, generator and frame D rates x factor; 0: never
+    learning_rate_drop_factor: float = 0.9
 
 
 @dataclasses.dataclass
@@ -107,6 +124,9 @@ def _tiny(config: ExperimentConfig) -> ExperimentConfig:
     config = copy.deepcopy(config)
     config.model.width = 0.125
     config.model.embedding_dim = 32
+    config.model.identity_dim = 16
+    config.model.context_dim = 32
+    config.model.noise_dim = 4
     config.model.deblur_depth = 4
     config.model.deblur_filters = 8
     config.data.batch_size = 4
@@ -119,6 +139,8 @@ def _tiny(config: ExperimentConfig) -> ExperimentConfig:
     config.train.steps_per_epoch = 3
     config.train.validation_steps = 2
     config.train.image_grid_size = 2
+    if config.model.kind == "tgan":
+        config.data.sequence_lengths = "4,8" if config.model.sequence_pooling == "pyramid" else "8"
     return config
 
 
@@ -220,7 +242,67 @@ def syncnet() -> ExperimentConfig:
     return config
 
 
-for _name in ("s2v", "s2v_5img", "s2v_noskip", "deblur", "s2v_small", "s2v_mobile", "syncnet"):
+@register("tgan")
+def tgan() -> ExperimentConfig:
+    """Vougioukas et al. 2018: raw 0.16 s audio windows, frame and sequence discriminators.
+
+    Generator Adam 2e-4 and frame discriminator 1e-3, both x 0.9 after epoch
+    20; sequence discriminator 5e-5 fixed; loss = adversarial terms + 400 x
+    L1 on the lower half of the face. Frames are the shards' 112 x 112 aligned
+    crops (the paper: 128 x 96); ``TemporalGenerator(image_size=...)`` takes
+    any multiple of 16.
+    """
+    config = s2v()
+    m, t = config.model, config.train
+    m.kind, m.audio_input, m.embedding_dim = "tgan", "pcm", 256
+    m.frame_discriminator, m.sequence_pooling = "strided", "last_state"
+    config.data.batch_size = 16
+    config.data.samples_per_segment = 4
+    config.data.shuffle_buffer = 256
+    config.data.sequence_lengths = "16"
+    t.optimizer, t.learning_rate = "adam", 2e-4
+    t.d_frame_learning_rate, t.d_sequence_learning_rate = 1e-3, 5e-5
+    t.learning_rate_drop_epoch, t.learning_rate_drop_factor = 20, 0.9
+    t.early_stopping_patience = 0  # a GAN's L1 is no stopping signal
+    return config
+
+
+@register("tgan_mfcc_spp")
+def tgan_mfcc_spp() -> ExperimentConfig:
+    """The MFCC variant: Speech2Vid's audio encoder + 2-layer GRU, 2-layer noise GRU, a plain convolution
+    after each skip, a pooled frame discriminator and a pyramid-pooled sequence discriminator trained on
+    sequences of several lengths. Generator Adam 2e-3, discriminators 2e-5.
+    """
+    config = tgan()
+    m, t = config.model, config.train
+    m.audio_input, m.noise_layers, m.plain_convs = "mfcc", 2, True
+    m.frame_discriminator, m.sequence_pooling = "pooled", "pyramid"
+    config.data.sequence_lengths = "8,16,24"
+    t.learning_rate, t.d_frame_learning_rate, t.d_sequence_learning_rate = 2e-3, 2e-5, 2e-5
+    t.learning_rate_drop_epoch = 0
+    return config
+
+
+def _cpu_sized(config: ExperimentConfig, sequence_lengths: str) -> ExperimentConfig:
+    """Quarter width, short sequences, a few hundred steps: trains on 2 CPU cores in about 20 minutes."""
+    config.model.width = 0.25
+    config.model.embedding_dim = 128
+    config.model.context_dim = 128
+    config.data.batch_size = 8
+    config.data.sequence_lengths = sequence_lengths
+    config.train.epochs = 8
+    config.train.steps_per_epoch = 40
+    config.train.validation_steps = 5
+    config.train.learning_rate_drop_epoch = min(config.train.learning_rate_drop_epoch, 6)
+    return config
+
+
+register("tgan_small")(lambda: _cpu_sized(tgan(), "12"))
+register("tgan_mfcc_spp_small")(lambda: _cpu_sized(tgan_mfcc_spp(), "6,12"))
+
+
+for _name in ("s2v", "s2v_5img", "s2v_noskip", "deblur", "s2v_small", "s2v_mobile", "syncnet", "tgan",
+              "tgan_mfcc_spp"):  # fmt: skip
     register(f"{_name}_tiny")(lambda _base=_name: _tiny(_EXPERIMENTS[_base]()))
 
 

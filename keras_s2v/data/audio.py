@@ -90,23 +90,31 @@ def frame_to_sample(t: int | np.ndarray) -> int | np.ndarray:
     return t * SAMPLES_PER_FRAME
 
 
-def mfcc_window_range(t: int, fps: float = FPS) -> tuple[int, int]:
-    """Raw samples ``[start, stop)`` that frame ``t``'s MFCC window reads.
+def window_range(t: int, fps: float = FPS, samples: int = MFCC_WINDOW_SAMPLES) -> tuple[int, int]:
+    """Raw samples ``[start, stop)`` of frame ``t``'s ``samples``-long window, centred on the frame's centre.
 
-    At another output frame rate (``generate --fps``) the window is centred on
-    that frame's own centre, ``(t + 0.5) / fps`` seconds.
+    At 25 fps the centre is sample ``640 t + 320``: the MFCC window (5840) is
+    ``[640 t - 2600, 640 t + 3240)``, the temporal GAN's 0.16 s waveform window
+    (2560) ``[640 t - 960, 640 t + 1600)``. At another output frame rate
+    (``generate --fps``) the centre is ``(t + 0.5) / fps`` seconds.
     """
-    if fps == FPS:
-        start = frame_to_sample(t) + MFCC_WINDOW_OFFSET
-    else:
-        start = int(round((t + 0.5) * SAMPLE_RATE / fps)) - MFCC_WINDOW_SAMPLES // 2
-    return start, start + MFCC_WINDOW_SAMPLES
+    start = round((t + 0.5) * SAMPLE_RATE / fps) - samples // 2
+    return start, start + samples
+
+
+def mfcc_window_range(t: int, fps: float = FPS) -> tuple[int, int]:
+    """Raw samples ``[start, stop)`` that frame ``t``'s MFCC window reads."""
+    return window_range(t, fps, MFCC_WINDOW_SAMPLES)
 
 
 def wave_window_range(t: int) -> tuple[int, int]:
     """Raw samples ``[start, stop)`` of frame ``t``'s 0.16 s waveform window."""
-    start = frame_to_sample(t) + WAVE_WINDOW_OFFSET
-    return start, start + WAVE_WINDOW_SAMPLES
+    return window_range(t, FPS, WAVE_WINDOW_SAMPLES)
+
+
+def segment_window_start(i, samples: int = MFCC_WINDOW_SAMPLES):
+    """Where frame ``i``'s ``samples``-long window starts in a segment's stored PCM (``segment_pcm_range``)."""
+    return i * SAMPLES_PER_FRAME + (MFCC_WINDOW_SAMPLES - samples) // 2
 
 
 def padded_slice(waveform: np.ndarray, start: int, stop: int) -> np.ndarray:
@@ -137,17 +145,17 @@ def delayed(waveform: np.ndarray, frames: int) -> np.ndarray:
     return np.concatenate([waveform[-shift:], np.zeros(-shift, waveform.dtype)])
 
 
-def pcm_window(waveform: np.ndarray, t: int, fps: float = FPS) -> np.ndarray:
-    """Raw samples of frame ``t``'s MFCC window, ``(MFCC_WINDOW_SAMPLES,)``.
+def pcm_window(waveform: np.ndarray, t: int, fps: float = FPS, samples: int = MFCC_WINDOW_SAMPLES) -> np.ndarray:
+    """Raw samples of frame ``t``'s window (``window_range``), zero outside the clip, ``(samples,)``.
 
-    What the exported ``generate_frame_pcm`` signature takes as input.
+    What the exported ``generate_frame_pcm`` / ``generate_step`` signatures take as input.
     """
-    return padded_slice(waveform, *mfcc_window_range(t, fps))
+    return padded_slice(waveform, *window_range(t, fps, samples))
 
 
 def wave_windows(waveform: np.ndarray, frames: int) -> np.ndarray:
     """``(frames, WAVE_WINDOW_SAMPLES)`` raw windows for the temporal GAN."""
-    return np.stack([padded_slice(waveform, *wave_window_range(t)) for t in range(frames)])
+    return np.stack([pcm_window(waveform, t, FPS, WAVE_WINDOW_SAMPLES) for t in range(frames)])
 
 
 # --- Constant matrices shared by the NumPy and TF implementations ----------------

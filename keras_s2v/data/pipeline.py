@@ -154,7 +154,101 @@ def joint_augmenter(seed: int):
         stacked = tf.concat([inputs["faces"], target], axis=-1)
         stacked = tf.clip_by_value(augment(stacked, training=True), 0.0, 1.0)
         channels = inputs["faces"].shape[-1]
-        return {"faces": stacked[..., :channels], "mfcc": inputs["mfcc"]}, stacked[..., channels:]
+        return {**inputs, "faces": stacked[..., :channels]}, stacked[..., channels:]
+
+    return apply
+
+
+# --- Sequences (temporal GAN) -----------------------------------------------------------------
+
+
+def sequence_lengths(text) -> list[int]:
+    """``"8,16,24"`` -> [8, 16, 24]: the bucket lengths of sequence training."""
+    lengths = [int(v) for v in str(text).split(",") if v.strip()]
+    if not lengths or min(lengths) < 1:
+        raise ValueError(f"sequence lengths must be positive integers, got {text!r}")
+    return lengths
+
+
+def _audio_windows(example, first, length: int, audio_input: str):
+    """(length, *window) audio of frames first..first+length-1: raw 0.16 s windows or 12 x 35 MFCC."""
+    tf = _tf()
+    frames = first + tf.range(length)
+    if audio_input == "mfcc":
+        columns = frames[:, None] * audio_lib.HOPS_PER_FRAME + tf.range(audio_lib.MFCC_WINDOW_HOPS)[None, :]
+        return tf.transpose(tf.gather(example["mfcc"], columns, axis=1), [1, 0, 2])  # (L, 12, 35)
+    samples = audio_lib.WAVE_WINDOW_SAMPLES
+    starts = audio_lib.segment_window_start(frames, samples)
+    return tf.gather(example["pcm"], starts[:, None] + tf.range(samples)[None, :])  # (L, 2560)
+
+
+def _sequence_sample(example, first, still, length: int, audio_input: str):
+    frames = _decode_frames(example["frames"], first + _tf().range(length))  # (L, S, S, 3)
+    still_frame = _decode_frames(example["frames"], still[None])[0]
+    return {"faces": still_frame, "audio": _audio_windows(example, first, length, audio_input)}, frames
+
+
+def sequence_dataset(data_dir, split: str, batch_size: int, lengths=(16,), audio_input: str = "pcm",
+                     samples_per_segment: int = 4, min_identity_gap: float = 0.5, training: bool = True,
+                     shuffle_buffer: int = 256, augment: bool = True, seed: int = 0):  # fmt: skip
+    """Batches of ``({"faces": (B,S,S,3), "audio": (B,L,*window)}, frames (B,L,S,S,3))``.
+
+    A sample is ``L`` consecutive frames of a segment, their audio windows
+    (``audio_input``: the 0.16 s raw window or the 12 x 35 MFCC of each
+    frame) and one still of the same track far from the window's centre.
+    Several ``lengths``: every batch holds one length, drawn at random per
+    batch (bucketing; what the pyramid-pooling sequence discriminator is for).
+    Evaluation: the first length, evenly spaced windows, stills half a
+    segment away, one pass. Segments shorter than a length are skipped.
+    """
+    tf = _tf()
+    lengths = list(lengths)
+    if not training:
+        lengths = lengths[:1]
+
+    def one_length(length: int, index: int):
+        dataset = _segments(data_dir, split, training, seed + 7919 * index)
+        dataset = dataset.filter(lambda example, key: example["num_frames"] >= length)
+
+        def draws(example, key):
+            n = tf.cast(example["num_frames"], tf.int32)
+            keys = tf.random.experimental.stateless_split(key, samples_per_segment + 1)
+            firsts = _frame_picks(n - length + 1, samples_per_segment, keys[0], training)
+            if training:
+                stills = tf.stack([_identity_indices(keys[i + 1], n, firsts[i] + length // 2, 1, min_identity_gap)[0]
+                                   for i in range(samples_per_segment)])  # fmt: skip
+            else:
+                stills = (firsts + length // 2 + n // 2) % n
+            samples = tf.data.Dataset.from_tensor_slices((firsts, stills))
+            return samples.map(lambda first, still: _sequence_sample(example, first, still, length, audio_input))
+
+        dataset = dataset.flat_map(draws)
+        if training:
+            dataset = dataset.shuffle(shuffle_buffer, seed=seed + index)
+        return dataset.batch(batch_size, drop_remainder=training)
+
+    if len(lengths) == 1:
+        dataset = one_length(lengths[0], 0)
+    else:
+        buckets = [one_length(length, i) for i, length in enumerate(lengths)]
+        choice = tf.data.Dataset.random(seed=seed).map(lambda r: tf.cast(r % len(lengths), tf.int64))
+        dataset = tf.data.Dataset.choose_from_datasets(buckets, choice)
+    if training and augment:
+        dataset = dataset.map(sequence_augmenter(seed), num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def sequence_augmenter(seed: int):
+    """``joint_augmenter`` on a sequence: the still and every frame flipped and jittered alike."""
+    tf = _tf()
+    augment = joint_augmenter(seed)
+
+    def apply(inputs, frames):
+        shape = tf.shape(frames)  # (B, L, S, S, 3) -> (B, S, S, 3 L) and back
+        stacked = tf.reshape(tf.transpose(frames, [0, 2, 3, 1, 4]), [shape[0], shape[2], shape[3], -1])
+        inputs, stacked = augment(inputs, stacked)
+        frames = tf.transpose(tf.reshape(stacked, [shape[0], shape[2], shape[3], shape[1], 3]), [0, 3, 1, 2, 4])
+        return inputs, frames
 
     return apply
 

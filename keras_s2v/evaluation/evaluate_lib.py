@@ -63,11 +63,12 @@ class Clip:
     def num_frames(self) -> int:
         return len(self.frames)
 
-    def pcm_windows(self, first: int = 0, count: int | None = None) -> np.ndarray:
-        """(count, 5840) generator windows of frames first.. (what ``generate_frame_pcm`` takes)."""
+    def pcm_windows(self, first: int = 0, count: int | None = None,
+                    samples: int = audio_lib.MFCC_WINDOW_SAMPLES) -> np.ndarray:  # fmt: skip
+        """(count, samples) generator windows of frames first.. (what ``generate_frame_pcm`` takes)."""
         count = self.num_frames - first if count is None else count
-        starts = (first + np.arange(count)) * audio_lib.SAMPLES_PER_FRAME
-        return np.stack([audio_lib.padded_slice(self.pcm, s, s + audio_lib.MFCC_WINDOW_SAMPLES) for s in starts])
+        starts = audio_lib.segment_window_start(first + np.arange(count), samples)
+        return np.stack([audio_lib.padded_slice(self.pcm, s, s + samples) for s in starts])
 
 
 def clips_from_shards(data_dir, split: str, max_clips: int | None = None, max_frames: int | None = None) -> Iterator[Clip]:
@@ -121,23 +122,23 @@ def generate(backend, clip: Clip, windows: np.ndarray, batch_size: int = 25) -> 
     return frame_loop.to_uint8(np.concatenate(out))
 
 
-def shuffled_windows(clips: list[Clip], index: int) -> np.ndarray:
+def shuffled_windows(clips: list[Clip], index: int, samples: int = audio_lib.MFCC_WINDOW_SAMPLES) -> np.ndarray:
     """Clip ``index``'s length of another clip's audio (the next one; a single clip: its own, half a clip later)."""
     clip = clips[index]
     if len(clips) == 1:
-        windows = clip.pcm_windows()
+        windows = clip.pcm_windows(samples=samples)
         return np.roll(windows, clip.num_frames // 2, axis=0)
     other = clips[(index + 1) % len(clips)]
-    return other.pcm_windows(0, clip.num_frames)
+    return other.pcm_windows(0, clip.num_frames, samples)
 
 
 def method_frames(backend, clips: list[Clip], index: int, batch_size: int = 25) -> dict[str, np.ndarray]:
     clip = clips[index]
     still = clip.frames[identity_indices(clip.num_frames, 1)[0]]
     return {
-        MODEL: generate(backend, clip, clip.pcm_windows(), batch_size),
+        MODEL: generate(backend, clip, clip.pcm_windows(samples=backend.window_samples), batch_size),
         STILL: np.repeat(still[None], clip.num_frames, axis=0),
-        SHUFFLED: generate(backend, clip, shuffled_windows(clips, index), batch_size),
+        SHUFFLED: generate(backend, clip, shuffled_windows(clips, index, backend.window_samples), batch_size),
         TRUTH: clip.frames,
     }
 

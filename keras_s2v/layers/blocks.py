@@ -60,3 +60,21 @@ def deconv_bn_relu(x, filters: int, kernel_size, strides=2, padding: str = "same
 def scaled(filters: int, width: float) -> int:
     """Filter count times a width multiplier (tiny configs), at least 4."""
     return max(4, int(round(filters * width)))
+
+
+def conv_bn_leaky(x, filters: int, kernel_size, strides=1, padding: str = "same", normalize: bool = True,
+                  name: str = "conv"):  # fmt: skip
+    """Conv2D [-> BatchNorm] -> LeakyReLU(0.2): the discriminators' block (DCGAN: no BatchNorm on the first)."""
+    x = keras.layers.Conv2D(filters, kernel_size, strides=strides, padding=padding, use_bias=not normalize,
+                            kernel_initializer="he_normal", name=name)(x)  # fmt: skip
+    if normalize:
+        x = batch_norm(f"{name}_bn")(x)
+    return keras.layers.LeakyReLU(0.2, name=f"{name}_lrelu")(x)
+
+
+def conv1d_bn_relu(x, filters: int, kernel_size: int, strides: int = 1, padding: str = "same", name: str = "conv"):
+    """Conv1D -> BatchNorm -> ReLU over a waveform or feature sequence."""
+    x = keras.layers.Conv1D(filters, kernel_size, strides=strides, padding=padding, use_bias=False,
+                            kernel_initializer="he_normal", name=name)(x)  # fmt: skip
+    x = batch_norm(f"{name}_bn")(x)
+    return keras.layers.ReLU(name=f"{name}_relu")(x)

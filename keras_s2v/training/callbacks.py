@@ -48,10 +48,42 @@ class ImageGrid(keras.callbacks.Callback):
         import cv2
         import tensorflow as tf
 
-        generated = np.asarray(self.model.predict(self.inputs, verbose=0))
+        generated, truth = np.asarray(self.model.predict(self.inputs, verbose=0)), np.asarray(self.truth)
+        if generated.ndim == 5:  # sequences (B, T, S, S, 3): their middle frames
+            generated, truth = generated[:, generated.shape[1] // 2], truth[:, truth.shape[1] // 2]
         identity = self.inputs["faces"][..., :3] if isinstance(self.inputs, dict) else self.inputs
-        grid = image_grid(np.asarray(identity), generated, np.asarray(self.truth))
+        grid = image_grid(np.asarray(identity), generated, truth)
         with tf.summary.create_file_writer(self.log_dir).as_default():
             tf.summary.image("identity | generated | truth", grid[None], step=epoch)
         self.samples_dir.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(self.samples_dir / "latest.png"), grid[..., ::-1])
+
+
+class SaveBest(keras.callbacks.Callback):
+    """Save ``select(model)`` to ``path`` whenever ``monitor`` improves (lower is better).
+
+    ``select`` picks what ships: the model itself, or a GAN trainer's
+    generator. Written beside the target and renamed, so an interrupted save
+    never leaves a truncated ``model.keras``. A resumed run restarts the best
+    value from the saved history, so it does not overwrite a better model.
+    """
+
+    def __init__(self, path, select=lambda model: model, monitor: str = "val_loss"):
+        super().__init__()
+        self.path, self.select, self.monitor = Path(path), select, monitor
+        self.best = float("inf")
+        history = self.path.parent / "history.json"
+        if self.path.exists() and history.exists():
+            import json
+
+            values = [r[monitor] for r in json.loads(history.read_text()) if monitor in r]
+            self.best = min(values, default=float("inf"))
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or not value < self.best:
+            return
+        self.best = float(value)
+        partial = self.path.with_name(f".{self.path.stem}.partial.keras")
+        self.select(self.model).save(str(partial))
+        partial.replace(self.path)

@@ -50,7 +50,35 @@ def build_model(config: ExperimentConfig):
         return DeblurCNN(m.deblur_depth, m.deblur_filters)
     if m.kind == "syncnet":
         return SyncNet(width=m.width, embedding_dim=m.embedding_dim, max_shift=m.sync_max_shift)
-    raise ValueError(f"unknown model kind {m.kind!r} (speech2vid, deblur, syncnet)")
+    if m.kind == "tgan":
+        from keras_s2v.models.temporal_gan import TemporalGenerator
+
+        return TemporalGenerator(m.audio_input, width=m.width, identity_dim=m.identity_dim, audio_dim=m.embedding_dim,
+                                 context_dim=m.context_dim, noise_dim=m.noise_dim, noise_layers=m.noise_layers,
+                                 plain_convs=m.plain_convs, noise_std=m.noise_std)  # fmt: skip
+    raise ValueError(f"unknown model kind {m.kind!r} (speech2vid, deblur, syncnet, tgan)")
+
+
+def build_trainable(config: ExperimentConfig):
+    """What ``fit`` runs: the model itself, or for a GAN the trainer around the generator and its discriminators."""
+    model = build_model(config)
+    if config.model.kind != "tgan":
+        return model
+    from keras_s2v.models.discriminators import (
+        FrameDiscriminator,
+        SequenceDiscriminator,
+    )
+    from keras_s2v.training.gan import TemporalGANTrainer
+
+    m = config.model
+    frame = FrameDiscriminator(model.image_size, m.width, m.frame_discriminator)
+    sequence = SequenceDiscriminator(m.audio_input, model.image_size, m.width, m.context_dim, m.sequence_pooling)
+    return TemporalGANTrainer(model, frame, sequence, seed=config.train.seed)
+
+
+def shipped_model(model):
+    """The part of a trained model that is saved as ``model.keras`` (a GAN's generator)."""
+    return getattr(model, "generator", model)
 
 
 def make_datasets(config: ExperimentConfig, data_dir, global_batch: int):
@@ -63,6 +91,18 @@ def make_datasets(config: ExperimentConfig, data_dir, global_batch: int):
                                         d.shuffle_buffer, d.blur_max_sigma, d.blur_max_motion, seed)  # fmt: skip
         val = pipeline.deblur_dataset(data_dir, d.validation_split, global_batch, d.validation_samples_per_segment,
                                       False, max_sigma=d.blur_max_sigma, max_motion=d.blur_max_motion, seed=seed + 1)  # fmt: skip
+        return train, val
+    if config.model.kind == "tgan":
+        from keras_s2v.models.temporal_gan import window_shape
+
+        window_shape(config.model.audio_input)  # an unknown audio_input fails here, not in tf.data
+        lengths = pipeline.sequence_lengths(d.sequence_lengths)
+        common = {"lengths": lengths, "audio_input": config.model.audio_input, "min_identity_gap": d.min_identity_gap}
+        train = pipeline.sequence_dataset(data_dir, d.train_split, global_batch, samples_per_segment=d.samples_per_segment,
+                                          training=True, shuffle_buffer=d.shuffle_buffer, augment=d.augment, seed=seed,
+                                          **common)  # fmt: skip
+        val = pipeline.sequence_dataset(data_dir, d.validation_split, global_batch,
+                                        samples_per_segment=d.validation_samples_per_segment, training=False, **common)  # fmt: skip
         return train, val
     if config.model.kind == "syncnet":
         k = config.model.sync_max_shift
@@ -80,14 +120,15 @@ def make_datasets(config: ExperimentConfig, data_dir, global_batch: int):
     return train, val
 
 
-def make_optimizer(config: ExperimentConfig):
+def make_optimizer(config: ExperimentConfig, learning_rate: float | None = None):
     import keras
 
     t = config.train
+    rate = t.learning_rate if learning_rate is None else learning_rate
     if t.optimizer == "sgd":
-        return keras.optimizers.SGD(t.learning_rate, momentum=t.momentum)
+        return keras.optimizers.SGD(rate, momentum=t.momentum)
     if t.optimizer == "adam":
-        return keras.optimizers.Adam(t.learning_rate)
+        return keras.optimizers.Adam(rate)
     raise ValueError(f"unknown optimizer {t.optimizer!r} (sgd, adam)")
 
 
@@ -95,10 +136,17 @@ def compile_model(model, config: ExperimentConfig) -> None:
     """L1 as a keras.losses.Loss (scaled right across replicas), PSNR and SSIM as metrics.
 
     The sync expert: the offset-contrastive loss, and how often the in-sync offset is the nearest.
+    A temporal GAN: one optimizer per player (``training.gan``).
     """
     import keras
 
     from keras_s2v.training import metrics
+
+    if config.model.kind == "tgan":
+        t = config.train
+        model.compile(make_optimizer(config), make_optimizer(config, t.d_frame_learning_rate),
+                      make_optimizer(config, t.d_sequence_learning_rate), l1_weight=t.l1_weight)  # fmt: skip
+        return
 
     if config.model.kind == "syncnet":
         from keras_s2v.models import syncnet
@@ -153,7 +201,7 @@ def train(config: ExperimentConfig, data_dir, workdir, strategy=None, extra_call
     import keras
     import tensorflow as tf
 
-    from keras_s2v.training.callbacks import HistoryFile, ImageGrid
+    from keras_s2v.training.callbacks import HistoryFile, ImageGrid, SaveBest
 
     workdir = Path(workdir)
     check_workdir(workdir, config)
@@ -168,18 +216,25 @@ def train(config: ExperimentConfig, data_dir, workdir, strategy=None, extra_call
     train_ds, val_ds = make_datasets(config, data_dir, global_batch)
     val_ds = val_ds.take(config.train.validation_steps).cache()
     with strategy.scope():
-        model = build_model(config)
+        model = build_trainable(config)
         compile_model(model, config)
 
     callbacks = [
         keras.callbacks.BackupAndRestore(str(workdir / "backup"), save_freq="epoch", delete_checkpoint=False),
         keras.callbacks.ModelCheckpoint(str(workdir / "checkpoints" / "epoch_{epoch:03d}.weights.h5"), save_weights_only=True),
-        keras.callbacks.ModelCheckpoint(str(workdir / MODEL_FILE), monitor="val_loss", save_best_only=True),
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.train.early_stopping_patience),
+        SaveBest(workdir / MODEL_FILE, shipped_model, monitor="val_loss"),
         keras.callbacks.TensorBoard(str(workdir / "logs"), write_graph=False),
         HistoryFile(workdir / "history.json"),
         *extra_callbacks,
     ]
+    if config.train.early_stopping_patience > 0:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.train.early_stopping_patience))
+    if config.model.kind == "tgan" and config.train.learning_rate_drop_epoch > 0:
+        from keras_s2v.training.gan import LearningRateDrop
+
+        t = config.train
+        rates = {"g_optimizer": t.learning_rate, "d_frame_optimizer": t.d_frame_learning_rate}
+        callbacks.append(LearningRateDrop(rates, t.learning_rate_drop_epoch, t.learning_rate_drop_factor))
     if config.model.kind != "syncnet":  # generators: identity | generated | truth each epoch
         grid_batch = next(iter(val_ds.unbatch().batch(config.train.image_grid_size)))
         callbacks.append(ImageGrid(grid_batch, workdir / "logs" / "images", workdir / "samples"))
@@ -202,7 +257,8 @@ def load_trained_model(workdir):
 
     import keras_s2v.models.deblur
     import keras_s2v.models.speech2vid
-    import keras_s2v.models.syncnet  # noqa: F401
+    import keras_s2v.models.syncnet
+    import keras_s2v.models.temporal_gan  # noqa: F401
 
     path = Path(workdir) / MODEL_FILE
     if not path.exists():

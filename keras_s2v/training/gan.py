@@ -1,0 +1,177 @@
+"""Temporal GAN training: a trainer model with one tape and one optimizer per player.
+
+``TemporalGANTrainer`` wraps a ``TemporalGenerator`` (what ships, saved
+alone as ``model.keras``) and the two discriminators (what only trains).
+Each ``train_step``:
+
+1. generator: frames from the still, the audio and fresh noise
+   (``keras.random.SeedGenerator``); loss = ``l1_weight`` x L1 on the lower
+   half of the face + both adversarial terms; gradients over the generator's
+   weights only;
+2. frame discriminator: real vs generated frames, each beside the still;
+3. sequence discriminator: real vs generated sequences with their audio.
+
+The discriminators see the frames generated before this step's generator
+update. Every loss is a ``keras.losses.Loss`` called inside the replica, so
+under ``MirroredStrategy`` it is scaled by 1 / replicas and the summed
+gradients are those of the global batch.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from keras_s2v.layers.sequence import fold_time
+
+
+@keras.saving.register_keras_serializable(package="keras_s2v")
+class LowerFaceL1(keras.losses.Loss):
+    """Mean absolute error over the lower half of each frame (rows S/2..S): the mouth and jaw."""
+
+    def __init__(self, name: str = "lower_face_l1", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def call(self, y_true, y_pred):
+        rows = ops.shape(y_true)[-3]
+        difference = ops.abs(y_true[..., rows // 2 :, :, :] - y_pred[..., rows // 2 :, :, :])
+        return ops.mean(difference, axis=(-3, -2, -1))  # (B,) or (B, T)
+
+
+def _unscaled(value):
+    """A replica's scaled loss back at the global-batch scale, for the logs."""
+    import tensorflow as tf
+
+    return value * tf.distribute.get_strategy().num_replicas_in_sync
+
+
+class TemporalGANTrainer(keras.Model):
+    """Trains ``generator`` against ``frame_discriminator`` and ``sequence_discriminator``.
+
+    Data: ``({"faces": (B, S, S, 3), "audio": (B, T, *window)}, frames (B, T, S, S, 3))``.
+    Logs ``loss`` (lower-face L1, the validation monitor too), ``g_loss``,
+    ``g_adversarial``, ``d_frame``, ``d_sequence`` and how often each
+    discriminator scores real above generated (``d_frame_real_wins``,
+    ``d_sequence_real_wins``).
+    """
+
+    def __init__(self, generator, frame_discriminator, sequence_discriminator, seed: int = 0, **kwargs):
+        super().__init__(name="temporal_gan", **kwargs)
+        self.generator = generator
+        self.frame_discriminator = frame_discriminator
+        self.sequence_discriminator = sequence_discriminator
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        names = ("loss", "g_loss", "g_adversarial", "d_frame", "d_sequence", "d_frame_real_wins",
+                 "d_sequence_real_wins", "psnr")  # fmt: skip
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
+
+    def compile(self, g_optimizer, d_frame_optimizer, d_sequence_optimizer, l1_weight: float = 400.0, **kwargs):
+        super().compile(**kwargs)
+        self.g_optimizer = g_optimizer
+        self.d_frame_optimizer = d_frame_optimizer
+        self.d_sequence_optimizer = d_sequence_optimizer
+        self.l1_weight = l1_weight
+        self.reconstruction_loss = LowerFaceL1()
+        self.adversarial_loss = keras.losses.BinaryCrossentropy(from_logits=True, name="adversarial")
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def noise(self, audio, stddev=None):
+        """(B, T, N) Gaussian noise for a batch of audio sequences."""
+        shape = (ops.shape(audio)[0], ops.shape(audio)[1], self.generator.noise_dim)
+        stddev = self.generator.noise_std if stddev is None else stddev
+        return keras.random.normal(shape, stddev=stddev, seed=self.seed_generator)
+
+    def call(self, inputs, training=False):
+        return self.generator({**inputs, "noise": self.noise(inputs["audio"])}, training=training)
+
+    def _frame_logits(self, frames, still, training=True):
+        """(B T, 1): every frame beside its sequence's still."""
+        still = ops.repeat(still, ops.shape(frames)[1], axis=0)
+        return self.frame_discriminator({"frame": fold_time(frames), "still": still}, training=training)
+
+    def _discriminator_losses(self, inputs, real, fake):
+        """(d_frame loss, d_sequence loss, their tapes' gradients), one tape per discriminator."""
+        import tensorflow as tf
+
+        bce = self.adversarial_loss
+        with tf.GradientTape() as tape:
+            real_logits = self._frame_logits(real, inputs["faces"])
+            fake_logits = self._frame_logits(fake, inputs["faces"])
+            d_frame = bce(ops.ones_like(real_logits), real_logits) + bce(ops.zeros_like(fake_logits), fake_logits)
+        frame_grads = tape.gradient(d_frame, self.frame_discriminator.trainable_weights)
+        with tf.GradientTape() as tape:
+            real_seq = self.sequence_discriminator({"frames": real, "audio": inputs["audio"]}, training=True)
+            fake_seq = self.sequence_discriminator({"frames": fake, "audio": inputs["audio"]}, training=True)
+            d_sequence = bce(ops.ones_like(real_seq), real_seq) + bce(ops.zeros_like(fake_seq), fake_seq)
+        sequence_grads = tape.gradient(d_sequence, self.sequence_discriminator.trainable_weights)
+        self.trackers["d_frame"].update_state(_unscaled(d_frame))
+        self.trackers["d_sequence"].update_state(_unscaled(d_sequence))
+        self.trackers["d_frame_real_wins"].update_state(ops.cast(real_logits > fake_logits, "float32"))
+        self.trackers["d_sequence_real_wins"].update_state(ops.cast(real_seq > fake_seq, "float32"))
+        return frame_grads, sequence_grads
+
+    def _apply_discriminators(self, frame_grads, sequence_grads):
+        self.d_frame_optimizer.apply_gradients(zip(frame_grads, self.frame_discriminator.trainable_weights))
+        self.d_sequence_optimizer.apply_gradients(zip(sequence_grads, self.sequence_discriminator.trainable_weights))
+
+    def train_step(self, data):
+        import tensorflow as tf
+
+        inputs, real = data
+        noise = self.noise(inputs["audio"])
+        with tf.GradientTape() as tape:
+            fake = self.generator({**inputs, "noise": noise}, training=True)
+            frame_logits = self._frame_logits(fake, inputs["faces"])
+            sequence_logits = self.sequence_discriminator({"frames": fake, "audio": inputs["audio"]}, training=True)
+            adversarial = (self.adversarial_loss(ops.ones_like(frame_logits), frame_logits)
+                           + self.adversarial_loss(ops.ones_like(sequence_logits), sequence_logits))  # fmt: skip
+            l1 = self.reconstruction_loss(real, fake)
+            g_loss = adversarial + self.l1_weight * l1
+        g_grads = tape.gradient(g_loss, self.generator.trainable_weights)
+        frame_grads, sequence_grads = self._discriminator_losses(inputs, real, ops.stop_gradient(fake))
+        self.g_optimizer.apply_gradients(zip(g_grads, self.generator.trainable_weights))
+        self._apply_discriminators(frame_grads, sequence_grads)
+        self.trackers["loss"].update_state(_unscaled(l1))
+        self.trackers["g_loss"].update_state(_unscaled(g_loss))
+        self.trackers["g_adversarial"].update_state(_unscaled(adversarial))
+        self.trackers["psnr"].update_state(_psnr(real, fake))
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def train_discriminators(self, data):
+        """One step of the discriminators alone against the current generator (sanity checks, warm-up)."""
+        inputs, real = data
+        fake = self.generator({**inputs, "noise": self.noise(inputs["audio"])}, training=False)
+        self._apply_discriminators(*self._discriminator_losses(inputs, real, ops.stop_gradient(fake)))
+        return {name: self.trackers[name].result() for name in ("d_frame", "d_sequence")}
+
+    def test_step(self, data):
+        """Reconstruction of held-out sequences with zero noise (the model's mean behaviour)."""
+        inputs, real = data
+        fake = self.generator({**inputs, "noise": self.noise(inputs["audio"], stddev=0.0)}, training=False)
+        self.trackers["loss"].update_state(_unscaled(self.reconstruction_loss(real, fake)))
+        self.trackers["psnr"].update_state(_psnr(real, fake))
+        return {name: self.trackers[name].result() for name in ("loss", "psnr")}
+
+
+def _psnr(real, fake):
+    mse = ops.mean(ops.square(real - fake), axis=(-3, -2, -1))
+    return ops.mean(10.0 * ops.log(1.0 / ops.maximum(mse, 1e-10)) / ops.log(10.0))
+
+
+class LearningRateDrop(keras.callbacks.Callback):
+    """Multiply the named optimizers' rates by ``factor`` from epoch ``epoch`` (1-based) on; 0 turns it off.
+
+    Set at the start of every epoch from the base rates, so a resumed run gets the right rate too.
+    """
+
+    def __init__(self, rates: dict, epoch: int, factor: float):
+        super().__init__()
+        self.rates, self.epoch, self.factor = dict(rates), epoch, factor
+
+    def on_epoch_begin(self, epoch, logs=None):
+        drop = self.epoch > 0 and epoch + 1 > self.epoch
+        for name, base in self.rates.items():
+            getattr(self.model, name).learning_rate = base * (self.factor if drop else 1.0)
