@@ -6,9 +6,17 @@ Output layout::
     OUT/parity.json                         every check the export ran, with its tolerance
     OUT/serving/<model>/<version>/          SavedModel in TF Serving's layout
                       .../assets.extra/metadata.json
-    OUT/tflite/<model>_<quantization>.tflite   identity_features, generate_frame, generate_frame_pcm
+    OUT/tflite/<model>_<quantization>.tflite   the on-device signatures: identity_features, generate_frame,
+                                            generate_frame_pcm (Speech2Vid) | identity_features, generate_step
+                                            (temporal GAN)
     OUT/tflite/metadata.json                (also embedded in each .tflite)
     OUT/onnx/<signature>.onnx, OUT/onnx/metadata.json
+
+A Speech2Vid generator makes each frame from its own audio window; a temporal
+GAN streams, carrying GRU states from frame to frame
+(``export.signatures.StreamingSignatures``). One path exports both: the
+signatures object says which signatures go where, and the parity check, the
+int8 calibration, the metadata and the Android golden frames follow it.
 
 Everything is written into a hidden staging folder beside ``OUT`` and moved
 into place only once the parity check passed, so a failed export leaves
@@ -27,9 +35,10 @@ import numpy as np
 
 from export import formats, parity
 from export.signatures import (
-    ON_DEVICE_SIGNATURES,
-    SIGNATURES,
+    GENERATE_STEP,
+    IDENTITY_FEATURES,
     Signatures,
+    signatures_for,
     write_saved_model,
 )
 from keras_s2v.data import audio as audio_lib
@@ -39,6 +48,9 @@ DEFAULT_VERSION = 1
 PARITY_SAMPLES = 4
 ANDROID_QUANTIZATIONS = ("int8", "float16")
 GOLDEN_FRAMES = 8
+# Model kinds export takes: config ``model.kind`` -> the class its checkpoint must hold.
+EXPORTABLE_KINDS = {"speech2vid": "Speech2Vid", "tgan": "TemporalGenerator"}
+GOLDEN_NOISE_FILE = "noise.bin"  # streaming models: the noise the golden frames were made with
 
 
 class ExportError(ValueError):
@@ -57,7 +69,7 @@ def parse_list(value, known: tuple[str, ...], what: str) -> list[str]:
 
 
 def load_checkpoint(workdir):
-    """(experiment config, trained Speech2Vid) of a workdir, or ExportError saying what is missing."""
+    """(experiment config, trained Speech2Vid or temporal GAN) of a workdir, or ExportError saying what is missing."""
     from keras_s2v.configs.experiments import ExperimentConfig
     from keras_s2v.training import train_lib
 
@@ -71,9 +83,9 @@ def load_checkpoint(workdir):
         config = ExperimentConfig.from_dict(json.loads(config_path.read_text()))
     except (ValueError, KeyError, TypeError) as error:
         raise ExportError(f"{config_path}: not a keras_s2v experiment config ({error})") from None
-    if config.model.kind != "speech2vid":
+    if config.model.kind not in EXPORTABLE_KINDS:
         raise ExportError(f"{workdir}: experiment {config.name!r} trains a {config.model.kind!r} model; "
-                          "export takes Speech2Vid generators")  # fmt: skip
+                          "export takes Speech2Vid generators and temporal GANs")  # fmt: skip
     if not model_path.exists():
         raise ExportError(f"{model_path}: no checkpoint in {workdir}; training has not finished an epoch")
     try:
@@ -83,7 +95,7 @@ def load_checkpoint(workdir):
     expected = train_lib.build_model(config).get_config()
     got = model.get_config()
     differ = sorted(k for k in expected if k not in ("name", "trainable") and expected.get(k) != got.get(k))
-    if type(model).__name__ != "Speech2Vid" or differ:
+    if type(model).__name__ != EXPORTABLE_KINDS[config.model.kind] or differ:
         detail = ", ".join(f"{k}: config {expected.get(k)!r}, checkpoint {got.get(k)!r}" for k in differ)
         raise ExportError(f"{model_path}: checkpoint of another experiment than {config.name!r} in "
                           f"{config_path} ({detail or type(model).__name__})")  # fmt: skip
@@ -102,12 +114,15 @@ def data_dir_of(workdir, data_dir=None) -> Path:
                       "(int8 calibration and the parity check use real examples)")  # fmt: skip
 
 
-def read_samples(data_dir, split: str, num_images: int, count: int, per_segment: int = 8) -> dict[str, np.ndarray]:
+def read_samples(data_dir, split: str, num_images: int, count: int, per_segment: int = 8,
+                 window_samples: int = audio_lib.MFCC_WINDOW_SAMPLES, noise_dim: int = 0, seed: int = 0) -> dict[str, np.ndarray]:  # fmt: skip
     """``count`` real examples from the prepared shards, as the signatures take them.
 
     ``faces`` uint8 (count, S, S, 3 n): identity frame(s) half a segment from
-    the target; ``mfcc`` (count, 12, 35) and ``pcm`` (count, 5840): the
-    target frame's audio window.
+    the target; ``mfcc`` (count, 12, 35) and ``pcm`` (count, window_samples):
+    the target frame's audio window (the model's: 5840 samples for the MFCC,
+    2560 for a waveform temporal GAN). With ``noise_dim``: ``noise`` (count,
+    noise_dim), standard normal (seeded), for ``generate_step``.
     """
     import tensorflow as tf
 
@@ -126,18 +141,37 @@ def read_samples(data_dir, split: str, num_images: int, count: int, per_segment:
             faces.append(np.concatenate([frames[i] for i in ids], axis=-1))
             hop = target * audio_lib.HOPS_PER_FRAME
             mfccs.append(mfcc[:, hop : hop + audio_lib.MFCC_WINDOW_HOPS])
-            start = target * audio_lib.SAMPLES_PER_FRAME
-            pcms.append(audio_lib.padded_slice(pcm, start, start + audio_lib.MFCC_WINDOW_SAMPLES))
+            start = audio_lib.segment_window_start(int(target), window_samples)
+            pcms.append(audio_lib.padded_slice(pcm, start, start + window_samples))
             if len(faces) == count:
-                return {"faces": np.stack(faces), "mfcc": np.stack(mfccs).astype(np.float32),
-                        "pcm": np.stack(pcms).astype(np.float32)}  # fmt: skip
+                break
+        if len(faces) == count:
+            break
     if not faces:
         raise ExportError(f"{data_dir}: the {split!r} shards hold no examples")
-    return {"faces": np.stack(faces), "mfcc": np.stack(mfccs).astype(np.float32), "pcm": np.stack(pcms).astype(np.float32)}
+    samples = {"faces": np.stack(faces), "mfcc": np.stack(mfccs).astype(np.float32), "pcm": np.stack(pcms).astype(np.float32)}
+    if noise_dim:
+        rng = np.random.default_rng(seed)
+        samples["noise"] = rng.standard_normal((len(faces), noise_dim)).astype(np.float32)
+    return samples
+
+
+def model_samples(signatures, data_dir, split: str, count: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """``read_samples`` shaped for ``signatures``' model: its window length, its noise."""
+    return read_samples(data_dir, split, signatures.model.num_identity_images, count,
+                        window_samples=signatures.window_samples, noise_dim=signatures.noise_dim, seed=seed)  # fmt: skip
 
 
 def representative_dataset(signatures: Signatures, samples: dict):
-    """Calibration for int8: each real example through every on-device signature, batch 1."""
+    """Calibration for int8: each real example through every on-device signature, batch 1.
+
+    A streaming model's ``generate_step`` is calibrated on the states it
+    meets in use: those of the Keras step chain over the calibration
+    windows in order (``formats.stream_steps``), each window with its own
+    example's identity features.
+    """
+    if signatures.state_shapes:
+        return _streaming_representative_dataset(signatures, samples)
 
     def generate():
         for i in range(len(samples["faces"])):
@@ -146,6 +180,22 @@ def representative_dataset(signatures: Signatures, samples: dict):
             yield "identity_features", {"faces": one["faces"]}
             yield "generate_frame", {**identity, "mfcc": one["mfcc"]}
             yield "generate_frame_pcm", {**identity, "pcm": one["pcm"]}
+
+    return generate
+
+
+def _streaming_representative_dataset(signatures, samples: dict):
+    cache = []
+
+    def generate():
+        if not cache:  # the converter reads the data more than once: run the Keras chain once
+            identity = signatures.run_keras(IDENTITY_FEATURES, samples)
+            steps = formats.stream_steps(formats.KerasRunner(signatures), identity, samples["pcm"], samples["noise"],
+                                         signatures.state_shapes)  # fmt: skip
+            for i, (inputs, _) in enumerate(steps):
+                cache.append((IDENTITY_FEATURES, {"faces": samples["faces"][i : i + 1]}))
+                cache.append((GENERATE_STEP, inputs))
+        yield from cache
 
     return generate
 
@@ -162,30 +212,35 @@ def tflite_models(signatures: Signatures, work_dir: Path, quantizations, calibra
     s2v_mobile int8 frame time).
     """
     source = Path(work_dir) / "_batch1_saved_model"
-    write_saved_model(signatures, source, ON_DEVICE_SIGNATURES, batch=1)
+    write_saved_model(signatures, source, signatures.on_device_names, batch=1)
     try:
         for quantization in quantizations:
             rep = representative_dataset(signatures, calibration) if quantization == "int8" else None
-            yield quantization, formats.to_tflite(source, ON_DEVICE_SIGNATURES, quantization, rep)
+            yield quantization, formats.to_tflite(source, signatures.on_device_names, quantization, rep,
+                                                  signatures.int8_float_ops)  # fmt: skip
     finally:
         shutil.rmtree(source, ignore_errors=True)
 
 
-def build_metadata(config, signatures: Signatures, model_name: str, version: int, names=SIGNATURES,
+def build_metadata(config, signatures: Signatures, model_name: str, version: int, names=None,
                    batch: int | None = None) -> dict:  # fmt: skip
-    """Everything a client needs to call the export; shapes start with the batch (-1: any)."""
+    """Everything a client needs to call the export; shapes start with the batch (-1: any).
+
+    ``names``: the signatures described (default: all of ``signatures.names``).
+    """
     import keras_s2v
 
     def spec(shape, dtype):
         return {"shape": [batch or -1, *shape], "dtype": dtype}
 
     sigs = {}
-    for name in names:
+    for name in signatures.names if names is None else names:
         sigs[name] = {
             "inputs": {s.name: spec(s.shape[1:], s.dtype.name) for s in signatures.input_specs(name)},
             "outputs": {k: spec(shape, "float32") for k, shape in signatures.output_specs(name).items()},
         }
-    return {
+    window = signatures.window_samples
+    metadata = {
         "model_name": model_name,
         "version": version,
         "experiment": config.name,
@@ -204,8 +259,8 @@ def build_metadata(config, signatures: Signatures, model_name: str, version: int
             "sample_rate": audio_lib.SAMPLE_RATE,
             "fps": audio_lib.FPS,
             "samples_per_frame": audio_lib.SAMPLES_PER_FRAME,
-            "pcm_window_samples": audio_lib.MFCC_WINDOW_SAMPLES,
-            "pcm_window_offset": audio_lib.MFCC_WINDOW_OFFSET,
+            "pcm_window_samples": window,
+            "pcm_window_offset": audio_lib.window_range(0, audio_lib.FPS, window)[0],
             "pcm_window": "frame t reads samples [t * samples_per_frame + pcm_window_offset, ... + pcm_window_samples), "
             "zero outside the audio",
             "mfcc": {
@@ -223,6 +278,19 @@ def build_metadata(config, signatures: Signatures, model_name: str, version: int
             },
         },
     }
+    if not signatures.uses_mfcc:  # a waveform model reads the raw window itself
+        del metadata["audio"]["mfcc"]
+    if signatures.state_shapes:
+        metadata["streaming"] = {
+            "signature": GENERATE_STEP,
+            "states": [{"name": k, **spec(shape, "float32")} for k, shape in signatures.state_shapes.items()],
+            "noise_dim": signatures.noise_dim,
+            "noise_std": signatures.noise_std,
+            "noise": "float32 standard normal, a fresh draw per video frame; the graph scales it by noise_std",
+            "usage": "feed each state output back as the next step's input; zeros first; "
+            "one generate_step per video frame in order",
+        }
+    return metadata
 
 
 def _write_json(path: Path, value) -> None:
@@ -247,9 +315,10 @@ def _check_output(out: Path, overwrite: bool) -> None:
         raise ExportError(f"{out}: cannot write there ({parent} is not writable)")
 
 
-def _android_files(model_name: str) -> list[str]:
+def _android_files(model_name: str, streaming: bool = False) -> list[str]:
     return [f"{model_name}_{q}.tflite" for q in ANDROID_QUANTIZATIONS] + [
-        "metadata.json", "face.png", "speech.wav", *[f"golden_{q}.png" for q in ANDROID_QUANTIZATIONS]]  # fmt: skip
+        "metadata.json", "face.png", "speech.wav", *[f"golden_{q}.png" for q in ANDROID_QUANTIZATIONS]] + (
+        [GOLDEN_NOISE_FILE] if streaming else [])  # fmt: skip
 
 
 def export_model(workdir, out, formats_: tuple = FORMATS, quantizations: tuple = formats.QUANTIZATIONS,
@@ -269,15 +338,16 @@ def export_model(workdir, out, formats_: tuple = FORMATS, quantizations: tuple =
         raise ExportError("--android_assets needs --formats with tflite and --quantize with int8,float16")
 
     config, model = load_checkpoint(workdir)
+    signatures = signatures_for(model)
     model_name = model_name or config.name
     if android_assets is not None:
         android_assets = Path(android_assets)
-        clash = [name for name in _android_files(model_name) if (android_assets / name).exists()]
+        streaming = bool(signatures.state_shapes)
+        clash = [name for name in _android_files(model_name, streaming) if (android_assets / name).exists()]
         if clash and not overwrite:
             raise ExportError(f"{android_assets}: already holds {', '.join(clash)}; pass --overwrite to replace them")
     data_dir = data_dir_of(workdir, data_dir)
-    signatures = Signatures(model)
-    parity_samples = read_samples(data_dir, held_out_split(data_dir, config), model.num_identity_images, PARITY_SAMPLES)
+    parity_samples = model_samples(signatures, data_dir, held_out_split(data_dir, config), PARITY_SAMPLES)
     metadata = build_metadata(config, signatures, model_name, version)
 
     staging = out.parent / f".{out.name}.partial-{os.getpid()}"
@@ -292,7 +362,8 @@ def export_model(workdir, out, formats_: tuple = FORMATS, quantizations: tuple =
         if android_assets is not None:
             faces, speech = sample if sample is not None else sample_face_and_speech(data_dir, config)
             tflite_metadata = json.loads((staging / "tflite" / "metadata.json").read_text())
-            _write_android_assets(staging / "android", staging, model_name, tflite_metadata, faces, speech, log)
+            _write_android_assets(staging / "android", staging, model_name, tflite_metadata, faces, speech, log,
+                                  signatures)  # fmt: skip
         _write_json(staging / "metadata.json", {**metadata, "files": report["files"]})
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -322,19 +393,19 @@ def _export_into(staging: Path, signatures, config, model_name, version, formats
                  parity_samples, metadata, calibration_samples, log) -> dict:  # fmt: skip
     files, runners = {}, []
     saved_model = staging / "serving" / model_name / str(version)
-    log(f"SavedModel -> {saved_model.relative_to(staging)} ({', '.join(SIGNATURES)})")
+    names, on_device = signatures.names, signatures.on_device_names
+    log(f"SavedModel -> {saved_model.relative_to(staging)} ({', '.join(names)})")
     write_saved_model(signatures, saved_model)
     _write_json(saved_model / "assets.extra" / "metadata.json", metadata)
     if "saved_model" in formats_:
         files["saved_model"] = str(saved_model.relative_to(staging))
-        runners.append((formats.SavedModelRunner(saved_model), "float32", SIGNATURES))
+        runners.append((formats.SavedModelRunner(saved_model), "float32", names))
     if "tflite" in formats_:
         calibration = None
         if "int8" in quantizations:
-            calibration = read_samples(data_dir, config.data.train_split, signatures.model.num_identity_images,
-                                       calibration_samples)  # fmt: skip
+            calibration = model_samples(signatures, data_dir, config.data.train_split, calibration_samples, seed=1)
             log(f"int8 calibration on {len(calibration['faces'])} training examples from {data_dir}")
-        tflite_metadata = build_metadata(config, signatures, model_name, version, ON_DEVICE_SIGNATURES, batch=1)
+        tflite_metadata = build_metadata(config, signatures, model_name, version, on_device, batch=1)
         for quantization, model_bytes in tflite_models(signatures, staging, quantizations, calibration):
             path = staging / "tflite" / f"{model_name}_{quantization}.tflite"
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -344,23 +415,29 @@ def _export_into(staging: Path, signatures, config, model_name, version, formats
                 raise ExportError(f"{path.name}: needs TensorFlow (Flex) ops {', '.join(flex)}; only builtin ops run on device")
             log(f"TFLite {quantization:<8} -> {path.relative_to(staging)} ({path.stat().st_size / 1e6:.2f} MB)")
             files[f"tflite_{quantization}"] = str(path.relative_to(staging))
-            runners.append((formats.LiteRunner(path, name=f"tflite_{quantization}"), quantization, ON_DEVICE_SIGNATURES))
+            runners.append((formats.LiteRunner(path, name=f"tflite_{quantization}"), quantization, on_device))
         _write_json(staging / "tflite" / "metadata.json", tflite_metadata)
     if "onnx" in formats_:
         paths = {}
-        for name in ON_DEVICE_SIGNATURES:
+        for name in on_device:
             paths[name] = staging / "onnx" / f"{name}.onnx"
             paths[name].parent.mkdir(parents=True, exist_ok=True)
             formats.to_onnx(saved_model, name, paths[name])
             files[f"onnx_{name}"] = str(paths[name].relative_to(staging))
-        log(f"ONNX -> onnx/ ({', '.join(ON_DEVICE_SIGNATURES)})")
-        _write_json(staging / "onnx" / "metadata.json", metadata)
-        runners.append((formats.OnnxRunner(paths), "float32", ON_DEVICE_SIGNATURES))
+        log(f"ONNX -> onnx/ ({', '.join(on_device)})")
+        renamed = {}  # a streaming model's new states: ONNX gives no output an input's name
+        for name in on_device:
+            inputs = [spec.name for spec in signatures.input_specs(name)]
+            moved = {k: v for k, v in formats.onnx_output_names(inputs, signatures.output_specs(name)).items() if k != v}
+            if moved:
+                renamed[name] = moved
+        _write_json(staging / "onnx" / "metadata.json", {**metadata, "onnx_output_names": renamed} if renamed else metadata)
+        runners.append((formats.OnnxRunner(paths), "float32", on_device))
 
     reference = formats.KerasRunner(signatures)
     rows = []
-    for runner, kind, names in runners:
-        rows += parity.compare(reference, runner, kind, parity_samples, names)
+    for runner, kind, checked in runners:
+        rows += parity.compare(reference, runner, kind, parity_samples, checked, signatures.state_shapes)
     _write_json(staging / "parity.json", {"samples": len(parity_samples["faces"]), "data": str(data_dir), "rows": rows})
     log("parity against Keras on real validation examples:\n" + parity.table(rows))
     failures = [r for r in rows if not r["ok"]]
@@ -372,8 +449,13 @@ def _export_into(staging: Path, signatures, config, model_name, version, formats
 
 
 def _write_android_assets(folder: Path, staging: Path, model_name: str, metadata: dict, faces: np.ndarray,
-                          waveform: np.ndarray, log) -> None:  # fmt: skip
-    """int8 + float16 models, metadata, a sample aligned face and speech clip, golden frames for them."""
+                          waveform: np.ndarray, log, signatures) -> None:  # fmt: skip
+    """int8 + float16 models, metadata, a sample aligned face and speech clip, golden frames for them.
+
+    A streaming model's golden frames are picked from its ``generate_step``
+    chain over every window of the speech, in order, fed the noise in
+    ``noise.bin`` (float32 little-endian, one row of ``noise_dim`` per frame).
+    """
     import cv2
 
     from keras_s2v.data import media
@@ -386,16 +468,29 @@ def _write_android_assets(folder: Path, staging: Path, model_name: str, metadata
     waveform = media.read_audio(folder / "speech.wav")  # goldens from the file as an app reads it (int16)
     total = audio_lib.num_frames(len(waveform))
     indices = np.linspace(0, total - 1, GOLDEN_FRAMES).round().astype(int)
-    pcm = np.stack([audio_lib.pcm_window(waveform, int(t)) for t in indices]).astype(np.float32)
+    streaming = bool(signatures.state_shapes)
+    if streaming:  # every window in order: the states carry from frame to frame
+        window = signatures.window_samples
+        pcm = np.stack([audio_lib.pcm_window(waveform, t, audio_lib.FPS, window) for t in range(total)]).astype(np.float32)
+        noise = np.random.default_rng(0).standard_normal((total, signatures.noise_dim)).astype("<f4")
+        (folder / GOLDEN_NOISE_FILE).write_bytes(noise.tobytes())
+    else:
+        pcm = np.stack([audio_lib.pcm_window(waveform, int(t)) for t in indices]).astype(np.float32)
     for quantization in ANDROID_QUANTIZATIONS:
         runner = formats.LiteRunner(folder / f"{model_name}_{quantization}.tflite")
         identity = runner.run("identity_features", {"faces": faces[None]})
-        frames = np.concatenate([runner.run("generate_frame_pcm", {**identity, "pcm": p[None]})["frame"] for p in pcm])
+        if streaming:
+            frames = formats.stream_frames(runner, identity, pcm, noise, signatures.state_shapes)[indices]
+        else:
+            frames = np.concatenate([runner.run("generate_frame_pcm", {**identity, "pcm": p[None]})["frame"] for p in pcm])
         strip = np.concatenate(list((np.clip(frames, 0, 1) * 255).round().astype(np.uint8)), axis=1)
         cv2.imwrite(str(folder / f"golden_{quantization}.png"), strip[..., ::-1])
     android = {"golden_frame_indices": indices.tolist(), "face": "face.png", "speech": "speech.wav",
                "models": {q: f"{model_name}_{q}.tflite" for q in ANDROID_QUANTIZATIONS},
                "golden": {q: f"golden_{q}.png" for q in ANDROID_QUANTIZATIONS}}  # fmt: skip
+    if streaming:
+        android["golden_noise"] = {"file": GOLDEN_NOISE_FILE, "dtype": "float32", "byte_order": "little",
+                                   "shape": list(noise.shape), "rows": "one per video frame, in order"}  # fmt: skip
     _write_json(folder / "metadata.json", {**metadata, "android": android})
     log(f"Android assets: {', '.join(sorted(p.name for p in folder.iterdir()))}")
 

@@ -2,7 +2,8 @@
 
 Every runner has ``run(signature, inputs: dict[name, array]) -> dict[name, array]``,
 so the parity check and the benchmark treat Keras, SavedModel, each TFLite
-variant and ONNX alike.
+variant and ONNX alike; ``stream_steps`` / ``stream_frames`` drive any runner's
+``generate_step`` (temporal GAN) as a streaming client does.
 """
 
 from __future__ import annotations
@@ -18,22 +19,30 @@ QUANTIZATIONS = ("float32", "float16", "int8")
 # encoder's input BatchNorm: kept float32 in int8 models. Quantizing raw PCM and the power
 # spectrum to 256 levels cost 19 dB of frame PSNR (31 vs 50 dB on the demo model).
 FLOAT_FRONT_END_OPS = ("GATHER", "FULLY_CONNECTED", "MUL", "ADD", "LOG", "TRANSPOSE")
+# And the GRU gates of a streaming generator (temporal GAN): float32 states do not carry int8 rounding
+# from frame to frame (the noise GRU's state then matches Keras exactly; +4 dB frame PSNR on tgan_tiny).
+FLOAT_RECURRENT_OPS = (*FLOAT_FRONT_END_OPS, "LOGISTIC", "TANH", "SUB", "SPLIT", "STRIDED_SLICE")
 METADATA_NAME = "keras_s2v"  # name of the metadata entry embedded in .tflite files
+# ONNX gives no graph output an input's name: an output named like an input (a streaming model's new
+# state) is stored as NAME + this suffix; OnnxRunner gives it back its signature name.
+ONNX_CLASHING_OUTPUT_SUFFIX = "_next"
 
 
 # --- TFLite ---------------------------------------------------------------------------------
 
 
-def to_tflite(saved_model_dir, signature_keys, quantization: str, representative_dataset=None) -> bytes:
+def to_tflite(saved_model_dir, signature_keys, quantization: str, representative_dataset=None,
+              float_ops=FLOAT_FRONT_END_OPS) -> bytes:  # fmt: skip
     """One multi-signature .tflite of ``signature_keys``, builtin ops only.
 
     * ``float32``: as trained.
     * ``float16``: weights stored in float16 (half the size), computed in float32.
     * ``int8``: int8 weights and activations for every convolution,
       calibrated on ``representative_dataset`` (yields ``(signature_key,
-      inputs)`` pairs); the audio front end (``FLOAT_FRONT_END_OPS``) stays
-      float32 by selective quantization. Inputs and outputs keep their
-      float32 / uint8 types.
+      inputs)`` pairs); the op types ``float_ops`` (the audio front end,
+      ``FLOAT_FRONT_END_OPS``; for a streaming model also its GRU gates,
+      ``FLOAT_RECURRENT_OPS``) stay float32 by selective quantization. Inputs
+      and outputs keep their float32 / uint8 types.
     """
     import tensorflow as tf
 
@@ -48,7 +57,7 @@ def to_tflite(saved_model_dir, signature_keys, quantization: str, representative
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative_dataset
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
-        options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(FLOAT_FRONT_END_OPS))
+        options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(float_ops))
         with warnings.catch_warnings():  # the debugger builds a tf.lite.Interpreter; the model is run with LiteRT
             warnings.simplefilter("ignore")
             debugger = tf.lite.experimental.QuantizationDebugger(
@@ -105,8 +114,14 @@ def tflite_ops(tflite_path) -> set[str]:
 # --- ONNX -----------------------------------------------------------------------------------
 
 
+def onnx_output_names(input_names, output_names) -> dict[str, str]:
+    """Signature output name -> its name in the ONNX file (``ONNX_CLASHING_OUTPUT_SUFFIX``)."""
+    return {k: f"{k}{ONNX_CLASHING_OUTPUT_SUFFIX}" if k in set(input_names) else k for k in output_names}
+
+
 def to_onnx(saved_model_dir, signature: str, path, opset: int = 17) -> None:
-    """Signature ``signature`` of the SavedModel as an ONNX file (tf2onnx), same input/output names."""
+    """Signature ``signature`` of the SavedModel as an ONNX file (tf2onnx), same input/output names
+    except outputs named like an input (``onnx_output_names``)."""
     import tensorflow as tf
     import tf2onnx
 
@@ -115,7 +130,12 @@ def to_onnx(saved_model_dir, signature: str, path, opset: int = 17) -> None:
     inputs = function.structured_input_signature[1]
     specs = [tf.TensorSpec(spec.shape, spec.dtype, name=name) for name, spec in sorted(inputs.items())]
     names = [spec.name for spec in specs]
-    wrapped = tf.function(lambda *args: function(**dict(zip(names, args))), input_signature=specs)
+    renamed = onnx_output_names(names, function.structured_outputs)
+
+    def call(*args):
+        return {renamed[k]: v for k, v in function(**dict(zip(names, args))).items()}
+
+    wrapped = tf.function(call, input_signature=specs)
     tf2onnx.convert.from_function(wrapped, input_signature=specs, opset=opset, output_path=str(path))
 
 
@@ -201,4 +221,30 @@ class OnnxRunner:
         session = self.sessions[signature]
         feed = {i.name: np.asarray(inputs[i.name]) for i in session.get_inputs()}
         names = [o.name for o in session.get_outputs()]
-        return dict(zip(names, session.run(names, feed)))
+        own = {f"{k}{ONNX_CLASHING_OUTPUT_SUFFIX}": k for k in feed}  # a new state -> its signature name
+        return {own.get(n, n): value for n, value in zip(names, session.run(names, feed))}
+
+
+# --- Streaming (temporal GAN) ---------------------------------------------------------------
+
+
+def stream_steps(runner, identity: dict, pcm: np.ndarray, noise: np.ndarray, state_shapes: dict):
+    """Yield ``(inputs, outputs)`` of ``generate_step`` over consecutive windows, batch 1.
+
+    ``pcm`` (T, W) and ``noise`` (T, Z): one row per video frame, in order.
+    ``identity``: identity outputs of batch 1 (one face for the whole stream)
+    or of batch T (step ``t`` takes row ``t``). The states start at zeros and
+    each step's state outputs are the next step's inputs.
+    """
+    states = {k: np.zeros((1, *shape), np.float32) for k, shape in state_shapes.items()}
+    for t in range(len(pcm)):
+        face = {k: (v[t : t + 1] if len(v) > 1 else v) for k, v in identity.items()}
+        inputs = {**face, "pcm": pcm[t : t + 1], "noise": noise[t : t + 1], **states}
+        outputs = runner.run("generate_step", inputs)
+        yield inputs, outputs
+        states = {k: np.asarray(outputs[k]) for k in state_shapes}
+
+
+def stream_frames(runner, identity: dict, pcm: np.ndarray, noise: np.ndarray, state_shapes: dict) -> np.ndarray:
+    """(T, S, S, 3) frames of ``stream_steps``."""
+    return np.concatenate([out["frame"] for _, out in stream_steps(runner, identity, pcm, noise, state_shapes)])

@@ -9,15 +9,25 @@ max abs error over the reference's max abs, i.e. relative to their range):
   generator alone and for the whole on-device chain (int8 identity features
   feeding the int8 generator). Int8 identity-feature errors are reported,
   not bounded: the frames are what a user sees.
+
+A streaming model (temporal GAN, ``generate_step``) is checked three ways:
+``identity_features``; ``generate_step`` alone on the reference identity
+features, zero states and each sample's window and noise (the frame and
+every state output); and the chain a client runs: the format's own identity
+features of the first face, then its own ``generate_step`` over all sample
+windows in order (batch 1, its own states fed back), against the Keras chain
+frame by frame. Int8 state outputs are reported, not bounded.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from export import formats
 from export.signatures import (
     GENERATE_FRAME,
     GENERATE_FRAME_PCM,
+    GENERATE_STEP,
     IDENTITY_FEATURES,
     SERVING_DEFAULT,
 )
@@ -42,8 +52,8 @@ def psnr_db(reference: np.ndarray, other: np.ndarray) -> float:
     return float(np.min(10 * np.log10(1.0 / np.maximum(mse, 1e-12))))
 
 
-def _row(fmt, check, kind, reference, value, relative=False, bounded=True):
-    if kind in MIN_PSNR_DB and not relative:
+def _row(fmt, check, kind, reference, value, relative=False, bounded=True, image=True):
+    if kind in MIN_PSNR_DB and image and not relative:
         metric, measured, tolerance = "psnr_db", psnr_db(reference, value), MIN_PSNR_DB[kind]
         ok = measured >= tolerance
     else:
@@ -59,13 +69,15 @@ def _row(fmt, check, kind, reference, value, relative=False, bounded=True):
             "tolerance": tolerance, "ok": bool(ok)}  # fmt: skip
 
 
-def compare(reference, runner, kind: str, samples: dict, signature_names) -> list[dict]:
+def compare(reference, runner, kind: str, samples: dict, signature_names, state_shapes: dict | None = None) -> list[dict]:
     """Rows of measured differences between ``runner`` and the ``reference`` runner.
 
-    ``samples`` holds batched ``faces``, ``mfcc`` and ``pcm``. The generator
-    signatures get the reference's identity features, so each is checked on
-    its own; ``chain`` runs the format's own identity features into its
-    ``generate_frame_pcm``, as a client does.
+    ``samples`` holds batched ``faces``, ``mfcc`` and ``pcm`` (and ``noise``
+    for ``generate_step``). The generator signatures get the reference's
+    identity features, so each is checked on its own; ``chain`` runs the
+    format's own identity features into its ``generate_frame_pcm``, as a
+    client does. ``state_shapes``: what ``generate_step`` carries (see
+    ``compare_streaming``).
     """
     rows = []
     ref_identity = reference.run(IDENTITY_FEATURES, samples)
@@ -84,6 +96,29 @@ def compare(reference, runner, kind: str, samples: dict, signature_names) -> lis
     if SERVING_DEFAULT in signature_names:
         rows.append(_row(runner.name, SERVING_DEFAULT, kind, reference.run(SERVING_DEFAULT, samples)["frame"],
                          runner.run(SERVING_DEFAULT, samples)["frame"]))  # fmt: skip
+    if GENERATE_STEP in signature_names:
+        rows += compare_streaming(reference, runner, kind, samples, ref_identity, identity, state_shapes or {})
+    return rows
+
+
+def compare_streaming(reference, runner, kind: str, samples: dict, ref_identity: dict, identity: dict,
+                      state_shapes: dict) -> list[dict]:  # fmt: skip
+    """``generate_step`` rows: one step from zero states (frame and states), and the streaming chain."""
+    rows = []
+    count = len(samples["pcm"])
+    zeros = {k: np.zeros((count, *shape), np.float32) for k, shape in state_shapes.items()}
+    inputs = {**samples, **ref_identity, **zeros}
+    ref, out = reference.run(GENERATE_STEP, inputs), runner.run(GENERATE_STEP, inputs)
+    rows.append(_row(runner.name, f"{GENERATE_STEP}/frame", kind, ref["frame"], out["frame"]))
+    for key in state_shapes:
+        rows.append(_row(runner.name, f"{GENERATE_STEP}/{key}", kind, ref[key], out[key], bounded=kind in MAX_ABS,
+                         image=False))  # fmt: skip
+    first = {k: v[:1] for k, v in ref_identity.items()}
+    own = {k: v[:1] for k, v in identity.items()}
+    ref_frames = formats.stream_frames(reference, first, samples["pcm"], samples["noise"], state_shapes)
+    frames = formats.stream_frames(runner, own, samples["pcm"], samples["noise"], state_shapes)
+    rows.append(_row(runner.name, f"chain {IDENTITY_FEATURES} -> {GENERATE_STEP} x{count}", kind, ref_frames,
+                     frames))  # fmt: skip
     return rows
 
 

@@ -1,4 +1,4 @@
-"""The exported signatures, as functions over a trained ``Speech2Vid``.
+"""The exported signatures, as functions over a trained ``Speech2Vid`` or temporal GAN.
 
 =======================  ==========================================  ===========================
 signature                inputs                                      outputs
@@ -15,6 +15,30 @@ video frame ``t``'s window is samples ``[640 t - 2600, 640 t + 3240)``,
 zero-padded past either end (``keras_s2v.data.audio.pcm_window``); the MFCC
 is computed in the graph with builtin ops only.
 
+A temporal GAN (``TemporalGenerator``) streams instead: its generator carries
+GRU states from one video frame to the next (``StreamingSignatures``):
+
+=======================  ==========================================  ===========================
+signature                inputs                                      outputs
+=======================  ==========================================  ===========================
+``identity_features``    ``faces`` uint8 (N, 112, 112, 3) RGB        ``identity`` (N, I), ``skip_56``,
+                         0..255, one aligned face                    ``skip_28``, ``skip_14``, ``skip_7``
+``generate_step``        identity outputs + ``pcm`` (N, W) +         ``frame`` (N, 112, 112, 3) and
+                         ``noise`` (N, Z) + each state (N, U)        each state (N, U), same names
+=======================  ==========================================  ===========================
+
+``W`` is the model's window (2560 raw samples, ``[640 t - 960, 640 t + 1600)``,
+for the waveform model; 5840 as above for the MFCC one, whose MFCC is computed
+in the graph). ``noise`` is standard normal, a fresh draw per frame; the
+graph scales it by the model's ``noise_std``, so a client needs no setting.
+The states (``context_state1``, ``context_state2``,
+``noise_state1`` ..., ``TemporalGenerator.state_shapes``) are zeros for the
+first frame; each state output is the next frame's input of the same name.
+Call ``generate_step`` once per video frame, in order: the frames then equal
+the whole-sequence model's. (Its SavedModel also answers ``serving_default``
+with ``identity_features``: ``keras.export.ExportArchive`` aliases the first
+endpoint, as TF Serving wants a default.)
+
 The same functions called eagerly are the Keras reference the parity check
 compares every format against.
 """
@@ -23,6 +47,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from export import formats
 from keras_s2v.data import audio as audio_lib
 from keras_s2v.models.speech2vid import IMAGE_SIZE, SKIP_NAMES
 
@@ -30,16 +55,54 @@ IDENTITY_FEATURES = "identity_features"
 GENERATE_FRAME = "generate_frame"
 GENERATE_FRAME_PCM = "generate_frame_pcm"
 SERVING_DEFAULT = "serving_default"
+GENERATE_STEP = "generate_step"
 SIGNATURES = (IDENTITY_FEATURES, GENERATE_FRAME, GENERATE_FRAME_PCM, SERVING_DEFAULT)
 # What goes to phones and ONNX: the identity encoder and the per-window generator (both audio forms).
 ON_DEVICE_SIGNATURES = (IDENTITY_FEATURES, GENERATE_FRAME, GENERATE_FRAME_PCM)
+STREAMING_SIGNATURES = (IDENTITY_FEATURES, GENERATE_STEP)  # a temporal GAN's: everywhere
 
 
-class Signatures:
-    """Signature functions and their input specs for one ``Speech2Vid``."""
+def signatures_for(model):
+    """The signatures of a trained generator: ``StreamingSignatures`` for a model with
+    ``step_generator`` (temporal GAN), ``Signatures`` for a per-window one (Speech2Vid)."""
+    return StreamingSignatures(model) if hasattr(model, "step_generator") else Signatures(model)
+
+
+class _SignatureFunctions:
+    """What both kinds share: signature functions by name, and the eager Keras reference."""
+
+    def function(self, name: str):
+        return getattr(self, name)
+
+    def run_keras(self, name: str, inputs: dict) -> dict[str, np.ndarray]:
+        """The Keras reference: signature ``name`` run eagerly on named NumPy inputs."""
+        import tensorflow as tf
+
+        args = [tf.convert_to_tensor(inputs[spec.name], spec.dtype) for spec in self.input_specs(name)]
+        return {k: np.asarray(v) for k, v in self.function(name)(*args).items()}
+
+
+class Signatures(_SignatureFunctions):
+    """Signature functions and their input specs for one ``Speech2Vid``.
+
+    ``names``: every SavedModel signature; ``on_device_names``: those in the
+    TFLite and ONNX files; ``window_samples``: the raw PCM window a client
+    feeds per frame; ``state_shapes``: state name -> shape carried from frame
+    to frame (none: each frame stands alone); ``int8_float_ops``: op types
+    int8 TFLite files keep in float32.
+    """
+
+    names = SIGNATURES
+    on_device_names = ON_DEVICE_SIGNATURES
+    window_samples = audio_lib.MFCC_WINDOW_SAMPLES
+    uses_mfcc = True
+    int8_float_ops = formats.FLOAT_FRONT_END_OPS
+    noise_dim = 0
+    noise_std = 0.0
 
     def __init__(self, model):
         self.model = model
+        self.state_shapes: dict[str, tuple] = {}
         self.identity_encoder = model.identity_encoder
         self.generator = model.frame_generator()
         # A model without skips outputs only what its generator takes.
@@ -87,16 +150,6 @@ class Signatures:
             SERVING_DEFAULT: [faces, pcm],
         }[name]
 
-    def function(self, name: str):
-        return getattr(self, name)
-
-    def run_keras(self, name: str, inputs: dict) -> dict[str, np.ndarray]:
-        """The Keras reference: signature ``name`` run eagerly on named NumPy inputs."""
-        import tensorflow as tf
-
-        args = [tf.convert_to_tensor(inputs[spec.name], spec.dtype) for spec in self.input_specs(name)]
-        return {k: np.asarray(v) for k, v in self.function(name)(*args).items()}
-
     def output_specs(self, name: str) -> dict[str, tuple]:
         """Output name -> shape without the batch dimension."""
         if name == IDENTITY_FEATURES:
@@ -104,8 +157,79 @@ class Signatures:
         return {"frame": (IMAGE_SIZE, IMAGE_SIZE, 3)}
 
 
-def write_saved_model(signatures: Signatures, path, names=SIGNATURES, batch: int | None = None) -> None:
-    """A SavedModel with the named signatures, through ``keras.export.ExportArchive``.
+class StreamingSignatures(_SignatureFunctions):
+    """``identity_features`` and ``generate_step`` of one ``TemporalGenerator`` (module docstring).
+
+    The same interface as ``Signatures``; ``state_shapes`` (ordered) are the
+    GRU states ``generate_step`` takes and returns.
+    """
+
+    names = STREAMING_SIGNATURES
+    on_device_names = STREAMING_SIGNATURES
+    int8_float_ops = formats.FLOAT_RECURRENT_OPS
+
+    def __init__(self, model):
+        from keras_s2v.models.temporal_gan import skip_names
+
+        self.model = model
+        self.identity_encoder = model.identity_encoder
+        self.step = model.step_generator()  # built once; shares the model's weights
+        outputs = self.identity_encoder.output
+        self.identity_keys = [k for k in ("identity", *skip_names(model.image_size)) if k in outputs]
+        self.identity_shapes = {k: tuple(outputs[k].shape[1:]) for k in self.identity_keys}
+        self.state_shapes = {k: tuple(v) for k, v in model.state_shapes().items()}
+        self.window_samples = int(model.window_samples)
+        self.uses_mfcc = model.audio_input == "mfcc"
+        self.noise_dim = int(model.noise_dim)
+        self.noise_std = float(model.noise_std)
+        self.image_size = int(model.image_size)
+
+    # --- The functions (tf.function-traceable and eager-callable) -------------------------
+
+    def identity_features(self, faces):
+        import tensorflow as tf
+
+        x = tf.cast(faces, tf.float32) / 255.0
+        outputs = self.identity_encoder(x, training=False)
+        return {k: outputs[k] for k in self.identity_keys}
+
+    def generate_step(self, *args):
+        """identity outputs, ``pcm``, ``noise``, states (``input_specs`` order) -> ``frame`` + new states."""
+        count = len(self.identity_keys)
+        identity, (pcm, noise), states = args[:count], args[count : count + 2], args[count + 2 :]
+        audio = audio_lib.mfcc_tf(pcm) if self.uses_mfcc else pcm
+        inputs = {**dict(zip(self.identity_keys, identity)), "audio": audio, "noise": noise * self.noise_std,
+                  **dict(zip(self.state_shapes, states))}  # fmt: skip
+        outputs = self.step(inputs, training=False)
+        return {"frame": outputs["frame"], **{k: outputs[k] for k in self.state_shapes}}
+
+    # --- Specs ------------------------------------------------------------------------------
+
+    def input_specs(self, name: str, batch: int | None = None) -> list:
+        """Ordered, named ``tf.TensorSpec`` inputs of signature ``name`` (batch free unless given)."""
+        import tensorflow as tf
+
+        if name == IDENTITY_FEATURES:
+            return [tf.TensorSpec((batch, self.image_size, self.image_size, 3), tf.uint8, name="faces")]
+        if name != GENERATE_STEP:
+            raise KeyError(name)
+        return [
+            *[tf.TensorSpec((batch, *self.identity_shapes[k]), tf.float32, name=k) for k in self.identity_keys],
+            tf.TensorSpec((batch, self.window_samples), tf.float32, name="pcm"),
+            tf.TensorSpec((batch, self.noise_dim), tf.float32, name="noise"),
+            *[tf.TensorSpec((batch, *shape), tf.float32, name=k) for k, shape in self.state_shapes.items()],
+        ]
+
+    def output_specs(self, name: str) -> dict[str, tuple]:
+        """Output name -> shape without the batch dimension."""
+        if name == IDENTITY_FEATURES:
+            return dict(self.identity_shapes)
+        return {"frame": (self.image_size, self.image_size, 3), **self.state_shapes}
+
+
+def write_saved_model(signatures, path, names=None, batch: int | None = None) -> None:
+    """A SavedModel with the named signatures (default: all of ``signatures.names``), through
+    ``keras.export.ExportArchive``.
 
     ``batch=1`` fixes the batch dimension (what the TFLite files are converted from).
 
@@ -118,6 +242,6 @@ def write_saved_model(signatures: Signatures, path, names=SIGNATURES, batch: int
     import keras
 
     archive = keras.export.ExportArchive()
-    for name in names:
+    for name in signatures.names if names is None else names:
         archive.add_endpoint(name, signatures.function(name), signatures.input_specs(name, batch))
     archive.write_out(str(path), verbose=False)

@@ -70,6 +70,11 @@ class TemporalGANTrainer(keras.Model):
         self.g_optimizer = g_optimizer
         self.d_frame_optimizer = d_frame_optimizer
         self.d_sequence_optimizer = d_sequence_optimizer
+        # Built here, under the caller's strategy scope: built lazily inside the distributed step,
+        # their slots fail with 2+ replicas (unfed placeholders in a cond).
+        for optimizer, player in ((g_optimizer, self.generator), (d_frame_optimizer, self.frame_discriminator),
+                                  (d_sequence_optimizer, self.sequence_discriminator)):  # fmt: skip
+            optimizer.build(player.trainable_variables)
         self.l1_weight = l1_weight
         self.reconstruction_loss = LowerFaceL1()
         self.adversarial_loss = keras.losses.BinaryCrossentropy(from_logits=True, name="adversarial")

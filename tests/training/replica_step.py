@@ -1,8 +1,10 @@
-"""One training step of a tiny Speech2Vid under MirroredStrategy with 1 or 2 CPU replicas.
+"""One training step of a tiny experiment under MirroredStrategy with 1 or 2 CPU replicas.
 
 Run as a script (the CPU must be split into logical devices before TensorFlow
-starts): prints the max abs difference between the weights after one step
-with 1 replica and with 2 replicas on the same global batch.
+starts): ``replica_step.py [s2v_tiny | tgan_tiny | ...]`` prints the max abs
+difference between the weights after one step with 1 replica and with 2
+replicas on the same global batch. A GAN's step covers all three players;
+its noise is off (std 0) so both runs see the same generated frames.
 """
 
 import sys
@@ -23,7 +25,7 @@ from keras_s2v.training import train_lib  # noqa: E402
 def one_step(devices, initial, batch):
     strategy = tf.distribute.MirroredStrategy(devices)
     with strategy.scope():
-        model = train_lib.build_model(config)
+        model = train_lib.build_trainable(config)
         model.set_weights(initial)
         train_lib.compile_model(model, config)
     dataset = tf.data.Dataset.from_tensors(batch)  # one global batch, split across replicas by fit
@@ -31,15 +33,25 @@ def one_step(devices, initial, batch):
     return model.get_weights()
 
 
-config = get_experiment("s2v_tiny")
+config = get_experiment(sys.argv[1] if len(sys.argv) > 1 else "s2v_tiny")
 config.train.optimizer = "sgd"
 config.train.learning_rate = 0.5  # a large step so a wrong scaling shows
+config.train.d_frame_learning_rate = config.train.d_sequence_learning_rate = 0.5
+config.model.noise_std = 0.0
 keras.utils.set_random_seed(0)
-initial = train_lib.build_model(config).get_weights()
+initial = train_lib.build_trainable(config).get_weights()
 rng = np.random.default_rng(0)
-batch = ({"faces": rng.random((8, 112, 112, 3), dtype=np.float32),
-          "mfcc": rng.normal(size=(8, 12, 35)).astype(np.float32)},
-         rng.random((8, 112, 112, 3), dtype=np.float32))  # fmt: skip
+if config.model.kind == "tgan":
+    from keras_s2v.models.temporal_gan import window_shape
+
+    steps = 3
+    batch = ({"faces": rng.random((8, 112, 112, 3), dtype=np.float32),
+              "audio": (0.1 * rng.normal(size=(8, steps, *window_shape(config.model.audio_input)))).astype(np.float32)},
+             rng.random((8, steps, 112, 112, 3), dtype=np.float32))  # fmt: skip
+else:
+    batch = ({"faces": rng.random((8, 112, 112, 3), dtype=np.float32),
+              "mfcc": rng.normal(size=(8, 12, 35)).astype(np.float32)},
+             rng.random((8, 112, 112, 3), dtype=np.float32))  # fmt: skip
 one = one_step(["/cpu:0"], initial, batch)
 two = one_step(["/cpu:0", "/cpu:1"], initial, batch)
 moved = max(float(np.abs(a - b).max()) for a, b in zip(one, initial))
