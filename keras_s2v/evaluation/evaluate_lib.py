@@ -13,7 +13,8 @@ on the same clips, in the same table:
 Per method and clip (``METRICS``): PSNR and SSIM on the aligned face and on
 its lower half; CPBD and FDBM (sharpness); LMD on the mouth; ACD to the
 identity still; the sync expert's offset, distance and confidence; blinks per
-minute; the correlation of mouth opening with the real clip's.
+minute; mouth-landmark jitter over silent frames; the correlation of mouth
+opening with the real clip's.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ METRICS = {
     "sync_distance": ("LSE-D", ".3f", False),
     "sync_confidence": ("LSE-C", ".3f", True),
     "blinks_per_minute": ("blinks/min", ".1f", None),
+    "silence_jitter": ("silence jitter px", ".2f", False),
     "mouth_correlation": ("mouth corr", ".3f", True),
 }
 
@@ -69,6 +71,10 @@ class Clip:
         count = self.num_frames - first if count is None else count
         starts = audio_lib.segment_window_start(first + np.arange(count), samples)
         return np.stack([audio_lib.padded_slice(self.pcm, s, s + samples) for s in starts])
+
+    def frame_rms(self) -> np.ndarray:
+        """(T,) RMS of each frame's own 40 ms of audio."""
+        return audio_lib.frame_rms(self.pcm[-audio_lib.MFCC_WINDOW_OFFSET :], self.num_frames)
 
 
 def clips_from_shards(data_dir, split: str, max_clips: int | None = None, max_frames: int | None = None) -> Iterator[Clip]:
@@ -194,6 +200,7 @@ class Scorer:
             "acd": identity.average_content_distance(reference["descriptor"],
                                                      self.descriptor.describe(frames[picked], landmarks[picked])),
             "blinks_per_minute": quality.blink_rate(quality.eye_aspect_ratio(landmarks), audio_lib.FPS),
+            "silence_jitter": quality.silence_jitter(landmarks, quality.silent_frames(clip.frame_rms())),
             "mouth_correlation": quality.mouth_opening_correlation(real_opening, opening),
         }
         series = {"mouth_opening": opening, "real_mouth_opening": real_opening}

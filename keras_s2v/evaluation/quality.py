@@ -267,3 +267,27 @@ def mouth_opening_correlation(real_opening, fake_opening) -> float:
     a, b = a - a.mean(), b - b.mean()
     denom = np.sqrt((a * a).sum() * (b * b).sum())
     return float((a * b).sum() / denom) if denom > 0 else float("nan")
+
+
+SILENCE_FRACTION = 0.1  # a frame is silent below this share of the clip's 95th-percentile RMS
+
+
+def silent_frames(frame_rms: np.ndarray, fraction: float = SILENCE_FRACTION) -> np.ndarray:
+    """(T,) bool: frames whose audio is quiet relative to the clip's loud frames (pauses between words)."""
+    frame_rms = np.asarray(frame_rms, np.float64)
+    return frame_rms < max(fraction * np.percentile(frame_rms, 95), 1e-4)
+
+
+def silence_jitter(landmarks, silent) -> float:
+    """Mean mouth-landmark movement (px per frame) between consecutive silent frames; NaN without such pairs.
+
+    What a temporal model should keep low: the mouth at rest does not
+    twitch while nobody speaks (Vougioukas et al.'s claim against frame-wise
+    models). Measured on aligned crops, so head motion is mostly removed.
+    """
+    landmarks, silent = np.asarray(landmarks, np.float64), np.asarray(silent, bool)
+    pairs = silent[1:] & silent[:-1]
+    if not pairs.any():
+        return float("nan")
+    motion = np.linalg.norm(np.diff(landmarks[:, MOUTH], axis=0), axis=-1).mean(axis=-1)  # (T - 1,)
+    return float(motion[pairs].mean())

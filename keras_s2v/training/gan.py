@@ -125,7 +125,7 @@ class TemporalGANTrainer(keras.Model):
     def train_step(self, data):
         import tensorflow as tf
 
-        inputs, real = data
+        inputs, real, _ = keras.utils.unpack_x_y_sample_weight(data)
         noise = self.noise(inputs["audio"])
         with tf.GradientTape() as tape:
             fake = self.generator({**inputs, "noise": noise}, training=True)
@@ -147,14 +147,14 @@ class TemporalGANTrainer(keras.Model):
 
     def train_discriminators(self, data):
         """One step of the discriminators alone against the current generator (sanity checks, warm-up)."""
-        inputs, real = data
+        inputs, real, _ = keras.utils.unpack_x_y_sample_weight(data)
         fake = self.generator({**inputs, "noise": self.noise(inputs["audio"])}, training=False)
         self._apply_discriminators(*self._discriminator_losses(inputs, real, ops.stop_gradient(fake)))
         return {name: self.trackers[name].result() for name in ("d_frame", "d_sequence")}
 
     def test_step(self, data):
         """Reconstruction of held-out sequences with zero noise (the model's mean behaviour)."""
-        inputs, real = data
+        inputs, real, _ = keras.utils.unpack_x_y_sample_weight(data)
         fake = self.generator({**inputs, "noise": self.noise(inputs["audio"], stddev=0.0)}, training=False)
         self.trackers["loss"].update_state(_unscaled(self.reconstruction_loss(real, fake)))
         self.trackers["psnr"].update_state(_psnr(real, fake))

@@ -164,3 +164,15 @@ def test_mouth_opening_correlation():
     assert q.mouth_opening_correlation(opening, 2.5 * opening + 4) == pytest.approx(1.0)
     assert q.mouth_opening_correlation(opening, -opening) == pytest.approx(-1.0)
     assert np.isnan(q.mouth_opening_correlation(opening, np.full_like(opening, 5.0)))  # a still mouth
+
+
+def test_silence_jitter_counts_mouth_motion_in_pauses_only():
+    rms = np.array([0.3, 0.3, 0.001, 0.001, 0.001, 0.3])
+    silent = q.silent_frames(rms)
+    assert silent.tolist() == [False, False, True, True, True, False]
+    still = np.zeros((6, 68, 2))
+    assert q.silence_jitter(still, silent) == 0.0
+    moving = still.copy()
+    moving[:, q.MOUTH, 1] = np.array([0, 5, 0, 1, 0, 9])[:, None]  # 1 px twitches in the pause; speech moves more
+    assert q.silence_jitter(moving, silent) == pytest.approx(1.0)
+    assert np.isnan(q.silence_jitter(moving, np.zeros(6, bool)))

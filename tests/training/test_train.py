@@ -17,7 +17,8 @@ from keras_s2v.training import train_lib
 SHORT = ["train.epochs=1", "train.steps_per_epoch=2", "train.validation_steps=1"]
 
 
-@pytest.mark.parametrize("name", ["s2v_tiny", "s2v_5img_tiny", "s2v_noskip_tiny", "deblur_tiny"])
+# tgan_tiny trains in tests/export/test_export_tgan.py (train_lib.train, what this CLI calls).
+@pytest.mark.parametrize("name", ["s2v_tiny", "s2v_5img_tiny", "s2v_noskip_tiny", "deblur_tiny", "tgan_mfcc_spp_tiny"])
 def test_every_experiment_trains_through_the_cli(name, synth_shards, tmp_path):
     workdir = tmp_path / name
     args = [sys.executable, "-m", "keras_s2v.train", "--data", str(synth_shards), "--workdir", str(workdir),
@@ -28,7 +29,7 @@ def test_every_experiment_trains_through_the_cli(name, synth_shards, tmp_path):
     history = json.loads((workdir / "history.json").read_text())
     assert len(history) == 1 and np.isfinite(history[0]["loss"]) and "val_psnr" in history[0]
     model = train_lib.load_trained_model(workdir)
-    assert model.output.shape[1:] == (112, 112, 3)
+    assert model.output.shape[-3:] == (112, 112, 3)
     assert (workdir / "samples" / "latest.png").exists() and list((workdir / "logs").rglob("events.out.*"))
 
 
@@ -42,13 +43,16 @@ def test_tiny_model_overfits_one_batch(synth_shards):
     assert losses[-1] < 0.5 * losses[0], losses
 
 
-def test_two_replicas_give_the_same_step_as_one():
+@pytest.mark.parametrize("name, tolerance", [("s2v_tiny", 1e-4), ("tgan_tiny", 1e-3)])
+def test_two_replicas_give_the_same_step_as_one(name, tolerance):
     script = Path(__file__).with_name("replica_step.py")
-    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600)
+    result = subprocess.run([sys.executable, str(script), name], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     moved, diff = map(float, re.search(r"moved (\S+) diff (\S+)", result.stdout).groups())
-    assert moved > 1e-3  # the step did change the weights...
-    assert diff < 1e-4  # ...and identically with the global batch split over 2 replicas
+    assert moved > 1e-3  # the step did change the weights (a GAN step: all three players)...
+    # ...and identically with the global batch split over 2 replicas; a wrong loss scaling would
+    # differ by about half the step. The GAN's three players compound float rounding: 4e-4 measured.
+    assert diff < tolerance
 
 
 class _Crash(Exception):
