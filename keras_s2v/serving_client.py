@@ -37,6 +37,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from keras_s2v.data.audio import MFCC_WINDOW_SAMPLES
+
 IDENTITY_FEATURES = "identity_features"
 GENERATE_FRAME = "generate_frame"
 GENERATE_FRAME_PCM = "generate_frame_pcm"
@@ -247,8 +249,11 @@ class ServingClient:
 
     ``predict(signature_name, **inputs)`` returns the outputs as NumPy arrays;
     ``identity_features`` and ``generate_frame_pcm`` are the two calls an app
-    makes (the ``frame_loop.FrameBackend`` protocol).
+    makes (the ``frame_loop.FrameBackend`` protocol). Speech2Vid exports only:
+    a temporal GAN's ``generate_step`` carries state, which this loop does not.
     """
+
+    window_samples = MFCC_WINDOW_SAMPLES  # generate_frame_pcm's window
 
     def __init__(self, host: str, model_name: str, version: int | None = None, protocol: str = "rest",
                  rest_port: int = REST_PORT, grpc_port: int = GRPC_PORT, timeout: float = DEFAULT_TIMEOUT):  # fmt: skip

@@ -188,6 +188,8 @@ def test_client_rejects_bad_arguments():
 class RecordingBackend:
     """Frames whose pixels hold the frame index; records every call."""
 
+    window_samples = PCM
+
     def __init__(self):
         self.identity_calls, self.pcm_batches = [], []
 
