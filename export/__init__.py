@@ -1,4 +1,4 @@
-"""Export of trained Speech2Vid generators for TF Serving, TFLite (LiteRT) and ONNX.
+"""Export of trained generators (Speech2Vid; temporal GANs as streaming steps) for TF Serving, TFLite (LiteRT) and ONNX.
 
     python -m export --workdir TRAIN_DIR --out DIR [--formats saved_model,tflite,onnx]
                      [--quantize float32,float16,int8] [--android_assets android_demo_assets/]
