@@ -153,11 +153,6 @@ def pcm_window(waveform: np.ndarray, t: int, fps: float = FPS, samples: int = MF
     return padded_slice(waveform, *window_range(t, fps, samples))
 
 
-def wave_windows(waveform: np.ndarray, frames: int) -> np.ndarray:
-    """``(frames, WAVE_WINDOW_SAMPLES)`` raw windows for the temporal GAN."""
-    return np.stack([pcm_window(waveform, t, FPS, WAVE_WINDOW_SAMPLES) for t in range(frames)])
-
-
 # --- Constant matrices shared by the NumPy and TF implementations ----------------
 
 
