@@ -7,7 +7,12 @@ Running the same command again resumes from the last finished epoch.
 
 from __future__ import annotations
 
+import os
 import sys
+
+# oneDNN kernels: about 2x faster CPU training here (a lips-at-a-glance step at width 0.25, batch 8:
+# 1.4 s against 2.6 s); TensorFlow turns them on by itself only on AVX-512 CPUs. Before TF is imported.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 from absl import app, flags
 

@@ -15,7 +15,7 @@ import typing
 
 @dataclasses.dataclass
 class ModelConfig:
-    kind: str = "speech2vid"  # speech2vid | deblur | syncnet | tgan
+    kind: str = "speech2vid"  # speech2vid | deblur | syncnet | tgan | glance | lipflow | lipae
     num_identity_images: int = 1  # 1 or 5 (stacked on channels)
     width: float = 1.0  # filter-count multiplier
     embedding_dim: int = 256
@@ -35,6 +35,15 @@ class ModelConfig:
     plain_convs: bool = False  # decoder: a plain convolution after each skip (the MFCC variant)
     frame_discriminator: str = "strided"  # strided (6 convolutions) | pooled (4 conv + pool, 2 fully connected)
     sequence_pooling: str = "last_state"  # last_state | pyramid (1-D spatial pyramid pooling: any length)
+    # Lips at a glance (kind "glance"; its pretrained helpers "lipflow" and "lipae").
+    window_frames: int = 16  # lip frames generated at once (0.64 s); inference blends windows overlapping by half
+    glance_skips: bool = True  # identity-encoder skips into the 3-D decoder at 16 and 32 px
+    correlation: str = "derivative"  # audio-visual correlation loss: derivative | plain (no derivatives) | none
+    motion: str = "flow"  # what the correlation loss and the discriminator's third stream see: flow | difference
+    discriminator_streams: str = "audio,video,flow"  # "audio,video": the two-stream ablation
+    correlation_dim: int = 64  # phi_s and phi_v output features
+    flow_model: str | None = None  # trained lipflow workdir; None: trained first into <workdir>/flow
+    perceptual_model: str | None = None  # trained lipae workdir; None: trained first into <workdir>/perceptual
 
 
 @dataclasses.dataclass
@@ -69,6 +78,16 @@ class TrainConfig:
     d_sequence_learning_rate: float = 5e-5
     learning_rate_drop_epoch: int = 0  # from the epoch after this one, generator and frame D rates x factor; 0: never
     learning_rate_drop_factor: float = 0.9
+    adam_beta_1: float = 0.9
+    weight_decay: float = 0.0  # Adam's decoupled weight decay
+    # Lips at a glance: L = correlation + pixel (L1) + perceptual + adversarial, each weighted; 0 switches a term off.
+    correlation_weight: float = 1.0
+    pixel_weight: float = 0.5
+    perceptual_weight: float = 1.0
+    adversarial_weight: float = 1.0
+    mismatch_weight: float = 0.5  # lambda_p: real video with another clip's audio, scored as fake
+    generated_weight: float = 0.5  # lambda_u: generated video with its audio, scored as fake
+    pretrain_epochs: int = 4  # the flow network and the perceptual autoencoder, trained first when not given
 
 
 @dataclasses.dataclass
@@ -141,6 +160,10 @@ def _tiny(config: ExperimentConfig) -> ExperimentConfig:
     config.train.image_grid_size = 2
     if config.model.kind == "tgan":
         config.data.sequence_lengths = "4,8" if config.model.sequence_pooling == "pyramid" else "8"
+    if config.model.kind in GLANCE_KINDS:
+        config.model.window_frames = 8
+        config.model.correlation_dim = 8
+        config.train.pretrain_epochs = 1
     return config
 
 
@@ -301,8 +324,90 @@ register("tgan_small")(lambda: _cpu_sized(tgan(), "12"))
 register("tgan_mfcc_spp_small")(lambda: _cpu_sized(tgan_mfcc_spp(), "6,12"))
 
 
+GLANCE_KINDS = ("glance", "lipflow", "lipae")
+
+
+@register("glance")
+def glance() -> ExperimentConfig:
+    """Chen et al. 2018, lips at a glance: 16 64 x 64 lip frames from one lip image and 0.64 s of log-mel.
+
+    L = correlation + 0.5 L1 + perceptual + adversarial (three-stream
+    discriminator, mismatched audio as a third pair kind, lambda_p = lambda_u
+    = 0.5); Adam 2e-4, beta_1 0.5, weight decay 4e-4. The flow network and
+    the perceptual autoencoder are trained first (``lipflow``, ``lipae``) unless
+    ``model.flow_model`` / ``model.perceptual_model`` name trained workdirs.
+    """
+    config = s2v()
+    m, t = config.model, config.train
+    m.kind = "glance"
+    config.data.batch_size = 16
+    config.data.samples_per_segment = 4
+    config.data.shuffle_buffer = 256
+    t.optimizer, t.learning_rate, t.adam_beta_1, t.weight_decay = "adam", 2e-4, 0.5, 4e-4
+    t.early_stopping_patience = 0  # a GAN's losses are no stopping signal
+    return config
+
+
+def _glance_ablation(**changes):
+    """The full model with one part switched off (the paper's ablations, plus no adversarial term)."""
+
+    def build() -> ExperimentConfig:
+        config = glance()
+        for key, value in changes.items():
+            section, field = key.split("__")
+            setattr(getattr(config, section), field, value)
+        return config
+
+    return build
+
+
+GLANCE_ABLATIONS = {
+    "glance_no_corr": {"model__correlation": "none"},
+    "glance_plain_corr": {"model__correlation": "plain"},
+    "glance_two_stream": {"model__discriminator_streams": "audio,video"},
+    "glance_framediff": {"model__motion": "difference"},
+    "glance_no_perc": {"train__perceptual_weight": 0.0},
+    "glance_no_pix": {"train__pixel_weight": 0.0},
+    "glance_no_gan": {"train__adversarial_weight": 0.0},
+}
+for _name, _changes in GLANCE_ABLATIONS.items():
+    register(_name)(_glance_ablation(**_changes))
+
+
+def _pretraining(kind: str):
+    def build() -> ExperimentConfig:
+        config = glance()
+        config.model.kind = kind
+        config.train.optimizer, config.train.learning_rate, config.train.adam_beta_1 = "adam", 1e-3, 0.9
+        config.train.weight_decay = 0.0
+        config.train.epochs = 10
+        return config
+
+    return build
+
+
+register("lipflow")(_pretraining("lipflow"))  # self-supervised lip flow: photometric + smoothness
+register("lipae")(_pretraining("lipae"))  # the perceptual loss's autoencoder: reconstruct lip frames
+
+
+def _glance_cpu_sized(config: ExperimentConfig) -> ExperimentConfig:
+    """Quarter width, batch 8, a few hundred steps: trains on 2 CPU cores in about 15 minutes."""
+    config.model.width = 0.25
+    config.model.correlation_dim = 32
+    config.data.batch_size = 8
+    config.train.epochs = 8
+    config.train.steps_per_epoch = 40
+    config.train.validation_steps = 5
+    config.train.pretrain_epochs = 6  # 240 steps: the autoencoder's BatchNorm statistics settle (it runs frozen)
+    return config
+
+
+for _name in ("glance", *GLANCE_ABLATIONS):
+    register(f"{_name}_small")(lambda _base=_name: _glance_cpu_sized(_EXPERIMENTS[_base]()))
+
+
 for _name in ("s2v", "s2v_5img", "s2v_noskip", "deblur", "s2v_small", "s2v_mobile", "syncnet", "tgan",
-              "tgan_mfcc_spp"):  # fmt: skip
+              "tgan_mfcc_spp", "glance", *GLANCE_ABLATIONS, "lipflow", "lipae"):  # fmt: skip
     register(f"{_name}_tiny")(lambda _base=_name: _tiny(_EXPERIMENTS[_base]()))
 
 

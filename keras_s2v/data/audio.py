@@ -63,6 +63,10 @@ LOG_MEL_FMAX = SAMPLE_RATE / 2
 # Spectral frame i of video frame t is centred on sample 640 t + 80 + 160 i
 # (i = 0..3), symmetric about the frame centre 640 t + 320.
 LOG_MEL_FIRST_CENTRE = HOP_LENGTH // 2  # 80
+# Lips at a glance: 16 video frames (0.64 s) generated at once from their 64 x 128 log-mel.
+GLANCE_FRAMES = 16
+# Raw samples a window of video frames t0 .. t0 + n - 1 reads for its log-mel (``log_mel_window_range``).
+_LOG_MEL_MARGIN = WIN_LENGTH // 2 - LOG_MEL_FIRST_CENTRE  # 120 before frame t0, 120 after the last frame
 
 # --- Raw waveform windows for the temporal GAN -------------------------------
 WAVE_WINDOW_SAMPLES = int(0.16 * SAMPLE_RATE)  # 2560
@@ -115,6 +119,22 @@ def wave_window_range(t: int) -> tuple[int, int]:
 def segment_window_start(i, samples: int = MFCC_WINDOW_SAMPLES):
     """Where frame ``i``'s ``samples``-long window starts in a segment's stored PCM (``segment_pcm_range``)."""
     return i * SAMPLES_PER_FRAME + (MFCC_WINDOW_SAMPLES - samples) // 2
+
+
+def log_mel_window_range(first_frame: int, frames: int = GLANCE_FRAMES) -> tuple[int, int]:
+    """Raw samples ``[start, stop)`` the log-mel of video frames ``first_frame .. first_frame + frames - 1`` reads.
+
+    Frame t's 4 spectral frames are centred on ``640 t + 80 + 160 i`` and read
+    400 samples each, so the window is ``[640 t0 - 120, 640 (t0 + n) + 120)``:
+    10480 samples for the 16 frames of a lips-at-a-glance window (25 fps only).
+    """
+    start = frame_to_sample(first_frame) - _LOG_MEL_MARGIN
+    return start, frame_to_sample(first_frame + frames) + _LOG_MEL_MARGIN
+
+
+def log_mel_window_samples(frames: int = GLANCE_FRAMES) -> int:
+    start, stop = log_mel_window_range(0, frames)
+    return stop - start
 
 
 def padded_slice(waveform: np.ndarray, start: int, stop: int) -> np.ndarray:
@@ -278,6 +298,13 @@ def log_mel_frames(waveform: np.ndarray, frames: int) -> np.ndarray:
     return log_mel.reshape(frames, HOPS_PER_FRAME, LOG_MEL_BANDS).astype(np.float32)
 
 
+def log_mel_from_pcm_window(window: np.ndarray, frames: int = GLANCE_FRAMES) -> np.ndarray:
+    """``(log_mel_window_samples(frames),)`` raw samples -> ``(4 frames, 128)`` log-mel, as ``log_mel_frames`` makes it."""
+    power = _power_spectrum(np.asarray(window, np.float32), _LOG_MEL_MARGIN + LOG_MEL_FIRST_CENTRE, HOPS_PER_FRAME * frames)
+    log_mel = np.log(power @ mel_matrix(LOG_MEL_BANDS, LOG_MEL_FMIN, LOG_MEL_FMAX) + LOG_FLOOR)
+    return log_mel.astype(np.float32)
+
+
 def frame_rms(waveform: np.ndarray, frames: int) -> np.ndarray:
     """``(frames,)`` RMS energy of each video frame's own 40 ms of audio."""
     chunk = padded_slice(waveform.astype(np.float32), 0, frames * SAMPLES_PER_FRAME)
@@ -319,6 +346,22 @@ def mfcc_tf(pcm_windows):
     mel = tf.matmul(power, tf.constant(mel_matrix(MFCC_MEL_BANDS, MFCC_FMIN, MFCC_FMAX)))
     cepstra = tf.matmul(tf.math.log(mel + LOG_FLOOR), tf.constant(dct_matrix()))  # (B, 35, 12)
     return tf.transpose(cepstra, [0, 2, 1])
+
+
+def log_mel_tf(pcm_windows, frames: int = GLANCE_FRAMES):
+    """``(B, log_mel_window_samples(frames))`` float32 raw windows -> ``(B, 4 frames, 128)`` log-mel.
+
+    The graph twin of ``log_mel_from_pcm_window``, with ``mfcc_tf``'s builtin-only DFT.
+    """
+    import tensorflow as tf
+
+    starts = np.arange(HOPS_PER_FRAME * frames) * HOP_LENGTH
+    index = (starts[:, None] + np.arange(WIN_LENGTH)[None, :]).astype(np.int32)
+    spectra = tf.gather(pcm_windows, tf.constant(index), axis=1)  # (B, 4 n, 400)
+    cos, sin = windowed_dft_matrices()
+    power = tf.matmul(spectra, tf.constant(cos)) ** 2 + tf.matmul(spectra, tf.constant(sin)) ** 2  # (B, 4 n, 257)
+    mel = tf.matmul(power, tf.constant(mel_matrix(LOG_MEL_BANDS, LOG_MEL_FMIN, LOG_MEL_FMAX)))
+    return tf.math.log(mel + LOG_FLOOR)
 
 
 # --- Reading audio -------------------------------------------------------------------

@@ -171,9 +171,11 @@ def sequence_lengths(text) -> list[int]:
 
 
 def _audio_windows(example, first, length: int, audio_input: str):
-    """(length, *window) audio of frames first..first+length-1: raw 0.16 s windows or 12 x 35 MFCC."""
+    """(length, *window) audio of frames first..first+length-1: raw 0.16 s windows, 12 x 35 MFCC or 4 x 128 log-mel."""
     tf = _tf()
     frames = first + tf.range(length)
+    if audio_input == "log_mel":
+        return tf.gather(example["log_mel"], frames)  # (L, 4, 128)
     if audio_input == "mfcc":
         columns = frames[:, None] * audio_lib.HOPS_PER_FRAME + tf.range(audio_lib.MFCC_WINDOW_HOPS)[None, :]
         return tf.transpose(tf.gather(example["mfcc"], columns, axis=1), [1, 0, 2])  # (L, 12, 35)
@@ -251,6 +253,52 @@ def sequence_augmenter(seed: int):
         return inputs, frames
 
     return apply
+
+
+# --- Lips at a glance -------------------------------------------------------------------------
+
+LIP_SIZE = 64  # side of the lip frames the glance model sees and makes
+
+
+def lip_crops(frames, lip_size: int = LIP_SIZE, face_size: int | None = None):
+    """(..., S, S, 3) aligned faces in [0, 1] -> (..., lip_size, lip_size, 3): ``align.lip_box``, bilinear.
+
+    ``face_size``: S where the tensor's static shape does not say it (decoded JPEG frames).
+    """
+    tf = _tf()
+    from keras_s2v.data.face import align
+
+    frames = tf.convert_to_tensor(frames, tf.float32)
+    top, left, side = align.lip_box(face_size or int(frames.shape[-2]))
+    crops = frames[..., top : top + side, left : left + side, :]
+    lead = tf.shape(crops)[:-3]
+    flat = tf.reshape(crops, tf.concat([[-1], [side, side, 3]], 0))
+    resized = tf.image.resize(flat, (lip_size, lip_size), method="bilinear")
+    return tf.reshape(resized, tf.concat([lead, [lip_size, lip_size, 3]], 0))
+
+
+def glance_dataset(data_dir, split: str, batch_size: int, frames: int = audio_lib.GLANCE_FRAMES,
+                   samples_per_segment: int = 4, min_identity_gap: float = 0.5, training: bool = True,
+                   shuffle_buffer: int = 256, augment: bool = True, seed: int = 0):  # fmt: skip
+    """Batches of ``({"lips": (B, 64, 64, 3), "log_mel": (B, 4 frames, 128)}, lip clips (B, frames, 64, 64, 3))``.
+
+    ``sequence_dataset``'s windows (one still of the same track far from the
+    window, the faces flipped and jittered together) with every face cut to
+    its lip box (``lip_crops``) and the window's log-mel rows concatenated.
+    """
+    from keras_s2v.data import prepare
+
+    tf = _tf()
+    face_size = prepare.data_parameters(data_dirs(data_dir))["crop_size"]
+    dataset = sequence_dataset(data_dir, split, batch_size, (frames,), "log_mel", samples_per_segment, min_identity_gap,
+                               training, shuffle_buffer, augment, seed)  # fmt: skip
+
+    def to_lips(inputs, clip):
+        log_mel = tf.reshape(inputs["audio"], [-1, frames * audio_lib.HOPS_PER_FRAME, audio_lib.LOG_MEL_BANDS])
+        return ({"lips": lip_crops(inputs["faces"], face_size=face_size), "log_mel": log_mel},
+                lip_crops(clip, face_size=face_size))  # fmt: skip
+
+    return dataset.map(to_lips, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 # --- Sync expert ------------------------------------------------------------------------------

@@ -10,8 +10,9 @@ on the same clips, in the same table:
 * ``shuffled audio``: the model driven by another clip's audio (motion out of sync);
 * ``ground truth``: the real frames (the ceiling for sync and sharpness).
 
-Per method and clip (``METRICS``): PSNR and SSIM on the aligned face and on
-its lower half; CPBD and FDBM (sharpness); LMD on the mouth; ACD to the
+Per method and clip (``METRICS``): PSNR and SSIM on the aligned face, on
+its lower half and on the lip box (``align.lip_box``, what lips-at-a-glance
+generates); CPBD (face and lip box) and FDBM (sharpness); LMD on the mouth; ACD to the
 identity still; the sync expert's offset, distance and confidence; blinks per
 minute; mouth-landmark jitter over silent frames; the correlation of mouth
 opening with the real clip's.
@@ -37,7 +38,10 @@ METRICS = {
     "ssim": ("SSIM", ".3f", True),
     "psnr_lower": ("PSNR lower dB", ".2f", True),
     "ssim_lower": ("SSIM lower", ".3f", True),
+    "psnr_lips": ("PSNR lips dB", ".2f", True),
+    "ssim_lips": ("SSIM lips", ".3f", True),
     "cpbd": ("CPBD", ".3f", True),
+    "cpbd_lips": ("CPBD lips", ".3f", True),
     "fdbm": ("FDBM", ".4f", True),
     "lmd": ("LMD px", ".2f", False),
     "acd": ("ACD", ".3f", False),
@@ -188,13 +192,17 @@ class Scorer:
         picked = list(range(0, len(frames), self.acd_stride))
         psnr = [quality.psnr(r, f) for r, f in zip(real, frames)]
         psnr_lower = [quality.psnr(quality.lower_half(r), quality.lower_half(f)) for r, f in zip(real, frames)]
+        real_lips, lips = quality.lip_region(real), quality.lip_region(frames)
         real_opening, opening = tracks.mouth_opening(reference["landmarks"]), tracks.mouth_opening(landmarks)
         metrics = {
             "psnr": _mean_db(psnr),
             "ssim": float(np.mean([quality.ssim(r, f) for r, f in zip(real, frames)])),
             "psnr_lower": _mean_db(psnr_lower),
             "ssim_lower": float(np.mean([quality.ssim(quality.lower_half(r), quality.lower_half(f)) for r, f in zip(real, frames)])),
+            "psnr_lips": _mean_db([quality.psnr(r, f) for r, f in zip(real_lips, lips)]),
+            "ssim_lips": float(np.mean([quality.ssim(r, f) for r, f in zip(real_lips, lips)])),
             "cpbd": float(np.mean([quality.cpbd(f) for f in frames])),
+            "cpbd_lips": float(np.mean([quality.cpbd(f) for f in lips])),
             "fdbm": float(np.mean([quality.fdbm(f) for f in frames])),
             "lmd": quality.landmark_distance(reference["landmarks"], landmarks),
             "acd": identity.average_content_distance(reference["descriptor"],

@@ -68,6 +68,14 @@ def lower_half(image):
     return image[image.shape[0] // 2 :]
 
 
+def lip_region(frames):
+    """The lip box (``align.lip_box``) of aligned face crops, (..., S, S, C) -> (..., S/2, S/2, C)."""
+    from keras_s2v.data.face import align
+
+    top, left, side = align.lip_box(np.shape(frames)[-2])
+    return frames[..., top : top + side, left : left + side, :]
+
+
 def _pair(real, fake):
     real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
     if real.shape != fake.shape:

@@ -78,7 +78,8 @@ def markdown(result: dict) -> str:
         "",
         markdown_table(result["summary"]),
         "",
-        "- PSNR / SSIM: against the real aligned frames (112 px), whole face and lower half; ∞ for identical frames.",
+        "- PSNR / SSIM: against the real aligned frames (112 px), whole face, lower half and lip box "
+        "(the 56 px mouth box lips-at-a-glance generates); ∞ for identical frames.",
         "- CPBD (Narvekar & Karam 2011), FDBM (De & Masilamani 2013): sharpness, higher is sharper.",
         "- LMD: mouth landmark distance after aligning the mean points (Chen et al. 2018), pixels of the 112 px crop.",
         "- ACD: distance of dlib face descriptors between the identity still and the frames (same person < 0.6).",

@@ -78,3 +78,46 @@ def conv1d_bn_relu(x, filters: int, kernel_size: int, strides: int = 1, padding:
                             kernel_initializer="he_normal", name=name)(x)  # fmt: skip
     x = batch_norm(f"{name}_bn")(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x)
+
+
+def conv2plus1d(x, filters: int, kernel_size=(3, 3, 3), strides=(1, 1, 1), normalize: bool = True,
+                activation: str | None = "relu", use_bias: bool | None = None, name: str = "conv3d"):  # fmt: skip
+    """A 3-D convolution factorised into space then time (R(2+1)D, Tran et al. 2018): (B, T, H, W, C) -> (B, T', H', W', f).
+
+    A k x k Conv2D on every frame (``{name}_space``, the spatial strides),
+    then a Conv2D of kernel (k_t, 1) over (time, pixels) (``{name}_time``, the
+    temporal stride), each [-> BatchNorm] -> ReLU or LeakyReLU(0.2). Same
+    receptive field as a k_t x k x k kernel, fewer weights, and only Conv2D
+    ops: TensorFlow's strided Conv3D gradients run about 100x slower on CPU
+    (measured 3.6-6.6 s against 0.05 s for one layer at batch 2 x 8 frames),
+    and phones' TFLite delegates take Conv2D, not CONV_3D. Any T.
+    ``use_bias`` defaults to ``not normalize``; ``activation``: relu, leaky or None.
+    """
+    from keras_s2v.layers.sequence import FoldTime, UnfoldTime
+
+    kernel_size = (kernel_size,) * 3 if isinstance(kernel_size, int) else tuple(kernel_size)
+    strides = (strides,) * 3 if isinstance(strides, int) else tuple(strides)
+    t_kernel, s_kernel = kernel_size[0], kernel_size[1]
+    t_stride, s_stride = strides[0], strides[1]
+    use_bias = not normalize if use_bias is None else use_bias
+
+    def finish(y, suffix):
+        if normalize:
+            y = batch_norm(f"{name}_{suffix}_bn")(y)
+        if activation == "relu":
+            return keras.layers.ReLU(name=f"{name}_{suffix}_relu")(y)
+        if activation == "leaky":
+            return keras.layers.LeakyReLU(0.2, name=f"{name}_{suffix}_lrelu")(y)
+        return y
+
+    y = FoldTime(name=f"{name}_fold")(x)  # (B T, H, W, C)
+    y = keras.layers.Conv2D(filters, s_kernel, strides=s_stride, padding="same", use_bias=use_bias,
+                            kernel_initializer="he_normal", name=f"{name}_space")(y)  # fmt: skip
+    y = finish(y, "space")
+    y = UnfoldTime(name=f"{name}_unfold")([y, x])  # (B, T, H', W', f)
+    height, width = y.shape[2], y.shape[3]
+    y = keras.layers.Reshape((-1, height * width, filters), name=f"{name}_pixels")(y)  # (B, T, H' W', f)
+    y = keras.layers.Conv2D(filters, (t_kernel, 1), strides=(t_stride, 1), padding="same", use_bias=use_bias,
+                            kernel_initializer="he_normal", name=f"{name}_time")(y)  # fmt: skip
+    y = finish(y, "time")
+    return keras.layers.Reshape((-1, height, width, filters), name=f"{name}_frames")(y)  # (B, T', H', W', f)

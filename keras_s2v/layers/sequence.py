@@ -89,3 +89,32 @@ class SpatialPyramidPooling1D(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "levels": list(self.levels)}
+
+
+@keras.saving.register_keras_serializable(package="keras_s2v")
+class RepeatAlongAxis(keras.layers.Layer):
+    """(B, ...) -> a new axis at ``axis`` (>= 1) holding ``repeats`` copies: ``(B, 8, 8, C)`` -> ``(B, T, 8, 8, C)``.
+
+    The glance model's fusion by duplication. A static ``repeats`` makes it a
+    single TFLite ``TILE``, and it has no weights, so sub-models can rebuild it.
+    """
+
+    def __init__(self, repeats: int, axis: int = 1, **kwargs):
+        super().__init__(**kwargs)
+        if axis < 1:
+            raise ValueError(f"axis must be >= 1 (the batch axis stays first), got {axis}")
+        self.repeats = int(repeats)
+        self.axis = int(axis)
+
+    def call(self, x):
+        x = ops.expand_dims(x, self.axis)
+        multiples = [1] * len(x.shape)
+        multiples[self.axis] = self.repeats
+        return ops.tile(x, multiples)
+
+    def compute_output_shape(self, input_shape):
+        shape = list(input_shape)
+        return tuple(shape[: self.axis] + [self.repeats] + shape[self.axis :])
+
+    def get_config(self):
+        return {**super().get_config(), "repeats": self.repeats, "axis": self.axis}

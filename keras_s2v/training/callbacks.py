@@ -51,7 +51,10 @@ class ImageGrid(keras.callbacks.Callback):
         generated, truth = np.asarray(self.model.predict(self.inputs, verbose=0)), np.asarray(self.truth)
         if generated.ndim == 5:  # sequences (B, T, S, S, 3): their middle frames
             generated, truth = generated[:, generated.shape[1] // 2], truth[:, truth.shape[1] // 2]
-        identity = self.inputs["faces"][..., :3] if isinstance(self.inputs, dict) else self.inputs
+        if isinstance(self.inputs, dict):
+            identity = self.inputs["faces"][..., :3] if "faces" in self.inputs else self.inputs["lips"]
+        else:
+            identity = self.inputs
         grid = image_grid(np.asarray(identity), generated, truth)
         with tf.summary.create_file_writer(self.log_dir).as_default():
             tf.summary.image("identity | generated | truth", grid[None], step=epoch)

@@ -83,6 +83,11 @@ class TemporalGANTrainer(keras.Model):
     def metrics(self):
         return list(self.trackers.values())
 
+    @property
+    def shipped(self):
+        """What is saved as ``model.keras``: the generator alone."""
+        return self.generator
+
     def noise(self, audio, stddev=None):
         """(B, T, N) Gaussian noise for a batch of audio sequences."""
         shape = (ops.shape(audio)[0], ops.shape(audio)[1], self.generator.noise_dim)

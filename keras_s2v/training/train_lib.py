@@ -56,12 +56,38 @@ def build_model(config: ExperimentConfig):
         return TemporalGenerator(m.audio_input, width=m.width, identity_dim=m.identity_dim, audio_dim=m.embedding_dim,
                                  context_dim=m.context_dim, noise_dim=m.noise_dim, noise_layers=m.noise_layers,
                                  plain_convs=m.plain_convs, noise_std=m.noise_std)  # fmt: skip
-    raise ValueError(f"unknown model kind {m.kind!r} (speech2vid, deblur, syncnet, tgan)")
+    if m.kind == "glance":
+        from keras_s2v.models.glance import GlanceGenerator
+
+        return GlanceGenerator(frames=m.window_frames, width=m.width, skips=m.glance_skips)
+    if m.kind == "lipflow":
+        from keras_s2v.models.lip_motion import LipFlowNet
+
+        return LipFlowNet(width=m.width)
+    if m.kind == "lipae":
+        from keras_s2v.models.lip_motion import LipAutoencoder
+
+        return LipAutoencoder(width=m.width)
+    raise ValueError(f"unknown model kind {m.kind!r} (speech2vid, deblur, syncnet, tgan, glance, lipflow, lipae)")
 
 
-def build_trainable(config: ExperimentConfig):
-    """What ``fit`` runs: the model itself, or for a GAN the trainer around the generator and its discriminators."""
+def build_trainable(config: ExperimentConfig, pretrained: dict | None = None):
+    """What ``fit`` runs: the model itself, or for a GAN the trainer around the generator and its discriminators.
+
+    ``pretrained``: a glance model's trained helper workdirs, ``{"flow": path, "perceptual": path}``
+    (``pretrained_workdirs``).
+    """
     model = build_model(config)
+    if config.model.kind == "glance":
+        m, pretrained = config.model, pretrained or {}
+        needs_flow = m.motion == "flow" and (m.correlation == "derivative" or "flow" in m.discriminator_streams)
+        flow_net = load_trained_model(pretrained["flow"]) if needs_flow else None
+        perceptual = load_trained_model(pretrained["perceptual"]).encoder if config.train.perceptual_weight else None
+        return glance_trainer(config, model, flow_net, perceptual)
+    if config.model.kind == "lipflow":
+        from keras_s2v.training.glance import FlowTrainer
+
+        return FlowTrainer(model)
     if config.model.kind != "tgan":
         return model
     from keras_s2v.models.discriminators import (
@@ -76,9 +102,70 @@ def build_trainable(config: ExperimentConfig):
     return TemporalGANTrainer(model, frame, sequence, seed=config.train.seed)
 
 
+def glance_trainer(config: ExperimentConfig, generator, flow_net, perceptual_encoder):
+    """The glance generator's trainer: a fresh discriminator and phi_s, phi_v around the frozen helpers."""
+    from keras_s2v.models.lip_motion import (
+        AudioDerivativeEncoder,
+        MotionEncoder,
+        ThreeStreamDiscriminator,
+    )
+    from keras_s2v.training.glance import GlanceTrainer
+
+    m, t = config.model, config.train
+    motion_channels = 2 if m.motion == "flow" else 3
+    discriminator = ThreeStreamDiscriminator(m.window_frames, width=m.width, motion_channels=motion_channels,
+                                             streams=m.discriminator_streams)  # fmt: skip
+    audio_encoder = motion_encoder = None
+    if m.correlation != "none":
+        channels = motion_channels if m.correlation == "derivative" else 3  # plain: the frames themselves
+        audio_encoder = AudioDerivativeEncoder(m.window_frames, width=m.width, feature_dim=m.correlation_dim)
+        motion_encoder = MotionEncoder(channels=channels, width=m.width, feature_dim=m.correlation_dim)
+    return GlanceTrainer(generator, discriminator, flow_net, perceptual_encoder, audio_encoder, motion_encoder,
+                         m.correlation, m.motion, seed=t.seed)  # fmt: skip
+
+
+PRETRAINED = {"flow": ("lipflow", "flow_model"), "perceptual": ("lipae", "perceptual_model")}
+
+
+def pretraining_config(config: ExperimentConfig, kind: str) -> ExperimentConfig:
+    """The config a glance experiment trains its flow network (``lipflow``) or autoencoder (``lipae``) with."""
+    import copy
+
+    pre = copy.deepcopy(config)
+    pre.name = f"{config.name}/{kind}"
+    pre.model.kind = kind
+    pre.train.epochs = config.train.pretrain_epochs
+    pre.train.optimizer, pre.train.learning_rate, pre.train.adam_beta_1, pre.train.weight_decay = "adam", 1e-3, 0.9, 0.0
+    return pre
+
+
+def pretrained_workdirs(config: ExperimentConfig, data_dir, workdir, log=print) -> dict:
+    """A glance model's frozen helpers: the configured workdirs, or trained first into ``<workdir>/flow``,
+    ``<workdir>/perceptual`` (resumed like any run when interrupted)."""
+    found = {}
+    for role, (kind, field) in PRETRAINED.items():
+        given = getattr(config.model, field)
+        if given:
+            if not (Path(given) / MODEL_FILE).exists():
+                raise FileNotFoundError(f"{given}: model.{field} has no trained {MODEL_FILE}")
+            found[role] = Path(given)
+            continue
+        path = Path(workdir) / role
+        if not (path / MODEL_FILE).exists() or not (path / "history.json").exists() or _unfinished(path, config):
+            log(f"training the {role} network ({kind}) into {path}")
+            train(pretraining_config(config, kind), data_dir, path)
+        found[role] = path
+    return found
+
+
+def _unfinished(path: Path, config: ExperimentConfig) -> bool:
+    records = json.loads((path / "history.json").read_text())
+    return len(records) < config.train.pretrain_epochs
+
+
 def shipped_model(model):
-    """The part of a trained model that is saved as ``model.keras`` (a GAN's generator)."""
-    return getattr(model, "generator", model)
+    """The part of a trained model that is saved as ``model.keras`` (a trainer's ``shipped`` model: a generator)."""
+    return getattr(model, "shipped", model)
 
 
 def make_datasets(config: ExperimentConfig, data_dir, global_batch: int):
@@ -86,6 +173,19 @@ def make_datasets(config: ExperimentConfig, data_dir, global_batch: int):
     from keras_s2v.data import pipeline
 
     d, seed = config.data, config.train.seed
+    if config.model.kind in ("glance", "lipflow", "lipae"):
+        common = {"frames": config.model.window_frames, "min_identity_gap": d.min_identity_gap}
+        train = pipeline.glance_dataset(data_dir, d.train_split, global_batch, samples_per_segment=d.samples_per_segment,
+                                        training=True, shuffle_buffer=d.shuffle_buffer, augment=d.augment, seed=seed,
+                                        **common)  # fmt: skip
+        val = pipeline.glance_dataset(data_dir, d.validation_split, global_batch,
+                                      samples_per_segment=d.validation_samples_per_segment, training=False, **common)  # fmt: skip
+        if config.model.kind != "glance":
+            from keras_s2v.training.glance import fold_clips, only_clips
+
+            pairs = fold_clips if config.model.kind == "lipae" else only_clips
+            train, val = train.map(pairs), val.map(pairs)
+        return train, val
     if config.model.kind == "deblur":
         train = pipeline.deblur_dataset(data_dir, d.train_split, global_batch, d.samples_per_segment, True,
                                         d.shuffle_buffer, d.blur_max_sigma, d.blur_max_motion, seed)  # fmt: skip
@@ -128,7 +228,7 @@ def make_optimizer(config: ExperimentConfig, learning_rate: float | None = None)
     if t.optimizer == "sgd":
         return keras.optimizers.SGD(rate, momentum=t.momentum)
     if t.optimizer == "adam":
-        return keras.optimizers.Adam(rate)
+        return keras.optimizers.Adam(rate, beta_1=t.adam_beta_1, weight_decay=t.weight_decay or None)
     raise ValueError(f"unknown optimizer {t.optimizer!r} (sgd, adam)")
 
 
@@ -148,6 +248,16 @@ def compile_model(model, config: ExperimentConfig) -> None:
                       make_optimizer(config, t.d_sequence_learning_rate), l1_weight=t.l1_weight)  # fmt: skip
         return
 
+    if config.model.kind == "glance":
+        t = config.train
+        model.compile(make_optimizer(config), make_optimizer(config), correlation_weight=t.correlation_weight,
+                      pixel_weight=t.pixel_weight, perceptual_weight=t.perceptual_weight,
+                      adversarial_weight=t.adversarial_weight, mismatch_weight=t.mismatch_weight,
+                      generated_weight=t.generated_weight)  # fmt: skip
+        return
+    if config.model.kind == "lipflow":
+        model.compile(optimizer=make_optimizer(config))
+        return
     if config.model.kind == "syncnet":
         from keras_s2v.models import syncnet
 
@@ -196,7 +306,8 @@ def train(config: ExperimentConfig, data_dir, workdir, strategy=None, extra_call
     """Train an experiment; re-running the same call resumes from the last finished epoch.
 
     Returns the history (per-epoch metrics, this invocation's epochs only)
-    and where the model was saved.
+    and where the model was saved. A glance model first trains the frozen
+    helpers it is not given (``pretrained_workdirs``).
     """
     import keras
     import tensorflow as tf
@@ -205,6 +316,7 @@ def train(config: ExperimentConfig, data_dir, workdir, strategy=None, extra_call
 
     workdir = Path(workdir)
     check_workdir(workdir, config)
+    pretrained = pretrained_workdirs(config, data_dir, workdir) if config.model.kind == "glance" else None
     from keras_s2v.data import pipeline, prepare
 
     folders = [str(Path(d).resolve()) for d in pipeline.data_dirs(data_dir)]
@@ -216,7 +328,7 @@ def train(config: ExperimentConfig, data_dir, workdir, strategy=None, extra_call
     train_ds, val_ds = make_datasets(config, data_dir, global_batch)
     val_ds = val_ds.take(config.train.validation_steps).cache()
     with strategy.scope():
-        model = build_trainable(config)
+        model = build_trainable(config, pretrained)
         compile_model(model, config)
 
     callbacks = [
@@ -235,7 +347,7 @@ def train(config: ExperimentConfig, data_dir, workdir, strategy=None, extra_call
         t = config.train
         rates = {"g_optimizer": t.learning_rate, "d_frame_optimizer": t.d_frame_learning_rate}
         callbacks.append(LearningRateDrop(rates, t.learning_rate_drop_epoch, t.learning_rate_drop_factor))
-    if config.model.kind != "syncnet":  # generators: identity | generated | truth each epoch
+    if config.model.kind not in ("syncnet", "lipflow"):  # generators: identity | generated | truth each epoch
         grid_batch = next(iter(val_ds.unbatch().batch(config.train.image_grid_size)))
         callbacks.append(ImageGrid(grid_batch, workdir / "logs" / "images", workdir / "samples"))
     history = model.fit(
@@ -256,6 +368,8 @@ def load_trained_model(workdir):
     import keras
 
     import keras_s2v.models.deblur
+    import keras_s2v.models.glance
+    import keras_s2v.models.lip_motion
     import keras_s2v.models.speech2vid
     import keras_s2v.models.syncnet
     import keras_s2v.models.temporal_gan  # noqa: F401

@@ -125,3 +125,21 @@ def test_windows_at_another_frame_rate_are_centred_on_that_frame():
             assert stop - start == audio.MFCC_WINDOW_SAMPLES
             assert abs((start + stop) / 2 - (t + 0.5) * audio.SAMPLE_RATE / fps) <= 1
     assert audio.mfcc_window_range(3, 25) == audio.mfcc_window_range(3)
+
+
+def test_glance_windows_give_the_training_log_mel_in_numpy_and_in_the_graph():
+    """A 16-frame window's raw samples -> exactly the clip's stored log-mel rows, at the edges too."""
+    wave = _speechlike(1.5)
+    frames = audio.num_frames(len(wave))
+    stored = audio.log_mel_frames(wave, frames).reshape(-1, audio.LOG_MEL_BANDS)
+    assert audio.log_mel_window_samples() == 10480 == audio.log_mel_window_range(3)[1] - audio.log_mel_window_range(3)[0]
+    windows = []
+    for first in (0, 8, frames - audio.GLANCE_FRAMES, frames - 4):  # the last runs past the end: zeros, as stored
+        window = audio.padded_slice(wave, *audio.log_mel_window_range(first))
+        rows = stored[4 * first : 4 * (first + audio.GLANCE_FRAMES)]
+        np.testing.assert_allclose(audio.log_mel_from_pcm_window(window)[: len(rows)], rows, atol=1e-4)
+        windows.append(window)
+    in_graph = np.asarray(audio.log_mel_tf(np.stack(windows)))
+    numpy = np.stack([audio.log_mel_from_pcm_window(w) for w in windows])
+    assert in_graph.shape == (4, 64, 128)
+    np.testing.assert_allclose(in_graph, numpy, atol=1e-3)

@@ -48,3 +48,33 @@ def test_training_batches_are_deterministic_under_a_seed(synth_shards):
     for x, y in zip(a, b):
         np.testing.assert_array_equal(x, y)
     assert not np.array_equal(a[1], c[1])
+
+
+def test_lip_box_is_the_mouth_and_crops_match_it():
+    from keras_s2v.data.face import align
+
+    for size in (112, 128, 224):
+        top, left, side = align.lip_box(size)
+        mouth = align.canonical_landmarks(size)[align.MOUTH]
+        assert side == size // 2 and 0 <= top and top + side <= size and 0 <= left and left + side <= size
+        assert (mouth[:, 0] > left + 0.15 * side).all() and (mouth[:, 0] < left + 0.85 * side).all()
+        assert (mouth[:, 1] > top + 0.15 * side).all() and (mouth[:, 1] < top + 0.85 * side).all()
+    faces = np.random.default_rng(0).random((2, 3, 112, 112, 3)).astype(np.float32)
+    top, left, side = align.lip_box(112)
+    crops = pipeline.lip_crops(faces).numpy()
+    assert crops.shape == (2, 3, 64, 64, 3)
+    expected = tf.image.resize(faces[1, 2, top : top + side, left : left + side], (64, 64)).numpy()
+    np.testing.assert_allclose(crops[1, 2], expected, atol=1e-6)
+
+
+def test_glance_windows_hold_lip_clips_and_their_own_log_mel(synth_shards):
+    example = features.decode_example(next(iter(tf.data.TFRecordDataset(features.list_shards(synth_shards, "validation")))))
+    n = int(example["num_frames"])
+    inputs, clips = next(iter(pipeline.glance_dataset(synth_shards, "validation", 8, frames=8, samples_per_segment=2,
+                                                      training=False)))  # fmt: skip
+    assert inputs["lips"].shape[1:] == (64, 64, 3) and inputs["log_mel"].shape[1:] == (32, 128)
+    assert clips.shape[1:] == (8, 64, 64, 3)
+    first = np.linspace(0, n - 8, 2).astype(int)[0]
+    np.testing.assert_array_equal(inputs["log_mel"][0], example["log_mel"].numpy()[first : first + 8].reshape(32, 128))
+    frames = example["frames"][first : first + 8].numpy() / 255.0
+    np.testing.assert_allclose(clips[0], pipeline.lip_crops(frames).numpy(), atol=1e-5)

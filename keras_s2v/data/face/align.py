@@ -38,6 +38,24 @@ LEFT_EYE = slice(42, 48)
 ALIGNMENT_POINTS = np.r_[27:36, 36:48]  # nose bridge and base, both eyes
 
 
+MOUTH = slice(48, 68)
+
+
+def lip_box(size: int) -> tuple[int, int, int]:
+    """``(top, left, side)`` of the mouth box in a ``size`` x ``size`` aligned crop: what lips-at-a-glance sees.
+
+    Half the crop's side, centred on the canonical mouth: lips, their corners
+    and the chin's upper part with room to open. Alignment fixes the face by
+    eyes and nose only, so one box serves every frame and the crop never
+    follows the mouth. At 112: rows 45..100, columns 28..83.
+    """
+    side = size // 2
+    centre_x, centre_y = CANONICAL_68[MOUTH].mean(axis=0) * size
+    top = int(np.clip(round(centre_y - side / 2), 0, size - side))
+    left = int(np.clip(round(centre_x - side / 2), 0, size - side))
+    return top, left, side
+
+
 def canonical_landmarks(size: int) -> np.ndarray:
     """Canonical 68 points in pixels of a size x size crop."""
     return CANONICAL_68 * np.float32(size)

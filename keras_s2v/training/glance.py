@@ -1,0 +1,377 @@
+"""Lips-at-a-glance training (Chen et al. 2018): the losses and a trainer with one tape per player.
+
+Before the generator trains, two helpers are trained and frozen:
+
+* ``FlowTrainer``: the lip flow network, self-supervised on consecutive lip
+  frames (photometric Charbonnier loss of the warped second frame against
+  the first + first-order smoothness). The paper fine-tunes a pretrained
+  FlowNet, which cannot be downloaded here; this small network is
+  differentiable, so the correlation loss and the discriminator's flow stream
+  pass gradients through it to the generated frames.
+* the perceptual autoencoder (``LipAutoencoder``), trained to reconstruct lip
+  frames with L1; its encoder is the perceptual loss's phi.
+
+``GlanceTrainer.train_step``:
+
+1. generator player (generator + phi_s + phi_v, one tape):
+   ``L = w_corr l_corr + w_pix l_pix + w_perc l_perc + w_adv l_gen``, with
+   l_corr the audio-visual derivative correlation of the generated clip (the
+   real clip's correlation also trains phi_s and phi_v; it has no gradient
+   into the generator);
+2. discriminator (one tape): real pairs scored real; generated pairs
+   (weight lambda_u) and real video with another sample's audio (the batch
+   rolled by one; weight lambda_p) scored fake.
+
+Every loss is a ``keras.losses.Loss`` called inside the replica, so under
+``MirroredStrategy`` it is scaled by 1 / replicas and the summed gradients
+are those of the global batch.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from keras_s2v.data import audio as audio_lib
+from keras_s2v.layers.sequence import fold_time
+from keras_s2v.training.gan import _psnr, _unscaled
+
+CORRELATIONS = ("derivative", "plain", "none")
+MOTIONS = ("flow", "difference")
+EPSILON = 1e-8  # the paper's epsilon in the cosine's denominator
+
+
+@keras.saving.register_keras_serializable(package="keras_s2v")
+class CorrelationLoss(keras.losses.Loss):
+    """``1 - cos(a, v)`` per sample, of audio features ``a`` and visual features ``v`` (B, T, D), in [0, 2].
+
+    Each feature channel is centred over time first (a Pearson correlation
+    over the whole clip): phi_s and phi_v learn with the generator, and
+    without centring both could output one constant vector and make the
+    cosine 1 whatever the audio. After centring, only features that change
+    together over time score.
+    """
+
+    def __init__(self, name: str = "correlation", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def call(self, y_true, y_pred):
+        a = y_true - ops.mean(y_true, axis=1, keepdims=True)
+        v = y_pred - ops.mean(y_pred, axis=1, keepdims=True)
+        dot = ops.sum(a * v, axis=(1, 2))
+        norms = ops.sqrt(ops.sum(ops.square(a), axis=(1, 2))) * ops.sqrt(ops.sum(ops.square(v), axis=(1, 2)))
+        return 1.0 - dot / (norms + EPSILON)
+
+
+class PerceptualLoss(keras.losses.Loss):
+    """Squared distance of the frozen autoencoder's features of real and generated frames, any leading axes.
+
+    Each position's feature vector is scaled to unit length first (as LPIPS
+    does): the raw scale of a freshly trained encoder's features is arbitrary
+    (about 58 on the first steps of ``glance_tiny``, 0.9 for the correlation
+    term), and the paper's weight of 1 assumes terms of like size. In [0, 4].
+    """
+
+    def __init__(self, encoder, name: str = "perceptual", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.encoder = encoder
+
+    def call(self, y_true, y_pred):
+        batch = ops.shape(y_true)[0]
+        real = _unit(self.encoder(ops.reshape(y_true, (-1, *y_true.shape[-3:])), training=False))
+        fake = _unit(self.encoder(ops.reshape(y_pred, (-1, *y_pred.shape[-3:])), training=False))
+        squared = ops.sum(ops.square(real - fake), axis=-1)  # (B T, h, w)
+        return ops.mean(ops.reshape(squared, (batch, -1)), axis=-1)
+
+
+def _unit(features):
+    return features / (ops.sqrt(ops.sum(ops.square(features), axis=-1, keepdims=True)) + EPSILON)
+
+
+@keras.saving.register_keras_serializable(package="keras_s2v")
+class PhotometricLoss(keras.losses.Loss):
+    """Charbonnier distance sqrt(d^2 + 1e-6) of a frame and its neighbour warped onto it (robust to occlusions)."""
+
+    def __init__(self, name: str = "photometric", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def call(self, y_true, y_pred):
+        return ops.mean(ops.sqrt(ops.square(y_true - y_pred) + 1e-6), axis=(-3, -2, -1))
+
+
+@keras.saving.register_keras_serializable(package="keras_s2v")
+class FlowSmoothness(keras.losses.Loss):
+    """Mean absolute first-order gradient of a flow field (B, H, W, 2): neighbouring pixels move alike."""
+
+    def __init__(self, name: str = "smoothness", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def call(self, y_true, y_pred):
+        dx = ops.abs(y_pred[:, :, 1:] - y_pred[:, :, :-1])
+        dy = ops.abs(y_pred[:, 1:] - y_pred[:, :-1])
+        return ops.mean(dx, axis=(1, 2, 3)) + ops.mean(dy, axis=(1, 2, 3))
+
+
+def frame_pairs(clips):
+    """(B, T, H, W, C) -> (first, second) (B (T-1), H, W, C): every pair of consecutive frames."""
+    return fold_time(clips[:, :-1]), fold_time(clips[:, 1:])
+
+
+class FlowTrainer(keras.Model):
+    """Trains a ``LipFlowNet`` on lip clips without labels; ``shipped`` is the flow network.
+
+    Data: ``(clips, clips)`` with clips (B, T, 64, 64, 3) (``pipeline.glance_dataset`` through ``only_clips``).
+    ``loss`` = photometric + ``smoothness_weight`` x smoothness.
+    """
+
+    def __init__(self, flow_net, smoothness_weight: float = 0.05, **kwargs):
+        super().__init__(name="flow_trainer", **kwargs)
+        self.flow_net = flow_net
+        self.smoothness_weight = smoothness_weight
+        self.photometric = PhotometricLoss()
+        self.smoothness = FlowSmoothness()
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in ("loss", "photometric", "smoothness")}
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    @property
+    def shipped(self):
+        return self.flow_net
+
+    def call(self, clips, training=False):
+        first, second = frame_pairs(clips)
+        return self.flow_net({"first": first, "second": second}, training=training)
+
+    def _flow_losses(self, clips, training):
+        from keras_s2v.models.lip_motion import warp
+
+        first, second = frame_pairs(clips)
+        flow = self.flow_net({"first": first, "second": second}, training=training)
+        photometric = self.photometric(first, warp(second, flow))
+        smoothness = self.smoothness(flow, flow)
+        return photometric, smoothness
+
+    def train_step(self, data):
+        import tensorflow as tf
+
+        _, clips, _ = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            photometric, smoothness = self._flow_losses(clips, True)
+            loss = photometric + self.smoothness_weight * smoothness
+        grads = tape.gradient(loss, self.flow_net.trainable_weights)
+        self.optimizer.apply_gradients(zip(grads, self.flow_net.trainable_weights))
+        return self._track(photometric, smoothness)
+
+    def test_step(self, data):
+        _, clips, _ = keras.utils.unpack_x_y_sample_weight(data)
+        return self._track(*self._flow_losses(clips, False))
+
+    def _track(self, photometric, smoothness):
+        self.trackers["loss"].update_state(_unscaled(photometric + self.smoothness_weight * smoothness))
+        self.trackers["photometric"].update_state(_unscaled(photometric))
+        self.trackers["smoothness"].update_state(_unscaled(smoothness))
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+
+def frame_audio(log_mel, frames: int):
+    """(B, 4 T, 128) log-mel -> (B, T, 128): each video frame's 4 spectral rows averaged."""
+    return ops.mean(
+        ops.reshape(log_mel, (-1, frames, audio_lib.HOPS_PER_FRAME, audio_lib.LOG_MEL_BANDS)),
+        axis=2,
+    )
+
+
+class GlanceTrainer(keras.Model):
+    """Trains a ``GlanceGenerator`` against a ``ThreeStreamDiscriminator``.
+
+    ``flow_net`` (frozen) gives the motion of real and generated clips
+    (``motion="difference"``: frame differences instead, the paper's
+    ablation); ``perceptual_encoder`` (frozen) the perceptual features;
+    ``audio_encoder`` (phi_s) and ``motion_encoder`` (phi_v) the correlation
+    features, trained with the generator. ``correlation``: ``derivative``
+    (audio features' temporal derivative against the motion), ``plain``
+    (audio features against the frames themselves) or ``none``.
+
+    Data: ``({"lips": (B, 64, 64, 3), "log_mel": (B, 4 T, 128)}, clips (B, T, 64, 64, 3))``.
+    Logs ``loss`` (L1, the validation monitor), ``g_loss``, each generator term,
+    ``d_loss`` and how often the discriminator scores the real pair above the
+    generated one (``d_real_wins``) and above the mismatched one (``d_mismatch_wins``).
+    """
+
+    def __init__(self, generator, discriminator, flow_net=None, perceptual_encoder=None, audio_encoder=None,
+                 motion_encoder=None, correlation: str = "derivative", motion: str = "flow", seed: int = 0,
+                 **kwargs):  # fmt: skip
+        super().__init__(name="glance_trainer", **kwargs)
+        if correlation not in CORRELATIONS:
+            raise ValueError(f"unknown correlation {correlation!r} ({', '.join(CORRELATIONS)})")
+        if motion not in MOTIONS:
+            raise ValueError(f"unknown motion {motion!r} ({', '.join(MOTIONS)})")
+        if motion == "flow" and flow_net is None and (correlation == "derivative" or _uses_motion(discriminator)):
+            raise ValueError("motion 'flow' needs a trained flow network")
+        self.generator = generator
+        self.discriminator = discriminator
+        self.flow_net, self.perceptual_encoder = flow_net, perceptual_encoder
+        self.audio_encoder, self.motion_encoder = audio_encoder, motion_encoder
+        self.correlation, self.motion = correlation, motion
+        for frozen in (flow_net, perceptual_encoder):
+            if frozen is not None:
+                frozen.trainable = False
+        names = ("loss", "g_loss", "correlation", "correlation_real", "pixel", "perceptual", "adversarial", "d_loss",
+                 "d_real_wins", "d_mismatch_wins", "psnr")  # fmt: skip
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
+
+    def compile(self, g_optimizer, d_optimizer, correlation_weight: float = 1.0, pixel_weight: float = 0.5,
+                perceptual_weight: float = 1.0, adversarial_weight: float = 1.0, mismatch_weight: float = 0.5,
+                generated_weight: float = 0.5, **kwargs):  # fmt: skip
+        super().compile(**kwargs)
+        self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
+        self.weights_ = {"correlation": correlation_weight if self.correlation != "none" else 0.0,
+                         "pixel": pixel_weight, "perceptual": perceptual_weight, "adversarial": adversarial_weight}  # fmt: skip
+        if self.weights_["perceptual"] and self.perceptual_encoder is None:
+            raise ValueError("a perceptual loss weight without a trained perceptual autoencoder")
+        self.mismatch_weight, self.generated_weight = mismatch_weight, generated_weight
+        # Built here, under the caller's strategy scope (see training.gan).
+        g_optimizer.build(self.generator_player_weights)
+        d_optimizer.build(self.discriminator.trainable_variables)
+        self.pixel_loss = keras.losses.MeanAbsoluteError(name="pixel")
+        self.perceptual_loss = PerceptualLoss(self.perceptual_encoder) if self.perceptual_encoder is not None else None
+        self.correlation_loss = CorrelationLoss()
+        self.adversarial_loss = keras.losses.BinaryCrossentropy(from_logits=True, name="adversarial")
+
+    @property
+    def generator_player_weights(self):
+        extra = [m for m in (self.audio_encoder, self.motion_encoder) if m is not None and self.correlation != "none"]
+        return [w for model in (self.generator, *extra) for w in model.trainable_weights]
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    @property
+    def shipped(self):
+        return self.generator
+
+    def call(self, inputs, training=False):
+        return self.generator(inputs, training=training)
+
+    # --- motion and correlation -----------------------------------------------------------------
+
+    def clip_motion(self, clips):
+        """(B, T, 64, 64, 3) -> (B, T-1, 64, 64, M): flow (M = 2) or frame differences (M = 3)."""
+        from keras_s2v.models.lip_motion import clip_motion
+
+        return clip_motion(self.flow_net, clips, self.motion)
+
+    def correlation_of(self, clips, motion, log_mel):
+        """(B,) 1 - cos of phi_s(audio change) and phi_v(motion); ``plain``: audio against the frames."""
+        audio = frame_audio(log_mel, log_mel.shape[1] // audio_lib.HOPS_PER_FRAME)  # (B, T, 128)
+        if self.correlation == "derivative":
+            audio, visual = (
+                audio[:, 1:] - audio[:, :-1],
+                motion,
+            )  # (B, T-1, 128), (B, T-1, 64, 64, M)
+        else:
+            audio, visual = audio[:, 1:], clips[:, 1:]
+        return self.correlation_loss(self.audio_encoder(audio, training=True),
+                                     self.motion_encoder(visual, training=True))  # fmt: skip
+
+    def _discriminate(self, clips, motion, log_mel, training=True):
+        inputs = {
+            "frames": ops.convert_to_tensor(clips),
+            "log_mel": ops.convert_to_tensor(log_mel),
+        }
+        if _uses_motion(self.discriminator):
+            inputs["motion"] = ops.convert_to_tensor(motion)
+        return self.discriminator(inputs, training=training)
+
+    # --- steps ----------------------------------------------------------------------------------
+
+    def train_step(self, data):
+        import tensorflow as tf
+
+        inputs, real, _ = keras.utils.unpack_x_y_sample_weight(data)
+        log_mel = inputs["log_mel"]
+        mismatched = ops.roll(log_mel, 1, axis=0)  # another sample's audio (the batch holds other windows)
+        needs_motion = self.correlation == "derivative" or _uses_motion(self.discriminator)
+        real_motion = self.clip_motion(real) if needs_motion else None
+        w = self.weights_
+        zero = ops.zeros(())
+        with tf.GradientTape() as tape:
+            fake = self.generator(inputs, training=True)
+            fake_motion = self.clip_motion(fake) if needs_motion else None
+            terms = {"pixel": self.pixel_loss(real, fake), "perceptual": zero, "correlation": zero,
+                     "correlation_real": zero, "adversarial": zero}  # fmt: skip
+            if w["perceptual"]:
+                terms["perceptual"] = self.perceptual_loss(real, fake)
+            if w["correlation"]:
+                terms["correlation"] = self.correlation_of(fake, fake_motion, log_mel)
+                terms["correlation_real"] = self.correlation_of(real, real_motion, log_mel)  # trains phi only
+            if w["adversarial"]:
+                logits = self._discriminate(fake, fake_motion, log_mel)
+                terms["adversarial"] = self.adversarial_loss(ops.ones_like(logits), logits)
+            g_loss = sum(w[k] * terms[k] for k in w)
+            tape_loss = g_loss + w["correlation"] * terms["correlation_real"]
+        player = self.generator_player_weights
+        g_grads = tape.gradient(tape_loss, player)
+        if w["adversarial"]:
+            self._discriminator_step(real, real_motion, ops.stop_gradient(fake),
+                                     None if fake_motion is None else ops.stop_gradient(fake_motion), log_mel, mismatched)  # fmt: skip
+        self.g_optimizer.apply_gradients(zip(g_grads, player))
+        self.trackers["loss"].update_state(_unscaled(terms["pixel"]))
+        self.trackers["g_loss"].update_state(_unscaled(g_loss))
+        for name in (
+            "correlation",
+            "correlation_real",
+            "pixel",
+            "perceptual",
+            "adversarial",
+        ):
+            self.trackers[name].update_state(_unscaled(terms[name]))
+        self.trackers["psnr"].update_state(_psnr(real, fake))
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def discriminator_losses(self, real, real_motion, fake, fake_motion, log_mel, mismatched):
+        """(d_loss, logits of the three pair kinds): real, generated and mismatched (real video, other audio)."""
+        bce = self.adversarial_loss
+        logits = {"real": self._discriminate(real, real_motion, log_mel),
+                  "generated": self._discriminate(fake, fake_motion, log_mel),
+                  "mismatched": self._discriminate(real, real_motion, mismatched)}  # fmt: skip
+        d_loss = (bce(ops.ones_like(logits["real"]), logits["real"])
+                  + self.generated_weight * bce(ops.zeros_like(logits["generated"]), logits["generated"])
+                  + self.mismatch_weight * bce(ops.zeros_like(logits["mismatched"]), logits["mismatched"]))  # fmt: skip
+        return d_loss, logits
+
+    def _discriminator_step(self, real, real_motion, fake, fake_motion, log_mel, mismatched):
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            d_loss, logits = self.discriminator_losses(real, real_motion, fake, fake_motion, log_mel, mismatched)
+        grads = tape.gradient(d_loss, self.discriminator.trainable_weights)
+        self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_weights))
+        self.trackers["d_loss"].update_state(_unscaled(d_loss))
+        self.trackers["d_real_wins"].update_state(ops.cast(logits["real"] > logits["generated"], "float32"))
+        self.trackers["d_mismatch_wins"].update_state(ops.cast(logits["real"] > logits["mismatched"], "float32"))
+
+    def test_step(self, data):
+        inputs, real, _ = keras.utils.unpack_x_y_sample_weight(data)
+        fake = self.generator(inputs, training=False)
+        self.trackers["loss"].update_state(_unscaled(self.pixel_loss(real, fake)))
+        self.trackers["psnr"].update_state(_psnr(real, fake))
+        return {name: self.trackers[name].result() for name in ("loss", "psnr")}
+
+
+def _uses_motion(discriminator) -> bool:
+    return "motion" in discriminator.input
+
+
+def only_clips(inputs, clips):
+    """Flow pretraining pairs: the lip clips alone, (B, T, 64, 64, 3) -> themselves."""
+    return clips, clips
+
+
+def fold_clips(inputs, clips):
+    """Autoencoder pretraining pairs: every frame of the clips, (B T, 64, 64, 3) -> itself."""
+    frames = fold_time(clips)
+    return frames, frames

@@ -1,0 +1,113 @@
+"""Lips-at-a-glance training: the correlation loss, the flow network's training, the trainer's players and pairs."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_s2v.configs.experiments import apply_overrides, get_experiment
+from keras_s2v.training import glance, train_lib
+
+FRAMES = 8
+rng = np.random.default_rng(0)
+
+
+def test_correlation_loss_zero_when_features_change_together_and_bounded():
+    loss = glance.CorrelationLoss(reduction=None)
+    a = rng.standard_normal((3, 7, 5)).astype(np.float32)
+    np.testing.assert_allclose(loss(a, a), 0.0, atol=1e-6)
+    np.testing.assert_allclose(loss(a, 2.5 * a + 4.0), 0.0, atol=1e-6)  # scale and offset: still perfectly correlated
+    np.testing.assert_allclose(loss(a, -a), 2.0, atol=1e-6)
+    values = np.asarray(loss(rng.standard_normal((500, 7, 5)), rng.standard_normal((500, 7, 5))))
+    assert values.min() >= 0.0 and values.max() <= 2.0
+    assert 0.8 < values.mean() < 1.2  # unrelated features: cosine near 0
+    constant = np.ones((1, 7, 5), np.float32)  # no change over time: no correlation, and no NaN
+    assert np.isfinite(loss(constant, constant)).all() and float(loss(constant, constant)[0]) == pytest.approx(1.0)
+
+
+def test_flow_smoothness_and_photometric_losses():
+    flow = np.zeros((2, 8, 8, 2), np.float32)
+    assert float(glance.FlowSmoothness()(flow, flow)) == 0.0
+    flow[:, :, 4:, 0] = 1.0  # one vertical edge in the x flow
+    assert float(glance.FlowSmoothness()(flow, flow)) == pytest.approx(1.0 / 7 / 2)
+    image = rng.random((2, 8, 8, 3)).astype(np.float32)
+    assert float(glance.PhotometricLoss()(image, image)) == pytest.approx(1e-3, rel=1e-3)  # Charbonnier's floor
+
+
+def test_flow_trainer_learns_a_shift():
+    """Self-supervised: the photometric loss on frames shifted by 2 px falls, and the flow points the right way."""
+    from keras_s2v.models.lip_motion import LipFlowNet
+
+    keras.utils.set_random_seed(0)
+    base = np.asarray(keras.ops.image.resize(rng.random((4, 8, 10, 3)).astype(np.float32), (64, 80)))[:, None]  # smooth
+    clips = np.concatenate([base[:, :, :, 8:72], base[:, :, :, 6:70]], axis=1)  # first[x] = second[x + 2]
+    trainer = glance.FlowTrainer(LipFlowNet(width=0.125))
+    trainer.compile(optimizer=keras.optimizers.Adam(3e-3))
+    before = trainer.evaluate(clips, clips, verbose=0, return_dict=True)["photometric"]
+    trainer.fit(clips, clips, epochs=30, batch_size=4, verbose=0)
+    after = trainer.evaluate(clips, clips, verbose=0, return_dict=True)["photometric"]
+    assert after < 0.8 * before, (before, after)
+    flow = np.asarray(trainer(clips))[:, 8:-8, 8:-8]  # warp(second, flow)[x] = second[x + dx] = first[x]: dx = 2
+    assert abs(flow[..., 0].mean() - 2.0) < 0.6 and abs(flow[..., 1].mean()) < 0.6, flow.mean(axis=(0, 1, 2))
+
+
+@pytest.fixture(scope="module")
+def trainer():
+    """glance_tiny's trainer with fresh (untrained) flow and perceptual networks standing in for trained ones."""
+    from keras_s2v.models.lip_motion import LipAutoencoder, LipFlowNet
+
+    keras.utils.set_random_seed(1)
+    config = get_experiment("glance_tiny")
+    width = config.model.width
+    trainer = train_lib.glance_trainer(config, train_lib.build_model(config), LipFlowNet(width=width),
+                                       LipAutoencoder(width=width).encoder)  # fmt: skip
+    train_lib.compile_model(trainer, config)
+    return trainer
+
+
+def _batch(batch=2):
+    lips = rng.random((batch, 64, 64, 3)).astype(np.float32)
+    log_mel = rng.standard_normal((batch, 4 * FRAMES, 128)).astype(np.float32)
+    clips = rng.random((batch, FRAMES, 64, 64, 3)).astype(np.float32)
+    return {"lips": lips, "log_mel": log_mel}, clips
+
+
+def test_discriminator_sees_all_three_pair_kinds(trainer):
+    inputs, real = _batch()
+    fake = np.asarray(trainer.generator(inputs))
+    mismatched = np.roll(inputs["log_mel"], 1, axis=0)
+    d_loss, logits = trainer.discriminator_losses(real, trainer.clip_motion(real), fake, trainer.clip_motion(fake),
+                                                  inputs["log_mel"], mismatched)  # fmt: skip
+    assert set(logits) == {"real", "generated", "mismatched"}
+    bce = keras.losses.BinaryCrossentropy(from_logits=True)
+    expected = (bce(np.ones((2, 1)), logits["real"]) + 0.5 * bce(np.zeros((2, 1)), logits["generated"])
+                + 0.5 * bce(np.zeros((2, 1)), logits["mismatched"]))  # fmt: skip
+    assert float(d_loss) == pytest.approx(float(expected), rel=1e-5)
+    # The mismatched pair is the real video with other audio: only the audio stream tells it apart.
+    assert not np.allclose(logits["real"], logits["mismatched"])
+
+
+def test_train_step_moves_every_player_and_leaves_the_frozen_networks(trainer):
+    players = {"generator": trainer.generator, "discriminator": trainer.discriminator,
+               "phi_s": trainer.audio_encoder, "phi_v": trainer.motion_encoder}  # fmt: skip
+    frozen = {"flow": trainer.flow_net, "perceptual": trainer.perceptual_encoder}
+    before = {k: [np.array(w) for w in m.weights] for k, m in {**players, **frozen}.items()}
+    logs = trainer.train_on_batch(*_batch(), return_dict=True)
+    for name, model in players.items():
+        assert any(not np.array_equal(a, np.asarray(b)) for a, b in zip(before[name], model.trainable_weights)), name
+    for name, model in frozen.items():
+        assert all(np.array_equal(a, np.asarray(b)) for a, b in zip(before[name], model.weights)), name
+    for key in (
+        "correlation",
+        "correlation_real",
+        "pixel",
+        "perceptual",
+        "adversarial",
+        "d_loss",
+    ):
+        assert np.isfinite(logs[key]) and logs[key] > 0, key
+
+
+def test_missing_pretrained_workdir_is_named(tmp_path):
+    config = apply_overrides(get_experiment("glance_tiny"), [f"model.flow_model={tmp_path / 'nowhere'}"])
+    with pytest.raises(FileNotFoundError, match="nowhere.*flow_model"):
+        train_lib.pretrained_workdirs(config, tmp_path / "data", tmp_path / "work", log=lambda _: None)
