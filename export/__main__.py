@@ -1,4 +1,5 @@
-"""``python -m export``: a thin absl main over ``export.exporter.export_model`` (Speech2Vid and temporal GAN workdirs)."""
+"""``python -m export``: a thin absl main over ``export.exporter.export_model`` (Speech2Vid, temporal GAN and
+lips-at-a-glance workdirs)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import sys
 
 from absl import app, flags, logging
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (python -m keras_s2v.train --workdir) of a Speech2Vid "
-                               "or temporal GAN (streaming) experiment.", required=True)  # fmt: skip
+_WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (python -m keras_s2v.train --workdir) of a Speech2Vid, "
+                               "temporal GAN (streaming) or lips-at-a-glance (windowed) experiment.", required=True)  # fmt: skip
 _OUT = flags.DEFINE_string("out", None, "Output folder (must be new or empty, unless --overwrite).", required=True)
 _FORMATS = flags.DEFINE_string("formats", "saved_model,tflite,onnx", "Comma-separated: saved_model, tflite, onnx.")
 _QUANTIZE = flags.DEFINE_string("quantize", "float32,float16,int8", "TFLite variants: float32, float16, int8.")

@@ -8,15 +8,17 @@ Output layout::
                       .../assets.extra/metadata.json
     OUT/tflite/<model>_<quantization>.tflite   the on-device signatures: identity_features, generate_frame,
                                             generate_frame_pcm (Speech2Vid) | identity_features, generate_step
-                                            (temporal GAN)
+                                            (temporal GAN) | identity_features, generate_window (lips at a glance)
     OUT/tflite/metadata.json                (also embedded in each .tflite)
     OUT/onnx/<signature>.onnx, OUT/onnx/metadata.json
 
 A Speech2Vid generator makes each frame from its own audio window; a temporal
 GAN streams, carrying GRU states from frame to frame
-(``export.signatures.StreamingSignatures``). One path exports both: the
-signatures object says which signatures go where, and the parity check, the
-int8 calibration, the metadata and the Android golden frames follow it.
+(``export.signatures.StreamingSignatures``); a lips-at-a-glance model makes a
+window of lip frames at once (``export.signatures.WindowSignatures``). One path
+exports all three: the signatures object says which signatures go where, and
+the parity check, the int8 calibration, the metadata and the Android golden
+frames follow it.
 
 Everything is written into a hidden staging folder beside ``OUT`` and moved
 into place only once the parity check passed, so a failed export leaves
@@ -36,6 +38,7 @@ import numpy as np
 from export import formats, parity
 from export.signatures import (
     GENERATE_STEP,
+    GENERATE_WINDOW,
     IDENTITY_FEATURES,
     Signatures,
     signatures_for,
@@ -49,7 +52,7 @@ PARITY_SAMPLES = 4
 ANDROID_QUANTIZATIONS = ("int8", "float16")
 GOLDEN_FRAMES = 8
 # Model kinds export takes: config ``model.kind`` -> the class its checkpoint must hold.
-EXPORTABLE_KINDS = {"speech2vid": "Speech2Vid", "tgan": "TemporalGenerator"}
+EXPORTABLE_KINDS = {"speech2vid": "Speech2Vid", "tgan": "TemporalGenerator", "glance": "GlanceGenerator"}
 GOLDEN_NOISE_FILE = "noise.bin"  # streaming models: the noise the golden frames were made with
 
 
@@ -69,7 +72,8 @@ def parse_list(value, known: tuple[str, ...], what: str) -> list[str]:
 
 
 def load_checkpoint(workdir):
-    """(experiment config, trained Speech2Vid or temporal GAN) of a workdir, or ExportError saying what is missing."""
+    """(experiment config, trained Speech2Vid, temporal GAN or glance generator) of a workdir, or ExportError
+    saying what is missing."""
     from keras_s2v.configs.experiments import ExperimentConfig
     from keras_s2v.training import train_lib
 
@@ -85,9 +89,11 @@ def load_checkpoint(workdir):
         raise ExportError(f"{config_path}: not a keras_s2v experiment config ({error})") from None
     if config.model.kind not in EXPORTABLE_KINDS:
         raise ExportError(f"{workdir}: experiment {config.name!r} trains a {config.model.kind!r} model; "
-                          "export takes Speech2Vid generators and temporal GANs")  # fmt: skip
+                          "export takes Speech2Vid generators, temporal GANs and lips-at-a-glance generators")  # fmt: skip
     if not model_path.exists():
         raise ExportError(f"{model_path}: no checkpoint in {workdir}; training has not finished an epoch")
+    if config.model.kind == "glance":
+        import keras_s2v.models.glance  # noqa: F401 - registers the classes model.keras holds
     try:
         model = train_lib.load_trained_model(workdir)
     except Exception as error:  # noqa: BLE001 - Keras raises many kinds for a corrupt archive
@@ -115,14 +121,18 @@ def data_dir_of(workdir, data_dir=None) -> Path:
 
 
 def read_samples(data_dir, split: str, num_images: int, count: int, per_segment: int = 8,
-                 window_samples: int = audio_lib.MFCC_WINDOW_SAMPLES, noise_dim: int = 0, seed: int = 0) -> dict[str, np.ndarray]:  # fmt: skip
+                 window_samples: int = audio_lib.MFCC_WINDOW_SAMPLES, noise_dim: int = 0, seed: int = 0,
+                 window_frames: int = 0) -> dict[str, np.ndarray]:  # fmt: skip
     """``count`` real examples from the prepared shards, as the signatures take them.
 
     ``faces`` uint8 (count, S, S, 3 n): identity frame(s) half a segment from
     the target; ``mfcc`` (count, 12, 35) and ``pcm`` (count, window_samples):
     the target frame's audio window (the model's: 5840 samples for the MFCC,
     2560 for a waveform temporal GAN). With ``noise_dim``: ``noise`` (count,
-    noise_dim), standard normal (seeded), for ``generate_step``.
+    noise_dim), standard normal (seeded), for ``generate_step``. With
+    ``window_frames`` (lips at a glance): ``pcm`` is instead the log-mel window
+    of ``window_frames`` frames starting at the target
+    (``audio.log_mel_window_range``; targets chosen so the window fits the segment).
     """
     import tensorflow as tf
 
@@ -136,13 +146,19 @@ def read_samples(data_dir, split: str, num_images: int, count: int, per_segment:
         example = features.decode_example(serialized)
         frames, mfcc, pcm = example["frames"].numpy(), example["mfcc"].numpy(), example["pcm"].numpy()
         n = len(frames)
-        for target in np.linspace(0, n - 1, min(per_segment, n)).astype(int):
+        last = max(n - window_frames, 0) if window_frames else n - 1
+        for target in np.linspace(0, last, min(per_segment, last + 1)).astype(int):
             ids = [(target + n // 2 + k * max(1, n // (4 * num_images))) % n for k in range(num_images)]
             faces.append(np.concatenate([frames[i] for i in ids], axis=-1))
             hop = target * audio_lib.HOPS_PER_FRAME
             mfccs.append(mfcc[:, hop : hop + audio_lib.MFCC_WINDOW_HOPS])
-            start = audio_lib.segment_window_start(int(target), window_samples)
-            pcms.append(audio_lib.padded_slice(pcm, start, start + window_samples))
+            if window_frames:  # the stored pcm starts at segment_pcm_range(0, n)[0]
+                start, stop = audio_lib.log_mel_window_range(int(target), window_frames)
+                origin = audio_lib.segment_pcm_range(0, n)[0]
+                pcms.append(audio_lib.padded_slice(pcm, start - origin, stop - origin))
+            else:
+                start = audio_lib.segment_window_start(int(target), window_samples)
+                pcms.append(audio_lib.padded_slice(pcm, start, start + window_samples))
             if len(faces) == count:
                 break
         if len(faces) == count:
@@ -157,9 +173,10 @@ def read_samples(data_dir, split: str, num_images: int, count: int, per_segment:
 
 
 def model_samples(signatures, data_dir, split: str, count: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """``read_samples`` shaped for ``signatures``' model: its window length, its noise."""
-    return read_samples(data_dir, split, signatures.model.num_identity_images, count,
-                        window_samples=signatures.window_samples, noise_dim=signatures.noise_dim, seed=seed)  # fmt: skip
+    """``read_samples`` shaped for ``signatures``' model: its window length, its noise, its window of frames."""
+    return read_samples(data_dir, split, getattr(signatures.model, "num_identity_images", 1), count,
+                        window_samples=signatures.window_samples, noise_dim=signatures.noise_dim, seed=seed,
+                        window_frames=getattr(signatures, "window_frames", 0))  # fmt: skip
 
 
 def representative_dataset(signatures: Signatures, samples: dict):
@@ -172,6 +189,8 @@ def representative_dataset(signatures: Signatures, samples: dict):
     """
     if signatures.state_shapes:
         return _streaming_representative_dataset(signatures, samples)
+    if GENERATE_WINDOW in signatures.names:
+        return _window_representative_dataset(signatures, samples)
 
     def generate():
         for i in range(len(samples["faces"])):
@@ -195,6 +214,22 @@ def _streaming_representative_dataset(signatures, samples: dict):
             for i, (inputs, _) in enumerate(steps):
                 cache.append((IDENTITY_FEATURES, {"faces": samples["faces"][i : i + 1]}))
                 cache.append((GENERATE_STEP, inputs))
+        yield from cache
+
+    return generate
+
+
+def _window_representative_dataset(signatures, samples: dict):
+    """Each real face through ``identity_features`` and its window of pcm through ``generate_window``, batch 1."""
+    cache = []
+
+    def generate():
+        if not cache:  # the converter reads the data more than once: run Keras once
+            identity = signatures.run_keras(IDENTITY_FEATURES, samples)
+            for i in range(len(samples["faces"])):
+                cache.append((IDENTITY_FEATURES, {"faces": samples["faces"][i : i + 1]}))
+                cache.append((GENERATE_WINDOW, {**{k: v[i : i + 1] for k, v in identity.items()},
+                                                "pcm": samples["pcm"][i : i + 1]}))  # fmt: skip
         yield from cache
 
     return generate
@@ -280,6 +315,13 @@ def build_metadata(config, signatures: Signatures, model_name: str, version: int
     }
     if not signatures.uses_mfcc:  # a waveform model reads the raw window itself
         del metadata["audio"]["mfcc"]
+    if GENERATE_WINDOW in signatures.names:
+        metadata["audio"].update(_window_audio(signatures))
+        metadata["windowed"] = _window_metadata(signatures)
+        metadata["normalisation"]["faces"] = ("uint8 RGB 0..255, one aligned 112x112 face (keras_s2v.data.face.align."
+                                              "align_face); the graph crops its lip_box and resizes it to lip_size")  # fmt: skip
+        metadata["normalisation"]["frames"] = "float32 RGB in [0, 1]: lip frames of the face's lip_box, lip_size square"
+        del metadata["normalisation"]["frame"]
     if signatures.state_shapes:
         metadata["streaming"] = {
             "signature": GENERATE_STEP,
@@ -291,6 +333,48 @@ def build_metadata(config, signatures: Signatures, model_name: str, version: int
             "one generate_step per video frame in order",
         }
     return metadata
+
+
+def _window_audio(signatures) -> dict:
+    """A glance model's ``audio`` entries: its pcm is a window of frames, its feature the log-mel."""
+    return {
+        "pcm_window_samples": signatures.window_samples,
+        "pcm_window_offset": audio_lib.log_mel_window_range(0, signatures.window_frames)[0],
+        "pcm_window": "window k (video frames hop_frames * k .. hop_frames * k + window_frames - 1) reads samples "
+        "[hop_frames * k * samples_per_frame + pcm_window_offset, ... + pcm_window_samples), zero outside the audio",
+        "log_mel": {
+            "bands": audio_lib.LOG_MEL_BANDS,
+            "steps_per_frame": audio_lib.HOPS_PER_FRAME,
+            "win_length": audio_lib.WIN_LENGTH,
+            "hop_length": audio_lib.HOP_LENGTH,
+            "fft_length": audio_lib.FFT_LENGTH,
+            "window": "hamming",
+            "fmin": audio_lib.LOG_MEL_FMIN,
+            "fmax": audio_lib.LOG_MEL_FMAX,
+            "log_floor": audio_lib.LOG_FLOOR,
+            "first_centre": audio_lib.LOG_MEL_FIRST_CENTRE,
+            "computed": "in the graph from pcm (natural log of mel power + log_floor)",
+        },
+    }
+
+
+def _window_metadata(signatures) -> dict:
+    """How a client tiles, blends and pastes a glance model's windows (``frame_loop.WindowedGenerator``)."""
+    top, left, side = signatures.lip_box
+    return {
+        "signature": GENERATE_WINDOW,
+        "window_frames": signatures.window_frames,
+        "hop_frames": signatures.hop,
+        "sample_rate": audio_lib.SAMPLE_RATE,
+        "fps": audio_lib.FPS,
+        "lip_size": signatures.lip_size,
+        "lip_box": {"top": top, "left": left, "side": side, "face_size": signatures.image_size},
+        "usage": "run generate_window on windows k = 0, 1, ... (window k starts at video frame hop_frames * k); "
+        "frame hop_frames * k + j (0 <= j < hop_frames) is w * window k's frame j + (1 - w) * window k-1's frame "
+        "j + hop_frames, w = (j + 0.5) / hop_frames (window 0 alone for k = 0); resize the lips to lip_box.side and "
+        "blend them into the aligned face at lip_box with a raised-cosine feathered mask (keras_s2v.paste."
+        "lips_into_face); 25 fps only",
+    }
 
 
 def _write_json(path: Path, value) -> None:
@@ -422,7 +506,11 @@ def _export_into(staging: Path, signatures, config, model_name, version, formats
         for name in on_device:
             paths[name] = staging / "onnx" / f"{name}.onnx"
             paths[name].parent.mkdir(parents=True, exist_ok=True)
-            formats.to_onnx(saved_model, name, paths[name])
+            try:
+                formats.to_onnx(saved_model, name, paths[name])
+            except Exception as error:  # noqa: BLE001 - tf2onnx raises many kinds for an op it cannot map
+                raise ExportError(f"ONNX: tf2onnx cannot convert the {name} signature ({type(error).__name__}: "
+                                  f"{error}); export without it: --formats saved_model,tflite") from None  # fmt: skip
             files[f"onnx_{name}"] = str(paths[name].relative_to(staging))
         log(f"ONNX -> onnx/ ({', '.join(on_device)})")
         renamed = {}  # a streaming model's new states: ONNX gives no output an input's name
@@ -469,7 +557,10 @@ def _write_android_assets(folder: Path, staging: Path, model_name: str, metadata
     total = audio_lib.num_frames(len(waveform))
     indices = np.linspace(0, total - 1, GOLDEN_FRAMES).round().astype(int)
     streaming = bool(signatures.state_shapes)
-    if streaming:  # every window in order: the states carry from frame to frame
+    windowed = GENERATE_WINDOW in signatures.names
+    if windowed:  # every frame's row in order: the windows are cut from them, cross-faded
+        pcm = frame_loop_rows(waveform, total, signatures.window_frames)
+    elif streaming:  # every window in order: the states carry from frame to frame
         window = signatures.window_samples
         pcm = np.stack([audio_lib.pcm_window(waveform, t, audio_lib.FPS, window) for t in range(total)]).astype(np.float32)
         noise = np.random.default_rng(0).standard_normal((total, signatures.noise_dim)).astype("<f4")
@@ -479,7 +570,9 @@ def _write_android_assets(folder: Path, staging: Path, model_name: str, metadata
     for quantization in ANDROID_QUANTIZATIONS:
         runner = formats.LiteRunner(folder / f"{model_name}_{quantization}.tflite")
         identity = runner.run("identity_features", {"faces": faces[None]})
-        if streaming:
+        if windowed:  # the blended lip frames, before they are pasted into the face
+            frames = formats.window_lips(runner, identity, pcm, signatures.window_frames)[indices]
+        elif streaming:
             frames = formats.stream_frames(runner, identity, pcm, noise, signatures.state_shapes)[indices]
         else:
             frames = np.concatenate([runner.run("generate_frame_pcm", {**identity, "pcm": p[None]})["frame"] for p in pcm])
@@ -488,11 +581,21 @@ def _write_android_assets(folder: Path, staging: Path, model_name: str, metadata
     android = {"golden_frame_indices": indices.tolist(), "face": "face.png", "speech": "speech.wav",
                "models": {q: f"{model_name}_{q}.tflite" for q in ANDROID_QUANTIZATIONS},
                "golden": {q: f"golden_{q}.png" for q in ANDROID_QUANTIZATIONS}}  # fmt: skip
+    if windowed:
+        android["golden_frames"] = ("the blended lip frames (lip_size x lip_size, windowed.usage) at the golden "
+                                    "indices, before pasting into the face")  # fmt: skip
     if streaming:
         android["golden_noise"] = {"file": GOLDEN_NOISE_FILE, "dtype": "float32", "byte_order": "little",
                                    "shape": list(noise.shape), "rows": "one per video frame, in order"}  # fmt: skip
     _write_json(folder / "metadata.json", {**metadata, "android": android})
     log(f"Android assets: {', '.join(sorted(p.name for p in folder.iterdir()))}")
+
+
+def frame_loop_rows(waveform: np.ndarray, total: int, window_frames: int) -> np.ndarray:
+    """(total, row) each frame's ``frame_loop.WindowedGenerator`` row: both windows that cover it."""
+    from keras_s2v import frame_loop
+
+    return frame_loop.pcm_windows(waveform, 0, total, samples=frame_loop.windowed_row_samples(window_frames))
 
 
 def sample_face_and_speech(data_dir, config) -> tuple[np.ndarray, np.ndarray]:

@@ -248,3 +248,23 @@ def stream_steps(runner, identity: dict, pcm: np.ndarray, noise: np.ndarray, sta
 def stream_frames(runner, identity: dict, pcm: np.ndarray, noise: np.ndarray, state_shapes: dict) -> np.ndarray:
     """(T, S, S, 3) frames of ``stream_steps``."""
     return np.concatenate([out["frame"] for _, out in stream_steps(runner, identity, pcm, noise, state_shapes)])
+
+
+# --- Windows (lips at a glance) -------------------------------------------------------------
+
+
+def window_lips(runner, identity: dict, rows: np.ndarray, window_frames: int) -> np.ndarray:
+    """(T, L, L, 3) blended lip frames of any runner's ``generate_window`` over consecutive frames' rows.
+
+    ``rows``: (T, ``frame_loop.windowed_row_samples(window_frames)``), one per
+    video frame in order; ``identity``: batch 1. The windows and the
+    cross-fade are ``frame_loop.WindowedGenerator``'s, one window at a time.
+    """
+    from keras_s2v import frame_loop
+
+    def window_fn(identity_outputs, pcm):
+        return np.concatenate([runner.run("generate_window", {**identity_outputs, "pcm": p[None]})["frames"] for p in pcm])
+
+    backend = frame_loop.WindowedGenerator(lambda faces: identity, window_fn, window_frames, runner.name)
+    backend.identity_features(np.zeros((1, frame_loop.FACE_SIZE, frame_loop.FACE_SIZE, 3), np.uint8))
+    return backend.generate_lips(identity, np.asarray(rows, np.float32))

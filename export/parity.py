@@ -17,6 +17,11 @@ every state output); and the chain a client runs: the format's own identity
 features of the first face, then its own ``generate_step`` over all sample
 windows in order (batch 1, its own states fed back), against the Keras chain
 frame by frame. Int8 state outputs are reported, not bounded.
+
+A window model (lips at a glance, ``generate_window``) is checked on each
+sample's window of lip frames: on the reference identity features, and as
+the chain ``identity_features -> generate_window`` with the format's own
+identity features (PSNR over each whole window for int8).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from export.signatures import (
     GENERATE_FRAME,
     GENERATE_FRAME_PCM,
     GENERATE_STEP,
+    GENERATE_WINDOW,
     IDENTITY_FEATURES,
     SERVING_DEFAULT,
 )
@@ -96,6 +102,12 @@ def compare(reference, runner, kind: str, samples: dict, signature_names, state_
     if SERVING_DEFAULT in signature_names:
         rows.append(_row(runner.name, SERVING_DEFAULT, kind, reference.run(SERVING_DEFAULT, samples)["frame"],
                          runner.run(SERVING_DEFAULT, samples)["frame"]))  # fmt: skip
+    if GENERATE_WINDOW in signature_names:
+        ref_frames = reference.run(GENERATE_WINDOW, {**samples, **ref_identity})["frames"]
+        frames = runner.run(GENERATE_WINDOW, {**samples, **ref_identity})["frames"]
+        rows.append(_row(runner.name, GENERATE_WINDOW, kind, ref_frames, frames))
+        frames = runner.run(GENERATE_WINDOW, {**samples, **identity})["frames"]
+        rows.append(_row(runner.name, f"chain {IDENTITY_FEATURES} -> {GENERATE_WINDOW}", kind, ref_frames, frames))
     if GENERATE_STEP in signature_names:
         rows += compare_streaming(reference, runner, kind, samples, ref_identity, identity, state_shapes or {})
     return rows

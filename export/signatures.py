@@ -1,4 +1,4 @@
-"""The exported signatures, as functions over a trained ``Speech2Vid`` or temporal GAN.
+"""The exported signatures, as functions over a trained ``Speech2Vid``, temporal GAN or lips-at-a-glance model.
 
 =======================  ==========================================  ===========================
 signature                inputs                                      outputs
@@ -39,6 +39,29 @@ the whole-sequence model's. (Its SavedModel also answers ``serving_default``
 with ``identity_features``: ``keras.export.ExportArchive`` aliases the first
 endpoint, as TF Serving wants a default.)
 
+A lips-at-a-glance generator (``GlanceGenerator``) makes a window of ``T``
+64 x 64 lip frames at once (``WindowSignatures``; T = 16, 8 for the tiny
+experiments):
+
+=======================  ==========================================  ===========================
+signature                inputs                                      outputs
+=======================  ==========================================  ===========================
+``identity_features``    ``faces`` uint8 (N, 112, 112, 3) RGB        ``identity`` (N, 8, 8, C),
+                         0..255, one aligned face                    ``skip_32``, ``skip_16``
+``generate_window``      identity outputs + ``pcm`` (N, P)           ``frames`` (N, T, 64, 64, 3)
+=======================  ==========================================  ===========================
+
+``identity_features`` crops the lips in the graph (``align.lip_box``: rows
+45..100, columns 28..83 of the 112 face, bilinear to 64 x 64). Window ``k``
+covers video frames ``[hop k, hop k + T)``, ``hop = T // 2``; its ``pcm`` is
+``P = 640 T + 240`` samples (10480 for 16) ``[640 hop k - 120, 640 (hop k +
+T) + 120)`` (``audio.log_mel_window_range``), from which the graph computes
+the window's log-mel (4 x 128 per frame) with builtin ops. A client runs
+every window in order, cross-fades the two windows each frame lies in
+(window ``k``'s weight ``(j + 0.5) / hop`` at frame ``hop k + j``) and pastes
+the lips into the face (``frame_loop.WindowedGenerator``). 25 fps only.
+(Its SavedModel answers ``serving_default`` with ``identity_features`` too.)
+
 The same functions called eagerly are the Keras reference the parity check
 compares every format against.
 """
@@ -56,15 +79,20 @@ GENERATE_FRAME = "generate_frame"
 GENERATE_FRAME_PCM = "generate_frame_pcm"
 SERVING_DEFAULT = "serving_default"
 GENERATE_STEP = "generate_step"
+GENERATE_WINDOW = "generate_window"
 SIGNATURES = (IDENTITY_FEATURES, GENERATE_FRAME, GENERATE_FRAME_PCM, SERVING_DEFAULT)
 # What goes to phones and ONNX: the identity encoder and the per-window generator (both audio forms).
 ON_DEVICE_SIGNATURES = (IDENTITY_FEATURES, GENERATE_FRAME, GENERATE_FRAME_PCM)
 STREAMING_SIGNATURES = (IDENTITY_FEATURES, GENERATE_STEP)  # a temporal GAN's: everywhere
+WINDOW_SIGNATURES = (IDENTITY_FEATURES, GENERATE_WINDOW)  # lips at a glance: everywhere
 
 
 def signatures_for(model):
     """The signatures of a trained generator: ``StreamingSignatures`` for a model with
-    ``step_generator`` (temporal GAN), ``Signatures`` for a per-window one (Speech2Vid)."""
+    ``step_generator`` (temporal GAN), ``WindowSignatures`` for one with ``window_generator``
+    (lips at a glance), ``Signatures`` for a per-frame one (Speech2Vid)."""
+    if hasattr(model, "window_generator"):
+        return WindowSignatures(model)
     return StreamingSignatures(model) if hasattr(model, "step_generator") else Signatures(model)
 
 
@@ -225,6 +253,86 @@ class StreamingSignatures(_SignatureFunctions):
         if name == IDENTITY_FEATURES:
             return dict(self.identity_shapes)
         return {"frame": (self.image_size, self.image_size, 3), **self.state_shapes}
+
+
+class WindowSignatures(_SignatureFunctions):
+    """``identity_features`` and ``generate_window`` of one ``GlanceGenerator`` (module docstring).
+
+    The same interface as ``Signatures``; ``window_frames`` (T) and ``hop``
+    say how windows tile the video, ``window_samples`` is one window's pcm.
+    """
+
+    names = WINDOW_SIGNATURES
+    on_device_names = WINDOW_SIGNATURES
+    # The in-graph log-mel converts to the MFCC's ops (GATHER, FULLY_CONNECTED, MUL, ADD, LOG): kept float32
+    # alike. The quantizer leaves CONV_3D (the 3-D residual blocks) in float32: int8 files keep those weights float.
+    int8_float_ops = formats.FLOAT_FRONT_END_OPS
+    uses_mfcc = False
+    noise_dim = 0
+    noise_std = 0.0
+
+    def __init__(self, model):
+        from keras_s2v.data.face import align
+        from keras_s2v.models.glance import skip_names
+
+        self.model = model
+        self.identity_encoder = model.identity_encoder
+        self.generator = model.window_generator()  # built once; shares the model's weights
+        self.state_shapes: dict[str, tuple] = {}
+        self.window_frames = int(self.generator.input["log_mel"].shape[1]) // audio_lib.HOPS_PER_FRAME
+        self.hop = self.window_frames // 2
+        self.window_samples = audio_lib.log_mel_window_samples(self.window_frames)
+        self.lip_size = int(self.identity_encoder.input.shape[1])
+        self.image_size = IMAGE_SIZE
+        self.lip_box = align.lip_box(IMAGE_SIZE)
+        outputs = self.identity_encoder.output
+        # A decoder without skips reads only ``identity``; the window model still names the skips, fed zeros.
+        used = ("identity", *skip_names(self.lip_size)) if model.skips else ("identity",)
+        self.identity_keys = [k for k in used if k in outputs]
+        self.identity_shapes = {k: tuple(outputs[k].shape[1:]) for k in outputs}
+
+    # --- The functions (tf.function-traceable and eager-callable) -------------------------
+
+    def identity_features(self, faces):
+        import tensorflow as tf
+
+        from keras_s2v.data import pipeline
+
+        lips = pipeline.lip_crops(tf.cast(faces, tf.float32) / 255.0, self.lip_size)  # (N, 64, 64, 3)
+        outputs = self.identity_encoder(lips, training=False)
+        return {k: outputs[k] for k in self.identity_keys}
+
+    def generate_window(self, *identity_and_pcm):
+        """identity outputs, ``pcm`` (``input_specs`` order) -> ``frames`` (N, T, 64, 64, 3)."""
+        import tensorflow as tf
+
+        *identity, pcm = identity_and_pcm
+        inputs = dict(zip(self.identity_keys, identity))
+        batch = tf.shape(pcm)[0]
+        for key in self.generator.input:  # the skips a skips=False decoder ignores
+            if key not in inputs and key != "log_mel":
+                inputs[key] = tf.zeros(tf.concat([[batch], self.identity_shapes[key]], 0))
+        inputs["log_mel"] = audio_lib.log_mel_tf(pcm, self.window_frames)
+        return {"frames": self.generator(inputs, training=False)}
+
+    # --- Specs ------------------------------------------------------------------------------
+
+    def input_specs(self, name: str, batch: int | None = None) -> list:
+        """Ordered, named ``tf.TensorSpec`` inputs of signature ``name`` (batch free unless given)."""
+        import tensorflow as tf
+
+        if name == IDENTITY_FEATURES:
+            return [tf.TensorSpec((batch, self.image_size, self.image_size, 3), tf.uint8, name="faces")]
+        if name != GENERATE_WINDOW:
+            raise KeyError(name)
+        return [*[tf.TensorSpec((batch, *self.identity_shapes[k]), tf.float32, name=k) for k in self.identity_keys],
+                tf.TensorSpec((batch, self.window_samples), tf.float32, name="pcm")]  # fmt: skip
+
+    def output_specs(self, name: str) -> dict[str, tuple]:
+        """Output name -> shape without the batch dimension."""
+        if name == IDENTITY_FEATURES:
+            return {k: self.identity_shapes[k] for k in self.identity_keys}
+        return {"frames": (self.window_frames, self.lip_size, self.lip_size, 3)}
 
 
 def write_saved_model(signatures, path, names=None, batch: int | None = None) -> None:

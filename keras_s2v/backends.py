@@ -12,8 +12,11 @@ and returns a ``frame_loop.FrameBackend``: ``identity_features(faces)`` once,
 ``num_identity_images``, ``window_samples`` and a ``description``. Temporal
 GAN generators (training kind ``tgan``, exports with a ``generate_step``
 signature) come back as ``frame_loop.StreamingGenerator``: one step per
-frame, GRU states carried between calls. ``load_deblur(path)`` loads a
-trained deblurring CNN the same way.
+frame, GRU states carried between calls. Lips-at-a-glance generators
+(training kind ``glance``, exports with a ``generate_window`` signature) come
+back as ``frame_loop.WindowedGenerator``: lip frames a window at a time,
+overlapping windows cross-faded, pasted into the face. ``load_deblur(path)``
+loads a trained deblurring CNN the same way.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from keras_s2v.data import audio as audio_lib
 IDENTITY_FEATURES = "identity_features"
 GENERATE_FRAME_PCM = "generate_frame_pcm"
 GENERATE_STEP = "generate_step"
+GENERATE_WINDOW = "generate_window"
 
 
 class ModelError(ValueError):
@@ -107,6 +111,56 @@ def saved_model_streaming(path: Path, loaded):
     backend = frame_loop.StreamingGenerator(identity_fn, step_fn, states, int(specs["noise"].shape[-1]),
                                             int(specs["pcm"].shape[-1]), f"SavedModel {path}",
                                             int(identity.structured_input_signature[1]["faces"].shape[1]))  # fmt: skip
+    backend.loaded = loaded  # the signatures only reference its variables
+    return backend
+
+
+def keras_windowed(model, description: str):
+    """A trained ``GlanceGenerator`` as a ``WindowedGenerator``: its ``window_generator()`` once per window."""
+    import tensorflow as tf
+
+    from keras_s2v import frame_loop
+    from keras_s2v.data import pipeline
+
+    window_model = model.window_generator()
+    # One graph per batch size, not an eager call per window.
+    generate = tf.function(lambda inputs: window_model(inputs, training=False), reduce_retracing=True)
+    frames = int(window_model.input["log_mel"].shape[1]) // audio_lib.HOPS_PER_FRAME
+    lip_size = int(model.identity_encoder.input.shape[1])
+    identity_keys = [k for k in window_model.input if k != "log_mel"]
+
+    def identity_fn(faces):
+        lips = pipeline.lip_crops(np.asarray(faces, np.float32) / 255.0, lip_size)  # as the exported graph crops
+        outputs = model.identity_encoder(lips, training=False)
+        return {k: np.asarray(outputs[k]) for k in identity_keys}
+
+    def window_fn(identity, pcm):
+        # The log-mel exactly as training features were made (the exported graph matches it to 1e-5).
+        log_mel = np.stack([audio_lib.log_mel_from_pcm_window(window, frames) for window in pcm]).astype(np.float32)
+        inputs = {k: np.repeat(identity[k], len(log_mel), axis=0) for k in identity_keys}
+        return np.asarray(generate({**inputs, "log_mel": log_mel}))
+
+    return frame_loop.WindowedGenerator(identity_fn, window_fn, frames, description, frame_loop.FACE_SIZE, lip_size)
+
+
+def saved_model_windowed(path: Path, loaded):
+    """An exported lips-at-a-glance SavedModel as a ``WindowedGenerator``."""
+    from keras_s2v import frame_loop
+
+    identity, generate = loaded.signatures[IDENTITY_FEATURES], loaded.signatures[GENERATE_WINDOW]
+    specs = generate.structured_input_signature[1]
+    frames_shape = generate.structured_outputs["frames"].shape  # (N, window_frames, L, L, 3)
+
+    def identity_fn(faces):
+        return {k: v.numpy() for k, v in identity(faces=np.asarray(faces, np.uint8)).items()}
+
+    def window_fn(identity_outputs, pcm):
+        inputs = {k: np.repeat(identity_outputs[k], len(pcm), axis=0) for k in specs if k != "pcm"}
+        return generate(pcm=np.asarray(pcm, np.float32), **inputs)["frames"].numpy()
+
+    backend = frame_loop.WindowedGenerator(identity_fn, window_fn, int(frames_shape[1]), f"SavedModel {path}",
+                                           int(identity.structured_input_signature[1]["faces"].shape[1]),
+                                           int(frames_shape[2]))  # fmt: skip
     backend.loaded = loaded  # the signatures only reference its variables
     return backend
 
@@ -208,14 +262,18 @@ def load_generator(path):
         return lite_client.load(path)
     if (path / "config.json").exists():
         kind = _training_kind(path)
-        if kind not in ("speech2vid", "tgan"):
+        if kind not in ("speech2vid", "tgan", "glance"):
             raise ModelError(path, f"a {kind} model, not a talking-face generator")
         from keras_s2v.training import train_lib
 
+        if kind == "glance":
+            import keras_s2v.models.glance  # noqa: F401 - registers the classes model.keras holds
         try:
             model = train_lib.load_trained_model(path)
         except FileNotFoundError as error:
             raise ModelError(path, f"no model.keras yet ({error})") from None
+        if kind == "glance":
+            return keras_windowed(model, f"keras {path}")
         return keras_streaming(model, f"keras {path}") if kind == "tgan" else KerasGenerator(model, f"keras {path}")
     saved_model = find_saved_model(path)
     if saved_model is not None:
@@ -224,6 +282,8 @@ def load_generator(path):
         loaded = tf.saved_model.load(str(saved_model))
         if GENERATE_STEP in loaded.signatures:
             return saved_model_streaming(saved_model, loaded)
+        if GENERATE_WINDOW in loaded.signatures:
+            return saved_model_windowed(saved_model, loaded)
         return SavedModelGenerator(saved_model, loaded)
     raise ModelError(path, "neither a training workdir (config.json, model.keras) nor an export "
                      "(serving/<model>/<version>/saved_model.pb)")  # fmt: skip

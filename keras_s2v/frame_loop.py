@@ -21,7 +21,9 @@ and the attributes ``window_samples`` (5840 for Speech2Vid's MFCC window),
 ``identity_features`` starts a sequence: the ``generate_frame_pcm`` calls
 after it must bring consecutive frames in order. A Speech2Vid generator
 does not care; a recurrent one (``StreamingGenerator``: the temporal GAN)
-carries its state from each frame to the next.
+carries its state from each frame to the next, and a window generator
+(``WindowedGenerator``: lips at a glance) makes lip frames a window of
+frames at a time and cross-fades the windows that overlap.
 """
 
 from __future__ import annotations
@@ -244,3 +246,123 @@ class StreamingGenerator:
             self.states = {k: np.asarray(out[k]) for k in self.states}
             frames.append(np.asarray(out["frame"]))
         return np.concatenate(frames)
+
+
+def windowed_row_samples(window_frames: int) -> int:
+    """``WindowedGenerator.window_samples``: the per-frame row holding both windows that cover a frame.
+
+    Window ``k`` is frames ``[hop k, hop k + window_frames)`` (``hop =
+    window_frames // 2``) and reads ``audio.log_mel_window_range(hop k,
+    window_frames)``; frame ``t = hop k + j`` needs windows ``k - 1`` and ``k``,
+    whose samples run from the start of window ``k - 1`` at ``j = hop - 1`` to
+    the end of window ``k`` at ``j = 0``. The row is centred on the frame
+    (``audio.window_range``, 25 fps), so it is twice the larger distance from
+    the centre: 20080 samples, ``[640 t - 9720, 640 t + 10360)``, for 16 frames.
+    """
+    hop = window_frames // 2
+    centre = audio_lib.SAMPLES_PER_FRAME // 2  # frame 0's centre at 25 fps
+    start = audio_lib.log_mel_window_range(1 - 2 * hop, window_frames)[0]
+    stop = audio_lib.log_mel_window_range(0, window_frames)[1]
+    return 2 * max(centre - start, stop - centre)
+
+
+class WindowedGenerator:
+    """A window generator (lips at a glance) as a ``FrameBackend``: lip frames a window at a time, cross-faded.
+
+    Runtimes differ only in two callables:
+
+    * ``identity_fn(faces uint8 (1, S, S, 3)) -> identity outputs`` (the
+      exported ``identity_features``: the lip crop of the face, encoded);
+    * ``window_fn(identity outputs (batch 1), pcm (N, audio.log_mel_window_samples(window_frames)))
+      -> lips (N, window_frames, L, L, 3)`` (the exported ``generate_window``,
+      run on each of N windows with the same identity).
+
+    Window ``k`` covers frames ``[hop k, hop k + window_frames)`` with ``hop =
+    window_frames // 2``: each frame after the first ``hop`` lies in two
+    windows. Frame ``t = hop k + j`` (``0 <= j < hop``) is the cross-fade of
+    window ``k``'s frame ``j`` (weight ``(j + 0.5) / hop``) and window ``k - 1``'s
+    frame ``j + hop`` (the rest); frames before the first overlap come from
+    window 0 alone. The blended lips are pasted into the aligned face
+    (``paste.lips_into_face``), so frames are ``(S, S, 3)`` like every backend's.
+
+    ``generate_frame_pcm`` takes each frame's ``window_samples`` row
+    (``windowed_row_samples``: both windows' audio, centred on the frame), cuts
+    the windows out of it, runs ``window_fn`` once per window (the new windows
+    of one call in one batch) and keeps them only while a later frame needs
+    them. The log-mel windows are timed in 25 fps video frames: other frame
+    rates are not supported.
+    """
+
+    num_identity_images = 1
+
+    def __init__(self, identity_fn, window_fn, window_frames: int, description: str, face_size: int = FACE_SIZE,
+                 lip_size: int = 64):  # fmt: skip
+        if window_frames < 2:
+            raise ValueError(f"window_frames must be at least 2, got {window_frames}")
+        self._identity_fn, self._window_fn = identity_fn, window_fn
+        self.window_frames, self.hop = window_frames, window_frames // 2
+        self.window_pcm_samples = audio_lib.log_mel_window_samples(window_frames)
+        self.window_samples = windowed_row_samples(window_frames)
+        self.description = description
+        self.face_size, self.lip_size = face_size, lip_size
+        self.windows_computed = 0  # window_fn's windows since construction (a cost counter)
+        self._face = None
+        self.reset()
+
+    def reset(self) -> None:
+        self.next_frame = 0
+        self._windows: dict[int, np.ndarray] = {}
+
+    def identity_features(self, faces: np.ndarray) -> dict[str, np.ndarray]:
+        faces = np.asarray(faces, np.uint8)
+        self.reset()
+        self._face = faces[0, ..., :3].astype(np.float32) / 255.0  # what the lips are pasted into
+        return {k: np.asarray(v) for k, v in self._identity_fn(faces).items()}
+
+    def _row_offset(self, t: int, k: int) -> int:
+        """Where window ``k``'s pcm starts in frame ``t``'s row."""
+        row_start = audio_lib.window_range(t, audio_lib.FPS, self.window_samples)[0]
+        return audio_lib.log_mel_window_range(self.hop * k, self.window_frames)[0] - row_start
+
+    def generate_lips(self, identity: dict[str, np.ndarray], pcm: np.ndarray) -> np.ndarray:
+        """(N, window_samples) rows of consecutive frames -> (N, L, L, 3) blended lip frames, in order."""
+        rows = np.asarray(pcm, np.float32)
+        first, count = self.next_frame, len(rows)
+        new = {}  # window index -> its pcm, cut from the first row that holds it
+        for i in range(count):
+            k = (first + i) // self.hop
+            for window in (k - 1, k):
+                if window >= 0 and window not in self._windows and window not in new:
+                    start = self._row_offset(first + i, window)
+                    new[window] = rows[i, start : start + self.window_pcm_samples]
+        if new:
+            lips = np.asarray(self._window_fn(identity, np.stack(list(new.values()))), np.float32)
+            expected = (len(new), self.window_frames)
+            if lips.shape[:2] != expected:
+                raise ValueError(f"window_fn gave lips of shape {lips.shape} for {len(new)} window(s) of "
+                                 f"{self.window_frames} frames")  # fmt: skip
+            self._windows.update(zip(new, lips))
+            self.windows_computed += len(new)
+        out = []
+        for i in range(count):
+            k, j = divmod(first + i, self.hop)
+            if k == 0:
+                out.append(self._windows[0][j])
+            else:
+                weight = (j + 0.5) / self.hop
+                out.append(weight * self._windows[k][j] + (1.0 - weight) * self._windows[k - 1][j + self.hop])
+        self.next_frame = first + count
+        keep = (self.next_frame // self.hop) - 1  # the next frame needs this window and the one after
+        self._windows = {k: v for k, v in self._windows.items() if k >= keep}
+        return np.stack(out).astype(np.float32) if out else np.zeros((0, self.lip_size, self.lip_size, 3), np.float32)
+
+    def generate_frame_pcm(self, identity: dict[str, np.ndarray], pcm: np.ndarray) -> np.ndarray:
+        """(N, window_samples) rows of consecutive frames -> (N, S, S, 3) faces with the blended lips."""
+        from keras_s2v import paste
+
+        if self._face is None:
+            raise ValueError("call identity_features first: its face is what the lips are pasted into")
+        lips = self.generate_lips(identity, pcm)
+        if not len(lips):
+            return np.zeros((0, *self._face.shape), np.float32)
+        return np.stack([paste.lips_into_face(self._face, frame) for frame in lips])

@@ -15,6 +15,13 @@ is the 0.16 s around the frame (0.1 s of look-ahead), and each step also
 takes a standard-normal ``noise`` vector and the GRU states the previous
 step returned (zeros for the first frame).
 
+A lips-at-a-glance export (``generate_window``) makes 16 lip frames at once
+from 0.655 s of audio (``audio.log_mel_window_range``); windows start every 8
+frames, so each frame after the first 8 lies in two windows and is their
+cross-fade (``frame_loop.WindowedGenerator``), pasted into the face's lip box.
+Frame t's row then spans both windows: 1.255 s, ``[640 t - 9720, 640 t + 10360)``
+(0.65 s of look-ahead).
+
 No TensorFlow: NumPy, ``ai_edge_litert`` and ffmpeg only, like the app.
 """
 
@@ -33,6 +40,7 @@ from keras_s2v.data import media
 IDENTITY_FEATURES = "identity_features"
 GENERATE_FRAME_PCM = "generate_frame_pcm"
 GENERATE_STEP = "generate_step"
+GENERATE_WINDOW = "generate_window"
 
 
 def _interpreter(path: Path, num_threads: int | None):
@@ -47,10 +55,13 @@ def _interpreter(path: Path, num_threads: int | None):
 
 
 def load(model_path, num_threads: int | None = None):
-    """The ``frame_loop.FrameBackend`` of a .tflite export: Speech2Vid (``generate_frame_pcm``) or a
-    temporal GAN (``generate_step``, stepped frame by frame with its GRU states)."""
+    """The ``frame_loop.FrameBackend`` of a .tflite export: Speech2Vid (``generate_frame_pcm``), a
+    temporal GAN (``generate_step``, stepped frame by frame with its GRU states) or lips at a glance
+    (``generate_window``, one window at a time, cross-faded)."""
     path = Path(model_path)
     interpreter = _interpreter(path, num_threads)
+    if GENERATE_WINDOW in interpreter.get_signature_list():
+        return _windowed(path, interpreter)
     if GENERATE_STEP not in interpreter.get_signature_list():
         return LiteTalkingFace(path, num_threads, interpreter)
     if IDENTITY_FEATURES not in interpreter.get_signature_list():
@@ -65,6 +76,25 @@ def load(model_path, num_threads: int | None = None):
         lambda inputs: dict(step(**{k: np.asarray(inputs[k], np.float32) for k in details})),
         states, int(details["noise"]["shape"][-1]), int(details["pcm"]["shape"][-1]), f"TFLite {path}",
         int(identity.get_input_details()["faces"]["shape"][1]))  # fmt: skip
+    backend.interpreter = interpreter
+    return backend
+
+
+def _windowed(path: Path, interpreter):
+    if IDENTITY_FEATURES not in interpreter.get_signature_list():
+        raise ValueError(f"{path}: a generate_window model without identity_features; export it with python -m export")
+    identity = interpreter.get_signature_runner(IDENTITY_FEATURES)
+    generate = interpreter.get_signature_runner(GENERATE_WINDOW)
+    keys = [k for k in interpreter.get_signature_list()[GENERATE_WINDOW]["inputs"] if k != "pcm"]
+    frames_shape = generate.get_output_details()["frames"]["shape"]  # (1, window_frames, L, L, 3)
+
+    def window_fn(identity_outputs, pcm):  # one window at a time, as on a phone
+        return np.concatenate([generate(pcm=window[None].astype(np.float32), **{k: identity_outputs[k] for k in keys})["frames"]
+                               for window in np.asarray(pcm)])  # fmt: skip
+
+    backend = frame_loop.WindowedGenerator(lambda faces: dict(identity(faces=np.asarray(faces, np.uint8))), window_fn,
+                                           int(frames_shape[1]), f"TFLite {path}",
+                                           int(identity.get_input_details()["faces"]["shape"][1]), int(frames_shape[2]))  # fmt: skip
     backend.interpreter = interpreter
     return backend
 

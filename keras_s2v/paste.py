@@ -153,3 +153,43 @@ def _seamless_clone(source: np.ndarray, target: np.ndarray, mask: np.ndarray) ->
     anchored[1, 1] = anchored[height - 2, width - 2] = 255
     centre = (1 + (width - 2) // 2, 1 + (height - 2) // 2)
     return cv2.seamlessClone(source, target, anchored, centre, cv2.NORMAL_CLONE)
+
+
+# --- Lips at a glance: generated lips into the aligned face ---------------------------------
+
+LIP_FEATHER = 1 / 6  # outer part of the lip box over which the generated lips fade into the face
+
+
+def lip_mask(side: int, feather: float = LIP_FEATHER) -> np.ndarray:
+    """float32 (side, side) alpha: 1 inside, a raised-cosine ramp to ~0 over the outer ``feather`` of the box.
+
+    Separable (the product of one ramp per axis), so the corners fade smoothly
+    too; the edge pixels keep a small weight, the face beyond none.
+    """
+    ramp_width = max(feather * side, 1.0)
+    distance = np.minimum(np.arange(side) + 0.5, side - 0.5 - np.arange(side))  # pixel centre to nearest edge
+    ramp = 0.5 - 0.5 * np.cos(np.pi * np.minimum(distance / ramp_width, 1.0))
+    return np.outer(ramp, ramp).astype(np.float32)
+
+
+def lips_into_face(face: np.ndarray, lips: np.ndarray, feather: float = LIP_FEATHER) -> np.ndarray:
+    """The aligned face with generated lips blended into its ``align.lip_box``.
+
+    face: float (S, S, 3) in [0, 1]. lips: float (L, L, 3), the lip frame a
+    glance model made from ``pipeline.lip_crops`` of this face. The lips are
+    resized to the box (area-averaged when shrinking, bilinear when growing)
+    and mixed in through ``lip_mask``, so the box's edges do not show.
+    Returns a new float32 face; outside the box it is ``face`` unchanged.
+    """
+    import cv2
+
+    face = np.asarray(face, np.float32)
+    lips = np.asarray(lips, np.float32)
+    top, left, side = align.lip_box(face.shape[0])
+    interpolation = cv2.INTER_AREA if lips.shape[0] > side else cv2.INTER_LINEAR
+    resized = cv2.resize(lips, (side, side), interpolation=interpolation)
+    alpha = lip_mask(side, feather)[..., None]
+    out = face.copy()
+    box = out[top : top + side, left : left + side]
+    out[top : top + side, left : left + side] = alpha * resized + (1.0 - alpha) * box
+    return out

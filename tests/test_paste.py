@@ -73,3 +73,38 @@ def test_a_face_outside_the_frame_leaves_it_unchanged():
     transform = transform.copy()
     transform[:, 2] += 5000  # the crop maps far outside the frame
     assert np.array_equal(paste_face(frame, generated, transform, landmarks), frame)
+
+
+def _smooth_face(size: int = 112) -> np.ndarray:
+    rng = np.random.default_rng(1)
+    face = cv2.GaussianBlur(rng.uniform(0, 1, (size, size, 3)).astype(np.float32), (0, 0), 4)
+    return cv2.normalize(face, None, 0.1, 0.9, cv2.NORM_MINMAX)
+
+
+def test_lips_cut_from_the_face_paste_back_into_the_same_face():
+    from keras_s2v.paste import lips_into_face
+
+    face = _smooth_face()
+    top, left, side = align.lip_box(112)
+    lips = cv2.resize(face[top : top + side, left : left + side], (64, 64), interpolation=cv2.INTER_LINEAR)
+    pasted = lips_into_face(face, lips)
+    assert pasted.dtype == np.float32 and pasted.shape == face.shape
+    assert np.abs(pasted - face).max() < 0.01  # only the resize there and back differs
+    outside = np.ones(face.shape[:2], bool)
+    outside[top : top + side, left : left + side] = False
+    np.testing.assert_array_equal(pasted[outside], face[outside])
+
+
+def test_pasted_lips_fade_in_without_a_seam():
+    from keras_s2v.paste import lip_mask, lips_into_face
+
+    mask = lip_mask(56)
+    assert mask[18:38, 18:38].min() == 1.0 and mask.max() == 1.0  # the inner part is the generated lips alone
+    assert mask[0].max() < 0.01 and mask[:, 0].max() < 0.01  # the edge is the face's
+    np.testing.assert_array_equal(mask, mask.T)
+    face = np.full((112, 112, 3), 0.5, np.float32)
+    pasted = lips_into_face(face, np.ones((64, 64, 3), np.float32))
+    top, left, side = align.lip_box(112)
+    column = pasted[top - 1 : top + side + 1, left + side // 2, 0]
+    assert np.abs(np.diff(column)).max() < 0.1  # a ramp, not a step from 0.5 to 1
+    assert pasted[top + side // 2, left + side // 2, 0] == 1.0
