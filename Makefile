@@ -5,6 +5,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_DIR ?= demo
+# Test processes: the suite is mostly single-threaded TF graph building, so 2 workers use both CI cores.
+# Whole files go to one worker (--dist loadfile): a module's trained fixtures are built once.
+TEST_WORKERS ?= 2
 # Real media for tests and benchmarks (never needed at run time).
 export KERAS_S2V_MEDIA ?= $(abspath ../shared/media)
 
@@ -31,7 +34,7 @@ demo: install
 	$(PY) -m keras_s2v.demo --out $(DEMO_DIR)
 
 test: install
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
 
 bench: install
 	$(PY) benchmarks/prepare_bench.py

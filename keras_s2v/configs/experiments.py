@@ -378,8 +378,7 @@ def _pretraining(kind: str):
     def build() -> ExperimentConfig:
         config = glance()
         config.model.kind = kind
-        rate = 3e-3 if kind == "lipflow" else 1e-3  # as train_lib.pretraining_config
-        config.train.optimizer, config.train.learning_rate, config.train.adam_beta_1 = "adam", rate, 0.9
+        config.train.optimizer, config.train.learning_rate, config.train.adam_beta_1 = "adam", 1e-3, 0.9
         config.train.weight_decay = 0.0
         config.train.epochs = 10
         return config

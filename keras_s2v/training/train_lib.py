@@ -135,8 +135,7 @@ def pretraining_config(config: ExperimentConfig, kind: str) -> ExperimentConfig:
     pre.name = f"{config.name}/{kind}"
     pre.model.kind = kind
     pre.train.epochs = config.train.pretrain_epochs
-    rate = 3e-3 if kind == "lipflow" else 1e-3  # the flow network: 160 steps at 3e-3 cut the warp error 34 %
-    pre.train.optimizer, pre.train.learning_rate, pre.train.adam_beta_1, pre.train.weight_decay = "adam", rate, 0.9, 0.0
+    pre.train.optimizer, pre.train.learning_rate, pre.train.adam_beta_1, pre.train.weight_decay = "adam", 1e-3, 0.9, 0.0
     return pre
 
 
