@@ -289,11 +289,12 @@ class WindowedGenerator:
     (``windowed_row_samples``: both windows' audio, centred on the frame), cuts
     the windows out of it, runs ``window_fn`` once per window (the new windows
     of one call in one batch) and keeps them only while a later frame needs
-    them. The log-mel windows are timed in 25 fps video frames: other frame
-    rates are not supported.
+    them. The log-mel windows are timed in 25 fps video frames: ``generate``
+    and ``redub`` refuse other frame rates (``fixed_fps``).
     """
 
     num_identity_images = 1
+    fixed_fps = audio_lib.FPS  # inference refuses other frame rates (``inference.check_frame_rate``)
 
     def __init__(self, identity_fn, window_fn, window_frames: int, description: str, face_size: int = FACE_SIZE,
                  lip_size: int = 64):  # fmt: skip

@@ -43,3 +43,18 @@ def test_overrides_parse_by_field_type():
                          ("model.skip_connections=maybe", "not a boolean")]:  # fmt: skip
         with pytest.raises(ValueError, match=message):
             experiments.apply_overrides(config, [bad])
+
+
+def test_glance_is_the_paper_and_each_ablation_switches_one_part():
+    paper = experiments.get_experiment("glance")
+    t = paper.train
+    assert (paper.model.kind, paper.model.window_frames, t.optimizer, t.learning_rate) == ("glance", 16, "adam", 2e-4)
+    assert (t.adam_beta_1, t.weight_decay, t.mismatch_weight, t.generated_weight) == (0.5, 4e-4, 0.5, 0.5)
+    assert (t.correlation_weight, t.pixel_weight, t.perceptual_weight, t.adversarial_weight) == (1.0, 0.5, 1.0, 1.0)
+    full = json.loads(paper.to_json())
+    for name in experiments.GLANCE_ABLATIONS:
+        ablation = json.loads(experiments.get_experiment(name).to_json())
+        changed = [f"{s}.{k}" for s in ("model", "data", "train") for k in full[s] if full[s][k] != ablation[s][k]]
+        assert len(changed) == 1, (name, changed)
+        for size in ("_small", "_tiny"):
+            assert experiments.get_experiment(name + size).model.kind == "glance"

@@ -152,6 +152,10 @@ def test_every_model_form_gives_the_same_frames_and_runs_generate_and_redub(expo
     summary = inference.redub_video(corpus_video, corpus_video, forms["saved_model"], tmp_path / "redub.mp4",
                                     progress=False)  # fmt: skip
     assert summary["frames"] > 0 and summary["frames_without_face"] < summary["frames"]
+    with pytest.raises(ValueError, match="30 fps.*25 fps video only"):  # windows are timed in 25 fps frames
+        inference.generate_video([_still(corpus_video, tmp_path)], corpus_video, forms["tflite"],
+                                 tmp_path / "talking30.mp4", fps=30.0, progress=False)  # fmt: skip
+    assert not (tmp_path / "talking30.mp4").exists()
 
 
 def _still(video, folder):

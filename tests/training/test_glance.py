@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_s2v.configs.experiments import apply_overrides, get_experiment
+from keras_s2v.configs.experiments import GLANCE_ABLATIONS, apply_overrides, get_experiment
 from keras_s2v.training import glance, train_lib
 
 FRAMES = 8
@@ -114,3 +114,26 @@ def test_missing_pretrained_workdir_is_named(tmp_path):
     config = apply_overrides(get_experiment("glance_tiny"), [f"model.flow_model={tmp_path / 'nowhere'}"])
     with pytest.raises(FileNotFoundError, match="nowhere.*flow_model"):
         train_lib.pretrained_workdirs(config, tmp_path / "data", tmp_path / "work", log=lambda _: None)
+
+
+@pytest.mark.parametrize("name", sorted(GLANCE_ABLATIONS))
+def test_each_ablation_builds_the_trainer_it_names(name):
+    from keras_s2v.models.lip_motion import LipAutoencoder, LipFlowNet
+
+    config = get_experiment(f"{name}_tiny")
+    m, t = config.model, config.train
+    trainer = train_lib.glance_trainer(config, train_lib.build_model(config), LipFlowNet(width=m.width),
+                                       LipAutoencoder(width=m.width).encoder)  # fmt: skip
+    train_lib.compile_model(trainer, config)
+    has_motion = "motion" in trainer.discriminator.input
+    assert has_motion == (name != "glance_two_stream")
+    if has_motion:
+        assert trainer.discriminator.input["motion"].shape[-1] == (3 if name == "glance_framediff" else 2)
+    assert (trainer.audio_encoder is None) == (name == "glance_no_corr")
+    if name == "glance_plain_corr":
+        assert trainer.motion_encoder.input.shape[-1] == 3  # the frames, not their motion
+    weights = trainer.weights_
+    assert (weights["perceptual"] == 0) == (name == "glance_no_perc") == (t.perceptual_weight == 0)
+    assert (weights["pixel"] == 0) == (name == "glance_no_pix")
+    assert (weights["adversarial"] == 0) == (name == "glance_no_gan")
+    assert (weights["correlation"] == 0) == (name == "glance_no_corr")
