@@ -4,7 +4,11 @@ import keras
 import numpy as np
 import pytest
 
-from keras_s2v.configs.experiments import GLANCE_ABLATIONS, apply_overrides, get_experiment
+from keras_s2v.configs.experiments import (
+    GLANCE_ABLATIONS,
+    apply_overrides,
+    get_experiment,
+)
 from keras_s2v.training import glance, train_lib
 
 FRAMES = 8
