@@ -92,8 +92,6 @@ def load_checkpoint(workdir):
                           "export takes Speech2Vid generators, temporal GANs and lips-at-a-glance generators")  # fmt: skip
     if not model_path.exists():
         raise ExportError(f"{model_path}: no checkpoint in {workdir}; training has not finished an epoch")
-    if config.model.kind == "glance":
-        import keras_s2v.models.glance  # noqa: F401 - registers the classes model.keras holds
     try:
         model = train_lib.load_trained_model(workdir)
     except Exception as error:  # noqa: BLE001 - Keras raises many kinds for a corrupt archive

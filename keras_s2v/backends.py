@@ -266,8 +266,6 @@ def load_generator(path):
             raise ModelError(path, f"a {kind} model, not a talking-face generator")
         from keras_s2v.training import train_lib
 
-        if kind == "glance":
-            import keras_s2v.models.glance  # noqa: F401 - registers the classes model.keras holds
         try:
             model = train_lib.load_trained_model(path)
         except FileNotFoundError as error:

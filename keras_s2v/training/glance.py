@@ -126,8 +126,8 @@ def warped_pair(first, second, flow, scale: int = 1):
     from keras_s2v.models.lip_motion import warp
 
     if scale > 1:
-        pool = keras.layers.AveragePooling2D(scale)
-        first, second, flow = pool(first), pool(second), pool(flow) / scale
+        first, second, flow = (ops.average_pool(x, scale, scale) for x in (first, second, flow))
+        flow = flow / scale
     return first, warp(second, flow)
 
 
