@@ -143,3 +143,30 @@ def test_glance_windows_give_the_training_log_mel_in_numpy_and_in_the_graph():
     numpy = np.stack([audio.log_mel_from_pcm_window(w) for w in windows])
     assert in_graph.shape == (4, 64, 128)
     np.testing.assert_allclose(in_graph, numpy, atol=1e-3)
+
+
+def test_float16_tflite_keeps_the_in_graph_log_mel():
+    """A float16 export rounds constants to 11 bits; the split DFT keeps quiet bands (rounded whole: 0.2 off)."""
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+
+    parts = audio.float16_exact_parts(audio.windowed_dft_matrices()[0])
+    assert np.array_equal(parts, parts.astype(np.float16).astype(np.float32))
+    np.testing.assert_allclose(parts.sum(axis=0), audio.windowed_dft_matrices()[0], atol=1e-7)
+
+    frames = 4
+    wave = _speechlike(1.0, seed=5)
+    window = audio.padded_slice(wave, *audio.log_mel_window_range(6, frames))
+    fn = tf.function(lambda pcm: audio.log_mel_tf(pcm, frames),
+                     input_signature=[tf.TensorSpec([1, audio.log_mel_window_samples(frames)], tf.float32)])  # fmt: skip
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], fn)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_types = [tf.float16]
+    interpreter = Interpreter(model_content=converter.convert())
+    interpreter.allocate_tensors()
+    assert any(d["dtype"] == np.float16 for d in interpreter.get_tensor_details())  # the constants really are float16
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], window[None])
+    interpreter.invoke()
+    lite = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0]
+    # 0.013 is LOG_FLOOR rounded to float16, only on bands of digital silence
+    np.testing.assert_allclose(lite, audio.log_mel_from_pcm_window(window, frames), atol=0.02)
