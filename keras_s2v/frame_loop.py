@@ -152,6 +152,14 @@ def pcm_windows(waveform: np.ndarray, first: int, count: int, fps: float = audio
     return np.stack([audio_lib.pcm_window(waveform, first + i, fps, samples) for i in range(count)]).astype(np.float32)
 
 
+def check_frame_rate(backend, fps: float, what: str) -> None:
+    """Refuse a frame rate a model cannot make: a window model's audio windows are timed in 25 fps frames."""
+    fixed = getattr(backend, "fixed_fps", None)
+    if fixed and abs(fps - fixed) > 1e-3:
+        raise ValueError(f"{what} is {fps:g} fps, but {backend.description} makes {fixed:g} fps video only "
+                         f"(give --fps {fixed:g}, or convert the video: ffmpeg -i IN -r {fixed:g} OUT)")  # fmt: skip
+
+
 def to_uint8(frames: np.ndarray) -> np.ndarray:
     """Frames in [0, 1] -> uint8 0..255."""
     return (np.clip(np.asarray(frames, np.float32), 0.0, 1.0) * 255.0).round().astype(np.uint8)
@@ -294,7 +302,7 @@ class WindowedGenerator:
     """
 
     num_identity_images = 1
-    fixed_fps = audio_lib.FPS  # inference refuses other frame rates (``inference.check_frame_rate``)
+    fixed_fps = audio_lib.FPS  # inference refuses other frame rates (``check_frame_rate``)
 
     def __init__(self, identity_fn, window_fn, window_frames: int, description: str, face_size: int = FACE_SIZE,
                  lip_size: int = 64):  # fmt: skip

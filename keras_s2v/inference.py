@@ -212,14 +212,6 @@ def video_targets(path, info: media.MediaInfo, follower: FaceFollower, stages: S
             return
 
 
-def check_frame_rate(backend, fps: float, what: str) -> None:
-    """Refuse a frame rate a model cannot make: a window model's audio windows are timed in 25 fps frames."""
-    fixed = getattr(backend, "fixed_fps", None)
-    if fixed and abs(fps - fixed) > 1e-3:
-        raise ValueError(f"{what} is {fps:g} fps, but {backend.description} makes {fixed:g} fps video only "
-                         f"(give --fps {fixed:g}, or convert the video: ffmpeg -i IN -r {fixed:g} OUT)")  # fmt: skip
-
-
 def render(backend, identity, targets: Iterable[Target], windows: Iterable[np.ndarray], out, fps: float, audio,
            stages: Stages, deblur=None, crop: bool = False, overwrite: bool = False, batch_size: int = 25,
            total: int | None = None, progress: bool = True) -> dict:  # fmt: skip
@@ -315,7 +307,7 @@ def generate_video(face_paths, audio_path, model, out, *, deblur=None, no_deblur
     if not audio_info.has_audio:
         raise media.MediaError(audio_path, "no audio stream")
     backend, deblurrer, deblur_note = _load(model, deblur, no_deblur)
-    check_frame_rate(backend, fps, "--fps")
+    frame_loop.check_frame_rate(backend, fps, "--fps")
     if len(face_paths) != backend.num_identity_images:
         raise ValueError(f"the model needs {backend.num_identity_images} face photo(s) (--face PHOTO, repeated), "
                          f"got {len(face_paths)}")  # fmt: skip
@@ -359,7 +351,7 @@ def redub_video(video_path, audio_path, model, out, *, audio_fit: str = "loop", 
         raise media.MediaError(audio_path, "no audio stream")
     fps = video_info.fps if video_info.fps > 0 else float(audio_lib.FPS)
     backend, deblurrer, deblur_note = _load(model, deblur, no_deblur)
-    check_frame_rate(backend, fps, f"{video_path}: the video")
+    frame_loop.check_frame_rate(backend, fps, f"{video_path}: the video")
     analyzer = analyzer or FaceAnalyzer()
     with stages.time("detect"):
         stills = video_identity_crops(video_path, video_info, analyzer, backend.num_identity_images)

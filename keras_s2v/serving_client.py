@@ -14,15 +14,23 @@ The exporter writes ``OUT/serving/<model>/<version>/`` with these signatures:
   raw 16 kHz window of each frame (``audio.pcm_window``) -> ``frame``.
 * ``serving_default``: ``faces`` and ``pcm`` -> ``frame``.
 
+A temporal GAN export has ``identity_features`` and ``generate_step`` (one
+frame per call, GRU states fed back); a lips-at-a-glance export has
+``identity_features`` and ``generate_window`` (``pcm`` ``(N, 10480)`` ->
+``frames`` ``(N, 16, 64, 64, 3)``, windows of 16 frames every 8, cross-faded
+and pasted into the face). ``backend(client)`` reads the model's signatures
+from the server (its metadata) and returns what ``frame_loop`` drives for each.
+
 The REST path needs only NumPy and the standard library; gRPC imports
 ``grpc``, ``tensorflow_serving.apis`` and TensorFlow (for tensor protos) when
 first used. gRPC sends tensors as raw bytes; REST as JSON text, about 12
 characters per float, so prefer gRPC for long clips over a network.
 
 The command runs what an app runs: ``identity_features`` once on the aligned
-face, then ``generate_frame_pcm`` on batches of 40 ms frames' windows
-(``frame_loop.talking_frames``), streaming the frames into an mp4 with the
-audio muxed.
+face, then the generator signature on the audio (``generate_frame_pcm`` on
+batches of frames' windows; ``generate_step`` a frame at a time;
+``generate_window`` on the windows a batch of frames needs), streaming the
+frames into an mp4 with the audio muxed.
 """
 
 from __future__ import annotations
@@ -42,6 +50,8 @@ from keras_s2v.data.audio import MFCC_WINDOW_SAMPLES
 IDENTITY_FEATURES = "identity_features"
 GENERATE_FRAME = "generate_frame"
 GENERATE_FRAME_PCM = "generate_frame_pcm"
+GENERATE_STEP = "generate_step"
+GENERATE_WINDOW = "generate_window"
 SERVING_DEFAULT = "serving_default"
 
 # Outputs of each exported signature, in order. Over REST, TF Serving drops
@@ -51,6 +61,8 @@ SIGNATURE_OUTPUTS = {
     GENERATE_FRAME: ("frame",),
     GENERATE_FRAME_PCM: ("frame",),
     SERVING_DEFAULT: ("frame",),
+    GENERATE_STEP: ("frame",),  # and the new GRU states, under their input names
+    GENERATE_WINDOW: ("frames",),
 }
 OUTPUT_DTYPE = np.float32  # every output of the exported signatures
 
@@ -90,8 +102,9 @@ def _single_output_name(signature_name: str) -> str:
 # --- REST -------------------------------------------------------------------------------
 
 
-def rest_url(host: str, model_name: str, version: int | None = None, port: int = REST_PORT) -> str:
-    """``http://host:port/v1/models/<name>[/versions/<v>]:predict``.
+def rest_url(host: str, model_name: str, version: int | None = None, port: int = REST_PORT,
+             method: str = ":predict") -> str:  # fmt: skip
+    """``http://host:port/v1/models/<name>[/versions/<v>]:predict`` (``method="/metadata"``: the model's metadata).
 
     ``host`` may also be a base URL (``https://serving.example.com``), used
     as it is, without ``port``.
@@ -105,7 +118,7 @@ def rest_url(host: str, model_name: str, version: int | None = None, port: int =
     path = f"/v1/models/{urllib.parse.quote(model_name, safe='')}"
     if version is not None:
         path += f"/versions/{int(version)}"
-    return f"{base}{path}:predict"
+    return f"{base}{path}{method}"
 
 
 def rest_payload(signature_name: str, inputs: Mapping[str, np.ndarray]) -> dict:
@@ -169,10 +182,14 @@ def _http_error_message(body: bytes) -> str:
         return text or "no message"
 
 
-def _post_json(url: str, payload: dict, timeout: float) -> dict:
-    request = urllib.request.Request(
-        url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}, method="POST"
-    )
+def _post_json(url: str, payload: dict | None, timeout: float) -> dict:
+    """POST ``payload`` as JSON (``None``: GET) and parse the JSON answer."""
+    if payload is None:
+        request = urllib.request.Request(url, method="GET")
+    else:
+        request = urllib.request.Request(
+            url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}, method="POST"
+        )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as answer:
             body = answer.read()
@@ -201,6 +218,25 @@ def _connection_problem(reason, api: str, timeout: float) -> str:
     return f"connection failed ({reason})"
 
 
+def signature_shapes(metadata: Mapping) -> dict[str, dict[str, dict[str, tuple]]]:
+    """``{signature: {"inputs": {name: shape}, "outputs": {name: shape}}}`` of a model's metadata.
+
+    ``metadata`` is a ``GetModelMetadataResponse`` as JSON (TF Serving's REST
+    answer, proto field names); unknown sizes are -1.
+    """
+    try:
+        signature_defs = metadata["metadata"]["signature_def"]["signature_def"]
+    except (KeyError, TypeError):
+        raise ValueError(f"not a model metadata answer (keys {sorted(metadata)})") from None
+
+    def shapes(tensors: Mapping) -> dict[str, tuple]:
+        return {name: tuple(int(d.get("size", -1)) for d in info.get("tensor_shape", {}).get("dim", []))
+                for name, info in tensors.items()}  # fmt: skip
+
+    return {name: {"inputs": shapes(sig.get("inputs", {})), "outputs": shapes(sig.get("outputs", {}))}
+            for name, sig in signature_defs.items() if name != "__saved_model_init_op"}  # fmt: skip
+
+
 # --- gRPC -----------------------------------------------------------------------------
 
 
@@ -218,6 +254,27 @@ def predict_request(model_name: str, signature_name: str, inputs: Mapping[str, n
     for name, value in inputs.items():
         request.inputs[name].CopyFrom(tf.make_tensor_proto(_as_input(value)))
     return request
+
+
+def metadata_request(model_name: str, version: int | None = None):
+    """A ``GetModelMetadataRequest`` for the model's signatures."""
+    from tensorflow_serving.apis import get_model_metadata_pb2
+
+    request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+    request.model_spec.name = model_name
+    if version is not None:
+        request.model_spec.version.value = int(version)
+    return request
+
+
+def metadata_as_json(response) -> dict:
+    """A gRPC ``GetModelMetadataResponse`` as the JSON the REST API answers (``signature_shapes`` reads both)."""
+    from google.protobuf import json_format
+    from tensorflow_serving.apis import get_model_metadata_pb2
+
+    signature_defs = get_model_metadata_pb2.SignatureDefMap()
+    response.metadata["signature_def"].Unpack(signature_defs)
+    return {"metadata": {"signature_def": json_format.MessageToDict(signature_defs, preserving_proto_field_name=True)}}
 
 
 def parse_predict_response(response) -> dict[str, np.ndarray]:
@@ -249,8 +306,9 @@ class ServingClient:
 
     ``predict(signature_name, **inputs)`` returns the outputs as NumPy arrays;
     ``identity_features`` and ``generate_frame_pcm`` are the two calls an app
-    makes (the ``frame_loop.FrameBackend`` protocol). Speech2Vid exports only:
-    a temporal GAN's ``generate_step`` carries state, which this loop does not.
+    makes with a Speech2Vid export (the ``frame_loop.FrameBackend`` protocol).
+    ``backend(client)`` wraps it for the temporal GAN and lips-at-a-glance
+    exports, whose signatures ``signatures()`` reads from the server.
     """
 
     window_samples = MFCC_WINDOW_SAMPLES  # generate_frame_pcm's window
@@ -262,6 +320,7 @@ class ServingClient:
         self.host, self.model_name, self.version, self.protocol = host, model_name, version, protocol
         self.rest_port, self.grpc_port, self.timeout = rest_port, grpc_port, timeout
         self._channel = self._stub = None
+        self._signatures = None
 
     @property
     def target(self) -> str:
@@ -270,6 +329,28 @@ class ServingClient:
             return rest_url(self.host, self.model_name, self.version, self.rest_port)
         host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host
         return f"{host}:{self.grpc_port}"
+
+    def signatures(self) -> dict[str, dict[str, dict[str, tuple]]]:
+        """The served model's signatures with their input and output shapes (``signature_shapes``), asked once."""
+        if self._signatures is None:
+            if self.protocol == "rest":
+                url = rest_url(self.host, self.model_name, self.version, self.rest_port, method="/metadata")
+                answer = _post_json(url, None, self.timeout)
+                target = url
+            else:
+                import grpc
+
+                try:
+                    response = self._grpc_stub().GetModelMetadata(metadata_request(self.model_name, self.version),
+                                                                  timeout=self.timeout)  # fmt: skip
+                except grpc.RpcError as error:
+                    raise ServingError(f"grpc://{self.target} ({self.model_name})", _grpc_problem(error, self.timeout)) from None
+                answer, target = metadata_as_json(response), f"grpc://{self.target} ({self.model_name})"
+            try:
+                self._signatures = signature_shapes(answer)
+            except ValueError as error:
+                raise ServingError(target, str(error)) from None
+        return self._signatures
 
     def predict(self, signature_name: str, **inputs) -> dict[str, np.ndarray]:
         """Run one signature on a batch; outputs keyed by name."""
@@ -307,6 +388,12 @@ class ServingClient:
         inputs = {name: _repeat_to(name, value, len(pcm)) for name, value in identity_outputs.items()}
         return self.predict(GENERATE_FRAME_PCM, pcm=pcm, **inputs)["frame"]
 
+    def generate_window(self, identity_outputs: Mapping[str, np.ndarray], pcm: np.ndarray) -> np.ndarray:
+        """Lip frames float32 ``(N, T, L, L, 3)`` for ``pcm`` ``(N, audio.log_mel_window_samples(T))`` windows."""
+        pcm = np.asarray(pcm, np.float32)
+        inputs = {name: _repeat_to(name, value, len(pcm)) for name, value in identity_outputs.items()}
+        return self.predict(GENERATE_WINDOW, pcm=pcm, **inputs)["frames"]
+
     def _grpc_stub(self):
         if self._stub is None:
             import grpc
@@ -340,6 +427,39 @@ def _repeat_to(name: str, value, count: int) -> np.ndarray:
     raise ValueError(f"{name} has batch {value.shape[0]}, expected 1 or {count}")
 
 
+def backend(client: ServingClient):
+    """What ``frame_loop`` drives for the served model, by its signatures.
+
+    A Speech2Vid export: the client itself. A lips-at-a-glance export
+    (``generate_window``): a ``frame_loop.WindowedGenerator`` over the client.
+    A temporal GAN export (``generate_step``): a ``frame_loop.StreamingGenerator``
+    over the client, one request per frame.
+    """
+    from keras_s2v import frame_loop
+
+    signatures = client.signatures()
+    description = f"TF Serving {client.model_name} at {client.target}"
+    if IDENTITY_FEATURES not in signatures or not {GENERATE_FRAME_PCM, GENERATE_STEP, GENERATE_WINDOW} & set(signatures):
+        raise ServingError(client.target, f"{client.model_name} has signatures {sorted(signatures)}, not a keras_s2v "
+                                          "export (python -m export writes identity_features and a generator)")  # fmt: skip
+    face_size = signatures[IDENTITY_FEATURES]["inputs"]["faces"][1]
+    if GENERATE_WINDOW in signatures:
+        _, window_frames, lip_size, _, _ = signatures[GENERATE_WINDOW]["outputs"]["frames"]
+        return frame_loop.WindowedGenerator(client.identity_features, client.generate_window, window_frames,
+                                            description, face_size, lip_size)  # fmt: skip
+    if GENERATE_STEP in signatures:
+        inputs = signatures[GENERATE_STEP]["inputs"]
+        identity_keys = signatures[IDENTITY_FEATURES]["outputs"]
+        states = {k: shape[1:] for k, shape in inputs.items() if k not in (*identity_keys, "pcm", "noise")}
+
+        def step(values):  # one frame: identity outputs, pcm, noise and states -> frame and new states
+            return client.predict(GENERATE_STEP, **{k: values[k] for k in inputs})
+
+        return frame_loop.StreamingGenerator(client.identity_features, step, states, inputs["noise"][-1],
+                                             inputs["pcm"][-1], description, face_size)  # fmt: skip
+    return client
+
+
 # --- Command line -----------------------------------------------------------------------
 
 
@@ -350,9 +470,14 @@ def make_video(client, face_paths, audio_path, out, batch_size: int = 25, fps: f
     from keras_s2v.data import audio as audio_lib
     from keras_s2v.data import media
 
-    faces = frame_loop.read_faces(face_paths)
+    faces = frame_loop.read_faces(face_paths)  # the inputs are checked before any request
     waveform = media.read_audio(audio_path)
-    count = frame_loop.write_talking_video(client, faces, waveform, out, batch_size, fps, overwrite, progress)
+    model = backend(client)
+    frame_loop.check_frame_rate(model, fps, "--fps")
+    face_size = client.signatures()[IDENTITY_FEATURES]["inputs"]["faces"][1]
+    if face_size != faces.shape[1]:
+        faces = frame_loop.read_faces(face_paths, face_size)
+    count = frame_loop.write_talking_video(model, faces, waveform, out, batch_size, fps, overwrite, progress)
     return count, len(waveform) / audio_lib.SAMPLE_RATE
 
 

@@ -2,9 +2,8 @@
 
 No model server runs here (none can be installed): a tiny SavedModel with the
 exported signatures' names, dtypes and shapes (small channel counts) stands
-behind an in-process REST server that answers as TF Serving does (JSON in the
-signature's dtypes, the only output left unnamed) and an in-process gRPC
-``PredictionService``. Tests against a real export live in ``tests/export``.
+behind in-process REST and gRPC servers that answer as TF Serving does
+(``tests/serving_fakes.py``). Tests against a real export live in ``tests/export``.
 """
 
 import json
@@ -13,9 +12,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
-from concurrent import futures
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +20,13 @@ import pytest
 from keras_s2v import frame_loop, serving_client
 from keras_s2v.data import audio as audio_lib
 from keras_s2v.serving_client import ServingClient, ServingError
+from tests import serving_fakes
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "s2v_tiny"
 EMBED, C14, C6 = 4, 2, 3  # tiny identity and skip widths
 PCM = audio_lib.MFCC_WINDOW_SAMPLES
+SPEECH2VID_SIGNATURES = ("identity_features", "generate_frame", "generate_frame_pcm", "serving_default")
 
 
 def _free_port() -> int:
@@ -112,6 +110,32 @@ def test_parse_rest_response_errors():
         serving_client.parse_rest_response({"error": "Servable not found for request: Latest(x)"})
     with pytest.raises(ValueError, match="not a predict answer"):
         serving_client.parse_rest_response({"model_version_status": []})
+
+
+def test_signature_shapes_of_a_rest_metadata_answer():
+    """The JSON TF Serving's /metadata gives (proto field names, sizes as strings, the Any's @type)."""
+
+    def dim(*sizes):
+        return {"dim": [{"size": str(size), "name": ""} for size in sizes], "unknown_rank": False}
+
+    answer = {
+        "model_spec": {"name": "glance", "signature_name": "", "version": "1"},
+        "metadata": {"signature_def": {
+            "@type": "type.googleapis.com/tensorflow.serving.SignatureDefMap",
+            "signature_def": {
+                "generate_window": {
+                    "inputs": {"pcm": {"dtype": "DT_FLOAT", "tensor_shape": dim(-1, 10480), "name": "generate_window_pcm:0"}},
+                    "outputs": {"frames": {"dtype": "DT_FLOAT", "tensor_shape": dim(-1, 16, 64, 64, 3), "name": "x:0"}},
+                    "method_name": "tensorflow/serving/predict"},
+                "__saved_model_init_op": {"inputs": {}, "outputs": {"__saved_model_init_op": {"dtype": "DT_INVALID",
+                                          "tensor_shape": {"dim": [], "unknown_rank": True}, "name": "NoOp"}}},
+            }}},
+    }  # fmt: skip
+    assert serving_client.signature_shapes(answer) == {
+        "generate_window": {"inputs": {"pcm": (-1, 10480)}, "outputs": {"frames": (-1, 16, 64, 64, 3)}}}
+    with pytest.raises(ValueError, match="not a model metadata answer"):
+        serving_client.signature_shapes({"model_version_status": []})
+    assert serving_client.rest_url("h", "m", 2, 9000, method="/metadata") == "http://h:9000/v1/models/m/versions/2/metadata"
 
 
 # --- gRPC protos ------------------------------------------------------------------------
@@ -279,32 +303,16 @@ def tiny_saved_model(tmp_path_factory):
         input_signature=[spec["faces"], spec["pcm"]],
     )
     path = tmp_path_factory.mktemp("export") / "serving" / MODEL / "1"
-    signatures = {name: getattr(module, name).get_concrete_function() for name in serving_client.SIGNATURE_OUTPUTS}
+    signatures = {name: getattr(module, name).get_concrete_function() for name in SPEECH2VID_SIGNATURES}
     tf.saved_model.save(module, str(path), signatures=signatures)
     return tf.saved_model.load(str(path)), path
 
 
-def _run_signature(loaded, name, arrays):
-    """Call a signature as TF Serving does: inputs converted to its dtypes, refused when they do not fit."""
-    import tensorflow as tf
-
-    signature = loaded.signatures[name]
-    specs = signature.structured_input_signature[1]
-    if set(arrays) != set(specs):
-        raise ValueError(f"signature {name} takes inputs {sorted(specs)}, got {sorted(arrays)}")
-    tensors = {}
-    for key, value in arrays.items():
-        value = np.asarray(value)
-        if specs[key].dtype.is_integer and value.dtype.kind == "f":
-            raise ValueError(f"{key}: expects {specs[key].dtype.name}, got floats")
-        tensors[key] = tf.constant(value, dtype=specs[key].dtype)
-    return {key: value.numpy() for key, value in signature(**tensors).items()}
-
-
 def test_saved_model_signatures_match_the_client_contract(tiny_saved_model):
     loaded, _ = tiny_saved_model
-    assert set(loaded.signatures) == set(serving_client.SIGNATURE_OUTPUTS)
-    for name, outputs in serving_client.SIGNATURE_OUTPUTS.items():
+    assert set(loaded.signatures) == set(SPEECH2VID_SIGNATURES)
+    for name in SPEECH2VID_SIGNATURES:
+        outputs = serving_client.SIGNATURE_OUTPUTS[name]
         assert set(loaded.signatures[name].structured_outputs) == set(outputs), name
 
 
@@ -321,87 +329,23 @@ def test_decoded_rest_payload_feeds_the_signature(tiny_saved_model, signature, n
     loaded, _ = tiny_saved_model
     inputs = {k: v for k, v in _inputs().items() if k in names}
     payload = json.loads(json.dumps(serving_client.rest_payload(signature, inputs)))
-    from_json = _run_signature(loaded, payload["signature_name"], payload["inputs"])
-    direct = _run_signature(loaded, signature, inputs)
+    from_json = serving_fakes.run_signature(loaded, payload["signature_name"], payload["inputs"])
+    direct = serving_fakes.run_signature(loaded, signature, inputs)
     assert set(from_json) == set(serving_client.SIGNATURE_OUTPUTS[signature])
     for key in direct:
         np.testing.assert_array_equal(from_json[key], direct[key], err_msg=key)
 
 
-class _RestHandler(BaseHTTPRequestHandler):
-    loaded = None  # set per server
-
-    def log_message(self, *args):
-        pass
-
-    def _answer(self, code, body):
-        data = json.dumps(body).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_POST(self):
-        request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        match = re.fullmatch(r"/v1/models/([^/:]+)(?:/versions/(\d+))?:predict", self.path)
-        if not match or match[1] != MODEL or match[2] not in (None, "1"):
-            name = match[1] if match else self.path
-            return self._answer(404, {"error": f"Servable not found for request: Latest({name})"})
-        try:
-            outputs = _run_signature(self.loaded, request.get("signature_name", "serving_default"), request["inputs"])
-        except Exception as error:  # noqa: BLE001 (TF Serving answers any failure with 400)
-            return self._answer(400, {"error": str(error)})
-        if len(outputs) == 1:  # TF Serving leaves the only output unnamed
-            return self._answer(200, {"outputs": next(iter(outputs.values())).tolist()})
-        return self._answer(200, {"outputs": {k: v.tolist() for k, v in outputs.items()}})
-
-
 @pytest.fixture(scope="module")
 def rest_server(tiny_saved_model):
-    handler = type("Handler", (_RestHandler,), {"loaded": tiny_saved_model[0]})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
+    with serving_fakes.rest_server(*tiny_saved_model, MODEL) as port:
+        yield port
 
 
 @pytest.fixture(scope="module")
 def grpc_server(tiny_saved_model):
-    import grpc
-    import tensorflow as tf
-    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
-
-    loaded = tiny_saved_model[0]
-
-    class Service(prediction_service_pb2_grpc.PredictionServiceServicer):
-        def Predict(self, request, context):
-            if request.model_spec.name != MODEL:
-                context.abort(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: Latest({request.model_spec.name})")
-            arrays = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
-            signature = request.model_spec.signature_name or "serving_default"
-            specs = loaded.signatures[signature].structured_input_signature[1]
-            for key, value in arrays.items():
-                if key in specs and value.dtype != specs[key].dtype.as_numpy_dtype:
-                    context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{key}: expects {specs[key].dtype.name}, got {value.dtype}")
-            try:
-                outputs = _run_signature(loaded, signature, arrays)
-            except ValueError as error:
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
-            response = predict_pb2.PredictResponse()
-            for key, value in outputs.items():
-                response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
-            return response
-
-    options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), options=options)
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(Service(), server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    yield port
-    server.stop(None)
+    with serving_fakes.grpc_server(*tiny_saved_model, MODEL) as port:
+        yield port
 
 
 @pytest.fixture(params=["rest", "grpc"])
@@ -418,17 +362,27 @@ def test_client_identity_then_frames(client, tiny_saved_model):
     assert {k: (v.shape, v.dtype) for k, v in identity.items()} == {
         "identity": ((1, EMBED), np.float32), "skip_14": ((1, 14, 14, C14), np.float32),
         "skip_6": ((1, 6, 6, C6), np.float32)}  # fmt: skip
-    expected = _run_signature(loaded, "identity_features", {"faces": inputs["faces"][:1]})
+    expected = serving_fakes.run_signature(loaded, "identity_features", {"faces": inputs["faces"][:1]})
     for key in expected:
         np.testing.assert_allclose(identity[key], expected[key], rtol=1e-6, err_msg=key)
     frames = client.generate_frame_pcm(identity, inputs["pcm"])
     assert frames.shape == (3, 112, 112, 3) and frames.dtype == np.float32
     repeated = {k: np.repeat(v, 3, axis=0) for k, v in expected.items()}
-    direct = _run_signature(loaded, "generate_frame_pcm", {**repeated, "pcm": inputs["pcm"]})["frame"]
+    direct = serving_fakes.run_signature(loaded, "generate_frame_pcm", {**repeated, "pcm": inputs["pcm"]})["frame"]
     np.testing.assert_allclose(frames, direct, rtol=1e-6)
     # serving_default gives the same frames from the face and the audio in one call.
     one_call = client.predict("serving_default", faces=np.repeat(inputs["faces"][:1], 3, 0), pcm=inputs["pcm"])
     np.testing.assert_allclose(one_call["frame"], frames, rtol=1e-5, atol=1e-6)
+
+
+def test_client_reads_the_signatures_and_drives_a_speech2vid_model_itself(client):
+    signatures = client.signatures()
+    assert set(signatures) == set(SPEECH2VID_SIGNATURES)
+    assert signatures["identity_features"] == {
+        "inputs": {"faces": (-1, 112, 112, 3)},
+        "outputs": {"identity": (-1, EMBED), "skip_14": (-1, 14, 14, C14), "skip_6": (-1, 6, 6, C6)}}  # fmt: skip
+    assert signatures["generate_frame_pcm"]["inputs"]["pcm"] == (-1, PCM)
+    assert serving_client.backend(client) is client
 
 
 def test_client_talking_frames(client):

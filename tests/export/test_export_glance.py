@@ -158,6 +158,35 @@ def test_every_model_form_gives_the_same_frames_and_runs_generate_and_redub(expo
     assert not (tmp_path / "talking30.mp4").exists()
 
 
+def test_tf_serving_client_runs_the_windows(exported, synth_shards, tmp_path):
+    """Through TF Serving (the stand-in, over REST) the client finds generate_window and cross-fades its windows."""
+    import tensorflow as tf
+
+    from keras_s2v import backends, frame_loop, serving_client
+    from keras_s2v.evaluation import evaluate_lib
+    from tests import serving_fakes
+
+    _, out, _ = exported
+    version = out / "serving" / "glance_tiny" / "1"
+    corpus_video = min((synth_shards.parent / "corpus").rglob("*.mp4"))
+    speech = media.read_audio(corpus_video)[: 20 * audio.SAMPLES_PER_FRAME]
+    face = next(evaluate_lib.clips_from_shards(synth_shards, "validation")).frames[0][None]
+    expected = np.stack(list(frame_loop.talking_frames(backends.load_generator(out), face, speech, batch_size=25)))
+    with serving_fakes.rest_server(tf.saved_model.load(str(version)), version, "glance_tiny") as port:
+        client = serving_client.ServingClient("127.0.0.1", "glance_tiny", rest_port=port)
+        model = serving_client.backend(client)
+        assert isinstance(model, frame_loop.WindowedGenerator)
+        assert (model.window_frames, model.lip_size, model.face_size) == (WINDOW_FRAMES, 64, 112)
+        served = np.stack(list(frame_loop.talking_frames(model, face, speech, batch_size=7)))
+        speech_path = tmp_path / "speech.wav"
+        media.write_wav(speech_path, speech)
+        with pytest.raises(ValueError, match="30 fps.*25 fps video only"):
+            serving_client.make_video(client, [_still(corpus_video, tmp_path)], speech_path, tmp_path / "out.mp4", fps=30.0)
+    assert served.shape == expected.shape == (20, 112, 112, 3)
+    assert np.abs(served.astype(int) - expected.astype(int)).max() <= 1
+    assert not (tmp_path / "out.mp4").exists()
+
+
 def _still(video, folder):
     """The video's first frame as a photo (the generate input)."""
     frame = next(media.iter_frames(video))

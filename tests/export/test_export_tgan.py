@@ -237,6 +237,29 @@ def test_every_model_form_streams_through_generate_redub_and_evaluate(exported, 
     assert result["clips"] == 2 and (tmp_path / "report" / "report.md").exists()
 
 
+def test_tf_serving_client_streams_the_steps(exported, synth_shards):
+    """Through TF Serving (the stand-in, over gRPC) the client reads generate_step's states from the metadata."""
+    import tensorflow as tf
+
+    from keras_s2v import backends, frame_loop, serving_client
+    from keras_s2v.evaluation import evaluate_lib
+    from tests import serving_fakes
+
+    _, out, _ = exported
+    version = out / "serving" / "tgan_tiny" / "1"
+    face = next(evaluate_lib.clips_from_shards(synth_shards, "validation")).frames[0][None]
+    speech = media.read_audio(min((synth_shards.parent / "corpus").rglob("*.mp4")))[: audio.SAMPLE_RATE // 2]
+    expected = np.stack(list(frame_loop.talking_frames(backends.load_generator(out), face, speech, batch_size=7)))
+    with (serving_fakes.grpc_server(tf.saved_model.load(str(version)), version, "tgan_tiny") as port,
+          serving_client.ServingClient("127.0.0.1", "tgan_tiny", protocol="grpc", grpc_port=port) as client):  # fmt: skip
+        model = serving_client.backend(client)
+        assert isinstance(model, frame_loop.StreamingGenerator)
+        assert model.state_shapes == STATE_SHAPES and model.window_samples == audio.WAVE_WINDOW_SAMPLES
+        served = np.stack(list(frame_loop.talking_frames(model, face, speech, batch_size=7)))
+    assert served.shape == expected.shape == (13, 112, 112, 3)
+    assert np.abs(served.astype(int) - expected.astype(int)).max() <= 1
+
+
 def _still(video, folder):
     """The video's first frame as a photo (the generate input)."""
     frame = next(media.iter_frames(video))
