@@ -182,7 +182,7 @@ def _http_error_message(body: bytes) -> str:
         return text or "no message"
 
 
-def _post_json(url: str, payload: dict | None, timeout: float) -> dict:
+def _rest_json(url: str, payload: dict | None, timeout: float) -> dict:
     """POST ``payload`` as JSON (``None``: GET) and parse the JSON answer."""
     if payload is None:
         request = urllib.request.Request(url, method="GET")
@@ -334,18 +334,12 @@ class ServingClient:
         """The served model's signatures with their input and output shapes (``signature_shapes``), asked once."""
         if self._signatures is None:
             if self.protocol == "rest":
-                url = rest_url(self.host, self.model_name, self.version, self.rest_port, method="/metadata")
-                answer = _post_json(url, None, self.timeout)
-                target = url
+                target = rest_url(self.host, self.model_name, self.version, self.rest_port, method="/metadata")
+                answer = _rest_json(target, None, self.timeout)
             else:
-                import grpc
-
-                try:
-                    response = self._grpc_stub().GetModelMetadata(metadata_request(self.model_name, self.version),
-                                                                  timeout=self.timeout)  # fmt: skip
-                except grpc.RpcError as error:
-                    raise ServingError(f"grpc://{self.target} ({self.model_name})", _grpc_problem(error, self.timeout)) from None
-                answer, target = metadata_as_json(response), f"grpc://{self.target} ({self.model_name})"
+                target = self._grpc_target
+                request = metadata_request(self.model_name, self.version)
+                answer = metadata_as_json(self._grpc_call("GetModelMetadata", request))
             try:
                 self._signatures = signature_shapes(answer)
             except ValueError as error:
@@ -355,17 +349,24 @@ class ServingClient:
     def predict(self, signature_name: str, **inputs) -> dict[str, np.ndarray]:
         """Run one signature on a batch; outputs keyed by name."""
         if self.protocol == "rest":
-            answer = _post_json(self.target, rest_payload(signature_name, inputs), self.timeout)
+            answer = _rest_json(self.target, rest_payload(signature_name, inputs), self.timeout)
             dtypes = OUTPUT_DTYPE if signature_name in SIGNATURE_OUTPUTS else None
             return parse_rest_response(answer, _single_output_name(signature_name), dtypes)
+        request = predict_request(self.model_name, signature_name, inputs, self.version)
+        return parse_predict_response(self._grpc_call("Predict", request))
+
+    @property
+    def _grpc_target(self) -> str:
+        return f"grpc://{self.target} ({self.model_name})"
+
+    def _grpc_call(self, method: str, request):
+        """One ``PredictionService`` call; a failure becomes a ``ServingError`` naming the address and the problem."""
         import grpc
 
-        request = predict_request(self.model_name, signature_name, inputs, self.version)
         try:
-            response = self._grpc_stub().Predict(request, timeout=self.timeout)
+            return getattr(self._grpc_stub(), method)(request, timeout=self.timeout)
         except grpc.RpcError as error:
-            raise ServingError(f"grpc://{self.target} ({self.model_name})", _grpc_problem(error, self.timeout)) from None
-        return parse_predict_response(response)
+            raise ServingError(self._grpc_target, _grpc_problem(error, self.timeout)) from None
 
     def identity_features(self, faces_uint8: np.ndarray) -> dict[str, np.ndarray]:
         """``faces`` uint8 ``(112, 112, 3 n)`` or ``(N, 112, 112, 3 n)`` -> ``identity`` (and skips)."""
@@ -439,9 +440,10 @@ def backend(client: ServingClient):
 
     signatures = client.signatures()
     description = f"TF Serving {client.model_name} at {client.target}"
-    if IDENTITY_FEATURES not in signatures or not {GENERATE_FRAME_PCM, GENERATE_STEP, GENERATE_WINDOW} & set(signatures):
-        raise ServingError(client.target, f"{client.model_name} has signatures {sorted(signatures)}, not a keras_s2v "
-                                          "export (python -m export writes identity_features and a generator)")  # fmt: skip
+    generators = {GENERATE_FRAME_PCM, GENERATE_STEP, GENERATE_WINDOW} & set(signatures)
+    if IDENTITY_FEATURES not in signatures or not generators:
+        raise ServingError(client.target, f"{client.model_name} serves {sorted(signatures)}: not a keras_s2v export "
+                                          "(python -m export writes identity_features and a generator)")  # fmt: skip
     face_size = signatures[IDENTITY_FEATURES]["inputs"]["faces"][1]
     if GENERATE_WINDOW in signatures:
         _, window_frames, lip_size, _, _ = signatures[GENERATE_WINDOW]["outputs"]["frames"]

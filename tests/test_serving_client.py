@@ -138,6 +138,15 @@ def test_signature_shapes_of_a_rest_metadata_answer():
     assert serving_client.rest_url("h", "m", 2, 9000, method="/metadata") == "http://h:9000/v1/models/m/versions/2/metadata"
 
 
+def test_backend_refuses_a_model_that_is_not_a_keras_s2v_export():
+    class OtherModel(ServingClient):
+        def signatures(self):
+            return {"serving_default": {"inputs": {"x": (-1, 4)}, "outputs": {"y": (-1, 2)}}}
+
+    with pytest.raises(ServingError, match=r"classifier serves \['serving_default'\]: not a keras_s2v export"):
+        serving_client.backend(OtherModel("localhost", "classifier"))
+
+
 # --- gRPC protos ------------------------------------------------------------------------
 
 
