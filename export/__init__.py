@@ -6,5 +6,14 @@
 Kept apart from training: this package imports ``keras_s2v``, never the reverse.
 """
 
-from export.exporter import ExportError, export_model  # noqa: F401
-from export.parity import ParityError  # noqa: F401
+
+# Loaded on first use (PEP 562), so ``python -m export`` parses its flags and handles Ctrl-C before TensorFlow loads.
+_LAZY = {"ExportError": "export.exporter", "export_model": "export.exporter", "ParityError": "export.parity"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'export' has no attribute {name!r}")

@@ -3,9 +3,9 @@ lips-at-a-glance workdirs)."""
 
 from __future__ import annotations
 
-import sys
-
 from absl import app, flags, logging
+
+from keras_s2v import cli
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (python -m keras_s2v.train --workdir) of a Speech2Vid, "
                                "temporal GAN (streaming) or lips-at-a-glance (windowed) experiment.", required=True)  # fmt: skip
@@ -19,24 +19,25 @@ _ANDROID = flags.DEFINE_string("android_assets", None, "Also write the int8 and 
                                "and speech clip and golden frames into this folder.")  # fmt: skip
 _OVERWRITE = flags.DEFINE_boolean("overwrite", False, "Replace a non-empty --out and existing Android assets.")
 _CALIBRATION = flags.DEFINE_integer("calibration_samples", 64, "Training examples to calibrate int8 on.")
+cli.check_flags("version", "calibration_samples", at_least=1)
 
 
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)  # converters log every graph pass at INFO
-    from export.exporter import ExportError, export_model
-    from export.parity import ParityError
 
-    try:
+    def body():
+        from export.exporter import export_model
+
         report = export_model(_WORKDIR.value, _OUT.value, _FORMATS.value, _QUANTIZE.value, _DATA.value, _MODEL_NAME.value,
                               _VERSION.value, _OVERWRITE.value, _ANDROID.value, _CALIBRATION.value)  # fmt: skip
-    except (ExportError, ParityError) as error:
-        print(f"export: {error}", file=sys.stderr)
-        return 1
-    print(f"exported to {report['out']}: {', '.join(sorted(report['files']))}; parity passed ({len(report['parity'])} checks)")
-    if report.get("android_assets"):
-        print(f"Android assets in {report['android_assets']}")
-    return 0
+        lines = [f"exported to {report['out']}: {', '.join(sorted(report['files']))}; "
+                 f"parity passed ({len(report['parity'])} checks)"]  # fmt: skip
+        if report.get("android_assets"):
+            lines.append(f"Android assets in {report['android_assets']}")
+        return "\n".join(lines)
+
+    return cli.run_main(body)  # ExportError and ParityError are ValueErrors
 
 
 if __name__ == "__main__":

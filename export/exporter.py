@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -44,6 +43,7 @@ from export.signatures import (
     signatures_for,
     write_saved_model,
 )
+from keras_s2v import outputs
 from keras_s2v.data import audio as audio_lib
 
 FORMATS = ("saved_model", "tflite", "onnx")
@@ -54,6 +54,9 @@ GOLDEN_FRAMES = 8
 # Model kinds export takes: config ``model.kind`` -> the class its checkpoint must hold.
 EXPORTABLE_KINDS = {"speech2vid": "Speech2Vid", "tgan": "TemporalGenerator", "glance": "GlanceGenerator"}
 GOLDEN_NOISE_FILE = "noise.bin"  # streaming models: the noise the golden frames were made with
+
+
+METADATA_FILE = "metadata.json"  # the export's own description; also what marks a folder as an export
 
 
 class ExportError(ValueError):
@@ -383,20 +386,6 @@ def _write_json(path: Path, value) -> None:
 # --- The export -----------------------------------------------------------------------------
 
 
-def _check_output(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise ExportError(f"{out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise ExportError(f"{out}: not empty; pass --overwrite to replace it")
-    parent = out.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise ExportError(f"{out}: cannot write there ({parent} is a file, not a folder)")
-    if not os.access(parent, os.W_OK):
-        raise ExportError(f"{out}: cannot write there ({parent} is not writable)")
-
-
 def _android_files(model_name: str, streaming: bool = False) -> list[str]:
     return [f"{model_name}_{q}.tflite" for q in ANDROID_QUANTIZATIONS] + [
         "metadata.json", "face.png", "speech.wav", *[f"golden_{q}.png" for q in ANDROID_QUANTIZATIONS]] + (
@@ -414,8 +403,8 @@ def export_model(workdir, out, formats_: tuple = FORMATS, quantizations: tuple =
     """
     formats_ = parse_list(formats_, FORMATS, "format")
     quantizations = parse_list(quantizations, formats.QUANTIZATIONS, "quantization")
-    out = Path(out)
-    _check_output(out, overwrite)
+    inputs = [("--workdir", workdir), *(("--data", d) for d in (str(data_dir).split(",") if data_dir else []))]
+    out = outputs.check_folder(out, inputs=inputs, overwrite=overwrite, marker=METADATA_FILE)
     if android_assets is not None and ("tflite" not in formats_ or not set(ANDROID_QUANTIZATIONS) <= set(quantizations)):
         raise ExportError("--android_assets needs --formats with tflite and --quantize with int8,float16")
 
@@ -432,10 +421,10 @@ def export_model(workdir, out, formats_: tuple = FORMATS, quantizations: tuple =
     parity_samples = model_samples(signatures, data_dir, held_out_split(data_dir, config), PARITY_SAMPLES)
     metadata = build_metadata(config, signatures, model_name, version)
 
-    staging = out.parent / f".{out.name}.partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.parent / outputs.temporary_name(out)
     try:
-        staging.mkdir(parents=True)
+        staging.mkdir()
     except OSError as error:
         raise ExportError(f"{out}: cannot write there ({error.strerror})") from None
     try:
@@ -446,7 +435,7 @@ def export_model(workdir, out, formats_: tuple = FORMATS, quantizations: tuple =
             tflite_metadata = json.loads((staging / "tflite" / "metadata.json").read_text())
             _write_android_assets(staging / "android", staging, model_name, tflite_metadata, faces, speech, log,
                                   signatures)  # fmt: skip
-        _write_json(staging / "metadata.json", {**metadata, "files": report["files"]})
+        _write_json(staging / METADATA_FILE, {**metadata, "files": report["files"]})
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -456,9 +445,10 @@ def export_model(workdir, out, formats_: tuple = FORMATS, quantizations: tuple =
             shutil.move(item, android_assets / item.name)  # may cross file systems
         (staging / "android").rmdir()
         report["android_assets"] = str(android_assets)
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(staging, out)
+    try:
+        outputs.commit_folder(staging, out, overwrite, marker=METADATA_FILE)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     report["out"] = str(out)
     return report
 

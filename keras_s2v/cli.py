@@ -2,9 +2,47 @@
 
 from __future__ import annotations
 
+import math
+import re
+import signal
 import sys
 
 from absl import flags, logging
+
+
+def check_flags(*names: str, at_least=None, above=None, below=None) -> None:
+    """Refuse at parse time, naming the flag, a value that is not a finite number in range (``--fps nan``).
+
+    ``at_least``/``above``/``below`` bound the value; an unset optional flag (None) passes.
+    """
+    def valid(value) -> bool:
+        if value is None:
+            return True
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return False
+        return ((at_least is None or value >= at_least) and (above is None or value > above)
+                and (below is None or value < below))  # fmt: skip
+
+    bounds = [f">= {at_least}" if at_least is not None else "", f"> {above}" if above is not None else "",
+              f"< {below}" if below is not None else ""]  # fmt: skip
+    message = "must be a finite number " + " and ".join(b for b in bounds if b)
+    for name in names:
+        flags.register_validator(name, valid, message=message)
+
+
+def check_pattern(name: str) -> None:
+    """Refuse at parse time a flag that is not a valid regular expression, with re's reason."""
+
+    def valid(value) -> bool:
+        if value is None:
+            return True
+        try:
+            re.compile(value)
+        except re.error as error:
+            raise flags.ValidationError(f"not a valid regular expression ({error})") from None
+        return True
+
+    flags.register_validator(name, valid)
 
 
 def define_common_flags() -> None:
@@ -16,33 +54,51 @@ def define_common_flags() -> None:
     flags.DEFINE_bool("overwrite", False, "Replace an existing output.")
     flags.DEFINE_integer("batch_size", 25, "Audio windows per generator call.")
     flags.DEFINE_bool("quiet", False, "No progress bar.")
+    check_flags("batch_size", at_least=1)
     flags.DEFINE_alias("no-deblur", "no_deblur")
     flags.DEFINE_alias("batch-size", "batch_size")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a container or job scheduler stopping the run): cleaned up like Ctrl-C."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
 
 
 def run_main(body, extra_errors: tuple = ()) -> int:
     """Run ``body()`` -> the line to print; a bad input is one ``error:`` line on stderr and exit status 2.
 
     No traceback for what the user can fix (a missing or unreadable file, no
-    face, an existing output); an interrupted run says so and exits 130.
+    face, an existing output). Ctrl-C and SIGTERM, also during the imports that
+    ``body`` makes, unwind the same way (temporary files removed), say so and
+    exit 130 and 143.
     """
-    from keras_s2v.data import media
-
+    signal.signal(signal.SIGTERM, _terminate)
     try:
-        message = body()
-    except (ValueError, FileNotFoundError, FileExistsError, media.MediaError, *extra_errors) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
+        from keras_s2v.data import media
+
+        errors = (ValueError, FileNotFoundError, FileExistsError, media.MediaError, *extra_errors)
+        try:
+            message = body()
+        except errors as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+    except KeyboardInterrupt as interrupt:
         print("interrupted: no output written", file=sys.stderr)
-        return 130
+        return 143 if isinstance(interrupt, Terminated) else 130
     print(message)
     return 0
 
 
 def run_command(command) -> int:
     """``run_main`` for generate and redub: ``command(FLAGS)`` -> summary, printed."""
-    from keras_s2v import inference
-
     logging.set_verbosity(logging.WARNING)
-    return run_main(lambda: inference.format_summary(command(flags.FLAGS)))
+
+    def body():
+        from keras_s2v import inference
+
+        return inference.format_summary(command(flags.FLAGS))
+
+    return run_main(body)

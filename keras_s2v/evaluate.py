@@ -26,6 +26,7 @@ _MAX_CLIPS = flags.DEFINE_integer("max_clips", None, "Evaluate at most this many
 _MAX_FRAMES = flags.DEFINE_integer("max_frames", None, "Cut clips to at most this many frames.")
 _ACD_STRIDE = flags.DEFINE_integer("acd_stride", 5, "Face descriptor on every n-th frame (about 0.1 s each on CPU).")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing report folder.")
+cli.check_flags("max_clips", "max_frames", "acd_stride", at_least=1)
 flags.DEFINE_alias("sync-model", "sync_model")
 flags.DEFINE_alias("max-clips", "max_clips")
 
@@ -33,9 +34,10 @@ flags.DEFINE_alias("max-clips", "max_clips")
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
-    from keras_s2v.evaluation import evaluate_lib, report
 
     def body():
+        from keras_s2v.evaluation import evaluate_lib, report
+
         result = evaluate_lib.evaluate(_MODEL.value, _OUT.value, data=_DATA.value, videos=_VIDEOS.value, split=_SPLIT.value,
                                        sync_model=_SYNC.value, max_clips=_MAX_CLIPS.value, max_frames=_MAX_FRAMES.value,
                                        overwrite=_OVERWRITE.value, acd_stride=_ACD_STRIDE.value)  # fmt: skip

@@ -30,11 +30,11 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
+from keras_s2v import outputs
 from keras_s2v.data import audio as audio_lib
 from keras_s2v.data import media
 
@@ -187,7 +187,7 @@ def talking_frames(backend: FrameBackend, faces_uint8: np.ndarray, waveform: np.
 
 def write_talking_video(backend: FrameBackend, faces_uint8: np.ndarray, waveform: np.ndarray, out,
                         batch_size: int = 25, fps: float = audio_lib.FPS, overwrite: bool = False,
-                        progress: bool = True) -> int:  # fmt: skip
+                        progress: bool = True, inputs=()) -> int:  # fmt: skip
     """Stream ``talking_frames`` into ``out`` (mp4, audio muxed); returns the frame count.
 
     The output appears only when every frame is written; an existing file is
@@ -195,8 +195,7 @@ def write_talking_video(backend: FrameBackend, faces_uint8: np.ndarray, waveform
     """
     from tqdm import tqdm
 
-    if Path(out).exists() and not overwrite:  # before any call to the backend
-        raise FileExistsError(f"{out}: already exists (pass --overwrite to replace it)")
+    outputs.check_file(out, inputs=inputs, overwrite=overwrite)  # before any call to the backend
     total = audio_lib.num_frames(len(waveform), fps)
     frames = talking_frames(backend, faces_uint8, waveform, batch_size, fps)
     first = next(frames, None)

@@ -23,15 +23,21 @@ _FACE_INDEX = flags.DEFINE_integer("face_index", None, "Which face, counted from
                                    "largest; a photo with two similar faces needs it).")  # fmt: skip
 flags.DEFINE_alias("face-index", "face_index")
 cli.define_common_flags()
+cli.check_flags("fps", above=0)
+cli.check_flags("face_index", at_least=0)
 
 
 def main(argv):
     del argv
-    from keras_s2v import inference
 
-    return cli.run_command(lambda f: inference.generate_video(
-        f.face, f.audio, f.model, f.out, deblur=f.deblur, no_deblur=f.no_deblur, fps=f.fps, crop=f.crop,
-        face_index=f.face_index, overwrite=f.overwrite, batch_size=f.batch_size, progress=not f.quiet))  # fmt: skip
+    def command(f):
+        from keras_s2v import inference  # inside: Ctrl-C during TensorFlow's import is reported like any other
+
+        return inference.generate_video(
+            f.face, f.audio, f.model, f.out, deblur=f.deblur, no_deblur=f.no_deblur, fps=f.fps, crop=f.crop,
+            face_index=f.face_index, overwrite=f.overwrite, batch_size=f.batch_size, progress=not f.quiet)  # fmt: skip
+
+    return cli.run_command(command)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import collections
 import contextlib
 import dataclasses
 import itertools
+import math
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -172,16 +173,18 @@ def video_identity_crops(path, info: media.MediaInfo, analyzer, count: int, size
 # --- The loop --------------------------------------------------------------------------------
 
 
-def check_output(out, overwrite: bool) -> Path:
-    """Refuse an existing output (without ``overwrite``) or one in a missing folder, before any work."""
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out}: already exists (pass --overwrite to replace it)")
-    if out.is_dir():
-        raise FileExistsError(f"{out}: is a folder; give a file name such as {out / 'talking.mp4'}")
-    if not out.parent.is_dir():
-        raise FileNotFoundError(f"{out}: the folder {out.parent} does not exist")
-    return out
+def check_output(out, overwrite: bool, inputs=()) -> Path:
+    """Refuse, before any work, an output that is an input, exists (without ``overwrite``) or cannot be written."""
+    from keras_s2v import outputs
+
+    return outputs.check_file(out, inputs=inputs, overwrite=overwrite)
+
+
+def check_positive(**values) -> None:
+    """Refuse a flag value that is not a positive finite number (``--fps nan``, ``--batch_size 0``), naming the flag."""
+    for name, value in values.items():
+        if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise ValueError(f"--{name} must be a positive number, got {value}")
 
 
 def timed_audio(path, info, stages: Stages) -> Iterator[np.ndarray]:
@@ -298,11 +301,11 @@ def generate_video(face_paths, audio_path, model, out, *, deblur=None, no_deblur
     from keras_s2v.data.face import FaceAnalyzer
 
     started, stages = time.perf_counter(), Stages()
-    out = check_output(out, overwrite)
+    inputs = [*(("--face", p) for p in face_paths), ("--audio", audio_path), ("--model", model), ("--deblur", deblur)]
+    out = check_output(out, overwrite, inputs)
     if not face_paths:
         raise ValueError("give the face photo with --face PHOTO")
-    if fps <= 0:
-        raise ValueError(f"--fps must be positive, got {fps}")
+    check_positive(fps=fps, batch_size=batch_size)
     audio_info = media.probe(audio_path)
     if not audio_info.has_audio:
         raise media.MediaError(audio_path, "no audio stream")
@@ -340,7 +343,9 @@ def redub_video(video_path, audio_path, model, out, *, audio_fit: str = "loop", 
     from keras_s2v.data.face import FaceAnalyzer
 
     started, stages = time.perf_counter(), Stages()
-    out = check_output(out, overwrite)
+    inputs = [("--video", video_path), ("--audio", audio_path), ("--model", model), ("--deblur", deblur)]
+    out = check_output(out, overwrite, inputs)
+    check_positive(batch_size=batch_size)
     if audio_fit not in AUDIO_FITS:
         raise ValueError(f"--audio_fit must be one of {', '.join(AUDIO_FITS)}, got {audio_fit!r}")
     video_info = media.probe(video_path)

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_s2v import cli, frame_loop
+from keras_s2v import cli, frame_loop, outputs
 from keras_s2v.data import audio as audio_lib
 from keras_s2v.data import media
 
@@ -144,11 +144,11 @@ def audio_chunks(waveform: np.ndarray, chunk: int = audio_lib.SAMPLES_PER_FRAME)
 
 def run(model_path, face_paths, audio_path, out, num_threads: int | None = None, overwrite: bool = False) -> dict:
     """Write ``out`` (mp4, audio muxed) from a face crop and speech; returns frames and timings."""
+    inputs = [("--model", model_path), *(("--face", p) for p in face_paths), ("--audio", audio_path)]
+    outputs.check_file(out, inputs=inputs, overwrite=overwrite)
     client = load(model_path, num_threads)
     faces = frame_loop.read_faces(face_paths)
     waveform = media.read_audio(audio_path)
-    if Path(out).exists() and not overwrite:
-        raise FileExistsError(f"{out}: already exists (pass --overwrite to replace it)")
     started = time.perf_counter()
     with media.VideoWriter(out, frame_loop.FACE_SIZE, frame_loop.FACE_SIZE, audio_lib.FPS, audio=waveform,
                            overwrite=overwrite) as writer:  # fmt: skip
@@ -183,4 +183,5 @@ if __name__ == "__main__":
     flags.DEFINE_string("out", None, "Output video (.mp4).", required=True)
     flags.DEFINE_integer("threads", None, "Interpreter threads (default: LiteRT's choice).")
     flags.DEFINE_bool("overwrite", False, "Replace an existing output.")
+    cli.check_flags("threads", at_least=1)
     app.run(main)

@@ -9,11 +9,11 @@ Inputs may also be given as plain arguments after the flags. Flags after
 
 from __future__ import annotations
 
-import sys
+import os
 
 from absl import app, flags
 
-from keras_s2v.data import prepare as prepare_lib
+from keras_s2v import cli
 
 _INPUT = flags.DEFINE_multi_string("input", [], "Video file or folder (searched recursively). Repeatable.")
 _OUT = flags.DEFINE_string("out", None, "Output folder for shards and manifest.json.", required=True)
@@ -31,6 +31,10 @@ _HOLDOUT = flags.DEFINE_float(
 _SPEAKER_FROM = flags.DEFINE_string(
     "speaker_from", None, "Regex on each clip's path relative to its input; group 'speaker' (or group 1) is the speaker id."
 )
+_SPLIT_TABLE = flags.DEFINE_string(
+    "split_table", None, "TSV with columns file, speaker, split deciding each clip's speaker and split "
+    "(e.g. keras_s2v/pretrained/real_split.tsv); a clip it does not list is skipped with a reason."
+)
 _VAL = flags.DEFINE_float("validation_fraction", 0.1, "Share of speakers held out for validation.")
 _TEST = flags.DEFINE_float("test_fraction", 0.1, "Share of speakers held out for test.")
 _SYNC = flags.DEFINE_string("sync_model", None, "Sync expert workdir (--experiment syncnet): picks the active speaker "
@@ -38,6 +42,13 @@ _SYNC = flags.DEFINE_string("sync_model", None, "Sync expert workdir (--experime
 _SYNC_CONF = flags.DEFINE_float("sync_min_confidence", 0.1, "Shift a track's audio only when the sync expert is at least "
                                 "this confident of the offset.")  # fmt: skip
 _SHARD_MB = flags.DEFINE_float("shard_size_mb", 256.0, "Target shard size.")
+cli.check_flags("workers", "min_track_frames", "max_segment_frames", at_least=1)
+cli.check_flags("crop_size", at_least=32)
+cli.check_flags("min_face_size", "shard_size_mb", above=0)
+cli.check_flags("holdout_tail", at_least=0, below=1)
+cli.check_flags("validation_fraction", "test_fraction", at_least=0, below=1)
+cli.check_flags("sync_min_confidence", at_least=0)
+cli.check_pattern("speaker_from")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Start again if --out was prepared with other options.")
 
 
@@ -47,22 +58,28 @@ def main(argv):
     beam_args = [a for a in argv[1:] if a.startswith("--")]
     if not inputs:
         raise app.UsageError("give at least one --input VIDEO_OR_DIR")
-    config = prepare_lib.PrepareConfig(
-        crop_size=_CROP.value, detector=_DETECTOR.value, min_track_frames=_MIN_TRACK.value,
-        max_segment_frames=_MAX_SEGMENT.value, min_face_size=_MIN_FACE.value, split=_SPLIT.value,
-        speaker_from=_SPEAKER_FROM.value, holdout_tail=_HOLDOUT.value, validation_fraction=_VAL.value, test_fraction=_TEST.value,
-        shard_size_mb=_SHARD_MB.value, sync_model=_SYNC.value, sync_min_confidence=_SYNC_CONF.value,
-    )  # fmt: skip
-    try:
+    ok = []
+
+    def body():
+        from keras_s2v.data import prepare as prepare_lib
+
+        config = prepare_lib.PrepareConfig(
+            crop_size=_CROP.value, detector=_DETECTOR.value, min_track_frames=_MIN_TRACK.value,
+            max_segment_frames=_MAX_SEGMENT.value, min_face_size=_MIN_FACE.value, split=_SPLIT.value,
+            speaker_from=_SPEAKER_FROM.value, holdout_tail=_HOLDOUT.value,
+            split_table=os.path.abspath(_SPLIT_TABLE.value) if _SPLIT_TABLE.value else None,
+            validation_fraction=_VAL.value, test_fraction=_TEST.value, shard_size_mb=_SHARD_MB.value,
+            sync_model=_SYNC.value, sync_min_confidence=_SYNC_CONF.value,
+        )  # fmt: skip
         if _RUNNER.value == "beam":
-            manifest = prepare_lib.prepare_beam(inputs, _OUT.value, config, beam_args)
+            manifest = prepare_lib.prepare_beam(inputs, _OUT.value, config, beam_args, _OVERWRITE.value)
         else:
             manifest = prepare_lib.prepare(inputs, _OUT.value, config, _WORKERS.value, _OVERWRITE.value)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(prepare_lib.summary_table(manifest))
-    return 0 if manifest["clips_ok"] else 1
+        ok.append(bool(manifest["clips_ok"]))
+        return prepare_lib.summary_table(manifest)
+
+    status = cli.run_main(body)
+    return 1 if status == 0 and not all(ok) else status  # no clip prepared: a failure, after the report
 
 
 if __name__ == "__main__":

@@ -468,10 +468,12 @@ def backend(client: ServingClient):
 def make_video(client, face_paths, audio_path, out, batch_size: int = 25, fps: float = 25.0,
                overwrite: bool = False, progress: bool = True) -> tuple[int, float]:  # fmt: skip
     """Read the face crop(s) and the audio, write ``out``; (frames, seconds of audio)."""
-    from keras_s2v import frame_loop
+    from keras_s2v import frame_loop, outputs
     from keras_s2v.data import audio as audio_lib
     from keras_s2v.data import media
 
+    inputs = [*(("--face", p) for p in face_paths), ("--audio", audio_path)]
+    outputs.check_file(out, inputs=inputs, overwrite=overwrite)
     faces = frame_loop.read_faces(face_paths)  # the inputs are checked before any request
     waveform = media.read_audio(audio_path)
     model = backend(client)
@@ -479,7 +481,7 @@ def make_video(client, face_paths, audio_path, out, batch_size: int = 25, fps: f
     face_size = client.signatures()[IDENTITY_FEATURES]["inputs"]["faces"][1]
     if face_size != faces.shape[1]:
         faces = frame_loop.read_faces(face_paths, face_size)
-    count = frame_loop.write_talking_video(model, faces, waveform, out, batch_size, fps, overwrite, progress)
+    count = frame_loop.write_talking_video(model, faces, waveform, out, batch_size, fps, overwrite, progress, inputs)
     return count, len(waveform) / audio_lib.SAMPLE_RATE
 
 
@@ -500,6 +502,11 @@ def _define_flags() -> None:
     flags.DEFINE_float("fps", 25.0, "Output frame rate.")
     flags.DEFINE_float("timeout", DEFAULT_TIMEOUT, "Seconds to wait for each answer.")
     flags.DEFINE_bool("overwrite", False, "Replace an existing output.")
+    from keras_s2v import cli
+
+    cli.check_flags("fps", "timeout", above=0)
+    cli.check_flags("rest_port", "grpc_port", at_least=1, below=65536)
+    cli.check_flags("model_version", at_least=1)
 
 
 def main(argv):

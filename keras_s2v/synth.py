@@ -10,11 +10,9 @@ are kept and skipped unless --overwrite. Flags take dashes or underscores.
 
 from __future__ import annotations
 
-import sys
-
 from absl import app, flags
 
-from keras_s2v.data import synth as synth_lib
+from keras_s2v import cli
 
 _OUT = flags.DEFINE_string("out", None, "Output folder.", required=True)
 _NUM_CLIPS = flags.DEFINE_integer("num_clips", 4, "Clips per portrait.", lower_bound=1)
@@ -25,6 +23,7 @@ _PORTRAITS = flags.DEFINE_string("portraits", None, "Folder of portrait images t
 _DEFAULTS = flags.DEFINE_bool(
     "include_default_portraits", True, "Include the packaged portraits (skimage astronaut, matplotlib Grace Hopper).")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace existing clips instead of skipping them.")
+cli.check_flags("seconds", above=0)
 for _name in ("num_clips", "include_default_portraits"):
     flags.DEFINE_alias(_name.replace("_", "-"), _name)
 
@@ -32,17 +31,21 @@ for _name in ("num_clips", "include_default_portraits"):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    try:
-        summary = synth_lib.make_corpus(
-            _OUT.value, portrait_dir=_PORTRAITS.value, include_default_portraits=_DEFAULTS.value,
-            num_clips=_NUM_CLIPS.value, seconds=_SECONDS.value, size=_SIZE.value, seed=_SEED.value,
-            overwrite=_OVERWRITE.value,
-        )  # fmt: skip
-    except (ValueError, FileNotFoundError, FileExistsError, synth_lib.EspeakError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(synth_lib.summary_text(summary))
-    return 0
+
+    def body():
+        from keras_s2v.data import synth as synth_lib
+
+        try:
+            summary = synth_lib.make_corpus(
+                _OUT.value, portrait_dir=_PORTRAITS.value, include_default_portraits=_DEFAULTS.value,
+                num_clips=_NUM_CLIPS.value, seconds=_SECONDS.value, size=_SIZE.value, seed=_SEED.value,
+                overwrite=_OVERWRITE.value,
+            )  # fmt: skip
+        except synth_lib.EspeakError as error:  # espeak-ng missing or failing: reported like bad input
+            raise ValueError(str(error)) from None
+        return synth_lib.summary_text(summary)
+
+    return cli.run_main(body)
 
 
 if __name__ == "__main__":

@@ -7,10 +7,12 @@ test hold people the model never saw. A dataset that ships its own split
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import functools
 import hashlib
 import re
-from pathlib import PurePath
+from pathlib import Path, PurePath
 
 from keras_s2v.data.features import SPLITS
 
@@ -39,17 +41,57 @@ def split_for_speaker(speaker: str, validation_fraction: float = 0.1, test_fract
     return "train"
 
 
+@functools.lru_cache(maxsize=4)
+def read_split_table(path) -> dict[str, tuple[str, str]]:
+    """A split table: file -> (speaker, split), from a TSV with columns ``file``, ``speaker``, ``split``.
+
+    The way to write a corpus's split down once (``keras_s2v/pretrained/real_split.tsv``): every model
+    trained and every report made on it then holds out the same people. ``#`` lines are comments.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: split table not found")
+    lines = [line for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    rows = list(csv.DictReader(lines, delimiter="\t"))
+    if not rows or not {"file", "speaker", "split"} <= set(rows[0]):
+        raise ValueError(f"{path}: a split table needs the tab-separated columns file, speaker, split")
+    table, splits = {}, {}
+    for row in rows:
+        if row["split"] not in SPLITS:
+            raise ValueError(f"{path}: {row['file']}: split must be one of {SPLITS}, got {row['split']!r}")
+        if splits.setdefault(row["speaker"], row["split"]) != row["split"]:
+            raise ValueError(f"{path}: speaker {row['speaker']!r} is in both {splits[row['speaker']]} and {row['split']}")
+        table[row["file"]] = (row["speaker"], row["split"])
+    return table
+
+
+def lookup_split_table(table: dict[str, tuple[str, str]], relative_path: str, table_path="the split table"):
+    """(speaker, split) of a clip: the row whose file is its relative path or ends with it, else its unique name."""
+    relative = PurePath(relative_path).as_posix()
+    found = [row for file, row in table.items() if file == relative or file.endswith("/" + relative)]
+    if not found:
+        found = [row for file, row in table.items() if PurePath(file).name == PurePath(relative).name]
+    if len(set(found)) != 1:
+        problem = "is not in" if not found else "matches several rows of"
+        raise ValueError(f"{relative_path} {problem} {table_path}")
+    return found[0]
+
+
 def identify(relative_path: str, speaker_from: str | None = None, forced_split: str | None = None,
-             validation_fraction: float = 0.1, test_fraction: float = 0.1) -> ClipOrigin:  # fmt: skip
+             validation_fraction: float = 0.1, test_fraction: float = 0.1, split_table=None) -> ClipOrigin:  # fmt: skip
     """Speaker and split of a clip from its path relative to the input it was found under.
 
-    Order: ``speaker_from`` (a regex; its group ``speaker``, or group 1, or the
+    A ``split_table`` (``read_split_table``'s path) decides both, and a clip it does not list is an
+    error. Otherwise, in order: ``speaker_from`` (a regex; its group ``speaker``, or group 1, or the
     whole match), VoxCeleb ``idNNNNN/``, GRID ``sN/``, LRW ``WORD/{train,val,test}/WORD_NNNNN``,
     LRS3 ``{pretrain,trainval,test}/ID/``, LRS2 ``{main,pretrain}/ID/``, then the
     clip's folder (or the file name for a clip given directly).
     """
     if forced_split is not None and forced_split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {forced_split!r}")
+    if split_table is not None:
+        speaker, split = lookup_split_table(read_split_table(split_table), relative_path, split_table)
+        return ClipOrigin(speaker=speaker, split=forced_split or split, layout="split_table")
     path = PurePath(relative_path)
     parts = path.parts[:-1]
     speaker, split, layout = None, None, None

@@ -7,10 +7,8 @@ audio as 16 kHz mono float32. Argument lists only, never a shell string.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import os
 import shutil
 import subprocess
 import tempfile
@@ -19,6 +17,7 @@ from typing import Iterator
 
 import numpy as np
 
+from keras_s2v import outputs
 from keras_s2v.data import audio as audio_lib
 
 
@@ -228,28 +227,9 @@ def write_wav(path, waveform: np.ndarray, sample_rate: int = audio_lib.SAMPLE_RA
     soundfile.write(str(path), audio_lib.to_float(waveform), sample_rate, subtype="PCM_16")
 
 
-@contextlib.contextmanager
 def atomic_output(path, overwrite: bool = False):
-    """Yield a temporary path beside ``path``; move it into place only on success.
-
-    An existing output is kept unless ``overwrite``; an interrupted write leaves
-    no truncated file under the output's name.
-    """
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path}: already exists (pass --overwrite to replace it)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".partial{path.suffix}", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp made it owner-only; give it a normal file's mode
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """``outputs.atomic_file``: a temporary path beside ``path``, moved into place only on success."""
+    return outputs.atomic_file(path, overwrite=overwrite)
 
 
 class VideoWriter:
@@ -280,7 +260,8 @@ class VideoWriter:
         self._output = atomic_output(self.path, self.overwrite)
         self._tmp = self._output.__enter__()
         # Beside the output, not in /tmp: an hour of video can be larger than /tmp.
-        self._tmpdir = tempfile.TemporaryDirectory(prefix=f".{self.path.stem}.", suffix=".partial", dir=self.path.parent)
+        self._tmpdir = tempfile.TemporaryDirectory(prefix=outputs.temporary_name(self.path, ".parts", reserve=8),
+                                                   dir=self.path.parent)  # fmt: skip
         self._video = self._tmp if self.audio is None else Path(self._tmpdir.name) / "video.mp4"
         # yuv420p needs even sizes: pad by one pixel where needed.
         cmd = [require_tool("ffmpeg"), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",

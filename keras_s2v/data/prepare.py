@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_s2v import outputs
 from keras_s2v.data import audio as audio_lib
 from keras_s2v.data import features, layouts, media, shots, tracks
 
@@ -61,6 +62,8 @@ class PrepareConfig:
     min_face_size: float = 48.0  # pixels of box width; smaller faces give unreliable landmarks
     shot_threshold: float = shots.DEFAULT_THRESHOLD
     speaker_from: str | None = None
+    # A TSV of file, speaker, split (layouts.read_split_table): the corpus's split written down once.
+    split_table: str | None = None
     split: str | None = None  # force every clip into one split
     # Hold out the last fraction of every track for validation (same speakers): for corpora too small
     # for a per-speaker split, such as the demo, and the paper's per-clip evaluation.
@@ -83,6 +86,8 @@ class PrepareConfig:
             raise ValueError("need 1 <= min_track_frames <= max_segment_frames")
         if self.speaker_from:
             re.compile(self.speaker_from)
+        if self.split_table:
+            layouts.read_split_table(self.split_table)
         if not 0.0 <= self.holdout_tail < 1.0:
             raise ValueError(f"holdout_tail must be in [0, 1), got {self.holdout_tail}")
 
@@ -133,8 +138,8 @@ def process_clip(path: str, relative: str, config: PrepareConfig, analyzer, prog
     key = clip_id(path, relative)
     entry = {"clip_id": key, "source": path, "relative": relative, **_source_stamp(path)}
     try:
-        origin = layouts.identify(relative, config.speaker_from, config.split,
-                                  config.validation_fraction, config.test_fraction)  # fmt: skip
+        origin = layouts.identify(relative, config.speaker_from, config.split, config.validation_fraction,
+                                  config.test_fraction, config.split_table)  # fmt: skip
         entry.update(speaker=origin.speaker, split=origin.split, layout=origin.layout)
         segments, stats = _process(path, relative, key, origin, config, analyzer, progress, sync_expert)
         entry.update(status="ok", **stats)
@@ -410,6 +415,15 @@ def parameter_differences(expected: dict, actual: dict) -> list[str]:
     return out
 
 
+def _check_out(out: Path, inputs, config: PrepareConfig, overwrite: bool) -> None:
+    """Refuse, before any work, an ``out`` that is a file, an input, unwritable, or someone else's non-empty folder."""
+    given = [("--input", i) for i in inputs] + [("--sync_model", config.sync_model), ("--split_table", config.split_table)]
+    outputs.check_folder(out, inputs=given, overwrite=True)  # resuming a folder of ours is no overwrite
+    if out.is_dir() and any(out.iterdir()) and not (out / CONFIG_FILE).exists() and not overwrite:
+        raise FileExistsError(f"{out}: holds files prepare did not write (no {CONFIG_FILE}); use a new or empty "
+                              "--out, or --overwrite to write shards there anyway")  # fmt: skip
+
+
 def _check_config(out: Path, config: PrepareConfig, overwrite: bool) -> None:
     saved = out / CONFIG_FILE
     if saved.exists():
@@ -440,6 +454,7 @@ def prepare(inputs, out, config: PrepareConfig | None = None, workers: int = 1, 
     config = config or PrepareConfig()
     config.validate()
     out = Path(out)
+    _check_out(out, inputs, config, overwrite)
     _check_config(out, config, overwrite)
     videos = layouts.find_videos(inputs)
     if not videos:
@@ -599,7 +614,7 @@ def _BeamPrepareClip(config_dict: dict):
     return _beam_prepare_clip_class()(config_dict)
 
 
-def prepare_beam(inputs, out, config: PrepareConfig | None = None, pipeline_args=None) -> dict:
+def prepare_beam(inputs, out, config: PrepareConfig | None = None, pipeline_args=None, overwrite: bool = False) -> dict:
     """The same per-clip function as a Beam pipeline (DirectRunner unless flags say otherwise).
 
     Writes ``<split>-SSSSS-of-NNNNN.tfrecord`` shards and ``manifest.json``
@@ -612,6 +627,7 @@ def prepare_beam(inputs, out, config: PrepareConfig | None = None, pipeline_args
     config = config or PrepareConfig()
     config.validate()
     out = Path(out)
+    _check_out(out, inputs, config, overwrite)
     out.mkdir(parents=True, exist_ok=True)
     (out / CONFIG_FILE).write_text(json.dumps(_config_record(config), indent=1))
     videos = layouts.find_videos(inputs)

@@ -280,20 +280,19 @@ def evaluate(model, out, *, data=None, videos=(), split: str | None = None, sync
 
     ``out`` is written into a staging folder and renamed at the end: an
     interrupted run leaves nothing under ``out``; an existing non-empty ``out``
-    is kept unless ``overwrite``.
+    is kept unless ``overwrite``, and replaced only when it holds an earlier report; an ``out`` that
+    is, holds or lies inside an input is refused.
     """
-    import shutil
-    import tempfile
     import time
 
-    from keras_s2v import backends
+    from keras_s2v import backends, outputs
     from keras_s2v.data import pipeline, prepare
     from keras_s2v.evaluation import report as report_lib
 
     started = time.time()
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise FileExistsError(f"{out}: already exists and is not empty (use --overwrite to replace it)")
+    inputs = [("--model", model), ("--sync_model", sync_model), *(("--videos", v) for v in videos)]
+    inputs += [("--data", d) for d in (str(data).split(",") if data is not None else [])]
+    out = outputs.check_folder(out, inputs=inputs, overwrite=overwrite, marker=report_lib.REPORT_JSON)
     if not out.parent.is_dir():
         raise FileNotFoundError(f"{out.parent}: no such folder for the report")
     if (data is None) == (not videos):
@@ -351,13 +350,6 @@ def evaluate(model, out, *, data=None, videos=(), split: str | None = None, sync
         "per_clip": per_clip,
         "seconds": round(time.time() - started, 1),
     }
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with outputs.atomic_folder(out, inputs=inputs, overwrite=overwrite, marker=report_lib.REPORT_JSON) as staging:
         report_lib.write_report(staging, result, sheets)
-        if out.exists():
-            shutil.rmtree(out) if out.is_dir() else out.unlink()
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return result

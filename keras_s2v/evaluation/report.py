@@ -22,6 +22,8 @@ COLOURS = {TRUTH: "black", MODEL: "tab:blue", STILL: "tab:grey", SHUFFLED: "tab:
 SHEET_CLIPS = 4
 SHEET_FRAMES = 8
 
+REPORT_JSON = "report.json"  # also marks a folder as a report, which --overwrite may replace
+
 
 def _json_safe(value):
     """inf/nan -> strings (JSON has neither); arrays -> lists."""
@@ -168,5 +170,5 @@ def write_report(folder: Path, result: dict, sheets) -> None:
         if any("sync" in clip["series"].get(m, {}) for m in METHODS):
             plot_sync(folder / "plots" / f"sync_{name}.png", clip)
     contact_sheet(folder / "contact_sheet.png", sheets)
-    (folder / "report.json").write_text(json.dumps(_json_safe(result), indent=1) + "\n")
+    (folder / REPORT_JSON).write_text(json.dumps(_json_safe(result), indent=1) + "\n")
     (folder / "report.md").write_text(markdown(result))

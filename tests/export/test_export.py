@@ -172,7 +172,7 @@ def test_bad_inputs_get_clear_messages(workdir, tmp_path):
     occupied = tmp_path / "occupied"
     occupied.mkdir()
     (occupied / "keep.txt").write_text("mine")
-    with pytest.raises(ExportError, match="not empty; pass --overwrite"):
+    with pytest.raises(FileExistsError, match="not empty \\(pass --overwrite"):
         export_model(workdir, occupied)
     assert [p.name for p in occupied.iterdir()] == ["keep.txt"]
     a_file = tmp_path / "file.txt"
@@ -191,7 +191,7 @@ def test_bad_inputs_get_clear_messages(workdir, tmp_path):
 def test_cli_reports_a_bad_workdir_without_a_traceback(tmp_path):
     result = subprocess.run([sys.executable, "-m", "export", "--workdir", str(tmp_path / "missing"), "--out", str(tmp_path / "o")],
                             check=False, capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "no such training workdir" in result.stderr and "Traceback" not in result.stderr
 
 
