@@ -14,6 +14,8 @@ from pathlib import Path
 
 from absl import app, flags, logging
 
+from keras_s2v import cli
+
 DEMO_SENTENCE = "Look at the big red balloon. Now we can open the window."
 
 _OUT = flags.DEFINE_string("out", "demo", "Folder for everything the demo makes.")
@@ -102,20 +104,23 @@ def portrait_crop(out: Path, crop) -> Path:
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)  # converters log every graph pass at INFO
-    from keras_s2v.evaluation import report
 
-    summary = run_demo(_OUT.value, _EXPERIMENT.value, _OVERRIDE.value, _ANDROID.value, _SYNC.value)
-    print()
-    print(f"training L1: {summary['first_loss']:.4f} (epoch 1) -> {summary['last_loss']:.4f} (last); "
-          f"validation PSNR {summary['last_val_psnr']:.2f} dB")  # fmt: skip
-    print(f"int8 TFLite: frame PSNR {summary['int8_chain_psnr']:.1f} dB against Keras; LiteRT client "
-          f"{summary['int8_frames_per_second']:.0f} frames/s (ffmpeg included)")  # fmt: skip
-    print()
-    print(report.markdown_table(summary["evaluation_summary"]))
-    print()
-    for key in ("corpus", "shards", "workdir", "video", "video_int8", "export", "android_assets", "evaluation"):
-        print(f"{key:>14}: {summary[key]}")
-    print(f"          logs: tensorboard --logdir {summary['workdir']}/logs ; samples: {summary['workdir']}/samples/latest.png")
+    def body():
+        from keras_s2v.evaluation import report
+
+        summary = run_demo(_OUT.value, _EXPERIMENT.value, _OVERRIDE.value, _ANDROID.value, _SYNC.value)
+        lines = ["", f"training L1: {summary['first_loss']:.4f} (epoch 1) -> {summary['last_loss']:.4f} (last); "
+                     f"validation PSNR {summary['last_val_psnr']:.2f} dB",
+                 f"int8 TFLite: frame PSNR {summary['int8_chain_psnr']:.1f} dB against Keras; LiteRT client "
+                 f"{summary['int8_frames_per_second']:.0f} frames/s (ffmpeg included)",
+                 "", report.markdown_table(summary["evaluation_summary"]), ""]  # fmt: skip
+        lines += [f"{key:>14}: {summary[key]}" for key in ("corpus", "shards", "workdir", "video", "video_int8", "export",
+                                                            "android_assets", "evaluation")]  # fmt: skip
+        lines.append(f"          logs: tensorboard --logdir {summary['workdir']}/logs ; "
+                     f"samples: {summary['workdir']}/samples/latest.png")  # fmt: skip
+        return "\n".join(lines)
+
+    return cli.run_main(body)
 
 
 if __name__ == "__main__":

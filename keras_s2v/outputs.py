@@ -187,8 +187,13 @@ def commit_folder(staging, out, overwrite: bool = False, marker: str | None = No
 def atomic_file(out, *, inputs: Inputs = (), overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``out``; it becomes ``out`` only when the block succeeds.
 
-    ``check_file`` runs first; an interrupted or failed block leaves nothing behind.
+    Missing folders are made; ``check_file`` runs first; an interrupted or failed block leaves nothing behind.
     """
+    out = Path(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"{out}: cannot make its folder {out.parent} ({error.strerror})") from None
     out = check_file(out, inputs=inputs, overwrite=overwrite)
     tmp = out.parent / temporary_name(out)
     try:

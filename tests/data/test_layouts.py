@@ -3,6 +3,7 @@
 import pytest
 
 from keras_s2v.data import layouts
+from keras_s2v.data.layouts import ClipOrigin, identify, read_split_table
 
 
 @pytest.mark.parametrize(
@@ -49,3 +50,28 @@ def test_speaker_from_pattern_and_forced_split():
         layouts.identify("x.mp4", speaker_from=r"nomatch(\d+)")
     with pytest.raises(ValueError, match="split must be one of"):
         layouts.identify("x.mp4", forced_split="dev")
+
+
+def test_a_split_table_decides_speaker_and_split(tmp_path):
+    table = tmp_path / "split.tsv"
+    table.write_text("# comment\nfile\tspeaker\tsplit\ncorpus/a.mp4\tann\ttrain\ncorpus/b.mp4\tann\ttrain\n"
+                     "clips/c.mp4\tbob\ttest\n")  # fmt: skip
+    assert identify("a.mp4", split_table=str(table)) == ClipOrigin("ann", "train", "split_table")
+    assert identify("clips/c.mp4", split_table=str(table)) == ClipOrigin("bob", "test", "split_table")
+    with pytest.raises(ValueError, match="d.mp4 is not in"):
+        identify("d.mp4", split_table=str(table))
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("file\tspeaker\tsplit\na.mp4\tann\ttrain\nb.mp4\tann\ttest\n")
+    with pytest.raises(ValueError, match="speaker 'ann' is in both train and test"):
+        read_split_table(str(bad))
+
+
+def test_the_presets_split_holds_out_whole_speakers():
+    from pathlib import Path
+
+    import keras_s2v
+
+    table = read_split_table(str(Path(keras_s2v.__file__).parent / "pretrained" / "real_split.tsv"))
+    splits = {split for _, split in table.values()}
+    assert splits == {"train", "validation", "test"}
+    assert all(file.startswith(("corpus/", "clips/")) for file in table)

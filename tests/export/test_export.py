@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from export import ExportError, ParityError, export_model, formats, parity
+from keras_s2v.outputs import OutputError
 from export.signatures import ON_DEVICE_SIGNATURES, SIGNATURES
 from keras_s2v import frame_loop, lite_client, serving_client
 from keras_s2v.configs.experiments import apply_overrides, get_experiment
@@ -153,8 +154,9 @@ def test_bad_inputs_get_clear_messages(workdir, tmp_path):
     shutil.copy(workdir / "config.json", no_checkpoint)
     with pytest.raises(ExportError, match="model.keras: no checkpoint"):
         export_model(no_checkpoint, tmp_path / "a")
+    (tmp_path / "plain").mkdir()
     with pytest.raises(ExportError, match="not a training workdir"):
-        export_model(tmp_path, tmp_path / "a")
+        export_model(tmp_path / "plain", tmp_path / "a")
 
     other = tmp_path / "other"
     shutil.copytree(workdir, other)
@@ -177,7 +179,7 @@ def test_bad_inputs_get_clear_messages(workdir, tmp_path):
     assert [p.name for p in occupied.iterdir()] == ["keep.txt"]
     a_file = tmp_path / "file.txt"
     a_file.write_text("x")
-    with pytest.raises(ExportError, match="is a file, not a folder"):
+    with pytest.raises(OutputError, match="file.txt is a file, not a folder"):
         export_model(workdir, a_file / "out")
     assets = tmp_path / "assets"
     assets.mkdir()
