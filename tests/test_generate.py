@@ -227,3 +227,14 @@ def test_command_lines_report_errors_and_keep_existing_outputs(files, tmp_path):
     assert result.returncode == 0, result.stderr[-1500:]
     assert "15 frames" in result.stdout and media.probe(existing).has_video
     assert not list(tmp_path.glob(".*partial*"))
+
+
+# --- Hostile inputs (issue 16) ---------------------------------------------------------------
+
+
+def test_relative_names_with_a_colon_are_files_not_protocols(files, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "take1:final.wav").write_bytes((files / "silence.wav").read_bytes())
+    summary = inference.generate_video([files / "face.png"], "take1:final.wav", files / "model", "talking:1.mp4",
+                                       crop=True, progress=False)  # fmt: skip
+    assert summary["frames"] == 13 and media.probe(tmp_path / "talking:1.mp4").has_audio

@@ -31,6 +31,11 @@ class MediaError(Exception):
         super().__init__(f"{path}: {problem}")
 
 
+def _file(path) -> str:
+    """``path`` as an ffmpeg argument that is always a file: ``take1:final.wav`` is no protocol."""
+    return f"file:{path}"
+
+
 def require_tool(name: str) -> str:
     found = shutil.which(name)
     if not found:
@@ -71,7 +76,7 @@ def probe(path) -> MediaInfo:
         raise MediaError(path, "is a directory, not a media file")
     if path.stat().st_size == 0:
         raise MediaError(path, "empty file (0 bytes)")
-    cmd = [require_tool("ffprobe"), "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path)]
+    cmd = [require_tool("ffprobe"), "-v", "error", "-show_streams", "-show_format", "-of", "json", _file(path)]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         raise MediaError(path, f"not a media file ffmpeg can read ({_last_line(result.stderr)})")
@@ -117,7 +122,7 @@ def iter_audio(path, chunk_samples: int = 10 * audio_lib.SAMPLE_RATE, sample_rat
     info = info or probe(path)
     if not info.has_audio:
         raise MediaError(path, "no audio stream")
-    cmd = [require_tool("ffmpeg"), "-v", "error", "-nostdin", "-i", str(path), "-vn", "-ac", "1",
+    cmd = [require_tool("ffmpeg"), "-v", "error", "-nostdin", "-i", _file(path), "-vn", "-ac", "1",
            "-ar", str(sample_rate), "-f", "s16le", "-"]  # fmt: skip
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors)
@@ -171,7 +176,7 @@ def iter_frames(path, fps: float = audio_lib.FPS, max_side: int | None = None, i
         raise MediaError(path, "no video stream")
     width, height = output_size(info, max_side)
     filters = f"fps={fps},scale={width}:{height}:flags=area"
-    cmd = [require_tool("ffmpeg"), "-v", "error", "-nostdin", "-i", str(path), "-an", "-vf", filters,
+    cmd = [require_tool("ffmpeg"), "-v", "error", "-nostdin", "-i", _file(path), "-an", "-vf", filters,
            "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]  # fmt: skip
     frame_bytes = width * height * 3
     with tempfile.TemporaryFile() as errors:
@@ -199,7 +204,7 @@ def read_frame_at(path, seconds: float, info: MediaInfo | None = None) -> np.nda
     info = info or probe(path)
     if not info.has_video:
         raise MediaError(path, "no video stream")
-    cmd = [require_tool("ffmpeg"), "-v", "error", "-nostdin", "-ss", f"{max(seconds, 0.0):.3f}", "-i", str(path),
+    cmd = [require_tool("ffmpeg"), "-v", "error", "-nostdin", "-ss", f"{max(seconds, 0.0):.3f}", "-i", _file(path),
            "-an", "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, check=False)
     frame_bytes = info.width * info.height * 3
@@ -286,7 +291,7 @@ class VideoWriter:
         cmd = [require_tool("ffmpeg"), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
                "-s", f"{self.width}x{self.height}", "-r", str(self.fps), "-i", "-",
                "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-c:v", "libx264", "-preset", "veryfast",
-               "-crf", str(self.crf), "-pix_fmt", "yuv420p", "-movflags", "+faststart", "-f", "mp4", str(self._video)]  # fmt: skip
+               "-crf", str(self.crf), "-pix_fmt", "yuv420p", "-movflags", "+faststart", "-f", "mp4", _file(self._video)]  # fmt: skip
         self._stderr = tempfile.TemporaryFile()
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=self._stderr)
         return self
@@ -304,10 +309,10 @@ class VideoWriter:
             audio = Path(self._tmpdir.name) / "audio.wav"
             write_wav(audio, self.audio, self.sample_rate)
         samples = round(self.frames_written / self.fps * self.AUDIO_RATE)
-        cmd = [require_tool("ffmpeg"), "-v", "error", "-y", "-nostdin", "-i", str(self._video), "-i", str(audio),
+        cmd = [require_tool("ffmpeg"), "-v", "error", "-y", "-nostdin", "-i", _file(self._video), "-i", _file(audio),
                "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy",
                "-af", f"aresample={self.AUDIO_RATE},apad=whole_len={samples},atrim=end_sample={samples}",
-               "-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart", "-f", "mp4", str(self._tmp)]  # fmt: skip
+               "-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart", "-f", "mp4", _file(self._tmp)]  # fmt: skip
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         return None if result.returncode == 0 else _last_line(result.stderr)
 
