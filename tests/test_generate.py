@@ -238,3 +238,12 @@ def test_relative_names_with_a_colon_are_files_not_protocols(files, tmp_path, mo
     summary = inference.generate_video([files / "face.png"], "take1:final.wav", files / "model", "talking:1.mp4",
                                        crop=True, progress=False)  # fmt: skip
     assert summary["frames"] == 13 and media.probe(tmp_path / "talking:1.mp4").has_audio
+
+
+def test_a_face_photo_declaring_too_many_pixels_is_refused(files, tmp_path):
+    from tests.data.test_media import _png_header
+
+    (tmp_path / "huge.png").write_bytes(_png_header(50000, 50000))
+    with pytest.raises(media.MediaError, match=r"huge.png: image too large: 50000 x 50000 pixels"):
+        inference.generate_video([tmp_path / "huge.png"], files / "speech.wav", files / "model", tmp_path / "a.mp4",
+                                 progress=False)  # fmt: skip

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import shutil
+import struct
 import subprocess
 import tempfile
 from pathlib import Path
@@ -20,6 +21,9 @@ from typing import Iterator
 import numpy as np
 
 from keras_s2v.data import audio as audio_lib
+
+
+MAX_IMAGE_PIXELS = 100_000_000  # 300 MB as RGB; every phone photo but the 200-megapixel modes
 
 
 class MediaError(Exception):
@@ -213,15 +217,47 @@ def read_frame_at(path, seconds: float, info: MediaInfo | None = None) -> np.nda
     return np.frombuffer(result.stdout[:frame_bytes], np.uint8).reshape(info.height, info.width, 3)
 
 
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) a PNG or JPEG header declares, read without decoding; None for other formats."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR" and len(data) >= 24:
+        return struct.unpack(">II", data[16:24])
+    if data[:2] != b"\xff\xd8":
+        return None
+    at = 2  # JPEG: walk the segments (EXIF, ICC profile, ...) to the first start of frame
+    while at + 9 <= len(data) and data[at] == 0xFF:
+        marker = data[at + 1]
+        if marker == 0xFF:  # fill byte
+            at += 1
+        elif marker == 0x01 or 0xD0 <= marker <= 0xD7:  # no length field
+            at += 2
+        elif 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            height, width = struct.unpack(">HH", data[at + 5 : at + 9])
+            return width, height
+        else:
+            at += 2 + struct.unpack(">H", data[at + 2 : at + 4])[0]
+    return None
+
+
 def read_image(path) -> np.ndarray:
-    """An image file as RGB uint8, or ``MediaError`` naming the file."""
+    """An image file as RGB uint8, or ``MediaError`` naming the file.
+
+    One over ``MAX_IMAGE_PIXELS`` is refused from its header, before a
+    decoder allocates it (a 2.4 MB PNG can declare 50000 x 50000 pixels).
+    """
     import cv2
 
     path = Path(path)
     if not path.is_file():
         raise MediaError(path, "file not found")
     data = np.fromfile(str(path), np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    size = image_size(data[: 1 << 20].tobytes())  # a JPEG's frame header comes after its EXIF, within 1 MiB
+    if size and size[0] * size[1] > MAX_IMAGE_PIXELS:
+        raise MediaError(path, f"image too large: {size[0]} x {size[1]} pixels ({size[0] * size[1] / 1e6:.0f} "
+                               f"megapixels, the limit is {MAX_IMAGE_PIXELS / 1e6:.0f}); scale it down")  # fmt: skip
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    except cv2.error as error:  # other formats: OpenCV refuses more than 2**30 pixels itself
+        raise MediaError(path, f"not an image that can be read ({_last_line(str(error))})") from None
     if image is None:
         raise MediaError(path, "not an image that can be read")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

@@ -3,7 +3,9 @@
 Every file is made here, a few seconds long, with ffmpeg or NumPy.
 """
 
+import struct
 import subprocess
+import zlib
 
 import numpy as np
 import pytest
@@ -38,6 +40,45 @@ def clips(tmp_path_factory):
 
 def _decoded_seconds(path) -> float:
     return sum(len(chunk) for chunk in media.iter_audio(path)) / audio.SAMPLE_RATE
+
+
+# --- Oversized images (defect 9) --------------------------------------------------------------
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that declares ``width`` x ``height`` and holds one scan line (enough for a decoder to start)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(bytes(1 + 3 * width)))
+
+
+def _jpeg_header(width: int, height: int) -> bytes:
+    """JPEG markers up to a start-of-frame declaring ``width`` x ``height``, after a large EXIF-like segment."""
+    app1 = b"\xff\xe1" + struct.pack(">H", 2 + 40000) + bytes(40000)
+    sof0 = b"\xff\xc0" + struct.pack(">HBHHB", 17, 8, height, width, 3) + bytes(9)
+    return b"\xff\xd8" + app1 + sof0 + b"\xff\xd9"
+
+
+@pytest.mark.parametrize(("make", "name"), [(_png_header, "huge.png"), (_jpeg_header, "huge.jpg")])
+def test_an_image_that_declares_too_many_pixels_is_refused_unread(tmp_path, make, name):
+    (tmp_path / name).write_bytes(make(50000, 50000))
+    with pytest.raises(media.MediaError, match=rf"{name}: image too large: 50000 x 50000 pixels \(2500 megapixels"):
+        media.read_image(tmp_path / name)
+
+
+def test_image_size_is_read_from_the_header(tmp_path):
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "small.png"), np.zeros((30, 40, 3), np.uint8))
+    cv2.imwrite(str(tmp_path / "small.jpg"), np.zeros((30, 40, 3), np.uint8))
+    for name in ("small.png", "small.jpg"):
+        assert media.image_size((tmp_path / name).read_bytes()) == (40, 30)
+        assert media.read_image(tmp_path / name).shape == (30, 40, 3)
+    assert media.image_size(_jpeg_header(7000, 5000)) == (7000, 5000)
+    assert media.image_size(b"BM not parsed") is None
 
 
 # --- File names ffmpeg could read as something else (defect 12) ----------------------------
