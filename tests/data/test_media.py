@@ -42,6 +42,81 @@ def _decoded_seconds(path) -> float:
     return sum(len(chunk) for chunk in media.iter_audio(path)) / audio.SAMPLE_RATE
 
 
+# --- Truncated files (issue 16, defect 6) -----------------------------------------------------
+
+
+def test_intact_files_decode_to_their_declared_length(clips):
+    for name in ("speech.m4a", "speech.wav", "clip.mp4"):
+        assert _decoded_seconds(clips / name) == pytest.approx(6, abs=0.1)  # AAC adds its priming
+        media.check_audio(clips / name)
+    for name in ("clip.mp4", "clip.mkv"):
+        assert abs(sum(1 for _ in media.iter_frames(clips / name)) - 150) <= 2  # Matroska rounds to the ms
+        media.check_packets(clips / name)
+
+
+@pytest.mark.parametrize("name", ["speech.m4a", "clip.mp4", "clip.mkv"])
+def test_truncated_audio_is_an_error_naming_the_file_and_both_lengths(clips, name):
+    cut = _cut(clips / name)
+    assert media.probe(cut).duration == pytest.approx(6, abs=0.1)  # the container still declares 6 s
+    for check in (_decoded_seconds, media.check_audio):
+        with pytest.raises(media.MediaError, match=r"decodes to [23]\.\d\d s of the 6\.0\d s") as error:
+            check(cut)
+        assert error.value.path == str(cut)
+
+
+def test_a_wav_whose_header_promises_more_than_it_holds(clips):
+    cut = _cut(clips / "speech.wav")
+    assert media.probe(cut).duration == pytest.approx(3, abs=0.05)  # ffprobe believes the file, not the header
+    with pytest.raises(media.MediaError, match=r"cut_speech.wav: .*decodes to 3\.00 s of the 6\.00 s"):
+        _decoded_seconds(cut)
+
+
+@pytest.mark.parametrize("name", ["clip.mp4", "clip.mkv"])
+def test_truncated_video_is_an_error_when_its_frames_run_out(clips, name):
+    cut = _cut(clips / name)
+    frames = media.iter_frames(cut)
+    with pytest.raises(media.MediaError, match=r"cut_clip.*video decodes to [23]\.\d\d s of the 6\.0\d s"):
+        for count, _ in enumerate(frames, 1):
+            pass
+    assert 40 < count < 110  # the frames it holds came out first
+
+
+def test_a_truncated_mp4_is_found_before_decoding(clips):
+    cut = _cut(clips / "clip.mp4")
+    with pytest.raises(media.MediaError, match=r"cut_clip.mp4: .*video .* frames of the 150"):
+        media.check_packets(cut)
+    media.check_packets(_cut(clips / "clip.mkv"))  # Matroska declares no frame count: left to the decoder
+
+
+def test_files_that_declare_no_length_still_decode(clips, tmp_path):
+    streamed = tmp_path / "streamed.wav"  # a wav written to a pipe: "size unknown" in its header
+    streamed.write_bytes(subprocess.run(["ffmpeg", "-v", "error", "-i", str(clips / "speech.wav"), "-f", "wav", "-"],
+                                        capture_output=True, check=True).stdout)  # fmt: skip
+    adts = tmp_path / "raw.aac"  # no container: ffprobe estimates the length from the bit rate
+    _ffmpeg("-i", clips / "speech.wav", "-c:a", "aac", adts)
+    piped = tmp_path / "piped.mkv"  # Matroska written to a pipe: no duration at all
+    piped.write_bytes(subprocess.run(["ffmpeg", "-v", "error", "-i", str(clips / "clip.mp4"), "-c", "copy", "-f",
+                                      "matroska", "-"], capture_output=True, check=True).stdout)  # fmt: skip
+    for path in (streamed, adts, piped, _cut(streamed), _cut(adts), _cut(piped)):
+        assert _decoded_seconds(path) > 2.5
+        media.check_audio(path)
+    assert sum(1 for _ in media.iter_frames(_cut(piped))) > 40
+
+
+# --- Non-finite audio (defect 11) ------------------------------------------------------------
+
+
+def test_non_finite_audio_samples_are_the_audio_files_fault(tmp_path):
+    import soundfile
+
+    waveform = 0.3 * np.sin(np.arange(2 * audio.SAMPLE_RATE) * 0.05)
+    waveform[int(1.5 * audio.SAMPLE_RATE)] = np.nan
+    soundfile.write(str(tmp_path / "nan.wav"), waveform, audio.SAMPLE_RATE, subtype="FLOAT")
+    with pytest.raises(media.MediaError, match=r"nan.wav: the audio holds samples that are not a number \(NaN\) or "
+                                               r"infinite, the first at 1\.50 s"):  # fmt: skip
+        media.check_audio(tmp_path / "nan.wav")
+
+
 # --- Oversized images (defect 9) --------------------------------------------------------------
 
 
@@ -91,6 +166,8 @@ def test_relative_names_with_a_colon_are_files(clips, tmp_path, monkeypatch):
     (tmp_path / clip).write_bytes((clips / "clip.mp4").read_bytes())
     assert media.probe(speech).has_audio and media.probe(clip).has_video
     assert _decoded_seconds(speech) == pytest.approx(6)
+    media.check_audio(speech)
+    media.check_packets(clip)
     assert sum(1 for _ in media.iter_frames(clip)) == 150
     assert media.read_frame_at(clip, 1.0).shape == (64, 64, 3)
     for out, source in (("out:silent.mp4", None), ("out:muxed.mp4", speech)):
