@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -173,7 +174,8 @@ def _said(errors) -> str:
     """ffmpeg's last line in the ``errors`` file, or ""."""
     errors.seek(0)
     text = errors.read().decode(errors="replace")
-    return _last_line(text) if text.strip() else ""
+    # Without ffmpeg's "[mov,mp4,m4a,3gp,3g2,mj2 @ 0x55d5fca26b00] " prefix.
+    return re.sub(r"^\[[^]]* @ 0x[0-9a-f]+\] ", "", _last_line(text)) if text.strip() else ""
 
 
 def _check_length(path, kind: str, decoded: float, declared: float | None, said: str) -> None:
