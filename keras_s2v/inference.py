@@ -309,6 +309,7 @@ def generate_video(face_paths, audio_path, model, out, *, deblur=None, no_deblur
     audio_info = media.probe(audio_path)
     if not audio_info.has_audio:
         raise media.MediaError(audio_path, "no audio stream")
+    media.check_audio(audio_path, audio_info)  # a cut file or NaN samples, found before the model runs
     backend, deblurrer, deblur_note = _load(model, deblur, no_deblur)
     frame_loop.check_frame_rate(backend, fps, "--fps")
     if len(face_paths) != backend.num_identity_images:
@@ -354,6 +355,8 @@ def redub_video(video_path, audio_path, model, out, *, audio_fit: str = "loop", 
     audio_info = media.probe(audio_path)
     if not audio_info.has_audio:
         raise media.MediaError(audio_path, "no audio stream")
+    media.check_packets(video_path)  # a cut mp4, found before the model runs (others when their frames run out)
+    media.check_audio(audio_path, audio_info)
     fps = video_info.fps if video_info.fps > 0 else float(audio_lib.FPS)
     backend, deblurrer, deblur_note = _load(model, deblur, no_deblur)
     frame_loop.check_frame_rate(backend, fps, f"{video_path}: the video")

@@ -227,3 +227,89 @@ def test_command_lines_report_errors_and_keep_existing_outputs(files, tmp_path):
     assert result.returncode == 0, result.stderr[-1500:]
     assert "15 frames" in result.stdout and media.probe(existing).has_video
     assert not list(tmp_path.glob(".*partial*"))
+
+
+# --- Hostile inputs (issue 16) ---------------------------------------------------------------
+
+
+def _cut(path, share: float = 0.5):
+    """A copy of ``path`` with only its first ``share`` of bytes, as an interrupted copy leaves it."""
+    cut = path.with_name(f"cut_{path.name}")
+    data = path.read_bytes()
+    cut.write_bytes(data[: int(len(data) * share)])
+    return cut
+
+
+def _no_model(*args):
+    raise AssertionError("the model was loaded before the input was checked")
+
+
+def test_truncated_audio_is_an_error_and_leaves_no_output(files, tmp_path, monkeypatch):
+    inputs, outputs = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir(), outputs.mkdir()
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=300:duration=3", "-c:a", "aac",
+                    "-movflags", "+faststart", str(inputs / "speech.m4a")], check=True)  # fmt: skip
+    cut = _cut(inputs / "speech.m4a")
+    with monkeypatch.context() as patch:
+        patch.setattr(inference, "_load", _no_model)
+        with pytest.raises(media.MediaError, match=r"cut_speech.m4a: truncated or damaged: the audio decodes to 1\.\d"):
+            inference.generate_video([files / "face.png"], cut, files / "model", outputs / "a.mp4", progress=False)
+    # Found only when the stream ends (as if the first check missed it): the partial video is deleted.
+    monkeypatch.setattr(media, "check_audio", lambda *args: None)
+    with pytest.raises(media.MediaError, match=r"cut_speech.m4a: truncated or damaged"):
+        inference.generate_video([files / "face.png"], cut, files / "model", outputs / "b.mp4", batch_size=8,
+                                 progress=False)  # fmt: skip
+    assert list(outputs.iterdir()) == []
+
+
+def test_truncated_video_in_redub_is_an_error_and_leaves_no_output(files, tmp_path, monkeypatch):
+    inputs, outputs = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir(), outputs.mkdir()
+    portrait, rng = media.read_image(files / "face.png"), np.random.default_rng(0)
+    with media.VideoWriter(inputs / "clip.mp4", SIZE, SIZE, 25) as writer:  # 3 s; noise spreads the bytes over time
+        for _ in range(75):
+            writer.write(np.clip(portrait + rng.integers(-20, 20, portrait.shape), 0, 255).astype(np.uint8))
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(inputs / "clip.mp4"), "-c", "copy", str(inputs / "clip.mkv")],
+                   check=True)  # fmt: skip
+    with monkeypatch.context() as patch:
+        patch.setattr(inference, "_load", _no_model)
+        with pytest.raises(media.MediaError, match=r"cut_clip.mp4: truncated or damaged: the video holds \d+ frames"):
+            inference.redub_video(_cut(inputs / "clip.mp4"), files / "speech.wav", files / "model", outputs / "a.mp4",
+                                  progress=False)  # fmt: skip
+    # Matroska declares no frame count: found when its frames run out, after part of the video was made.
+    with pytest.raises(media.MediaError, match=r"cut_clip.mkv: truncated or damaged: the video decodes to 1\.\d+ s"):
+        inference.redub_video(_cut(inputs / "clip.mkv"), files / "speech.wav", files / "model", outputs / "b.mp4",
+                              audio_fit="pad", batch_size=8, progress=False)  # fmt: skip
+    assert list(outputs.iterdir()) == []
+
+
+def test_non_finite_audio_is_blamed_on_the_audio_before_the_model_runs(files, tmp_path, monkeypatch):
+    import soundfile
+
+    waveform = media.read_audio(files / "speech.wav")
+    waveform[audio.SAMPLE_RATE] = np.inf
+    soundfile.write(str(tmp_path / "inf.wav"), waveform, audio.SAMPLE_RATE, subtype="FLOAT")
+    monkeypatch.setattr(inference, "_load", _no_model)
+    message = r"inf.wav: the audio holds samples that are not a number \(NaN\) or infinite, the first at 1\.00 s"
+    with pytest.raises(media.MediaError, match=message):
+        inference.generate_video([files / "face.png"], tmp_path / "inf.wav", files / "model", tmp_path / "a.mp4")
+    with pytest.raises(media.MediaError, match=message):
+        inference.redub_video(files / "clip.mp4", tmp_path / "inf.wav", files / "model", tmp_path / "b.mp4")
+    assert [p.name for p in tmp_path.iterdir()] == ["inf.wav"]
+
+
+def test_relative_names_with_a_colon_are_files_not_protocols(files, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "take1:final.wav").write_bytes((files / "silence.wav").read_bytes())
+    summary = inference.generate_video([files / "face.png"], "take1:final.wav", files / "model", "talking:1.mp4",
+                                       crop=True, progress=False)  # fmt: skip
+    assert summary["frames"] == 13 and media.probe(tmp_path / "talking:1.mp4").has_audio
+
+
+def test_a_face_photo_declaring_too_many_pixels_is_refused(files, tmp_path):
+    from tests.data.test_media import _png_header
+
+    (tmp_path / "huge.png").write_bytes(_png_header(50000, 50000))
+    with pytest.raises(media.MediaError, match=r"huge.png: image too large: 50000 x 50000 pixels"):
+        inference.generate_video([tmp_path / "huge.png"], files / "speech.wav", files / "model", tmp_path / "a.mp4",
+                                 progress=False)  # fmt: skip

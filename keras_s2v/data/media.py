@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import re
 import shutil
+import struct
 import subprocess
 import tempfile
 from pathlib import Path
@@ -21,6 +24,14 @@ from keras_s2v import outputs
 from keras_s2v.data import audio as audio_lib
 
 
+# A stream that decodes shorter than its container declares, by more than this, is truncated or
+# damaged: AAC priming, encoder padding and resampling a variable frame rate stay far below it
+# (0.05 s at most over the 83 real files of shared/media).
+SHORTFALL_SECONDS = 0.5
+SHORTFALL_SHARE = 0.01  # of the declared length, for long files
+MAX_IMAGE_PIXELS = 100_000_000  # 300 MB as RGB; every phone photo but the 200-megapixel modes
+
+
 class MediaError(Exception):
     """A media file that cannot be used, with the file and the problem."""
 
@@ -28,6 +39,11 @@ class MediaError(Exception):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{path}: {problem}")
+
+
+def _file(path) -> str:
+    """``path`` as an ffmpeg argument that is always a file: ``take1:final.wav`` is no protocol."""
+    return f"file:{path}"
 
 
 def require_tool(name: str) -> str:
@@ -49,6 +65,10 @@ class MediaInfo:
     rotation: int
     video_codec: str | None
     container: str = ""  # ffprobe's format_name, e.g. "mov,mp4,m4a,3gp,3g2,mj2"
+    # Seconds the container declares for the streams ffmpeg decodes, to tell a truncated file from a
+    # short one; None when it declares nothing (a file written to a pipe) or only estimates.
+    audio_duration: float | None = None
+    video_duration: float | None = None
 
     @property
     def is_still_image(self) -> bool:
@@ -61,6 +81,45 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else "unknown error"
 
 
+def _declared_seconds(stream: dict | None) -> float | None:
+    """The length the container declares for ``stream``: a field in most containers, a tag in Matroska."""
+    if stream is None:
+        return None
+    try:
+        if "duration" in stream:
+            return float(stream["duration"])
+        hours, minutes, seconds = stream.get("tags", {}).get("DURATION", "").split(":")  # "00:01:02.500000000"
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    except ValueError:
+        return None
+
+
+def _wav_declared_seconds(path) -> float | None:
+    """Seconds of PCM a wav's ``data`` chunk declares, or None.
+
+    ffprobe takes the wav's length from the file's size, so a cut file looks
+    whole to it; the header still says how much was written.
+    """
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        byte_rate = None
+        while len(header := f.read(8)) == 8:
+            kind, size = struct.unpack("<4sI", header)
+            if kind == b"fmt ":
+                fmt = f.read(size + size % 2)
+                if len(fmt) < 16 or struct.unpack("<H", fmt[:2])[0] not in (1, 3, 6, 7, 0xFFFE):
+                    return None  # compressed in a wav: its byte rate is only an average
+                byte_rate = struct.unpack("<I", fmt[8:12])[0]
+            elif kind == b"data":
+                # 0 and 0xFFFFFFFF: written to a pipe, the length never filled in.
+                return size / byte_rate if byte_rate and size not in (0, 0xFFFFFFFF) else None
+            else:
+                f.seek(size + size % 2, os.SEEK_CUR)
+    return None
+
+
 def probe(path) -> MediaInfo:
     """Streams of a media file, or ``MediaError`` saying why it cannot be read."""
     path = Path(path)
@@ -70,7 +129,7 @@ def probe(path) -> MediaInfo:
         raise MediaError(path, "is a directory, not a media file")
     if path.stat().st_size == 0:
         raise MediaError(path, "empty file (0 bytes)")
-    cmd = [require_tool("ffprobe"), "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path)]
+    cmd = [require_tool("ffprobe"), "-v", "warning", "-show_streams", "-show_format", "-of", "json", _file(path)]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         raise MediaError(path, f"not a media file ffmpeg can read ({_last_line(result.stderr)})")
@@ -85,11 +144,17 @@ def probe(path) -> MediaInfo:
         ),
         None,
     )
-    has_audio = any(s.get("codec_type") == "audio" for s in streams)
+    audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
+    has_audio = audio is not None
     duration = float(info.get("format", {}).get("duration") or 0.0)
     container = info.get("format", {}).get("format_name", "")
+    declared = {"audio_duration": _declared_seconds(audio), "video_duration": _declared_seconds(video)}
+    if "Estimating duration from bitrate" in result.stderr:  # raw AAC, an mp3 without its VBR header: a guess
+        declared = {}
+    if container == "wav" and has_audio:
+        declared["audio_duration"] = _wav_declared_seconds(path)
     if video is None:
-        return MediaInfo(str(path), 0, 0, 0.0, duration, False, has_audio, 0, None, container)
+        return MediaInfo(str(path), 0, 0, 0.0, duration, False, has_audio, 0, None, container, **declared)
     rotation = 0
     for side in video.get("side_data_list", []) or []:
         if "rotation" in side:
@@ -101,46 +166,122 @@ def probe(path) -> MediaInfo:
         width, height = height, width
     num, _, den = (video.get("avg_frame_rate") or "0/1").partition("/")
     fps = float(num) / float(den) if float(den or 0) else 0.0
-    return MediaInfo(str(path), width, height, fps, duration, True, has_audio, rotation, video.get("codec_name"), container)
+    return MediaInfo(str(path), width, height, fps, duration, True, has_audio, rotation, video.get("codec_name"),
+                     container, **declared)  # fmt: skip
 
 
-def iter_audio(path, chunk_samples: int = 10 * audio_lib.SAMPLE_RATE, sample_rate: int = audio_lib.SAMPLE_RATE,
-               info: MediaInfo | None = None) -> Iterator[np.ndarray]:  # fmt: skip
-    """Yield the audio track as float32 mono chunks of ``chunk_samples`` at ``sample_rate``.
+def _said(errors) -> str:
+    """ffmpeg's last line in the ``errors`` file, or ""."""
+    errors.seek(0)
+    text = errors.read().decode(errors="replace")
+    # Without ffmpeg's "[mov,mp4,m4a,3gp,3g2,mj2 @ 0x55d5fca26b00] " prefix.
+    return re.sub(r"^\[[^]]* @ 0x[0-9a-f]+\] ", "", _last_line(text)) if text.strip() else ""
 
-    Any format ffmpeg reads, resampled and downmixed by ffmpeg, streamed
-    through a pipe: memory does not grow with the recording's length.
-    Raises ``MediaError`` when there is no audio, when nothing decodes, or
-    when ffmpeg fails part way (a truncated output is worse than none).
+
+def _check_length(path, kind: str, decoded: float, declared: float | None, said: str) -> None:
+    """``MediaError`` when ``kind`` decoded materially shorter than the file declares: a cut file."""
+    if declared is None or declared - decoded <= max(SHORTFALL_SECONDS, SHORTFALL_SHARE * declared):
+        return
+    raise MediaError(path, f"truncated or damaged: the {kind} decodes to {decoded:.2f} s of the {declared:.2f} s "
+                           f"the file declares{f' (ffmpeg: {said})' if said else ''}; if the shorter {kind} is "
+                           "right, re-encode the file (ffmpeg -i FILE NEW_FILE)")  # fmt: skip
+
+
+def _decode_audio(path, info: MediaInfo | None, chunk_samples: int, sample_rate: int, sample_format: str
+                  ) -> Iterator[np.ndarray]:  # fmt: skip
+    """The first audio track as float32 mono chunks, decoded by ffmpeg to ``sample_format`` (s16le or f32le).
+
+    ffmpeg exits 0 on a truncated file (it says "partial file" and stops), so
+    the samples are counted and compared with what the container declares.
     """
     info = info or probe(path)
     if not info.has_audio:
         raise MediaError(path, "no audio stream")
-    cmd = [require_tool("ffmpeg"), "-v", "error", "-nostdin", "-i", str(path), "-vn", "-ac", "1",
-           "-ar", str(sample_rate), "-f", "s16le", "-"]  # fmt: skip
+    cmd = [require_tool("ffmpeg"), "-v", "error", "-nostdin", "-i", _file(path), "-map", "0:a:0", "-ac", "1",
+           "-ar", str(sample_rate), "-f", sample_format, "-"]  # fmt: skip
+    dtype = np.dtype(np.int16 if sample_format == "s16le" else np.float32)
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors)
         total = 0
         try:
             while True:
-                buf = proc.stdout.read(chunk_samples * 2)
-                buf = buf[: len(buf) // 2 * 2]
-                if buf:
-                    total += len(buf) // 2
-                    yield audio_lib.to_float(np.frombuffer(buf, np.int16))
-                if len(buf) < chunk_samples * 2:
+                buf = proc.stdout.read(chunk_samples * dtype.itemsize)
+                chunk = audio_lib.to_float(np.frombuffer(buf[: len(buf) // dtype.itemsize * dtype.itemsize], dtype))
+                bad = np.flatnonzero(~np.isfinite(chunk)) if dtype == np.float32 else ()
+                if len(bad):  # the AAC encoder refuses them, after the whole video is made
+                    raise MediaError(path, "the audio holds samples that are not a number (NaN) or infinite, the "
+                                           f"first at {(total + bad[0]) / sample_rate:.2f} s")  # fmt: skip
+                if chunk.size:
+                    total += chunk.size
+                    yield chunk
+                if len(buf) < chunk_samples * dtype.itemsize:
                     break
         finally:
             proc.stdout.close()
             if proc.poll() is None:
                 proc.kill()
             code = proc.wait()
-        errors.seek(0)
-        message = _last_line(errors.read().decode(errors="replace"))
+        said = _said(errors)
     if code != 0:
-        raise MediaError(path, f"audio could not be decoded ({message})")
+        raise MediaError(path, f"audio could not be decoded ({said or 'unknown error'})")
     if total == 0:
         raise MediaError(path, "audio stream decodes to no samples")
+    _check_length(path, "audio", total / sample_rate, info.audio_duration, said)
+
+
+def iter_audio(path, chunk_samples: int = 10 * audio_lib.SAMPLE_RATE, sample_rate: int = audio_lib.SAMPLE_RATE,
+               info: MediaInfo | None = None) -> Iterator[np.ndarray]:  # fmt: skip
+    """Yield the audio track as float32 mono chunks of ``chunk_samples`` at ``sample_rate``.
+
+    Any format ffmpeg reads, resampled and downmixed by ffmpeg to 16 bits,
+    streamed through a pipe: memory does not grow with the recording's
+    length. Raises ``MediaError`` when there is no audio, when nothing
+    decodes, or when ffmpeg fails or stops short of the length the file
+    declares (a truncated output is worse than none), the last two once the
+    chunks before have been yielded. NaN samples come out as full-scale
+    clicks at 16 bits: ``check_audio`` finds them.
+    """
+    return _decode_audio(path, info, chunk_samples, sample_rate, "s16le")
+
+
+def check_audio(path, info: MediaInfo | None = None) -> float:
+    """Decode the whole audio track once, keeping nothing: its seconds, or ``MediaError``.
+
+    What ``iter_audio`` would raise, and NaN or infinite samples (decoded as
+    floats here), found in about 2 s per 10 minutes of audio (2 busy cores),
+    before a model spends minutes on the file.
+    """
+    total = 0
+    for chunk in _decode_audio(path, info, 60 * audio_lib.SAMPLE_RATE, audio_lib.SAMPLE_RATE, "f32le"):
+        total += chunk.size
+    return total / audio_lib.SAMPLE_RATE
+
+
+def check_packets(path) -> None:
+    """``MediaError`` when a stream holds materially fewer packets than its container's index declares.
+
+    Finds a cut mp4 or mov (what phones write; their index counts the frames)
+    without decoding: ffprobe only reads the packets, 0.6 s for a 26-minute,
+    117 MB mp4. Containers that declare no count (Matroska, MPEG-TS) pass
+    here; decoding them checks their length at the end.
+    """
+    cmd = [require_tool("ffprobe"), "-v", "error", "-count_packets", "-of", "json", "-show_entries",
+           "stream=codec_type,nb_frames,nb_read_packets,duration:stream_disposition=attached_pic", _file(path)]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise MediaError(path, f"not a media file ffmpeg can read ({_last_line(result.stderr)})")
+    for stream in json.loads(result.stdout or "{}").get("streams", []):
+        kind = stream.get("codec_type")
+        if kind not in ("audio", "video") or stream.get("disposition", {}).get("attached_pic"):
+            continue
+        try:
+            declared, read = int(stream["nb_frames"]), int(stream["nb_read_packets"])
+            seconds = float(stream["duration"])
+        except (KeyError, ValueError):
+            continue
+        if declared > 0 and (declared - read) / declared * seconds > max(SHORTFALL_SECONDS, SHORTFALL_SHARE * seconds):
+            raise MediaError(path, f"truncated or damaged: the {kind} holds {read} frames of the {declared} its "
+                                   f"container declares ({read / declared * seconds:.2f} s of {seconds:.2f} s)")  # fmt: skip
 
 
 def read_audio(path, sample_rate: int = audio_lib.SAMPLE_RATE) -> np.ndarray:
@@ -162,15 +303,16 @@ def iter_frames(path, fps: float = audio_lib.FPS, max_side: int | None = None, i
     """Yield upright RGB uint8 frames resampled to a constant ``fps``.
 
     Streams through a pipe, so memory does not grow with the video's length.
-    A decode error after some frames ends the stream (a truncated file gives
-    what it holds); one before any frame raises ``MediaError``.
+    A stream with no frame raises ``MediaError``, and so does one that ends
+    materially before the length the file declares (a truncated file), once
+    the frames it holds have been yielded.
     """
     info = info or probe(path)
     if not info.has_video:
         raise MediaError(path, "no video stream")
     width, height = output_size(info, max_side)
     filters = f"fps={fps},scale={width}:{height}:flags=area"
-    cmd = [require_tool("ffmpeg"), "-v", "error", "-nostdin", "-i", str(path), "-an", "-vf", filters,
+    cmd = [require_tool("ffmpeg"), "-v", "error", "-nostdin", "-i", _file(path), "-map", "0:V:0", "-vf", filters,
            "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]  # fmt: skip
     frame_bytes = width * height * 3
     with tempfile.TemporaryFile() as errors:
@@ -188,9 +330,11 @@ def iter_frames(path, fps: float = audio_lib.FPS, max_side: int | None = None, i
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
-        if count == 0:
-            errors.seek(0)
-            raise MediaError(path, f"no video frame could be decoded ({_last_line(errors.read().decode(errors='replace'))})")
+        said = _said(errors)
+    if count == 0:
+        raise MediaError(path, f"no video frame could be decoded ({said or 'unknown error'})")
+    if not info.is_still_image:
+        _check_length(path, "video", count / fps, info.video_duration, said)
 
 
 def read_frame_at(path, seconds: float, info: MediaInfo | None = None) -> np.ndarray | None:
@@ -198,8 +342,8 @@ def read_frame_at(path, seconds: float, info: MediaInfo | None = None) -> np.nda
     info = info or probe(path)
     if not info.has_video:
         raise MediaError(path, "no video stream")
-    cmd = [require_tool("ffmpeg"), "-v", "error", "-nostdin", "-ss", f"{max(seconds, 0.0):.3f}", "-i", str(path),
-           "-an", "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]  # fmt: skip
+    cmd = [require_tool("ffmpeg"), "-v", "error", "-nostdin", "-ss", f"{max(seconds, 0.0):.3f}", "-i", _file(path),
+           "-map", "0:V:0", "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, check=False)
     frame_bytes = info.width * info.height * 3
     if result.returncode != 0 or len(result.stdout) < frame_bytes:
@@ -207,15 +351,47 @@ def read_frame_at(path, seconds: float, info: MediaInfo | None = None) -> np.nda
     return np.frombuffer(result.stdout[:frame_bytes], np.uint8).reshape(info.height, info.width, 3)
 
 
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) a PNG or JPEG header declares, read without decoding; None for other formats."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR" and len(data) >= 24:
+        return struct.unpack(">II", data[16:24])
+    if data[:2] != b"\xff\xd8":
+        return None
+    at = 2  # JPEG: walk the segments (EXIF, ICC profile, ...) to the first start of frame
+    while at + 9 <= len(data) and data[at] == 0xFF:
+        marker = data[at + 1]
+        if marker == 0xFF:  # fill byte
+            at += 1
+        elif marker == 0x01 or 0xD0 <= marker <= 0xD7:  # no length field
+            at += 2
+        elif 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            height, width = struct.unpack(">HH", data[at + 5 : at + 9])
+            return width, height
+        else:
+            at += 2 + struct.unpack(">H", data[at + 2 : at + 4])[0]
+    return None
+
+
 def read_image(path) -> np.ndarray:
-    """An image file as RGB uint8, or ``MediaError`` naming the file."""
+    """An image file as RGB uint8, or ``MediaError`` naming the file.
+
+    One over ``MAX_IMAGE_PIXELS`` is refused from its header, before a
+    decoder allocates it (a 2.4 MB PNG can declare 50000 x 50000 pixels).
+    """
     import cv2
 
     path = Path(path)
     if not path.is_file():
         raise MediaError(path, "file not found")
     data = np.fromfile(str(path), np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    size = image_size(data[: 1 << 20].tobytes())  # a JPEG's frame header comes after its EXIF, within 1 MiB
+    if size and size[0] * size[1] > MAX_IMAGE_PIXELS:
+        raise MediaError(path, f"image too large: {size[0]} x {size[1]} pixels ({size[0] * size[1] / 1e6:.0f} "
+                               f"megapixels, the limit is {MAX_IMAGE_PIXELS / 1e6:.0f}); scale it down")  # fmt: skip
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    except cv2.error as error:  # other formats: OpenCV refuses more than 2**30 pixels itself
+        raise MediaError(path, f"not an image that can be read ({_last_line(str(error))})") from None
     if image is None:
         raise MediaError(path, "not an image that can be read")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
@@ -267,7 +443,7 @@ class VideoWriter:
         cmd = [require_tool("ffmpeg"), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
                "-s", f"{self.width}x{self.height}", "-r", str(self.fps), "-i", "-",
                "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-c:v", "libx264", "-preset", "veryfast",
-               "-crf", str(self.crf), "-pix_fmt", "yuv420p", "-movflags", "+faststart", "-f", "mp4", str(self._video)]  # fmt: skip
+               "-crf", str(self.crf), "-pix_fmt", "yuv420p", "-movflags", "+faststart", "-f", "mp4", _file(self._video)]  # fmt: skip
         self._stderr = tempfile.TemporaryFile()
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=self._stderr)
         return self
@@ -285,10 +461,10 @@ class VideoWriter:
             audio = Path(self._tmpdir.name) / "audio.wav"
             write_wav(audio, self.audio, self.sample_rate)
         samples = round(self.frames_written / self.fps * self.AUDIO_RATE)
-        cmd = [require_tool("ffmpeg"), "-v", "error", "-y", "-nostdin", "-i", str(self._video), "-i", str(audio),
+        cmd = [require_tool("ffmpeg"), "-v", "error", "-y", "-nostdin", "-i", _file(self._video), "-i", _file(audio),
                "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy",
                "-af", f"aresample={self.AUDIO_RATE},apad=whole_len={samples},atrim=end_sample={samples}",
-               "-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart", "-f", "mp4", str(self._tmp)]  # fmt: skip
+               "-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart", "-f", "mp4", _file(self._tmp)]  # fmt: skip
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         return None if result.returncode == 0 else _last_line(result.stderr)
 
