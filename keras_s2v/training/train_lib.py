@@ -4,8 +4,11 @@ Workdir layout::
 
     config.json          resolved experiment config, written first; a workdir
                          holding another config is refused
-    backup/              BackupAndRestore state: a restarted run resumes here
-    checkpoints/         weights after every epoch
+    checkpoints/         weights and optimizer state after every epoch, each
+                         written whole (renamed into place): a restarted run
+                         resumes from the newest that loads
+    backup/              BackupAndRestore state of runs started before
+                         checkpoints/ was the resume point (still resumed)
     model.keras          the best model by validation loss (what export and
                          generate load)
     logs/                TensorBoard scalars and image grids
@@ -312,7 +315,7 @@ def train(config: ExperimentConfig, data_dir, workdir, strategy=None, extra_call
     import keras
     import tensorflow as tf
 
-    from keras_s2v.training.callbacks import HistoryFile, ImageGrid, SaveBest
+    from keras_s2v.training.callbacks import EpochCheckpoints, HistoryFile, ImageGrid, SaveBest
 
     workdir = Path(workdir)
     check_workdir(workdir, config)
@@ -332,8 +335,7 @@ def train(config: ExperimentConfig, data_dir, workdir, strategy=None, extra_call
         compile_model(model, config)
 
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(workdir / "backup"), save_freq="epoch", delete_checkpoint=False),
-        keras.callbacks.ModelCheckpoint(str(workdir / "checkpoints" / "epoch_{epoch:03d}.weights.h5"), save_weights_only=True),
+        EpochCheckpoints(workdir / "checkpoints", legacy_backup=workdir / "backup"),
         SaveBest(workdir / MODEL_FILE, shipped_model, monitor="val_loss"),
         keras.callbacks.TensorBoard(str(workdir / "logs"), write_graph=False),
         HistoryFile(workdir / "history.json"),
