@@ -151,6 +151,53 @@ def test_workdir_of_another_config_is_refused(tmp_path):
     train_lib.check_workdir(tmp_path, config)
 
 
+@pytest.mark.parametrize("data", ["typo", "good,typo", "no_validation"])
+def test_bad_data_is_refused_before_the_workdir_is_locked(data, synth_shards, tmp_path):
+    no_validation = tmp_path / "no_validation"  # prepared, but its validation shards are gone
+    no_validation.mkdir()
+    for name in ("prepare_config.json", "train-00000-of-00001.tfrecord"):
+        shutil.copy(synth_shards / name, no_validation / name)
+    given = ",".join({"good": str(synth_shards)}.get(d, str(tmp_path / d)) for d in data.split(","))
+    workdir = tmp_path / "run"
+    with pytest.raises((ValueError, FileNotFoundError), match="typo|validation shards"):
+        train_lib.train(get_experiment("s2v_tiny"), given, workdir)
+    assert not (workdir / "config.json").exists()
+    train_lib.check_workdir(workdir, apply_overrides(get_experiment("s2v_tiny"), ["train.epochs=7"]))  # the fixed command
+
+
+def test_workdir_that_is_a_file_is_one_error_line(synth_shards, tmp_path):
+    workdir = tmp_path / "run.txt"
+    workdir.write_text("mine")
+    args = [sys.executable, "-m", "keras_s2v.train", "--data", str(synth_shards), "--workdir", str(workdir),
+            "--experiment", "s2v_tiny"]  # fmt: skip
+    result = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {workdir}: not a folder")
+    assert "Traceback" not in result.stderr and workdir.read_text() == "mine"
+
+
+@pytest.mark.parametrize("where", ["under_a_file", "read_only"])
+def test_workdir_that_cannot_be_created_is_named_before_any_work(where, synth_shards, tmp_path, monkeypatch):
+    import errno
+    import os
+    import pathlib
+
+    parent = tmp_path / "parent"
+    if where == "under_a_file":
+        parent.write_text("a file")
+    else:
+        parent.mkdir()
+        parent.chmod(0o555)
+        if os.geteuid() == 0:  # root writes anyway: fail mkdir the way a read-only folder does for anyone else
+            def refused(self, *args, **kwargs):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
+
+            monkeypatch.setattr(pathlib.Path, "mkdir", refused)
+    monkeypatch.setattr(train_lib, "build_trainable", lambda *a: pytest.fail("work started"))
+    with pytest.raises(ValueError, match=rf"{parent / 'run'}: cannot write the run folder \((Not a directory|Permission denied)\)"):
+        train_lib.train(get_experiment("s2v_tiny"), synth_shards, parent / "run")
+
+
 def test_deblur_reduces_l1_on_blurred_faces(synth_shards):
     keras.utils.set_random_seed(0)
     config = get_experiment("deblur_tiny")
