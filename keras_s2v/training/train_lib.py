@@ -31,7 +31,10 @@ MODEL_FILE = "model.keras"
 DATA_FILE = "data.json"  # where the shards were (export calibrates int8 on them); not part of the config
 
 
-MODEL_KINDS = ("speech2vid", "deblur", "syncnet", "tgan", "glance", "lipflow", "lipae")
+# What each model kind's model.keras holds (a GAN's: its generator alone).
+MODEL_CLASSES = {"speech2vid": "Speech2Vid", "deblur": "DeblurCNN", "syncnet": "SyncNet", "tgan": "TemporalGenerator",
+                 "glance": "GlanceGenerator", "lipflow": "LipFlowNet", "lipae": "LipAutoencoder"}  # fmt: skip
+MODEL_KINDS = tuple(MODEL_CLASSES)
 OPTIMIZERS = ("sgd", "adam")
 
 
@@ -414,17 +417,20 @@ def train(config: ExperimentConfig, data_dir, workdir, strategy=None, extra_call
 
 
 def load_trained_model(workdir):
-    """The best model saved by ``train`` in ``workdir``."""
-    import keras
-
+    """The best model saved by ``train`` in ``workdir``; a cut, corrupt or foreign one is a ``ModelError`` naming it."""
     import keras_s2v.models.deblur
     import keras_s2v.models.glance
     import keras_s2v.models.lip_motion
     import keras_s2v.models.speech2vid
     import keras_s2v.models.syncnet
     import keras_s2v.models.temporal_gan  # noqa: F401
+    from keras_s2v import model_files
 
     path = Path(workdir) / MODEL_FILE
     if not path.exists():
         raise FileNotFoundError(f"{path}: no trained model (train with python -m keras_s2v.train --workdir {workdir})")
-    return keras.saving.load_model(str(path), compile=False)
+    try:
+        kind = json.loads((Path(workdir) / CONFIG_FILE).read_text())["model"]["kind"]
+    except (OSError, ValueError, KeyError, TypeError):
+        kind = None  # no config to say which model it holds: any
+    return model_files.load_keras(path, MODEL_CLASSES.get(kind) if isinstance(kind, str) else None)
