@@ -27,18 +27,13 @@ from pathlib import Path
 import numpy as np
 
 from keras_s2v.data import audio as audio_lib
+from keras_s2v.model_files import ModelError  # a --model path that cannot be run, with why (also raised here)
 
 IDENTITY_FEATURES = "identity_features"
 GENERATE_FRAME_PCM = "generate_frame_pcm"
 GENERATE_STEP = "generate_step"
 GENERATE_WINDOW = "generate_window"
 
-
-class ModelError(ValueError):
-    """A --model path that is not a generator this package can run, with why."""
-
-    def __init__(self, path, problem: str):
-        super().__init__(f"{path}: {problem}")
 
 
 class KerasGenerator:
@@ -169,10 +164,10 @@ class SavedModelGenerator:
     """An exported SavedModel version, called signature by signature like TF Serving."""
 
     def __init__(self, path, loaded=None):
-        import tensorflow as tf
+        from keras_s2v import model_files
 
         self.path = Path(path)
-        loaded = loaded if loaded is not None else tf.saved_model.load(str(self.path))
+        loaded = loaded if loaded is not None else model_files.load_saved_model(self.path)
         missing = [s for s in (IDENTITY_FEATURES, GENERATE_FRAME_PCM) if s not in loaded.signatures]
         if missing:
             raise ModelError(self.path, f"SavedModel without the {', '.join(missing)} signature(s); "
@@ -275,9 +270,9 @@ def load_generator(path):
         return keras_streaming(model, f"keras {path}") if kind == "tgan" else KerasGenerator(model, f"keras {path}")
     saved_model = find_saved_model(path)
     if saved_model is not None:
-        import tensorflow as tf
+        from keras_s2v import model_files
 
-        loaded = tf.saved_model.load(str(saved_model))
+        loaded = model_files.load_saved_model(saved_model)
         if GENERATE_STEP in loaded.signatures:
             return saved_model_streaming(saved_model, loaded)
         if GENERATE_WINDOW in loaded.signatures:

@@ -44,14 +44,9 @@ GENERATE_WINDOW = "generate_window"
 
 
 def _interpreter(path: Path, num_threads: int | None):
-    from ai_edge_litert.interpreter import Interpreter
+    from keras_s2v import model_files
 
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such model file")
-    try:
-        return Interpreter(model_path=str(path), num_threads=num_threads)
-    except ValueError as error:
-        raise ValueError(f"{path}: not a TFLite model ({error})") from None
+    return model_files.load_tflite(path, num_threads)
 
 
 def load(model_path, num_threads: int | None = None):

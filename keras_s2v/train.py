@@ -8,7 +8,6 @@ Running the same command again resumes from the last finished epoch.
 from __future__ import annotations
 
 import os
-import sys
 
 # oneDNN kernels: about 2x faster CPU training here (a lips-at-a-glance step at width 0.25, batch 8:
 # 1.4 s against 2.6 s); TensorFlow turns them on by itself only on AVX-512 CPUs. Before TF is imported.
@@ -26,18 +25,19 @@ _OVERRIDE = flags.DEFINE_multi_string("override", [], "Config field override, e.
 
 def main(argv):
     del argv
+    from keras_s2v import cli
+
+    return cli.run_main(_train)
+
+
+def _train() -> str:
     from keras_s2v.training import train_lib
 
-    try:
-        config = experiments.apply_overrides(experiments.get_experiment(_EXPERIMENT.value), _OVERRIDE.value)
-        result = train_lib.train(config, _DATA.value, _WORKDIR.value)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    config = experiments.apply_overrides(experiments.get_experiment(_EXPERIMENT.value), _OVERRIDE.value)
+    result = train_lib.train(config, _DATA.value, _WORKDIR.value)
     last = result["epochs"][-1] if result["epochs"] else {}
-    print(f"trained {config.name} ({result['replicas']} replica(s)); best model: {result['model']}; "
-          + ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k != "epoch"))
-    return 0
+    return (f"trained {config.name} ({result['replicas']} replica(s)); best model: {result['model']}; "
+            + ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k != "epoch"))  # fmt: skip
 
 
 if __name__ == "__main__":

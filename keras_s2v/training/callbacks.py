@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import shutil
 from pathlib import Path
 
 import keras
@@ -90,3 +94,81 @@ class SaveBest(keras.callbacks.Callback):
         partial = self.path.with_name(f".{self.path.stem}.partial.keras")
         self.select(self.model).save(str(partial))
         partial.replace(self.path)
+
+
+class CheckpointsUnreadable(ValueError):
+    """A run has checkpoints, but not one of them loads."""
+
+
+class EpochCheckpoints(keras.callbacks.Callback):
+    """The training state after every epoch (weights and optimizer slots), and the resume from it.
+
+    ``folder/epoch_NNN.weights.h5`` is written beside its final name and
+    renamed, so a kill at any moment leaves every checkpoint whole; the name
+    holds the epoch, so there is no second file to keep in step. A restarted
+    ``fit`` loads the newest checkpoint that loads and continues after its
+    epoch; one that does not (cut short under older code, a bad disk) is
+    skipped with a warning. ``legacy_backup``: the ``BackupAndRestore`` folder
+    of runs started before, one more candidate (at its metadata's epoch),
+    removed once a newer checkpoint is written.
+    """
+
+    _NAME = re.compile(r"epoch_(\d+)\.weights\.h5")
+
+    def __init__(self, folder, legacy_backup=None, log=print):
+        super().__init__()
+        self.folder = Path(folder)
+        self.legacy = Path(legacy_backup) if legacy_backup else None
+        self.log = log
+
+    def candidates(self) -> list[tuple[int, Path]]:
+        """(epoch, weights file) to resume from, newest first; at equal epochs a checkpoint first."""
+        found = []
+        for path in self.folder.glob("epoch_*.weights.h5"):
+            match = self._NAME.fullmatch(path.name)
+            if match:
+                found.append((int(match[1]), path))
+        if self.legacy and (self.legacy / "latest.weights.h5").exists():
+            try:  # without its metadata the epoch of the weights is unknown: not a candidate
+                epoch = int(json.loads((self.legacy / "training_metadata.json").read_text())["epoch"])
+                found.append((epoch, self.legacy / "latest.weights.h5"))
+            except (OSError, ValueError, KeyError, TypeError):
+                pass
+        return sorted(found, key=lambda candidate: candidate[0], reverse=True)  # stable: checkpoints first
+
+    def on_train_begin(self, logs=None):
+        for partial in self.folder.glob(".*.partial.weights.h5"):  # left by a kill mid-save
+            partial.unlink(missing_ok=True)
+        problems = []
+        for epoch, path in self.candidates():
+            try:
+                self._load(path)
+            except Exception as error:  # whatever a cut or foreign file raises (OSError, ValueError, KeyError)
+                reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                problems.append(f"{path.name}: {reason}")
+                self.log(f"warning: {path} does not load ({reason}); trying the checkpoint before it")
+                continue
+            self.model._initial_epoch = epoch  # what BackupAndRestore sets: fit starts after this epoch
+            if problems:
+                self.log(f"resuming from {path} (epoch {epoch})")
+            return
+        if problems:
+            raise CheckpointsUnreadable(f"{self.folder.parent}: no checkpoint to resume from loads ("
+                                        f"{'; '.join(problems)}); use a new --workdir, or delete this one to start again")  # fmt: skip
+
+    def _load(self, path: Path) -> None:
+        model = self.model
+        if model.optimizer is not None and not model.optimizer.built:  # as BackupAndRestore: slots before loading
+            model.optimizer.build(model.trainable_variables)
+        model.load_weights(str(path))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.folder.mkdir(parents=True, exist_ok=True)
+        final = self.folder / f"epoch_{epoch + 1:03d}.weights.h5"
+        partial = self.folder / f".epoch_{epoch + 1:03d}.partial.weights.h5"  # Keras wants the .weights.h5 suffix
+        self.model.save_weights(str(partial), overwrite=True)
+        with open(partial, "rb") as f:  # on disk before the rename makes it the one to resume from
+            os.fsync(f.fileno())
+        os.replace(partial, final)
+        if self.legacy and self.legacy.exists():
+            shutil.rmtree(self.legacy)  # older than this checkpoint

@@ -2,10 +2,14 @@
 
 Workdir layout::
 
-    config.json          resolved experiment config, written first; a workdir
-                         holding another config is refused
-    backup/              BackupAndRestore state: a restarted run resumes here
-    checkpoints/         weights after every epoch
+    config.json          resolved experiment config, written once the data and
+                         the config are checked; a workdir holding another
+                         config is refused
+    checkpoints/         weights and optimizer state after every epoch, each
+                         written whole (renamed into place): a restarted run
+                         resumes from the newest that loads
+    backup/              BackupAndRestore state of runs started before
+                         checkpoints/ was the resume point (still resumed)
     model.keras          the best model by validation loss (what export and
                          generate load)
     logs/                TensorBoard scalars and image grids
@@ -25,6 +29,13 @@ from keras_s2v.configs.experiments import ExperimentConfig
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.keras"
 DATA_FILE = "data.json"  # where the shards were (export calibrates int8 on them); not part of the config
+
+
+# What each model kind's model.keras holds (a GAN's: its generator alone).
+MODEL_CLASSES = {"speech2vid": "Speech2Vid", "deblur": "DeblurCNN", "syncnet": "SyncNet", "tgan": "TemporalGenerator",
+                 "glance": "GlanceGenerator", "lipflow": "LipFlowNet", "lipae": "LipAutoencoder"}  # fmt: skip
+MODEL_KINDS = tuple(MODEL_CLASSES)
+OPTIMIZERS = ("sgd", "adam")
 
 
 class WorkdirMismatch(ValueError):
@@ -68,7 +79,7 @@ def build_model(config: ExperimentConfig):
         from keras_s2v.models.lip_motion import LipAutoencoder
 
         return LipAutoencoder(width=m.width)
-    raise ValueError(f"unknown model kind {m.kind!r} (speech2vid, deblur, syncnet, tgan, glance, lipflow, lipae)")
+    raise ValueError(f"unknown model kind {m.kind!r} ({', '.join(MODEL_KINDS)})")
 
 
 def build_trainable(config: ExperimentConfig, pretrained: dict | None = None):
@@ -229,7 +240,7 @@ def make_optimizer(config: ExperimentConfig, learning_rate: float | None = None)
         return keras.optimizers.SGD(rate, momentum=t.momentum)
     if t.optimizer == "adam":
         return keras.optimizers.Adam(rate, beta_1=t.adam_beta_1, weight_decay=t.weight_decay or None)
-    raise ValueError(f"unknown optimizer {t.optimizer!r} (sgd, adam)")
+    raise ValueError(f"unknown optimizer {t.optimizer!r} ({', '.join(OPTIMIZERS)})")
 
 
 def compile_model(model, config: ExperimentConfig) -> None:
@@ -268,9 +279,58 @@ def compile_model(model, config: ExperimentConfig) -> None:
                   metrics=[metrics.psnr, metrics.ssim])  # fmt: skip
 
 
+def check_inputs(config: ExperimentConfig, data_dir) -> dict:
+    """What ``train`` reads, checked before it writes anything -> the ``data.json`` record.
+
+    The shard folders (``pipeline.data_dirs``: comma-separated allowed) are
+    prepared and hold both splits; the model kind, optimizer and audio input
+    are known; files and workdirs the config names exist. Cheap: no model is
+    built, no shard is read.
+    """
+    from keras_s2v.data import pipeline, prepare
+
+    folders = [str(Path(d).resolve()) for d in pipeline.data_dirs(data_dir)]
+    if not folders:
+        raise ValueError(f"{data_dir!r}: no shard folder given")
+    record = {"data_dir": ",".join(folders), "data_parameters": prepare.data_parameters(folders)}
+    for split in dict.fromkeys((config.data.train_split, config.data.validation_split)):
+        pipeline.shard_files(data_dir, split)
+    m = config.model
+    if m.kind not in MODEL_KINDS:
+        raise ValueError(f"unknown model kind {m.kind!r} ({', '.join(MODEL_KINDS)})")
+    if config.train.optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {config.train.optimizer!r} ({', '.join(OPTIMIZERS)})")
+    if m.kind == "speech2vid" and m.identity_weights and not Path(m.identity_weights).exists():
+        raise FileNotFoundError(f"{m.identity_weights}: identity encoder weights not found")
+    if m.kind == "tgan":
+        from keras_s2v.models.temporal_gan import window_shape
+
+        window_shape(m.audio_input)
+        pipeline.sequence_lengths(config.data.sequence_lengths)
+    if m.kind == "glance":
+        for _kind, field in PRETRAINED.values():
+            given = getattr(m, field)
+            if given and not (Path(given) / MODEL_FILE).exists():
+                raise FileNotFoundError(f"{given}: model.{field} has no trained {MODEL_FILE}")
+    return record
+
+
+def _write_run_file(path: Path, text: str) -> None:
+    """Written beside and renamed; an unwritable run folder is a ValueError naming it."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.partial")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as error:
+        raise ValueError(f"{path.parent}: cannot write the run folder ({error.strerror or error})") from None
+
+
 def check_workdir(workdir, config: ExperimentConfig) -> None:
     """Write ``config.json``, or refuse a workdir that holds a run with another config."""
     workdir = Path(workdir)
+    if workdir.exists() and not workdir.is_dir():
+        raise ValueError(f"{workdir}: not a folder (--workdir is the run folder, created if missing)")
     saved = workdir / CONFIG_FILE
     if saved.exists():
         previous = json.loads(saved.read_text())
@@ -285,10 +345,7 @@ def check_workdir(workdir, config: ExperimentConfig) -> None:
                 "use a new --workdir, or delete this one to start again"
             )
         return
-    workdir.mkdir(parents=True, exist_ok=True)
-    tmp = workdir / f".{CONFIG_FILE}.partial"
-    tmp.write_text(config.to_json())
-    os.replace(tmp, saved)
+    _write_run_file(saved, config.to_json())
 
 
 def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:
@@ -312,16 +369,13 @@ def train(config: ExperimentConfig, data_dir, workdir, strategy=None, extra_call
     import keras
     import tensorflow as tf
 
-    from keras_s2v.training.callbacks import HistoryFile, ImageGrid, SaveBest
+    from keras_s2v.training.callbacks import EpochCheckpoints, HistoryFile, ImageGrid, SaveBest
 
     workdir = Path(workdir)
+    record = check_inputs(config, data_dir)  # first: a mistyped --data must not leave a config that locks the workdir
     check_workdir(workdir, config)
+    _write_run_file(workdir / DATA_FILE, json.dumps(record, indent=1) + "\n")
     pretrained = pretrained_workdirs(config, data_dir, workdir) if config.model.kind == "glance" else None
-    from keras_s2v.data import pipeline, prepare
-
-    folders = [str(Path(d).resolve()) for d in pipeline.data_dirs(data_dir)]
-    record = {"data_dir": ",".join(folders), "data_parameters": prepare.data_parameters(folders)}
-    (workdir / DATA_FILE).write_text(json.dumps(record, indent=1) + "\n")
     keras.utils.set_random_seed(config.train.seed)
     strategy = strategy or tf.distribute.MirroredStrategy()
     global_batch = config.data.batch_size * strategy.num_replicas_in_sync
@@ -332,8 +386,7 @@ def train(config: ExperimentConfig, data_dir, workdir, strategy=None, extra_call
         compile_model(model, config)
 
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(workdir / "backup"), save_freq="epoch", delete_checkpoint=False),
-        keras.callbacks.ModelCheckpoint(str(workdir / "checkpoints" / "epoch_{epoch:03d}.weights.h5"), save_weights_only=True),
+        EpochCheckpoints(workdir / "checkpoints", legacy_backup=workdir / "backup"),
         SaveBest(workdir / MODEL_FILE, shipped_model, monitor="val_loss"),
         keras.callbacks.TensorBoard(str(workdir / "logs"), write_graph=False),
         HistoryFile(workdir / "history.json"),
@@ -364,17 +417,20 @@ def train(config: ExperimentConfig, data_dir, workdir, strategy=None, extra_call
 
 
 def load_trained_model(workdir):
-    """The best model saved by ``train`` in ``workdir``."""
-    import keras
-
+    """The best model saved by ``train`` in ``workdir``; a cut, corrupt or foreign one is a ``ModelError`` naming it."""
     import keras_s2v.models.deblur
     import keras_s2v.models.glance
     import keras_s2v.models.lip_motion
     import keras_s2v.models.speech2vid
     import keras_s2v.models.syncnet
     import keras_s2v.models.temporal_gan  # noqa: F401
+    from keras_s2v import model_files
 
     path = Path(workdir) / MODEL_FILE
     if not path.exists():
         raise FileNotFoundError(f"{path}: no trained model (train with python -m keras_s2v.train --workdir {workdir})")
-    return keras.saving.load_model(str(path), compile=False)
+    try:
+        kind = json.loads((Path(workdir) / CONFIG_FILE).read_text())["model"]["kind"]
+    except (OSError, ValueError, KeyError, TypeError):
+        kind = None  # no config to say which model it holds: any
+    return model_files.load_keras(path, MODEL_CLASSES.get(kind) if isinstance(kind, str) else None)

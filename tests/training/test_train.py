@@ -1,8 +1,10 @@
 """Training: every experiment's tiny variant, overfitting, kill-and-resume, workdir safety, deblur."""
 
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -70,6 +72,70 @@ def test_killed_run_resumes_from_the_last_epoch(synth_shards, tmp_path):
     assert sorted(p.name for p in (workdir / "checkpoints").iterdir())[-1] == "epoch_003.weights.h5"
 
 
+RESUME = ["train.epochs=3", "train.steps_per_epoch=1", "train.validation_steps=1"]
+
+
+class _StopBeforeEpoch(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise _Crash("killed between epochs")
+
+
+@pytest.fixture(scope="module")
+def stopped_run(synth_shards, tmp_path_factory):
+    """A 3-epoch run killed after its second epoch (copy it before use)."""
+    workdir = tmp_path_factory.mktemp("stopped") / "run"
+    with pytest.raises(_Crash):
+        train_lib.train(apply_overrides(get_experiment("s2v_tiny"), RESUME), synth_shards, workdir,
+                        extra_callbacks=[_StopBeforeEpoch(2)])  # fmt: skip
+    return workdir
+
+
+def _cut(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def test_run_killed_while_saving_its_epoch_resumes(stopped_run, synth_shards, tmp_path, monkeypatch):
+    workdir = tmp_path / "run"
+    shutil.copytree(stopped_run, workdir)
+    save_weights = keras.Model.save_weights
+
+    def killed_halfway(model, filepath, *args, **kwargs):  # the file a kill mid-save leaves
+        save_weights(model, filepath, *args, **kwargs)
+        _cut(Path(filepath))
+        raise _Crash("killed while saving")
+
+    config = apply_overrides(get_experiment("s2v_tiny"), RESUME)
+    monkeypatch.setattr(keras.Model, "save_weights", killed_halfway)
+    with pytest.raises(_Crash):
+        train_lib.train(config, synth_shards, workdir)
+    monkeypatch.undo()
+    result = train_lib.train(config, synth_shards, workdir)
+    assert len(result["history"]["loss"]) == 1  # epoch 3 again, from the whole epoch-2 state
+    assert [r["epoch"] for r in result["epochs"]] == [1, 2, 3]
+    assert sorted(p.name for p in (workdir / "checkpoints").iterdir()) == [f"epoch_00{i}.weights.h5" for i in (1, 2, 3)]
+
+
+@pytest.mark.parametrize("cut", [False, True])
+def test_run_of_the_backup_layout_resumes_or_falls_back_to_a_checkpoint(cut, stopped_run, synth_shards, tmp_path):
+    # Runs started before checkpoints/ became the resume point keep their state in BackupAndRestore's backup/.
+    workdir = tmp_path / "run"
+    shutil.copytree(stopped_run, workdir)
+    backup = workdir / "backup"
+    backup.mkdir(exist_ok=True)
+    (workdir / "checkpoints" / "epoch_002.weights.h5").replace(backup / "latest.weights.h5")
+    (backup / "training_metadata.json").write_text(json.dumps({"epoch": 2, "batch": 0}))
+    if cut:  # killed while BackupAndRestore rewrote it in place
+        _cut(backup / "latest.weights.h5")
+    result = train_lib.train(apply_overrides(get_experiment("s2v_tiny"), RESUME), synth_shards, workdir)
+    assert len(result["history"]["loss"]) == (2 if cut else 1)  # from epoch_001, or from the backup's epoch 2
+    assert [r["epoch"] for r in result["epochs"]] == [1, 2, 3]
+
+
 def test_workdir_of_another_config_is_refused(tmp_path):
     config = get_experiment("s2v_tiny")
     train_lib.check_workdir(tmp_path, config)
@@ -85,6 +151,56 @@ def test_workdir_of_another_config_is_refused(tmp_path):
     train_lib.check_workdir(tmp_path, config)
 
 
+@pytest.mark.parametrize("data", ["typo", "good,typo", "no_validation"])
+def test_bad_data_is_refused_before_the_workdir_is_locked(data, synth_shards, tmp_path):
+    no_validation = tmp_path / "no_validation"  # prepared, but its validation shards are gone
+    no_validation.mkdir()
+    for name in ("prepare_config.json", "train-00000-of-00001.tfrecord"):
+        shutil.copy(synth_shards / name, no_validation / name)
+    given = ",".join({"good": str(synth_shards)}.get(d, str(tmp_path / d)) for d in data.split(","))
+    workdir = tmp_path / "run"
+    with pytest.raises((ValueError, FileNotFoundError), match="typo|validation shards"):
+        train_lib.train(get_experiment("s2v_tiny"), given, workdir)
+    assert not (workdir / "config.json").exists()
+    fixed = apply_overrides(get_experiment("s2v_tiny"), ["train.epochs=7"])  # the corrected command, another config
+    train_lib.check_workdir(workdir, fixed)
+
+
+def test_workdir_that_is_a_file_is_one_error_line(synth_shards, tmp_path):
+    workdir = tmp_path / "run.txt"
+    workdir.write_text("mine")
+    args = [sys.executable, "-m", "keras_s2v.train", "--data", str(synth_shards), "--workdir", str(workdir),
+            "--experiment", "s2v_tiny"]  # fmt: skip
+    result = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {workdir}: not a folder")
+    assert "Traceback" not in result.stderr and workdir.read_text() == "mine"
+
+
+@pytest.mark.parametrize("where", ["under_a_file", "read_only"])
+def test_workdir_that_cannot_be_created_is_named_before_any_work(where, synth_shards, tmp_path, monkeypatch):
+    import errno
+    import re
+    import os
+    import pathlib
+
+    parent = tmp_path / "parent"
+    if where == "under_a_file":
+        parent.write_text("a file")
+    else:
+        parent.mkdir()
+        parent.chmod(0o555)
+        if os.geteuid() == 0:  # root writes anyway: fail mkdir the way a read-only folder does for anyone else
+            def refused(self, *args, **kwargs):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
+
+            monkeypatch.setattr(pathlib.Path, "mkdir", refused)
+    monkeypatch.setattr(train_lib, "build_trainable", lambda *a: pytest.fail("work started"))
+    expected = re.escape(str(parent / "run")) + r": cannot write the run folder \((Not a directory|Permission denied)\)"
+    with pytest.raises(ValueError, match=expected):
+        train_lib.train(get_experiment("s2v_tiny"), synth_shards, parent / "run")
+
+
 def test_deblur_reduces_l1_on_blurred_faces(synth_shards):
     keras.utils.set_random_seed(0)
     config = get_experiment("deblur_tiny")
@@ -97,3 +213,15 @@ def test_deblur_reduces_l1_on_blurred_faces(synth_shards):
         blurred.append(float(np.abs(np.asarray(x) - np.asarray(y)).mean()))
         deblurred.append(float(np.abs(np.asarray(model(x)) - np.asarray(y)).mean()))
     assert np.mean(deblurred) < np.mean(blurred), (blurred, deblurred)
+
+
+def test_checkpoints_of_which_none_loads_are_named(tmp_path):
+    from keras_s2v.training.callbacks import CheckpointsUnreadable, EpochCheckpoints
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    x, y = np.zeros((4, 2)), np.zeros((4, 1))
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[EpochCheckpoints(tmp_path / "checkpoints")])
+    (tmp_path / "checkpoints" / "epoch_001.weights.h5").write_bytes(b"not hdf5")
+    with pytest.raises(CheckpointsUnreadable, match=r"epoch_001.weights.h5: .*delete this one"):
+        model.fit(x, y, epochs=2, verbose=0, callbacks=[EpochCheckpoints(tmp_path / "checkpoints", log=lambda _: None)])
