@@ -57,6 +57,18 @@ def deconv_bn_relu(x, filters: int, kernel_size, strides=2, padding: str = "same
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
 
+def resize_conv_bn_relu(x, filters: int, size: int, separable: bool = False, name: str = "upconv"):
+    """Resize to ``size`` x ``size`` (nearest for exact doublings, else bilinear) -> 3 x 3 Conv -> BN -> ReLU.
+
+    Odena et al. (2016): upsampling then convolving cannot make the checkerboard that strided
+    transposed convolutions leave. Layers ``{name}_resize`` then ``conv_bn_relu``'s ``{name}``...
+    """
+    doubling = size == 2 * x.shape[1]
+    x = (keras.layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_resize") if doubling else
+         keras.layers.Resizing(size, size, interpolation="bilinear", name=f"{name}_resize"))(x)  # fmt: skip
+    return conv_bn_relu(x, filters, 3, separable=separable, name=name)
+
+
 def scaled(filters: int, width: float) -> int:
     """Filter count times a width multiplier (tiny configs), at least 4."""
     return max(4, int(round(filters * width)))

@@ -25,11 +25,12 @@ from __future__ import annotations
 import keras
 
 from keras_s2v.data import audio as audio_lib
-from keras_s2v.layers.blocks import batch_norm, conv_bn_relu, deconv_bn_relu, scaled
+from keras_s2v.layers.blocks import batch_norm, conv_bn_relu, deconv_bn_relu, resize_conv_bn_relu, scaled
 from keras_s2v.models.base import FunctionalModel
 
 IMAGE_SIZE = 112
-SKIP_NAMES = ("skip_14", "skip_6")  # identity-encoder maps the decoder concatenates (never conv1)
+SKIP_NAMES = ("skip_56", "skip_28", "skip_14", "skip_6")  # identity-encoder maps the decoder may concatenate
+UPSAMPLINGS = ("transpose", "resize")
 
 
 @keras.saving.register_keras_serializable(package="keras_s2v")
@@ -64,15 +65,15 @@ class Speech2VidAudioEncoder(FunctionalModel):
 class Speech2VidIdentityEncoder(FunctionalModel):
     """VGG-M style encoder: faces (B, 112, 112, 3 n) -> {identity, skip_14, skip_6}."""
 
-    CONFIG_KEYS = ("num_images", "width", "embedding_dim", "separable")
+    CONFIG_KEYS = ("num_images", "width", "embedding_dim", "separable", "high_res_skips")
 
     def __init__(self, num_images: int = 1, width: float = 1.0, embedding_dim: int = 256, separable: bool = False,
-                 name: str = "identity_encoder", **kwargs):  # fmt: skip
+                 high_res_skips: bool = False, name: str = "identity_encoder", **kwargs):  # fmt: skip
         faces = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3 * num_images), name="faces")
         # conv1 sees 3 n channels: standard even when separable.
-        x = conv_bn_relu(faces, scaled(96, width), 7, strides=2, separable=separable, name="conv1")  # (B, 56, 56, 96)
-        x = keras.layers.MaxPooling2D(3, strides=2, name="pool1")(x)  # (B, 27, 27, 96)
-        skip_14 = conv_bn_relu(x, scaled(256, width), 5, strides=2, separable=separable, name="conv2")  # (B, 14, 14, 256)
+        skip_56 = conv_bn_relu(faces, scaled(96, width), 7, strides=2, separable=separable, name="conv1")  # (B, 56, 56, 96)
+        pool1 = keras.layers.MaxPooling2D(3, strides=2, name="pool1")(skip_56)  # (B, 27, 27, 96)
+        skip_14 = conv_bn_relu(pool1, scaled(256, width), 5, strides=2, separable=separable, name="conv2")  # (B, 14, 14, 256)
         x = keras.layers.MaxPooling2D(3, strides=2, name="pool2")(skip_14)  # (B, 6, 6, 256)
         x = conv_bn_relu(x, scaled(512, width), 3, separable=separable, name="conv3")
         x = conv_bn_relu(x, scaled(512, width), 3, separable=separable, name="conv4")
@@ -81,47 +82,80 @@ class Speech2VidIdentityEncoder(FunctionalModel):
         x = conv_bn_relu(x, embedding_dim, 1, name="fc7")  # (B, 1, 1, 256)
         identity = keras.layers.Flatten(name="identity_vector")(x)  # (B, 256)
         outputs = {"identity": identity, "skip_14": skip_14, "skip_6": skip_6}
+        if high_res_skips:  # the face's own texture at 56 and 28 px: what keeps generated faces sharp
+            outputs["skip_28"] = keras.layers.ZeroPadding2D(((0, 1), (0, 1)), name="skip_28_pad")(pool1)  # (B, 28, 28, 96)
+            outputs["skip_56"] = skip_56  # (B, 56, 56, 96)
         super().__init__(inputs=faces, outputs=outputs, name=name, **kwargs)
         self.num_images = num_images
         self.width = width
         self.embedding_dim = embedding_dim
         self.separable = separable
+        self.high_res_skips = high_res_skips
 
 
 @keras.saving.register_keras_serializable(package="keras_s2v")
 class Speech2VidDecoder(FunctionalModel):
     """[identity, audio] vectors (+ skips) -> frame (B, 112, 112, 3) in [0, 1]."""
 
-    CONFIG_KEYS = ("width", "embedding_dim", "skip_connections", "separable")
+    CONFIG_KEYS = ("width", "embedding_dim", "skip_connections", "separable", "upsampling", "high_res_skips")
 
     def __init__(self, width: float = 1.0, embedding_dim: int = 256, skip_connections: bool = True,
-                 separable: bool = False, name: str = "decoder", **kwargs):  # fmt: skip
+                 separable: bool = False, upsampling: str = "transpose", high_res_skips: bool = False,
+                 name: str = "decoder", **kwargs):  # fmt: skip
+        if upsampling not in UPSAMPLINGS:
+            raise ValueError(f"upsampling must be one of {UPSAMPLINGS}, got {upsampling!r}")
+        high_res_skips = high_res_skips and skip_connections
         identity = keras.Input((embedding_dim,), name="identity")
         audio = keras.Input((embedding_dim,), name="audio")
-        skip_14 = keras.Input((14, 14, scaled(256, width)), name="skip_14")
-        skip_6 = keras.Input((6, 6, scaled(512, width)), name="skip_6")
+        skips = {"skip_14": keras.Input((14, 14, scaled(256, width)), name="skip_14"),
+                 "skip_6": keras.Input((6, 6, scaled(512, width)), name="skip_6")}  # fmt: skip
+        if high_res_skips:
+            skips["skip_28"] = keras.Input((28, 28, scaled(96, width)), name="skip_28")
+            skips["skip_56"] = keras.Input((56, 56, scaled(96, width)), name="skip_56")
+
+        def up(x, filters, size, name):  # (B, s, s, C) -> (B, size, size, filters)
+            if upsampling == "resize":
+                return resize_conv_bn_relu(x, filters, size, separable, name=name)
+            if size == 14:  # 6 -> 14: kernel 4, stride 2, valid
+                return deconv_bn_relu(x, filters, 4, strides=2, padding="valid", name=name)
+            return deconv_bn_relu(x, filters, 4, name=name)
+
+        def merge(x, size, filters):  # the identity's own map at this size, mixed in by a convolution
+            x = keras.layers.Concatenate(name=f"concat_skip_{size}")([x, skips[f"skip_{size}"]])
+            return conv_bn_relu(x, filters, 3, separable=separable, name=f"conv{size}")
+
         x = keras.layers.Concatenate(name="concat_vectors")([identity, audio])  # (B, 512)
         x = keras.layers.Reshape((1, 1, 2 * embedding_dim), name="to_map")(x)  # (B, 1, 1, 512)
         x = deconv_bn_relu(x, scaled(512, width), 6, strides=1, padding="valid", name="deconv6")  # (B, 6, 6, 512)
         if skip_connections:
-            x = keras.layers.Concatenate(name="concat_skip_6")([x, skip_6])
+            x = keras.layers.Concatenate(name="concat_skip_6")([x, skips["skip_6"]])
         x = conv_bn_relu(x, scaled(512, width), 3, separable=separable, name="conv6")  # (B, 6, 6, 512)
-        x = deconv_bn_relu(x, scaled(256, width), 4, strides=2, padding="valid", name="deconv14")  # (B, 14, 14, 256)
+        x = up(x, scaled(256, width), 14, name="deconv14")  # (B, 14, 14, 256)
         if skip_connections:
-            x = keras.layers.Concatenate(name="concat_skip_14")([x, skip_14])
+            x = keras.layers.Concatenate(name="concat_skip_14")([x, skips["skip_14"]])
         x = conv_bn_relu(x, scaled(256, width), 3, separable=separable, name="conv14")  # (B, 14, 14, 256)
-        x = deconv_bn_relu(x, scaled(128, width), 4, name="deconv28")  # (B, 28, 28, 128)
-        x = deconv_bn_relu(x, scaled(64, width), 4, name="deconv56")  # (B, 56, 56, 64)
-        x = keras.layers.Conv2DTranspose(3, 4, strides=2, padding="same", name="deconv112")(x)  # (B, 112, 112, 3)
+        x = up(x, scaled(128, width), 28, name="deconv28")  # (B, 28, 28, 128)
+        if high_res_skips:
+            x = merge(x, 28, scaled(128, width))  # (B, 28, 28, 128)
+        x = up(x, scaled(64, width), 56, name="deconv56")  # (B, 56, 56, 64)
+        if high_res_skips:
+            x = merge(x, 56, scaled(64, width))  # (B, 56, 56, 64)
+        if upsampling == "resize":
+            x = keras.layers.UpSampling2D(2, interpolation="nearest", name="deconv112_resize")(x)
+            x = keras.layers.Conv2D(3, 3, padding="same", name="deconv112")(x)  # (B, 112, 112, 3)
+        else:
+            x = keras.layers.Conv2DTranspose(3, 4, strides=2, padding="same", name="deconv112")(x)  # (B, 112, 112, 3)
         frame = keras.layers.Activation("sigmoid", name="frame")(x)
         inputs = {"identity": identity, "audio": audio}
         if skip_connections:
-            inputs.update(skip_14=skip_14, skip_6=skip_6)
+            inputs.update(skips)
         super().__init__(inputs=inputs, outputs=frame, name=name, **kwargs)
         self.width = width
         self.embedding_dim = embedding_dim
         self.skip_connections = skip_connections
         self.separable = separable
+        self.upsampling = upsampling
+        self.high_res_skips = high_res_skips
 
 
 @keras.saving.register_keras_serializable(package="keras_s2v")
@@ -131,19 +165,22 @@ class Speech2Vid(FunctionalModel):
     Faces and frames are float32 RGB in [0, 1]; n = ``num_identity_images``.
     """
 
-    CONFIG_KEYS = ("num_identity_images", "width", "embedding_dim", "skip_connections", "separable")
+    CONFIG_KEYS = ("num_identity_images", "width", "embedding_dim", "skip_connections", "separable", "upsampling",
+                   "high_res_skips")  # fmt: skip
 
     def __init__(self, num_identity_images: int = 1, width: float = 1.0, embedding_dim: int = 256,
-                 skip_connections: bool = True, separable: bool = False, name: str = "speech2vid", **kwargs):  # fmt: skip
-        identity_encoder = Speech2VidIdentityEncoder(num_identity_images, width, embedding_dim, separable)
+                 skip_connections: bool = True, separable: bool = False, upsampling: str = "transpose",
+                 high_res_skips: bool = False, name: str = "speech2vid", **kwargs):  # fmt: skip
+        high_res_skips = high_res_skips and skip_connections
+        identity_encoder = Speech2VidIdentityEncoder(num_identity_images, width, embedding_dim, separable, high_res_skips)
         audio_encoder = Speech2VidAudioEncoder(width, embedding_dim, separable)
-        decoder = Speech2VidDecoder(width, embedding_dim, skip_connections, separable)
+        decoder = Speech2VidDecoder(width, embedding_dim, skip_connections, separable, upsampling, high_res_skips)
         faces = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3 * num_identity_images), name="faces")
         mfcc = keras.Input((audio_lib.MFCC_COEFFS, audio_lib.MFCC_WINDOW_HOPS), name="mfcc")
         identity = identity_encoder(faces)
         decoder_inputs = {"identity": identity["identity"], "audio": audio_encoder(mfcc)}
         if skip_connections:
-            decoder_inputs.update(skip_14=identity["skip_14"], skip_6=identity["skip_6"])
+            decoder_inputs.update({k: v for k, v in identity.items() if k != "identity"})
         frame = decoder(decoder_inputs)
         super().__init__(inputs={"faces": faces, "mfcc": mfcc}, outputs=frame, name=name, **kwargs)
         self.num_identity_images = num_identity_images
@@ -151,6 +188,8 @@ class Speech2Vid(FunctionalModel):
         self.embedding_dim = embedding_dim
         self.skip_connections = skip_connections
         self.separable = separable
+        self.upsampling = upsampling
+        self.high_res_skips = high_res_skips
         self.identity_encoder = identity_encoder
         self.audio_encoder = audio_encoder
         self.decoder = decoder

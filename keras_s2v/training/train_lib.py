@@ -50,7 +50,8 @@ def build_model(config: ExperimentConfig):
 
     m = config.model
     if m.kind == "speech2vid":
-        model = Speech2Vid(m.num_identity_images, m.width, m.embedding_dim, m.skip_connections, m.separable)
+        model = Speech2Vid(m.num_identity_images, m.width, m.embedding_dim, m.skip_connections, m.separable,
+                           m.upsampling, m.high_res_skips)  # fmt: skip
         if m.identity_weights:
             path = Path(m.identity_weights)
             if not path.exists():
@@ -236,6 +237,10 @@ def make_optimizer(config: ExperimentConfig, learning_rate: float | None = None)
 
     t = config.train
     rate = t.learning_rate if learning_rate is None else learning_rate
+    if t.lr_schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(rate, max(1, t.epochs * t.steps_per_epoch), alpha=0.05)
+    elif t.lr_schedule != "constant":
+        raise ValueError(f"unknown lr_schedule {t.lr_schedule!r} (constant, cosine)")
     if t.optimizer == "sgd":
         return keras.optimizers.SGD(rate, momentum=t.momentum)
     if t.optimizer == "adam":
@@ -275,8 +280,14 @@ def compile_model(model, config: ExperimentConfig) -> None:
         model.compile(optimizer=make_optimizer(config), loss=syncnet.OffsetContrastiveLoss(),
                       metrics=[syncnet.offset_accuracy])  # fmt: skip
         return
-    model.compile(optimizer=make_optimizer(config), loss=keras.losses.MeanAbsoluteError(name="l1"),
-                  metrics=[metrics.psnr, metrics.ssim])  # fmt: skip
+    t = config.train
+    if t.mouth_weight or t.ssim_weight:
+        from keras_s2v.training.losses import FaceReconstructionLoss
+
+        loss = FaceReconstructionLoss(t.mouth_weight, t.ssim_weight)
+    else:
+        loss = keras.losses.MeanAbsoluteError(name="l1")
+    model.compile(optimizer=make_optimizer(config), loss=loss, metrics=[metrics.psnr, metrics.ssim])
 
 
 def check_inputs(config: ExperimentConfig, data_dir) -> dict:
@@ -300,6 +311,10 @@ def check_inputs(config: ExperimentConfig, data_dir) -> dict:
         raise ValueError(f"unknown model kind {m.kind!r} ({', '.join(MODEL_KINDS)})")
     if config.train.optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {config.train.optimizer!r} ({', '.join(OPTIMIZERS)})")
+    if config.train.lr_schedule not in ("constant", "cosine"):
+        raise ValueError(f"unknown lr_schedule {config.train.lr_schedule!r} (constant, cosine)")
+    if config.model.upsampling not in ("transpose", "resize"):
+        raise ValueError(f"unknown model.upsampling {config.model.upsampling!r} (transpose, resize)")
     if m.kind == "speech2vid" and m.identity_weights and not Path(m.identity_weights).exists():
         raise FileNotFoundError(f"{m.identity_weights}: identity encoder weights not found")
     if m.kind == "tgan":
