@@ -23,7 +23,7 @@ _FACE_INDEX = flags.DEFINE_integer("face_index", None, "Which face, counted from
                                    "largest; a photo with two similar faces needs it).")  # fmt: skip
 flags.DEFINE_alias("face-index", "face_index")
 cli.define_common_flags()
-cli.check_flags("fps", above=0)
+cli.check_flags("fps", above=0, at_most=120)  # more is a typo: each frame needs its own 0.35 s window
 cli.check_flags("face_index", at_least=0)
 
 

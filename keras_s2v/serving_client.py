@@ -504,7 +504,8 @@ def _define_flags() -> None:
     flags.DEFINE_bool("overwrite", False, "Replace an existing output.")
     from keras_s2v import cli
 
-    cli.check_flags("fps", "timeout", above=0)
+    cli.check_flags("fps", above=0, at_most=120)
+    cli.check_flags("timeout", above=0)
     cli.check_flags("rest_port", "grpc_port", at_least=1, below=65536)
     cli.check_flags("model_version", at_least=1)
 

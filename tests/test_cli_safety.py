@@ -160,3 +160,12 @@ def test_ctrl_c_during_start_up_is_one_line(files, tmp_path):
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert "interrupted: no output written" in stderr and "Traceback" not in stderr
+
+
+def test_a_mistyped_input_and_an_absurd_frame_rate_are_refused(files, tmp_path):
+    refused(run("keras_s2v.prepare", "--input", tmp_path / "missing", "--out", tmp_path / "o"),
+            "missing: no such file or folder")  # fmt: skip
+    assert not (tmp_path / "o").exists()
+    refused(run("keras_s2v.generate", "--face", files / "face.png", "--audio", files / "speech.wav", "--model",
+                files / "model", "--out", tmp_path / "o.mp4", "--fps", "1000"), "--fps=1000", status=1)  # fmt: skip
+    assert not (tmp_path / "o.mp4").exists()

@@ -134,13 +134,14 @@ def find_videos(inputs) -> list[tuple[str, str]]:
     """Expand files and folders into (path, path relative to its input), sorted.
 
     A file given directly is used whatever its name (so a bad file is reported,
-    not silently ignored); folders are searched for video suffixes.
+    not silently ignored); folders are searched for video suffixes. An input that
+    does not exist at all is a mistyped path, refused before any work.
     """
-    from pathlib import Path
-
     found = []
     for given in inputs:
         root = Path(given)
+        if not root.exists():
+            raise FileNotFoundError(f"{given}: no such file or folder")
         if root.is_dir():
             for p in sorted(root.rglob("*")):
                 if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES and not p.name.startswith("."):

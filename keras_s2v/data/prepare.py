@@ -455,10 +455,10 @@ def prepare(inputs, out, config: PrepareConfig | None = None, workers: int = 1, 
     config.validate()
     out = Path(out)
     _check_out(out, inputs, config, overwrite)
-    _check_config(out, config, overwrite)
-    videos = layouts.find_videos(inputs)
+    videos = layouts.find_videos(inputs)  # before anything is written: a mistyped input leaves no folder
     if not videos:
         raise FileNotFoundError(f"no video found in {', '.join(map(str, inputs))}")
+    _check_config(out, config, overwrite)
     entries, todo = {}, []
     for path, relative in videos:
         done = _done_entry(out, path, relative)
@@ -628,11 +628,11 @@ def prepare_beam(inputs, out, config: PrepareConfig | None = None, pipeline_args
     config.validate()
     out = Path(out)
     _check_out(out, inputs, config, overwrite)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / CONFIG_FILE).write_text(json.dumps(_config_record(config), indent=1))
     videos = layouts.find_videos(inputs)
     if not videos:
         raise FileNotFoundError(f"no video found in {', '.join(map(str, inputs))}")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / CONFIG_FILE).write_text(json.dumps(_config_record(config), indent=1))
     config_dict = dataclasses.asdict(config)
 
     with beam.Pipeline(options=PipelineOptions(pipeline_args or [])) as pipeline:
