@@ -27,6 +27,8 @@ class ModelConfig:
     deblur_filters: int = 64
     identity_weights: str | None = None  # optional VGG-Face-style weights for the identity encoder
     sync_max_shift: int = 5  # syncnet: audio offsets -K..K frames contrasted with each video window
+    sync_crop: str = "lower_half"  # syncnet: lower_half (SyncNet, Wav2Lip) | mouth (align.lip_box)
+    sync_dropout: float = 0.0  # syncnet: dropout before the video embedding
     # Temporal GAN (kind "tgan"); embedding_dim is the per-window audio code.
     audio_input: str = "pcm"  # pcm: raw 0.16 s windows | mfcc: Speech2Vid's 12 x 35 MFCC windows
     identity_dim: int = 50
@@ -57,6 +59,7 @@ class DataConfig:
     min_identity_gap: float = 0.5  # identity frames at least this fraction of the segment from the target
     shuffle_buffer: int = 1024
     augment: bool = True
+    augment_geometry: float = 0.0  # syncnet: random shifts and zooms up to this fraction of the crop
     validation_samples_per_segment: int = 4
     blur_max_sigma: float = 3.0  # deblur training: Gaussian blur strength range
     blur_max_motion: int = 9  # deblur training: motion-blur kernel length range
@@ -295,6 +298,22 @@ def syncnet() -> ExperimentConfig:
     return config
 
 
+@register("syncnet_real")
+def syncnet_real() -> ExperimentConfig:
+    """The sync expert for real corpora of a few dozen speakers: on ``syncnet`` alone such a corpus is memorised
+    (training accuracy 0.25 while held-out speakers stayed at chance, 0.1, after 2 200 steps on 48 speakers).
+
+    What a model cannot memorise a speaker by is cut away or varied: the mouth box instead of the
+    whole lower face, shifts and zooms of up to 8 % (alignment differs between corpora), dropout
+    before the embedding; a cosine-decayed learning rate.
+    """
+    config = syncnet()
+    config.model.sync_crop, config.model.sync_dropout = "mouth", 0.3
+    config.data.augment_geometry, config.data.validation_samples_per_segment = 0.08, 32
+    config.train.lr_schedule, config.train.epochs, config.train.early_stopping_patience = "cosine", 120, 0
+    return config
+
+
 @register("tgan")
 def tgan() -> ExperimentConfig:
     """Vougioukas et al. 2018: raw 0.16 s audio windows, frame and sequence discriminators.
@@ -436,8 +455,8 @@ for _name in ("glance", *GLANCE_ABLATIONS):
     register(f"{_name}_small")(lambda _base=_name: _glance_cpu_sized(_EXPERIMENTS[_base]()))
 
 
-for _name in ("s2v", "s2v_5img", "s2v_noskip", "deblur", "s2v_small", "s2v_mobile", "s2v_real", "syncnet", "tgan",
-              "tgan_mfcc_spp", "glance", *GLANCE_ABLATIONS, "lipflow", "lipae"):  # fmt: skip
+for _name in ("s2v", "s2v_5img", "s2v_noskip", "deblur", "s2v_small", "s2v_mobile", "s2v_real", "syncnet",
+              "syncnet_real", "tgan", "tgan_mfcc_spp", "glance", *GLANCE_ABLATIONS, "lipflow", "lipae"):  # fmt: skip
     register(f"{_name}_tiny")(lambda _base=_name: _tiny(_EXPERIMENTS[_base]()))
 
 

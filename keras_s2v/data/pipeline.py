@@ -304,20 +304,25 @@ def glance_dataset(data_dir, split: str, batch_size: int, frames: int = audio_li
 # --- Sync expert ------------------------------------------------------------------------------
 
 
-def lips(frames):
-    """(..., S, S, 3) RGB in [0, 1] -> (..., S/2, S) grey lower half: what the sync expert sees."""
+def lips(frames, crop: str = "lower_half", face_size: int | None = None):
+    """(..., S, S, 3) RGB in [0, 1] -> (..., H, W) grey ``crop`` (``align.sync_region``): what the sync expert sees.
+
+    ``face_size``: S, where the frames' static shape does not say it (decoded JPEGs).
+    """
+    from keras_s2v.data.face.align import sync_region
+
     tf = _tf()
-    size = tf.shape(frames)[-2]
+    top, left, height, width = sync_region(face_size or int(frames.shape[-2]), crop)
     grey = tf.image.rgb_to_grayscale(frames)[..., 0]
-    return grey[..., size // 2 :, :]
+    return grey[..., top : top + height, left : left + width]
 
 
-def _syncnet_sample(example, t, max_shift: int):
-    """Lower faces of frames t-2..t+2 and the MFCC at every shift -K..K; label K (in sync)."""
+def _syncnet_sample(example, t, max_shift: int, crop: str = "lower_half", face_size: int = 112):
+    """Lower faces (or mouths) of frames t-2..t+2 and the MFCC at every shift -K..K; label K (in sync)."""
     tf = _tf()
     half = audio_lib.SYNC_FRAMES // 2
     frames = _decode_frames(example["frames"], tf.range(t - half, t + half + 1))  # (5, S, S, 3)
-    window = tf.transpose(lips(frames), [1, 2, 0])  # (S/2, S, 5)
+    window = tf.transpose(lips(frames, crop, face_size), [1, 2, 0])  # (H, W, 5)
     shifts = tf.range(-max_shift, max_shift + 1)
     starts = audio_lib.sync_mfcc_slice(t + shifts)[0]  # (2K+1,)
     columns = starts[:, None] + tf.range(audio_lib.SYNC_MFCC_HOPS)[None, :]
@@ -326,15 +331,22 @@ def _syncnet_sample(example, t, max_shift: int):
 
 
 def syncnet_dataset(data_dir, split: str, batch_size: int, max_shift: int = 5, samples_per_segment: int = 16,
-                    training: bool = True, shuffle_buffer: int = 1024, augment: bool = True, seed: int = 0):  # fmt: skip
-    """Batches of ``({"lips": (B, S/2, S, 5), "mfcc": (B, 2K+1, 12, 20)}, in-sync index (B,) = K)``.
+                    training: bool = True, shuffle_buffer: int = 1024, augment: bool = True, seed: int = 0,
+                    crop: str = "lower_half", geometry: float = 0.0):  # fmt: skip
+    """Batches of ``({"lips": (B, H, W, 5), "mfcc": (B, 2K+1, 12, 20)}, in-sync index (B,) = K)``.
+
+    ``crop``: ``syncnet.sync_region``; ``geometry``: with ``augment``, random shifts and zooms of up
+    to this fraction of the crop, the same over a window's 5 frames.
 
     Centre frames are drawn where every shifted audio window lies inside the
     segment's own MFCC, so a shifted window is real speech, never padding;
     segments shorter than ``2 K + 5`` frames are skipped.
     """
+    from keras_s2v.data import prepare
+
     tf = _tf()
     half = audio_lib.SYNC_FRAMES // 2
+    face_size = prepare.data_parameters(data_dirs(data_dir))["crop_size"]
     dataset = _segments(data_dir, split, training, seed)
     dataset = dataset.filter(lambda example, key: example["num_frames"] >= 2 * (max_shift + half) + 1)
 
@@ -342,28 +354,34 @@ def syncnet_dataset(data_dir, split: str, batch_size: int, max_shift: int = 5, s
         n = tf.cast(example["num_frames"], tf.int32)
         span = n - 2 * (max_shift + half)  # valid centres: [K + 2, n - K - 2)
         picks = _frame_picks(span, samples_per_segment, key, training) + max_shift + half
-        return tf.data.Dataset.from_tensor_slices(picks).map(lambda t: _syncnet_sample(example, t, max_shift))
+        return tf.data.Dataset.from_tensor_slices(picks).map(
+            lambda t: _syncnet_sample(example, t, max_shift, crop, face_size))
 
     dataset = dataset.flat_map(draws)
     if training:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed)
     dataset = dataset.batch(batch_size, drop_remainder=training)
     if training and augment:
-        flip = lips_augmenter(seed)
+        flip = lips_augmenter(seed, geometry)
         dataset = dataset.map(lambda x, y: ({"lips": flip(x["lips"]), "mfcc": x["mfcc"]}, y),
                               num_parallel_calls=tf.data.AUTOTUNE)  # fmt: skip
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def lips_augmenter(seed: int):
-    """Mirror and brightness/contrast jitter of the lips, the same over a window's 5 frames."""
+def lips_augmenter(seed: int, geometry: float = 0.0):
+    """Mirror, brightness/contrast jitter and (``geometry`` > 0) shifts and zooms of the lips, the same over
+    a window's 5 frames (they are its channels): alignment differs by a few pixels between corpora."""
     import keras
 
-    augment = keras.layers.Pipeline([
+    layers = [
         keras.layers.RandomFlip("horizontal", seed=seed),
         keras.layers.RandomBrightness(0.15, value_range=(0.0, 1.0), seed=seed + 1),
         keras.layers.RandomContrast(0.2, seed=seed + 2),
-    ], name="lips_augment")  # fmt: skip
+    ]
+    if geometry:
+        layers += [keras.layers.RandomTranslation(geometry, geometry, fill_mode="reflect", seed=seed + 3),
+                   keras.layers.RandomZoom(geometry, fill_mode="reflect", seed=seed + 4)]  # fmt: skip
+    augment = keras.layers.Pipeline(layers, name="lips_augment")
     return lambda x: _tf().clip_by_value(augment(x, training=True), 0.0, 1.0)
 
 

@@ -41,18 +41,21 @@ class SyncResult:
                 "offsets": self.offsets.tolist(), "distances": [round(float(d), 5) for d in self.distances]}  # fmt: skip
 
 
-def lips(frames: np.ndarray) -> np.ndarray:
-    """(T, S, S, 3) uint8 RGB aligned crops -> (T, S/2, S) float32 grey lower halves in [0, 1].
+def lips(frames: np.ndarray, crop: str = "lower_half") -> np.ndarray:
+    """(T, S, S, 3) uint8 RGB aligned crops -> (T, H, W) float32 grey ``crop`` in [0, 1].
 
     The NumPy twin of ``pipeline.lips`` (tf.image.rgb_to_grayscale weights).
     """
+    from keras_s2v.data.face.align import sync_region
+
+    top, left, height, width = sync_region(frames.shape[1], crop)
     grey = np.asarray(frames, np.float32) @ np.array([0.2989, 0.587, 0.114], np.float32) / 255.0
-    return grey[:, frames.shape[1] // 2 :, :]
+    return grey[:, top : top + height, left : left + width]
 
 
-def lip_windows(frames: np.ndarray) -> np.ndarray:
-    """(T, S/2, S, 5): frames t-2..t+2 on channels; the first and last frames repeat at the clip's ends."""
-    grey = lips(frames)
+def lip_windows(frames: np.ndarray, crop: str = "lower_half") -> np.ndarray:
+    """(T, H, W, 5): frames t-2..t+2 on channels; the first and last frames repeat at the clip's ends."""
+    grey = lips(frames, crop)
     half = audio_lib.SYNC_FRAMES // 2
     padded = np.concatenate([grey[:1].repeat(half, 0), grey, grey[-1:].repeat(half, 0)])
     return np.stack([padded[i : i + len(grey)] for i in range(audio_lib.SYNC_FRAMES)], axis=-1)
@@ -102,6 +105,7 @@ class SyncExpert:
         model = train_lib.load_trained_model(self.workdir)
         self.video_encoder, self.audio_encoder = model.video_encoder, model.audio_encoder
         self.face_size = int(model.face_size)
+        self.crop = getattr(model, "crop", "lower_half")
         self.batch_size = batch_size
         self.data_parameters = _recorded_parameters(self.workdir)
 
@@ -110,7 +114,7 @@ class SyncExpert:
         if frames.shape[1:] != (self.face_size, self.face_size, 3):
             raise ValueError(f"frames of shape {frames.shape[1:]}, the sync expert takes "
                              f"{self.face_size} x {self.face_size} RGB crops")  # fmt: skip
-        return np.asarray(self.video_encoder.predict(lip_windows(frames), batch_size=self.batch_size, verbose=0))
+        return np.asarray(self.video_encoder.predict(lip_windows(frames, self.crop), batch_size=self.batch_size, verbose=0))
 
     def audio_embeddings(self, mfcc: np.ndarray, num_frames: int) -> np.ndarray:
         """MFCC sequence (12, >= 4 T + 27) -> (T, D)."""

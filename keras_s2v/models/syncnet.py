@@ -23,26 +23,26 @@ from __future__ import annotations
 import keras
 
 from keras_s2v.data import audio as audio_lib
+from keras_s2v.data.face import align
 from keras_s2v.layers.blocks import conv_bn_relu, scaled
 from keras_s2v.models.base import FunctionalModel
 
-FACE_SIZE = 112  # aligned crop side; the lower half is the video input
-
-
-def lips_shape(face_size: int = FACE_SIZE) -> tuple[int, int, int]:
-    """(H, W, 5): the lower half of ``SYNC_FRAMES`` aligned grey crops."""
-    return face_size // 2, face_size, audio_lib.SYNC_FRAMES
+FACE_SIZE = 112  # aligned crop side
+def lips_shape(face_size: int = FACE_SIZE, crop: str = "lower_half") -> tuple[int, int, int]:
+    """(H, W, 5): the ``crop`` of ``SYNC_FRAMES`` aligned grey faces."""
+    _, _, height, width = align.sync_region(face_size, crop)
+    return height, width, audio_lib.SYNC_FRAMES
 
 
 @keras.saving.register_keras_serializable(package="keras_s2v")
 class SyncVideoEncoder(FunctionalModel):
-    """(B, 56, 112, 5) grey lower faces in [0, 1] -> (B, D) unit embedding."""
+    """(B, 56, 112, 5) grey lower faces (or (B, 56, 56, 5) mouths) in [0, 1] -> (B, D) unit embedding."""
 
-    CONFIG_KEYS = ("face_size", "width", "embedding_dim")
+    CONFIG_KEYS = ("face_size", "width", "embedding_dim", "crop", "dropout")
 
     def __init__(self, face_size: int = FACE_SIZE, width: float = 1.0, embedding_dim: int = 128,
-                 name: str = "sync_video_encoder", **kwargs):  # fmt: skip
-        lips = keras.Input(lips_shape(face_size), name="lips")
+                 crop: str = "lower_half", dropout: float = 0.0, name: str = "sync_video_encoder", **kwargs):  # fmt: skip
+        lips = keras.Input(lips_shape(face_size, crop), name="lips")
         x = conv_bn_relu(lips, scaled(64, width), 5, strides=2, name="conv1")  # (B, 28, 56, 64)
         x = conv_bn_relu(x, scaled(96, width), 3, name="conv2")
         x = keras.layers.MaxPooling2D(2, name="pool2")(x)  # (B, 14, 28, 96)
@@ -50,12 +50,16 @@ class SyncVideoEncoder(FunctionalModel):
         x = keras.layers.MaxPooling2D(2, name="pool3")(x)  # (B, 7, 14, 128)
         x = conv_bn_relu(x, scaled(256, width), 3, name="conv4")  # (B, 7, 14, 256)
         x = keras.layers.GlobalAveragePooling2D(name="pool4")(x)  # (B, 256)
+        if dropout:
+            x = keras.layers.Dropout(dropout, name="pool4_dropout")(x)
         x = keras.layers.Dense(embedding_dim, name="fc5")(x)
         outputs = keras.layers.UnitNormalization(name="video_embedding")(x)  # (B, D)
         super().__init__(inputs=lips, outputs=outputs, name=name, **kwargs)
         self.face_size = face_size
         self.width = width
         self.embedding_dim = embedding_dim
+        self.crop = crop
+        self.dropout = dropout
 
 
 @keras.saving.register_keras_serializable(package="keras_s2v")
@@ -85,20 +89,20 @@ class SyncAudioEncoder(FunctionalModel):
 
 @keras.saving.register_keras_serializable(package="keras_s2v")
 class SyncNet(FunctionalModel):
-    """{"lips": (B, 56, 112, 5), "mfcc": (B, 2K+1, 12, 20)} -> distances (B, 2K+1).
+    """{"lips": (B, H, W, 5), "mfcc": (B, 2K+1, 12, 20)} -> distances (B, 2K+1); H x W: ``lips_shape``.
 
     ``mfcc[:, k]`` is the audio shifted by ``k - K`` frames; training makes
     index K (no shift) the nearest.
     """
 
-    CONFIG_KEYS = ("face_size", "width", "embedding_dim", "max_shift")
+    CONFIG_KEYS = ("face_size", "width", "embedding_dim", "max_shift", "crop", "dropout")
 
     def __init__(self, face_size: int = FACE_SIZE, width: float = 1.0, embedding_dim: int = 128, max_shift: int = 5,
-                 name: str = "syncnet", **kwargs):  # fmt: skip
-        video_encoder = SyncVideoEncoder(face_size, width, embedding_dim)
+                 crop: str = "lower_half", dropout: float = 0.0, name: str = "syncnet", **kwargs):  # fmt: skip
+        video_encoder = SyncVideoEncoder(face_size, width, embedding_dim, crop, dropout)
         audio_encoder = SyncAudioEncoder(width, embedding_dim)
         candidates = 2 * max_shift + 1
-        lips = keras.Input(lips_shape(face_size), name="lips")
+        lips = keras.Input(lips_shape(face_size, crop), name="lips")
         mfcc = keras.Input((candidates, audio_lib.MFCC_COEFFS, audio_lib.SYNC_MFCC_HOPS), name="mfcc")
         video = video_encoder(lips)  # (B, D)
         audio = keras.layers.TimeDistributed(audio_encoder, name="per_offset")(mfcc)  # (B, 2K+1, D)
@@ -108,6 +112,8 @@ class SyncNet(FunctionalModel):
         self.width = width
         self.embedding_dim = embedding_dim
         self.max_shift = max_shift
+        self.crop = crop
+        self.dropout = dropout
         self.video_encoder = video_encoder
         self.audio_encoder = audio_encoder
 

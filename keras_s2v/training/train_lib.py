@@ -61,7 +61,8 @@ def build_model(config: ExperimentConfig):
     if m.kind == "deblur":
         return DeblurCNN(m.deblur_depth, m.deblur_filters)
     if m.kind == "syncnet":
-        return SyncNet(width=m.width, embedding_dim=m.embedding_dim, max_shift=m.sync_max_shift)
+        return SyncNet(width=m.width, embedding_dim=m.embedding_dim, max_shift=m.sync_max_shift, crop=m.sync_crop,
+                       dropout=m.sync_dropout)  # fmt: skip
     if m.kind == "tgan":
         from keras_s2v.models.temporal_gan import TemporalGenerator
 
@@ -218,10 +219,11 @@ def make_datasets(config: ExperimentConfig, data_dir, global_batch: int):
         return train, val
     if config.model.kind == "syncnet":
         k = config.model.sync_max_shift
+        crop = config.model.sync_crop
         train = pipeline.syncnet_dataset(data_dir, d.train_split, global_batch, k, d.samples_per_segment, True,
-                                         d.shuffle_buffer, d.augment, seed)  # fmt: skip
+                                         d.shuffle_buffer, d.augment, seed, crop, d.augment_geometry)  # fmt: skip
         val = pipeline.syncnet_dataset(data_dir, d.validation_split, global_batch, k, d.validation_samples_per_segment,
-                                       False, seed=seed + 1)  # fmt: skip
+                                       False, seed=seed + 1, crop=crop)  # fmt: skip
         return train, val
     common = {"num_identity_images": config.model.num_identity_images, "min_identity_gap": d.min_identity_gap}
     train = pipeline.speech2vid_dataset(data_dir, d.train_split, global_batch, samples_per_segment=d.samples_per_segment,

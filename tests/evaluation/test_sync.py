@@ -128,3 +128,22 @@ def test_prepare_with_the_expert_records_offsets(expert_workdir, synth_shards, t
     lo, hi = max(0, -shift), min(len(a), len(b) - shift)
     np.testing.assert_array_equal(a[lo:hi], b[lo + shift : hi + shift])
     json.dumps(entry)  # the manifest entry stays JSON
+
+
+def test_the_mouth_crop_is_the_same_in_the_graph_and_in_numpy(synth_shards):
+    import tensorflow as tf
+
+    from keras_s2v.data.face.align import lip_box
+
+    (x, _), = pipeline.syncnet_dataset(synth_shards, "train", 2, max_shift=2, samples_per_segment=1, training=False,
+                                       crop="mouth").take(1)  # fmt: skip
+    top, left, side = lip_box(112)
+    assert x["lips"].shape == (2, side, side, 5) and (top, left) == (45, 28)
+    frames = (np.random.default_rng(0).random((5, 112, 112, 3)) * 255).astype(np.uint8)
+    graph = pipeline.lips(tf.constant(frames, tf.float32) / 255.0, "mouth").numpy()
+    np.testing.assert_allclose(graph, sync.lips(frames, "mouth"), atol=2e-3)
+    grey = frames.astype(np.float32) @ np.array([0.2989, 0.587, 0.114], np.float32) / 255.0
+    np.testing.assert_allclose(sync.lips(frames, "mouth"), grey[:, top : top + side, left : left + side])
+    model = SyncNet(width=0.125, embedding_dim=16, max_shift=2, crop="mouth", dropout=0.3)
+    assert model.video_encoder.input.shape[1:] == (side, side, 5)
+    assert SyncNet.from_config(model.get_config()).get_config() == model.get_config()

@@ -161,3 +161,25 @@ def test_mobile_tiny_experiment_builds():
     assert isinstance(model, Speech2Vid) and model.separable and model.width == 0.125
     assert any(isinstance(layer, keras.layers.DepthwiseConv2D) for layer in model.decoder.layers)
     assert np.asarray(model(_inputs())).shape == (2, 112, 112, 3)
+
+
+def test_resize_decoder_with_high_res_skips_round_trips_and_splits_for_export():
+    """s2v_real's generator: the identity's 56 and 28 px maps reach the decoder; the export split still holds."""
+    model = Speech2Vid(width=0.125, embedding_dim=32, upsampling="resize", high_res_skips=True)
+    shapes = {k: tuple(v.shape[1:]) for k, v in model.identity_encoder.output.items()}
+    assert shapes["skip_56"] == (56, 56, 12) and shapes["skip_28"] == (28, 28, 12)
+    transposed = [layer.name for layer in model.decoder.layers if isinstance(layer, keras.layers.Conv2DTranspose)]
+    assert transposed == ["deconv6"]  # 1 x 1 -> 6 x 6 only: no stride, no checkerboard
+    x = _inputs(batch=3)
+    identity = {k: np.asarray(v) for k, v in model.identity_encoder(x["faces"]).items()}
+    generator = model.frame_generator()
+    assert set(generator.input) == {"identity", "skip_56", "skip_28", "skip_14", "skip_6", "mfcc"}
+    np.testing.assert_allclose(np.asarray(generator({**identity, "mfcc": x["mfcc"]})), np.asarray(model(x)), atol=1e-6)
+    clone = Speech2Vid.from_config(model.get_config())
+    clone.set_weights(model.get_weights())
+    np.testing.assert_array_equal(np.asarray(clone(x)), np.asarray(model(x)))
+    # The paper's decoder keeps its weight names, so models trained before these options still load.
+    paper = Speech2Vid(width=0.125, embedding_dim=32)
+    assert [w.path for w in paper.weights] == [w.path for w in Speech2Vid.from_config(paper.get_config()).weights]
+    with pytest.raises(ValueError, match="upsampling must be one of"):
+        Speech2VidDecoder(0.125, 32, upsampling="pixelshuffle")

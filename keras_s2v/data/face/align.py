@@ -56,6 +56,24 @@ def lip_box(size: int) -> tuple[int, int, int]:
     return top, left, side
 
 
+SYNC_CROPS = ("lower_half", "mouth")  # what of each aligned face the video encoder sees (``sync_region``)
+
+
+def sync_region(face_size: int = 112, crop: str = "lower_half") -> tuple[int, int, int, int]:
+    """(top, left, height, width) of the video input in a ``face_size`` crop.
+
+    ``lower_half``: the lower half of the face (the original SyncNet, Wav2Lip's expert);
+    ``mouth``: the mouth box of ``align.lip_box`` (56 x 56 at 112), lips and chin without
+    the cheeks and background a small corpus lets the expert memorise speakers by.
+    """
+    if crop == "lower_half":
+        return face_size // 2, 0, face_size - face_size // 2, face_size
+    if crop == "mouth":
+        top, left, side = lip_box(face_size)
+        return top, left, side, side
+    raise ValueError(f"sync crop must be one of {SYNC_CROPS}, got {crop!r}")
+
+
 def canonical_landmarks(size: int) -> np.ndarray:
     """Canonical 68 points in pixels of a size x size crop."""
     return CANONICAL_68 * np.float32(size)
