@@ -43,7 +43,7 @@ from export.signatures import (
     signatures_for,
     write_saved_model,
 )
-from keras_s2v import outputs
+from keras_s2v import outputs, pretrained
 from keras_s2v.data import audio as audio_lib
 
 FORMATS = ("saved_model", "tflite", "onnx")
@@ -115,8 +115,9 @@ def data_dir_of(workdir, data_dir=None) -> Path:
     if data_dir:
         return Path(data_dir)
     record = Path(workdir) / train_lib.DATA_FILE
-    if record.exists():  # several folders (comma-separated): calibrate on the first
-        return Path(json.loads(record.read_text())["data_dir"].split(",")[0])
+    recorded = json.loads(record.read_text()).get("data_dir") if record.exists() else None  # presets record none
+    if recorded:  # several folders (comma-separated): calibrate on the first
+        return Path(recorded.split(",")[0])
     raise ExportError(f"{workdir}: the training data folder is not recorded; pass --data SHARDS "
                       "(int8 calibration and the parity check use real examples)")  # fmt: skip
 
@@ -403,6 +404,7 @@ def export_model(workdir, out, formats_: tuple = FORMATS, quantizations: tuple =
     """
     formats_ = parse_list(formats_, FORMATS, "format")
     quantizations = parse_list(quantizations, formats.QUANTIZATIONS, "quantization")
+    workdir = pretrained.resolve(workdir)  # a preset name: its built folder
     inputs = [("--workdir", workdir), *(("--data", d) for d in (str(data_dir).split(",") if data_dir else []))]
     out = outputs.check_folder(out, inputs=inputs, overwrite=overwrite, marker=METADATA_FILE)
     if android_assets is not None and ("tflite" not in formats_ or not set(ANDROID_QUANTIZATIONS) <= set(quantizations)):

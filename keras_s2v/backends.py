@@ -245,8 +245,10 @@ def data_parameters(path, backend) -> dict:
 
 
 def load_generator(path):
-    """A ``FrameBackend`` for a training workdir, a SavedModel export or a .tflite file."""
-    path = Path(path)
+    """A ``FrameBackend`` for a training workdir, a SavedModel export, a .tflite file or a preset name."""
+    from keras_s2v import pretrained
+
+    path = Path(pretrained.resolve(path))
     if not path.exists():
         raise ModelError(path, "no such model file or folder")
     if path.is_file():

@@ -93,9 +93,10 @@ class SyncExpert:
     """A trained sync expert: embeddings of lower-face windows and of audio, and clip scores."""
 
     def __init__(self, workdir, batch_size: int = 64):
+        from keras_s2v import pretrained
         from keras_s2v.training import train_lib
 
-        self.workdir = Path(workdir)
+        self.workdir = Path(pretrained.resolve(workdir))
         try:
             kind = json.loads((self.workdir / train_lib.CONFIG_FILE).read_text())["model"]["kind"]
         except (OSError, ValueError, KeyError) as error:
