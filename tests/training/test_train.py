@@ -225,3 +225,13 @@ def test_checkpoints_of_which_none_loads_are_named(tmp_path):
     (tmp_path / "checkpoints" / "epoch_001.weights.h5").write_bytes(b"not hdf5")
     with pytest.raises(CheckpointsUnreadable, match=r"epoch_001.weights.h5: .*delete this one"):
         model.fit(x, y, epochs=2, verbose=0, callbacks=[EpochCheckpoints(tmp_path / "checkpoints", log=lambda _: None)])
+
+
+def test_only_the_newest_checkpoints_are_kept(tmp_path):
+    from keras_s2v.training.callbacks import EpochCheckpoints
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    x, y = np.zeros((4, 2)), np.zeros((4, 1))
+    model.fit(x, y, epochs=5, verbose=0, callbacks=[EpochCheckpoints(tmp_path / "checkpoints", keep=2)])
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["epoch_004.weights.h5", "epoch_005.weights.h5"]
