@@ -26,6 +26,8 @@ class ModelConfig:
     deblur_depth: int = 10
     deblur_filters: int = 64
     identity_weights: str | None = None  # optional VGG-Face-style weights for the identity encoder
+    init_from: str | None = None  # a trained workdir (or preset) of the same model whose weights start this run
+    sync_model: str | None = None  # the frozen sync expert (workdir or preset) of train.sync_weight
     sync_max_shift: int = 5  # syncnet: audio offsets -K..K frames contrasted with each video window
     sync_crop: str = "lower_half"  # syncnet: lower_half (SyncNet, Wav2Lip) | mouth (align.lip_box)
     sync_dropout: float = 0.0  # syncnet: dropout before the video embedding
@@ -89,6 +91,9 @@ class TrainConfig:
     # times L1 over the mouth box and (1 - SSIM) of the mouth box; both 0: the paper's L1.
     mouth_weight: float = 0.0
     ssim_weight: float = 0.0
+    # Speech2Vid: the frozen expert's (model.sync_model) distance between generated 5-frame windows and
+    # their audio, this times (training.lipsync); 0: frames are trained one at a time, without it.
+    sync_weight: float = 0.0
     weight_decay: float = 0.0  # Adam's decoupled weight decay
     # Lips at a glance: L = correlation + pixel (L1) + perceptual + adversarial, each weighted; 0 switches a term off.
     correlation_weight: float = 1.0

@@ -91,6 +91,15 @@ def build_trainable(config: ExperimentConfig, pretrained: dict | None = None):
     (``pretrained_workdirs``).
     """
     model = build_model(config)
+    if config.model.init_from:
+        from keras_s2v import pretrained as presets
+
+        model.set_weights(load_trained_model(presets.resolve(config.model.init_from)).get_weights())
+    if config.model.kind == "speech2vid" and config.train.sync_weight:
+        from keras_s2v import pretrained as presets
+        from keras_s2v.training.lipsync import LipSyncTrainer
+
+        return LipSyncTrainer(model, load_trained_model(presets.resolve(config.model.sync_model)))
     if config.model.kind == "glance":
         m, pretrained = config.model, pretrained or {}
         needs_flow = m.motion == "flow" and (m.correlation == "derivative" or "flow" in m.discriminator_streams)
@@ -225,6 +234,16 @@ def make_datasets(config: ExperimentConfig, data_dir, global_batch: int):
         val = pipeline.syncnet_dataset(data_dir, d.validation_split, global_batch, k, d.validation_samples_per_segment,
                                        False, seed=seed + 1, crop=crop)  # fmt: skip
         return train, val
+    if config.train.sync_weight:  # windows of the sync expert's 5 frames, each with its own MFCC window
+        from keras_s2v.training.lipsync import SYNC_WINDOW
+
+        common = {"lengths": (SYNC_WINDOW,), "audio_input": "mfcc", "min_identity_gap": d.min_identity_gap}
+        train = pipeline.sequence_dataset(data_dir, d.train_split, global_batch, samples_per_segment=d.samples_per_segment,
+                                          training=True, shuffle_buffer=d.shuffle_buffer, augment=d.augment, seed=seed,
+                                          **common)  # fmt: skip
+        val = pipeline.sequence_dataset(data_dir, d.validation_split, global_batch,
+                                        samples_per_segment=d.validation_samples_per_segment, training=False, **common)  # fmt: skip
+        return train, val
     common = {"num_identity_images": config.model.num_identity_images, "min_identity_gap": d.min_identity_gap}
     train = pipeline.speech2vid_dataset(data_dir, d.train_split, global_batch, samples_per_segment=d.samples_per_segment,
                                         training=True, shuffle_buffer=d.shuffle_buffer, augment=d.augment,
@@ -283,12 +302,15 @@ def compile_model(model, config: ExperimentConfig) -> None:
                       metrics=[syncnet.offset_accuracy])  # fmt: skip
         return
     t = config.train
-    if t.mouth_weight or t.ssim_weight:
+    if t.mouth_weight or t.ssim_weight or t.sync_weight:
         from keras_s2v.training.losses import FaceReconstructionLoss
 
         loss = FaceReconstructionLoss(t.mouth_weight, t.ssim_weight)
     else:
         loss = keras.losses.MeanAbsoluteError(name="l1")
+    if config.train.sync_weight:  # a LipSyncTrainer (build_trainable)
+        model.compile(make_optimizer(config), loss, sync_weight=config.train.sync_weight)
+        return
     model.compile(optimizer=make_optimizer(config), loss=loss, metrics=[metrics.psnr, metrics.ssim])
 
 
@@ -319,6 +341,14 @@ def check_inputs(config: ExperimentConfig, data_dir) -> dict:
         raise ValueError(f"unknown model.upsampling {config.model.upsampling!r} (transpose, resize)")
     if m.kind == "speech2vid" and m.identity_weights and not Path(m.identity_weights).exists():
         raise FileNotFoundError(f"{m.identity_weights}: identity encoder weights not found")
+    from keras_s2v import pretrained as presets
+
+    for field in ("init_from", "sync_model"):
+        given = getattr(m, field)
+        if given and not (Path(presets.resolve(given)) / MODEL_FILE).exists():
+            raise FileNotFoundError(f"{given}: model.{field} is neither a trained workdir nor a preset")
+    if config.train.sync_weight and (m.kind != "speech2vid" or not m.sync_model or m.num_identity_images != 1):
+        raise ValueError("train.sync_weight needs a one-image Speech2Vid and model.sync_model (a trained sync expert)")
     if m.kind == "tgan":
         from keras_s2v.models.temporal_gan import window_shape
 

@@ -1,0 +1,127 @@
+"""Speech2Vid with an expert's lip-sync loss (Wav2Lip's lesson: a frozen sync expert makes mouths follow speech).
+
+``LipSyncTrainer`` wraps a ``Speech2Vid`` (what ships, saved alone as ``model.keras``) and a frozen,
+trained ``SyncNet``. It trains on windows of the expert's 5 frames: each ``train_step`` generates the
+5 frames ``t - 2 .. t + 2`` from the still and each frame's own MFCC window, and the loss is
+
+    reconstruction (``FaceReconstructionLoss`` over the 5 frames)
+    + ``sync_weight`` x distance between the expert's embedding of the generated lower faces and of
+      the 0.2 s of audio they span (the expert's in-sync pair; unit embeddings, so in [0, 2]).
+
+Regression alone settles on an average mouth that barely moves; the expert's distance is only
+small when the mouth moves with this audio. One tape, gradients over the generator's weights only
+(the expert stays frozen, BatchNorm in inference mode). Every loss is a ``keras.losses.Loss``
+called inside the replica, so MirroredStrategy scales it right.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from keras_s2v.data import audio as audio_lib
+from keras_s2v.layers.sequence import fold_time
+
+SYNC_WINDOW = audio_lib.SYNC_FRAMES  # frames per training sample
+# Columns of the centre frame's 12 x 35 MFCC window that the expert pairs with the 5 frames
+# (audio.sync_mfcc_slice relative to audio.mfcc_window of the same frame: 7 .. 27).
+_SYNC_START = audio_lib.MFCC_WINDOW_HOPS // 2 - audio_lib.SYNC_MFCC_HOPS // 2
+
+
+@keras.saving.register_keras_serializable(package="keras_s2v")
+class EmbeddingDistance(keras.losses.Loss):
+    """Euclidean distance between two (B, D) embeddings, per sample: the sync expert's in-sync distance."""
+
+    def __init__(self, name: str = "embedding_distance", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def call(self, y_true, y_pred):
+        return ops.sqrt(ops.sum(ops.square(y_true - y_pred), axis=-1) + 1e-8)
+
+
+def sync_mfcc(audio):
+    """(B, 5, 12, 35) per-frame MFCC windows -> (B, 12, 20): the expert's audio for the 5 frames."""
+    return audio[:, SYNC_WINDOW // 2, :, _SYNC_START : _SYNC_START + audio_lib.SYNC_MFCC_HOPS]
+
+
+class LipSyncTrainer(keras.Model):
+    """Trains ``generator`` with reconstruction + the frozen ``expert``'s sync distance.
+
+    Data: ``sequence_dataset`` windows of 5 frames with MFCC audio,
+    ``({"faces": (B, S, S, 3), "audio": (B, 5, 12, 35)}, frames (B, 5, S, S, 3))``.
+    Logs ``loss`` (the total, also the validation monitor), ``reconstruction``, ``sync_distance``
+    (lower is better synced) and ``psnr``.
+    """
+
+    def __init__(self, generator, expert, **kwargs):
+        super().__init__(name="lipsync", **kwargs)
+        self.generator = generator
+        self.expert = expert
+        self.expert.trainable = False
+        self.crop = getattr(expert, "crop", "lower_half")
+        names = ("loss", "reconstruction", "sync_distance", "psnr")
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
+
+    def compile(self, optimizer, reconstruction_loss, sync_weight: float = 0.1, **kwargs):
+        super().compile(**kwargs)
+        self.g_optimizer = optimizer
+        optimizer.build(self.generator.trainable_variables)  # under the caller's strategy scope
+        self.reconstruction_loss = reconstruction_loss
+        self.sync_weight = sync_weight
+        self.sync_loss = EmbeddingDistance()
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    @property
+    def shipped(self):
+        """What is saved as ``model.keras``: the generator alone."""
+        return self.generator
+
+    def call(self, inputs, training=False):
+        """(B, 5, S, S, 3): every frame of the window from the still and its own MFCC window."""
+        faces, audio = inputs["faces"], inputs["audio"]
+        steps = ops.shape(audio)[1]
+        frames = self.generator({"faces": ops.repeat(faces, steps, axis=0), "mfcc": fold_time(audio)}, training=training)
+        return ops.reshape(frames, (-1, steps, *frames.shape[1:]))
+
+    def sync_distance(self, frames, audio):
+        """The expert's distance between generated 5-frame windows and their audio, (B,)."""
+        from keras_s2v.data import pipeline
+
+        lips = pipeline.lips(frames, self.crop, int(frames.shape[-2]))  # (B, 5, H, W)
+        video = self.expert.video_encoder(ops.transpose(lips, (0, 2, 3, 1)), training=False)
+        speech = self.expert.audio_encoder(sync_mfcc(audio), training=False)
+        return video, speech
+
+    def _generate_and_score(self, inputs, truth, training):
+        frames = self(inputs, training=training)
+        reconstruction = self.reconstruction_loss(fold_time(truth), fold_time(frames))
+        video, speech = self.sync_distance(frames, inputs["audio"])
+        sync = self.sync_loss(speech, video)
+        return frames, reconstruction, sync, reconstruction + self.sync_weight * sync
+
+    def train_step(self, data):
+        import tensorflow as tf
+
+        inputs, truth = data[0], data[1]
+        with tf.GradientTape() as tape:
+            frames, reconstruction, sync, loss = self._generate_and_score(inputs, truth, training=True)
+        grads = tape.gradient(loss, self.generator.trainable_weights)
+        self.g_optimizer.apply(grads, self.generator.trainable_weights)
+        return self._log(frames, truth, reconstruction, sync, loss)
+
+    def test_step(self, data):
+        inputs, truth = data[0], data[1]
+        frames, reconstruction, sync, loss = self._generate_and_score(inputs, truth, training=False)
+        return self._log(frames, truth, reconstruction, sync, loss)
+
+    def _log(self, frames, truth, reconstruction, sync, loss):
+        import tensorflow as tf
+
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync  # the losses are per-replica scaled
+        for name, value in (("loss", loss), ("reconstruction", reconstruction), ("sync_distance", sync)):
+            self.trackers[name].update_state(value * replicas)
+        self.trackers["psnr"].update_state(tf.reduce_mean(tf.image.psnr(fold_time(truth), fold_time(frames), 1.0)))
+        return {name: tracker.result() for name, tracker in self.trackers.items()}

@@ -1,0 +1,58 @@
+"""Speech2Vid with the frozen sync expert's loss: the expert's audio is the contract's, only the generator learns."""
+
+import numpy as np
+import pytest
+
+from keras_s2v.configs import experiments
+from keras_s2v.data import audio, pipeline
+from keras_s2v.training import lipsync, train_lib
+
+
+def test_the_experts_audio_is_the_contracts_sync_window(synth_shards):
+    import tensorflow as tf
+
+    from keras_s2v.data import features
+
+    (x, _), = pipeline.sequence_dataset(synth_shards, "train", 2, (5,), "mfcc", samples_per_segment=1,
+                                        training=False).take(1)  # fmt: skip
+    example = features.decode_example(next(iter(tf.data.TFRecordDataset(pipeline.shard_files(synth_shards, "train")))))
+    centre = 2  # evenly spaced windows: the first covers frames 0 .. 4
+    expected = example["mfcc"].numpy()[:, slice(*audio.sync_mfcc_slice(centre))]
+    np.testing.assert_allclose(np.asarray(lipsync.sync_mfcc(x["audio"]))[0], expected, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def expert(synth_shards, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("expert")
+    config = experiments.apply_overrides(experiments.get_experiment("syncnet_real_tiny"),
+                                         ["train.epochs=1", "train.steps_per_epoch=2", "train.validation_steps=1"])  # fmt: skip
+    train_lib.train(config, synth_shards, workdir)
+    return workdir
+
+
+def test_a_step_moves_the_generator_and_leaves_the_expert(expert, synth_shards, tmp_path):
+    import keras
+
+    config = experiments.apply_overrides(experiments.get_experiment("s2v_real_tiny"), [
+        "train.sync_weight=0.5", f"model.sync_model={expert}", "train.epochs=1", "train.steps_per_epoch=2",
+        "train.validation_steps=1"])  # fmt: skip
+    trainer = train_lib.build_trainable(config)
+    train_lib.compile_model(trainer, config)
+    assert isinstance(trainer, lipsync.LipSyncTrainer) and trainer.crop == "mouth"
+    before_g = [np.array(w) for w in trainer.generator.weights]
+    before_e = [np.array(w) for w in trainer.expert.weights]
+    train, _ = train_lib.make_datasets(config, synth_shards, 2)
+    logs = trainer.fit(train, epochs=1, steps_per_epoch=2, verbose=0).history
+    assert 0.0 <= logs["sync_distance"][-1] <= 2.0 and np.isfinite(logs["loss"][-1])
+    assert any(not np.allclose(a, np.array(b)) for a, b in zip(before_g, trainer.generator.weights))
+    assert all(np.array_equal(a, np.array(b)) for a, b in zip(before_e, trainer.expert.weights))
+    # What ships is the generator: one frame per (face, MFCC window), as generate and the export run it.
+    result = train_lib.train(config, synth_shards, tmp_path / "run")
+    assert type(keras.saving.load_model(result["model"], compile=False)).__name__ == "Speech2Vid"
+
+
+def test_sync_weight_without_an_expert_is_refused_before_the_workdir(synth_shards, tmp_path):
+    config = experiments.apply_overrides(experiments.get_experiment("s2v_real_tiny"), ["train.sync_weight=0.5"])
+    with pytest.raises(ValueError, match="model.sync_model"):
+        train_lib.train(config, synth_shards, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
