@@ -11,7 +11,10 @@ TEST_WORKERS ?= 2
 # Real media for tests and benchmarks (never needed at run time).
 export KERAS_S2V_MEDIA ?= $(abspath ../shared/media)
 
-.PHONY: install system-deps demo test bench clean
+# Where `make pretrain` keeps the prepared corpus and the training runs (each step resumes when re-run).
+PRETRAIN_DIR ?= runs/pretrain
+
+.PHONY: install system-deps demo test bench pretrain clean
 
 install: $(STAMP)
 
@@ -35,6 +38,14 @@ demo: install
 
 test: install
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
+
+# Reproduces the presets from ../shared/media (corpus/ and clips/, split by keras_s2v/pretrained/real_split.tsv):
+# hours on 2 CPU cores; re-running resumes every step. Then `python -m keras_s2v.pretrained save` ships a run.
+pretrain: install
+	$(PY) -m keras_s2v.prepare --input $(KERAS_S2V_MEDIA)/corpus --input $(KERAS_S2V_MEDIA)/clips \
+		--out $(PRETRAIN_DIR)/real --split_table keras_s2v/pretrained/real_split.tsv --workers 2
+	$(PY) -m keras_s2v.train --data $(PRETRAIN_DIR)/real --workdir $(PRETRAIN_DIR)/syncnet_real --experiment syncnet_real
+	$(PY) -m keras_s2v.train --data $(PRETRAIN_DIR)/real --workdir $(PRETRAIN_DIR)/s2v_real --experiment s2v_real
 
 bench: install
 	$(PY) benchmarks/prepare_bench.py

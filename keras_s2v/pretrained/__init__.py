@@ -138,7 +138,7 @@ def save_preset(workdir, out, name: str, summary: str, card: str, float16: bool 
     import keras
     import numpy as np
 
-    from keras_s2v import model_files
+    from keras_s2v import model_files, outputs
 
     workdir, out = Path(workdir), Path(out)
     config = json.loads((workdir / "config.json").read_text())
@@ -146,17 +146,18 @@ def save_preset(workdir, out, name: str, summary: str, card: str, float16: bool 
     if family is None:
         raise PresetError(f"{workdir}: a {config['model']['kind']} model is no preset family ({', '.join(FAMILIES)})")
     model = model_files.load_keras(workdir / "model.keras")
-    out.mkdir(parents=True, exist_ok=True)
-    dtype = np.float16 if float16 else np.float32
-    arrays = {f"w{i:04d}": np.asarray(v.numpy()).astype(dtype if v.dtype == "float32" else v.dtype)
-              for i, v in enumerate(model.weights)}  # fmt: skip
-    np.savez(out / WEIGHTS_FILE, **arrays)
-    (out / MODEL_FILE).write_text(json.dumps(keras.saving.serialize_keras_object(model), indent=1) + "\n")
-    shutil.copy(workdir / "config.json", out / "config.json")
-    data = json.loads((workdir / "data.json").read_text()) if (workdir / "data.json").exists() else {}
-    (out / "data.json").write_text(json.dumps({"data_parameters": data.get("data_parameters")}, indent=1) + "\n")
-    (out / CARD_FILE).write_text(card)
-    info = {"name": name, "family": family, "summary": summary, "experiment": config["name"],
-            "weights_dtype": np.dtype(dtype).name, "sha256": _sha256(out / WEIGHTS_FILE)}  # fmt: skip
-    (out / PRESET_FILE).write_text(json.dumps(info, indent=1) + "\n")
+    # Replaces only an earlier version of a preset (its preset.json), never another folder; never the workdir.
+    with outputs.atomic_folder(out, inputs=[("workdir", workdir)], overwrite=True, marker=PRESET_FILE) as staging:
+        dtype = np.float16 if float16 else np.float32
+        arrays = {f"w{i:04d}": np.asarray(v.numpy()).astype(dtype if v.dtype == "float32" else v.dtype)
+                  for i, v in enumerate(model.weights)}  # fmt: skip
+        np.savez(staging / WEIGHTS_FILE, **arrays)
+        (staging / MODEL_FILE).write_text(json.dumps(keras.saving.serialize_keras_object(model), indent=1) + "\n")
+        shutil.copy(workdir / "config.json", staging / "config.json")
+        data = json.loads((workdir / "data.json").read_text()) if (workdir / "data.json").exists() else {}
+        (staging / "data.json").write_text(json.dumps({"data_parameters": data.get("data_parameters")}, indent=1) + "\n")
+        (staging / CARD_FILE).write_text(card)
+        info = {"name": name, "family": family, "summary": summary, "experiment": config["name"],
+                "weights_dtype": np.dtype(dtype).name, "sha256": _sha256(staging / WEIGHTS_FILE)}  # fmt: skip
+        (staging / PRESET_FILE).write_text(json.dumps(info, indent=1) + "\n")
     return info
