@@ -23,6 +23,7 @@ import keras
 from keras import ops
 
 from keras_s2v.layers.sequence import fold_time
+from keras_s2v.training.trainer import Trainer
 
 
 @keras.saving.register_keras_serializable(package="keras_s2v")
@@ -45,7 +46,7 @@ def _unscaled(value):
     return value * tf.distribute.get_strategy().num_replicas_in_sync
 
 
-class TemporalGANTrainer(keras.Model):
+class TemporalGANTrainer(Trainer):
     """Trains ``generator`` against ``frame_discriminator`` and ``sequence_discriminator``.
 
     Data: ``({"faces": (B, S, S, 3), "audio": (B, T, *window)}, frames (B, T, S, S, 3))``.
@@ -56,14 +57,13 @@ class TemporalGANTrainer(keras.Model):
     """
 
     def __init__(self, generator, frame_discriminator, sequence_discriminator, seed: int = 0, **kwargs):
-        super().__init__(name="temporal_gan", **kwargs)
+        names = ("loss", "g_loss", "g_adversarial", "d_frame", "d_sequence", "d_frame_real_wins",
+                 "d_sequence_real_wins", "psnr")  # fmt: skip
+        super().__init__("generator", names, name="temporal_gan", **kwargs)
         self.generator = generator
         self.frame_discriminator = frame_discriminator
         self.sequence_discriminator = sequence_discriminator
         self.seed_generator = keras.random.SeedGenerator(seed)
-        names = ("loss", "g_loss", "g_adversarial", "d_frame", "d_sequence", "d_frame_real_wins",
-                 "d_sequence_real_wins", "psnr")  # fmt: skip
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
 
     def compile(self, g_optimizer, d_frame_optimizer, d_sequence_optimizer, l1_weight: float = 400.0, **kwargs):
         super().compile(**kwargs)
@@ -78,15 +78,6 @@ class TemporalGANTrainer(keras.Model):
         self.l1_weight = l1_weight
         self.reconstruction_loss = LowerFaceL1()
         self.adversarial_loss = keras.losses.BinaryCrossentropy(from_logits=True, name="adversarial")
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
-
-    @property
-    def shipped(self):
-        """What is saved as ``model.keras``: the generator alone."""
-        return self.generator
 
     def noise(self, audio, stddev=None):
         """(B, T, N) Gaussian noise for a batch of audio sequences."""

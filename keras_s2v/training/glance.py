@@ -36,6 +36,7 @@ from keras import ops
 from keras_s2v.data import audio as audio_lib
 from keras_s2v.layers.sequence import fold_time
 from keras_s2v.training.gan import _psnr, _unscaled
+from keras_s2v.training.trainer import Trainer
 
 CORRELATIONS = ("derivative", "plain", "none")
 MOTIONS = ("flow", "difference")
@@ -163,7 +164,7 @@ def clips_and_teacher_flows(inputs, clips):
     return clips, tf.ensure_shape(flows, [None, clips.shape[1] - 1, *clips.shape[2:4], 2])
 
 
-class FlowTrainer(keras.Model):
+class FlowTrainer(Trainer):
     """Trains a ``LipFlowNet`` on lip clips; ``shipped`` is the flow network.
 
     Data: ``(clips (B, T, 64, 64, 3), teacher flows (B, T-1, 64, 64, 2))``
@@ -177,22 +178,13 @@ class FlowTrainer(keras.Model):
     """
 
     def __init__(self, flow_net, smoothness_weight: float = 0.05, teacher_weight: float = 1.0, **kwargs):
-        super().__init__(name="flow_trainer", **kwargs)
+        names = ("loss", "photometric", "smoothness", "teacher", "zero_flow_photometric")
+        super().__init__("flow_net", names, name="flow_trainer", **kwargs)
         self.flow_net = flow_net
         self.smoothness_weight, self.teacher_weight = smoothness_weight, teacher_weight
         self.photometric = PhotometricLoss()
         self.smoothness = FlowSmoothness()
         self.teacher = keras.losses.MeanSquaredError(name="teacher")
-        names = ("loss", "photometric", "smoothness", "teacher", "zero_flow_photometric")
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
-
-    @property
-    def shipped(self):
-        return self.flow_net
 
     def call(self, clips, training=False):
         first, second = frame_pairs(clips)
@@ -240,7 +232,7 @@ def frame_audio(log_mel, frames: int):
     )
 
 
-class GlanceTrainer(keras.Model):
+class GlanceTrainer(Trainer):
     """Trains a ``GlanceGenerator`` against a ``ThreeStreamDiscriminator``.
 
     ``flow_net`` (frozen) gives the motion of real and generated clips
@@ -260,7 +252,9 @@ class GlanceTrainer(keras.Model):
     def __init__(self, generator, discriminator, flow_net=None, perceptual_encoder=None, audio_encoder=None,
                  motion_encoder=None, correlation: str = "derivative", motion: str = "flow", seed: int = 0,
                  **kwargs):  # fmt: skip
-        super().__init__(name="glance_trainer", **kwargs)
+        names = ("loss", "g_loss", "correlation", "correlation_real", "pixel", "perceptual", "adversarial", "d_loss",
+                 "d_real_wins", "d_mismatch_wins", "psnr")  # fmt: skip
+        super().__init__("generator", names, name="glance_trainer", **kwargs)
         if correlation not in CORRELATIONS:
             raise ValueError(f"unknown correlation {correlation!r} ({', '.join(CORRELATIONS)})")
         if motion not in MOTIONS:
@@ -275,9 +269,6 @@ class GlanceTrainer(keras.Model):
         for frozen in (flow_net, perceptual_encoder):
             if frozen is not None:
                 frozen.trainable = False
-        names = ("loss", "g_loss", "correlation", "correlation_real", "pixel", "perceptual", "adversarial", "d_loss",
-                 "d_real_wins", "d_mismatch_wins", "psnr")  # fmt: skip
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
 
     def compile(self, g_optimizer, d_optimizer, correlation_weight: float = 1.0, pixel_weight: float = 0.5,
                 perceptual_weight: float = 1.0, adversarial_weight: float = 1.0, mismatch_weight: float = 0.5,
@@ -302,13 +293,6 @@ class GlanceTrainer(keras.Model):
         extra = [m for m in (self.audio_encoder, self.motion_encoder) if m is not None and self.correlation != "none"]
         return [w for model in (self.generator, *extra) for w in model.trainable_weights]
 
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
-
-    @property
-    def shipped(self):
-        return self.generator
 
     def call(self, inputs, training=False):
         return self.generator(inputs, training=training)

@@ -21,6 +21,7 @@ from keras import ops
 
 from keras_s2v.data import audio as audio_lib
 from keras_s2v.layers.sequence import fold_time
+from keras_s2v.training.trainer import Trainer
 
 SYNC_WINDOW = audio_lib.SYNC_FRAMES  # frames per training sample
 # Columns of the centre frame's 12 x 35 MFCC window that the expert pairs with the 5 frames
@@ -44,7 +45,7 @@ def sync_mfcc(audio):
     return audio[:, SYNC_WINDOW // 2, :, _SYNC_START : _SYNC_START + audio_lib.SYNC_MFCC_HOPS]
 
 
-class LipSyncTrainer(keras.Model):
+class LipSyncTrainer(Trainer):
     """Trains ``generator`` with reconstruction + the frozen ``expert``'s sync distance.
 
     Data: ``sequence_dataset`` windows of 5 frames with MFCC audio,
@@ -54,13 +55,11 @@ class LipSyncTrainer(keras.Model):
     """
 
     def __init__(self, generator, expert, **kwargs):
-        super().__init__(name="lipsync", **kwargs)
+        super().__init__("generator", ("loss", "reconstruction", "sync_distance", "psnr"), name="lipsync", **kwargs)
         self.generator = generator
         self.expert = expert
         self.expert.trainable = False
         self.crop = getattr(expert, "crop", "lower_half")
-        names = ("loss", "reconstruction", "sync_distance", "psnr")
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
 
     def compile(self, optimizer, reconstruction_loss, sync_weight: float = 0.1, **kwargs):
         super().compile(**kwargs)
@@ -69,15 +68,6 @@ class LipSyncTrainer(keras.Model):
         self.reconstruction_loss = reconstruction_loss
         self.sync_weight = sync_weight
         self.sync_loss = EmbeddingDistance()
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
-
-    @property
-    def shipped(self):
-        """What is saved as ``model.keras``: the generator alone."""
-        return self.generator
 
     def call(self, inputs, training=False):
         """(B, 5, S, S, 3): every frame of the window from the still and its own MFCC window."""
