@@ -31,6 +31,7 @@ class ModelConfig:
     sync_max_shift: int = 5  # syncnet: audio offsets -K..K frames contrasted with each video window
     sync_crop: str = "lower_half"  # syncnet: lower_half (SyncNet, Wav2Lip) | mouth (align.lip_box)
     sync_dropout: float = 0.0  # syncnet: dropout before the video embedding
+    sync_centered: bool = False  # syncnet: each window minus its mean (frames: motion; MFCC: cepstral mean norm.)
     # Temporal GAN (kind "tgan"); embedding_dim is the per-window audio code.
     audio_input: str = "pcm"  # pcm: raw 0.16 s windows | mfcc: Speech2Vid's 12 x 35 MFCC windows
     identity_dim: int = 50

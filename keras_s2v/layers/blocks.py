@@ -69,6 +69,21 @@ def resize_conv_bn_relu(x, filters: int, size: int, separable: bool = False, nam
     return conv_bn_relu(x, filters, 3, separable=separable, name=name)
 
 
+@keras.saving.register_keras_serializable(package="keras_s2v")
+class Centered(keras.layers.Layer):
+    """``x`` minus its mean over ``axis``: what varies along it (a window's motion, its audio's changes)."""
+
+    def __init__(self, axis: int = -1, **kwargs):
+        super().__init__(**kwargs)
+        self.axis = axis
+
+    def call(self, x):
+        return x - keras.ops.mean(x, axis=self.axis, keepdims=True)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis}
+
+
 def scaled(filters: int, width: float) -> int:
     """Filter count times a width multiplier (tiny configs), at least 4."""
     return max(4, int(round(filters * width)))

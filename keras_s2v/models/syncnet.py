@@ -24,7 +24,7 @@ import keras
 
 from keras_s2v.data import audio as audio_lib
 from keras_s2v.data.face import align
-from keras_s2v.layers.blocks import conv_bn_relu, scaled
+from keras_s2v.layers.blocks import Centered, conv_bn_relu, scaled
 from keras_s2v.models.base import FunctionalModel
 
 FACE_SIZE = 112  # aligned crop side
@@ -38,12 +38,16 @@ def lips_shape(face_size: int = FACE_SIZE, crop: str = "lower_half") -> tuple[in
 class SyncVideoEncoder(FunctionalModel):
     """(B, 56, 112, 5) grey lower faces (or (B, 56, 56, 5) mouths) in [0, 1] -> (B, D) unit embedding."""
 
-    CONFIG_KEYS = ("face_size", "width", "embedding_dim", "crop", "dropout")
+    CONFIG_KEYS = ("face_size", "width", "embedding_dim", "crop", "dropout", "centered")
 
     def __init__(self, face_size: int = FACE_SIZE, width: float = 1.0, embedding_dim: int = 128,
-                 crop: str = "lower_half", dropout: float = 0.0, name: str = "sync_video_encoder", **kwargs):  # fmt: skip
+                 crop: str = "lower_half", dropout: float = 0.0, centered: bool = False, name: str = "sync_video_encoder",
+                 **kwargs):  # fmt: skip
         lips = keras.Input(lips_shape(face_size, crop), name="lips")
-        x = conv_bn_relu(lips, scaled(64, width), 5, strides=2, name="conv1")  # (B, 28, 56, 64)
+        # centered: only how the 5 frames differ from their mean, not the speaker's look (which a few
+        # dozen speakers let the expert memorise)
+        x = Centered(axis=-1, name="motion")(lips) if centered else lips
+        x = conv_bn_relu(x, scaled(64, width), 5, strides=2, name="conv1")  # (B, 28, 56, 64)
         x = conv_bn_relu(x, scaled(96, width), 3, name="conv2")
         x = keras.layers.MaxPooling2D(2, name="pool2")(x)  # (B, 14, 28, 96)
         x = conv_bn_relu(x, scaled(128, width), 3, name="conv3")
@@ -60,17 +64,21 @@ class SyncVideoEncoder(FunctionalModel):
         self.embedding_dim = embedding_dim
         self.crop = crop
         self.dropout = dropout
+        self.centered = centered
 
 
 @keras.saving.register_keras_serializable(package="keras_s2v")
 class SyncAudioEncoder(FunctionalModel):
     """(B, 12, 20) MFCC (coefficients x 10 ms steps) -> (B, D) unit embedding."""
 
-    CONFIG_KEYS = ("width", "embedding_dim")
+    CONFIG_KEYS = ("width", "embedding_dim", "centered")
 
-    def __init__(self, width: float = 1.0, embedding_dim: int = 128, name: str = "sync_audio_encoder", **kwargs):
+    def __init__(self, width: float = 1.0, embedding_dim: int = 128, centered: bool = False,
+                 name: str = "sync_audio_encoder", **kwargs):  # fmt: skip
         mfcc = keras.Input((audio_lib.MFCC_COEFFS, audio_lib.SYNC_MFCC_HOPS), name="mfcc")
-        x = keras.layers.Reshape((audio_lib.MFCC_COEFFS, audio_lib.SYNC_MFCC_HOPS, 1), name="add_channel")(mfcc)
+        # centered: cepstral mean normalisation over the window, which removes the microphone and the voice
+        x = Centered(axis=-1, name="cepstral_mean_norm")(mfcc) if centered else mfcc
+        x = keras.layers.Reshape((audio_lib.MFCC_COEFFS, audio_lib.SYNC_MFCC_HOPS, 1), name="add_channel")(x)
         # Cepstral coefficients differ in scale by orders of magnitude: normalise each with learnt statistics.
         x = keras.layers.BatchNormalization(synchronized=True, axis=1, name="input_norm")(x)  # (B, 12, 20, 1)
         x = conv_bn_relu(x, scaled(32, width), 3, name="conv1")
@@ -85,6 +93,7 @@ class SyncAudioEncoder(FunctionalModel):
         super().__init__(inputs=mfcc, outputs=outputs, name=name, **kwargs)
         self.width = width
         self.embedding_dim = embedding_dim
+        self.centered = centered
 
 
 @keras.saving.register_keras_serializable(package="keras_s2v")
@@ -95,12 +104,13 @@ class SyncNet(FunctionalModel):
     index K (no shift) the nearest.
     """
 
-    CONFIG_KEYS = ("face_size", "width", "embedding_dim", "max_shift", "crop", "dropout")
+    CONFIG_KEYS = ("face_size", "width", "embedding_dim", "max_shift", "crop", "dropout", "centered")
 
     def __init__(self, face_size: int = FACE_SIZE, width: float = 1.0, embedding_dim: int = 128, max_shift: int = 5,
-                 crop: str = "lower_half", dropout: float = 0.0, name: str = "syncnet", **kwargs):  # fmt: skip
-        video_encoder = SyncVideoEncoder(face_size, width, embedding_dim, crop, dropout)
-        audio_encoder = SyncAudioEncoder(width, embedding_dim)
+                 crop: str = "lower_half", dropout: float = 0.0, centered: bool = False, name: str = "syncnet",
+                 **kwargs):  # fmt: skip
+        video_encoder = SyncVideoEncoder(face_size, width, embedding_dim, crop, dropout, centered)
+        audio_encoder = SyncAudioEncoder(width, embedding_dim, centered)
         candidates = 2 * max_shift + 1
         lips = keras.Input(lips_shape(face_size, crop), name="lips")
         mfcc = keras.Input((candidates, audio_lib.MFCC_COEFFS, audio_lib.SYNC_MFCC_HOPS), name="mfcc")
@@ -114,6 +124,7 @@ class SyncNet(FunctionalModel):
         self.max_shift = max_shift
         self.crop = crop
         self.dropout = dropout
+        self.centered = centered
         self.video_encoder = video_encoder
         self.audio_encoder = audio_encoder
 

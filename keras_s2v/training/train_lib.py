@@ -62,7 +62,7 @@ def build_model(config: ExperimentConfig):
         return DeblurCNN(m.deblur_depth, m.deblur_filters)
     if m.kind == "syncnet":
         return SyncNet(width=m.width, embedding_dim=m.embedding_dim, max_shift=m.sync_max_shift, crop=m.sync_crop,
-                       dropout=m.sync_dropout)  # fmt: skip
+                       dropout=m.sync_dropout, centered=m.sync_centered)  # fmt: skip
     if m.kind == "tgan":
         from keras_s2v.models.temporal_gan import TemporalGenerator
 

@@ -147,3 +147,15 @@ def test_the_mouth_crop_is_the_same_in_the_graph_and_in_numpy(synth_shards):
     model = SyncNet(width=0.125, embedding_dim=16, max_shift=2, crop="mouth", dropout=0.3)
     assert model.video_encoder.input.shape[1:] == (side, side, 5)
     assert SyncNet.from_config(model.get_config()).get_config() == model.get_config()
+
+
+def test_centred_windows_see_motion_and_audio_changes_not_appearance():
+    model = SyncNet(width=0.125, embedding_dim=16, max_shift=2, crop="mouth", centered=True)
+    rng = np.random.default_rng(0)
+    lips = rng.random((2, 56, 56, 5), dtype=np.float32)
+    mfcc = rng.normal(size=(2, 12, 20)).astype(np.float32)
+    still = rng.random((2, 56, 56, 1), dtype=np.float32)  # the same picture added to all 5 frames
+    np.testing.assert_allclose(model.video_encoder(lips + still), model.video_encoder(lips), atol=1e-5)
+    np.testing.assert_allclose(model.audio_encoder(mfcc + rng.normal(size=(2, 12, 1)).astype(np.float32)),
+                               model.audio_encoder(mfcc), atol=1e-5)  # fmt: skip
+    assert SyncNet.from_config(model.get_config()).get_config() == model.get_config()
