@@ -67,13 +67,13 @@ def _terminate(signum, frame):
     raise Terminated()
 
 
-def run_main(body, extra_errors: tuple = ()) -> int:
+def run_main(body, extra_errors: tuple = (), interrupted: str = "interrupted: no output written") -> int:
     """Run ``body()`` -> the line to print; a bad input is one ``error:`` line on stderr and exit status 2.
 
     No traceback for what the user can fix (a missing or unreadable file, no
     face, an existing output). Ctrl-C and SIGTERM, also during the imports that
     ``body`` makes, unwind the same way (temporary files removed), say so and
-    exit 130 and 143.
+    exit 130 and 143; ``interrupted`` is what they print.
     """
     signal.signal(signal.SIGTERM, _terminate)
     try:
@@ -86,7 +86,7 @@ def run_main(body, extra_errors: tuple = ()) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 2
     except KeyboardInterrupt as interrupt:
-        print("interrupted: no output written", file=sys.stderr)
+        print(interrupted, file=sys.stderr)
         return 143 if isinstance(interrupt, Terminated) else 130
     print(message)
     return 0

@@ -27,7 +27,7 @@ def main(argv):
     del argv
     from keras_s2v import cli
 
-    return cli.run_main(_train)
+    return cli.run_main(_train, interrupted="interrupted: every finished epoch is saved; the same command resumes")
 
 
 def _train() -> str:
