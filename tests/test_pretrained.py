@@ -51,3 +51,15 @@ def test_weights_that_do_not_match_their_checksum_are_refused(preset_root):
     weights.write_bytes(weights.read_bytes()[:-10])
     with pytest.raises(pretrained.PresetError, match="does not match its SHA-256"):
         pretrained.resolve("tiny_face")
+
+
+def test_every_shipped_preset_matches_its_checksum_and_builds(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.setenv(pretrained.CACHE_ENV, str(tmp_path / "cache"))
+    shipped = [p for p in pretrained.list_presets() if Path(p["path"]).parent == Path(pretrained.__file__).parent]
+    assert {p["name"] for p in shipped} >= {"syncnet_real"}
+    for preset in shipped:
+        assert preset["family"] in pretrained.FAMILIES and "SHA-256" in (Path(preset["path"]) / "card.md").read_text()
+        folder = pretrained.resolve(preset["name"])
+        assert (folder / "model.keras").exists() and (folder / "config.json").exists()

@@ -114,11 +114,7 @@ def build(folder) -> "keras.Model":  # noqa: F821
     import keras
     import numpy as np
 
-    import keras_s2v.models.glance
-    import keras_s2v.models.speech2vid
-    import keras_s2v.models.syncnet
-    import keras_s2v.models.temporal_gan  # noqa: F401  (registers the classes model.json names)
-
+    _register_models()
     folder = Path(folder)
     model = keras.saving.deserialize_keras_object(json.loads((folder / MODEL_FILE).read_text()), safe_mode=True)
     with np.load(folder / WEIGHTS_FILE, allow_pickle=False) as arrays:
@@ -127,6 +123,14 @@ def build(folder) -> "keras.Model":  # noqa: F821
         for index, variable in enumerate(model.weights):
             variable.assign(arrays[f"w{index:04d}"].astype(variable.dtype))
     return model
+
+
+def _register_models() -> None:
+    """Import the model modules, which register the classes that ``model.json`` and ``model.keras`` name."""
+    import keras_s2v.models.glance
+    import keras_s2v.models.speech2vid
+    import keras_s2v.models.syncnet
+    import keras_s2v.models.temporal_gan  # noqa: F401
 
 
 def save_preset(workdir, out, name: str, summary: str, card: str, float16: bool = True) -> dict:
@@ -145,6 +149,7 @@ def save_preset(workdir, out, name: str, summary: str, card: str, float16: bool 
     family = _FAMILY_OF_KIND.get(config["model"]["kind"])
     if family is None:
         raise PresetError(f"{workdir}: a {config['model']['kind']} model is no preset family ({', '.join(FAMILIES)})")
+    _register_models()
     model = model_files.load_keras(workdir / "model.keras")
     # Replaces only an earlier version of a preset (its preset.json), never another folder; never the workdir.
     with outputs.atomic_folder(out, inputs=[("workdir", workdir)], overwrite=True, marker=PRESET_FILE) as staging:
@@ -156,8 +161,10 @@ def save_preset(workdir, out, name: str, summary: str, card: str, float16: bool 
         shutil.copy(workdir / "config.json", staging / "config.json")
         data = json.loads((workdir / "data.json").read_text()) if (workdir / "data.json").exists() else {}
         (staging / "data.json").write_text(json.dumps({"data_parameters": data.get("data_parameters")}, indent=1) + "\n")
-        (staging / CARD_FILE).write_text(card)
         info = {"name": name, "family": family, "summary": summary, "experiment": config["name"],
                 "weights_dtype": np.dtype(dtype).name, "sha256": _sha256(staging / WEIGHTS_FILE)}  # fmt: skip
+        size = (staging / WEIGHTS_FILE).stat().st_size
+        (staging / CARD_FILE).write_text(f"{card.rstrip()}\n\n## Weights\n\n`{WEIGHTS_FILE}`: {len(arrays)} arrays, "
+                                         f"{info['weights_dtype']}, {size} bytes, SHA-256 `{info['sha256']}`.\n")  # fmt: skip
         (staging / PRESET_FILE).write_text(json.dumps(info, indent=1) + "\n")
     return info
