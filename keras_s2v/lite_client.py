@@ -141,6 +141,7 @@ def run(model_path, face_paths, audio_path, out, num_threads: int | None = None,
     """Write ``out`` (mp4, audio muxed) from a face crop and speech; returns frames and timings."""
     inputs = [("--model", model_path), *(("--face", p) for p in face_paths), ("--audio", audio_path)]
     outputs.check_file(out, inputs=inputs, overwrite=overwrite)
+    media.check_audio(audio_path)  # a cut file or NaN samples: the audio's fault, said before any work
     client = load(model_path, num_threads)
     faces = frame_loop.read_faces(face_paths)
     waveform = media.read_audio(audio_path)

@@ -474,6 +474,7 @@ def make_video(client, face_paths, audio_path, out, batch_size: int = 25, fps: f
 
     inputs = [*(("--face", p) for p in face_paths), ("--audio", audio_path)]
     outputs.check_file(out, inputs=inputs, overwrite=overwrite)
+    media.check_audio(audio_path)  # a cut file or NaN samples: the audio's fault, said before any request
     faces = frame_loop.read_faces(face_paths)  # the inputs are checked before any request
     waveform = media.read_audio(audio_path)
     model = backend(client)

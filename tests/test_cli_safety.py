@@ -169,3 +169,15 @@ def test_a_mistyped_input_and_an_absurd_frame_rate_are_refused(files, tmp_path):
     refused(run("keras_s2v.generate", "--face", files / "face.png", "--audio", files / "speech.wav", "--model",
                 files / "model", "--out", tmp_path / "o.mp4", "--fps", "1000"), "--fps=1000", status=1)  # fmt: skip
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_the_clients_blame_non_finite_audio_on_the_audio(files, tmp_path):
+    import soundfile
+
+    bad = tmp_path / "nan.wav"
+    samples = np.zeros(audio.SAMPLE_RATE, np.float32)
+    samples[4000] = np.nan
+    soundfile.write(bad, samples, audio.SAMPLE_RATE, subtype="FLOAT")
+    refused(run("keras_s2v.lite_client", "--model", files / "model.tflite", "--face", files / "face.png", "--audio",
+                bad, "--out", tmp_path / "o.mp4"), "nan.wav", "not a number")  # fmt: skip
+    assert not (tmp_path / "o.mp4").exists()
