@@ -47,6 +47,8 @@ METRICS = {
     "acd": ("ACD", ".3f", False),
     "sync_offset": ("AV offset fr", ".1f", None),
     "sync_abs_offset": ("|offset| fr", ".1f", False),
+    # 1 when the offset is within one frame of the real clip's own (clips are rarely in sync to the frame)
+    "sync_in_sync": ("in sync ±1 fr", ".2f", True),
     "sync_distance": ("LSE-D", ".3f", False),
     "sync_confidence": ("LSE-C", ".3f", True),
     "blinks_per_minute": ("blinks/min", ".1f", None),
@@ -180,7 +182,10 @@ class Scorer:
         """What every method of a clip is compared with: real landmarks, the still's descriptor."""
         landmarks = self.landmarks(clip.frames)
         still = identity_indices(clip.num_frames, 1)[0]
-        return {"landmarks": landmarks, "descriptor": self.descriptor.describe_one(clip.frames[still], landmarks[still])}
+        reference = {"landmarks": landmarks, "descriptor": self.descriptor.describe_one(clip.frames[still], landmarks[still])}
+        if self.sync_expert is not None:  # the real clip's own AV offset, what a generated one is held to
+            reference["sync_offset"] = self.sync_expert.score(clip.frames, clip.mfcc).offset
+        return reference
 
     def score(self, clip: Clip, frames: np.ndarray, reference: dict) -> tuple[dict, dict]:
         """(metrics, series for the plots) of generated ``frames`` against the clip."""
@@ -215,6 +220,7 @@ class Scorer:
         if self.sync_expert is not None:
             result = self.sync_expert.score(frames, clip.mfcc)
             metrics.update(sync_offset=result.offset, sync_abs_offset=abs(result.offset),
+                           sync_in_sync=float(abs(result.offset - reference["sync_offset"]) <= 1),
                            sync_distance=result.min_distance, sync_confidence=result.confidence)  # fmt: skip
             series["sync"] = result.to_dict()
         return metrics, series

@@ -47,6 +47,7 @@ def test_report_has_every_method_metric_and_plot(evaluated):
     assert summary["ground truth"]["psnr"]["mean"] == float("inf") and summary["ground truth"]["ssim"]["mean"] == 1.0
     assert summary["ground truth"]["lmd"]["mean"] == 0.0 and summary["ground truth"]["mouth_correlation"]["mean"] > 0.999
     assert summary["still"]["acd"]["mean"] < 1e-6
+    assert summary["ground truth"]["sync_in_sync"]["mean"] == 1.0  # the real clip is held to its own offset
     assert "mouth_correlation" not in summary["still"]  # a still mouth has no correlation: left out, not 0
     # An untrained model's frames are worse than the still's on PSNR.
     assert summary["model"]["psnr"]["mean"] < summary["still"]["psnr"]["mean"]
