@@ -76,8 +76,8 @@ class LipSyncTrainer(Trainer):
         frames = self.generator({"faces": ops.repeat(faces, steps, axis=0), "mfcc": fold_time(audio)}, training=training)
         return ops.reshape(frames, (-1, steps, *frames.shape[1:]))
 
-    def sync_distance(self, frames, audio):
-        """The expert's distance between generated 5-frame windows and their audio, (B,)."""
+    def sync_embeddings(self, frames, audio):
+        """The expert's (video, audio) embeddings of generated 5-frame windows and their audio, (B, D) each."""
         from keras_s2v.data import pipeline
 
         lips = pipeline.lips(frames, self.crop, int(frames.shape[-2]))  # (B, 5, H, W)
@@ -88,7 +88,7 @@ class LipSyncTrainer(Trainer):
     def _generate_and_score(self, inputs, truth, training):
         frames = self(inputs, training=training)
         reconstruction = self.reconstruction_loss(fold_time(truth), fold_time(frames))
-        video, speech = self.sync_distance(frames, inputs["audio"])
+        video, speech = self.sync_embeddings(frames, inputs["audio"])
         sync = self.sync_loss(speech, video)
         return frames, reconstruction, sync, reconstruction + self.sync_weight * sync
 
