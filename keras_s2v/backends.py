@@ -44,6 +44,7 @@ class KerasGenerator:
         self.generator = model.frame_generator()
         self.identity_keys = [k for k in self.generator.input if k != "mfcc"]
         self.num_identity_images = model.num_identity_images
+        self.masked_target = bool(getattr(model, "masked_target", False))
         self.face_size = int(model.identity_encoder.input.shape[1])
         self.window_samples = audio_lib.MFCC_WINDOW_SAMPLES
         self.description = description
@@ -55,8 +56,10 @@ class KerasGenerator:
 
     def generate_frame_pcm(self, identity: dict[str, np.ndarray], pcm: np.ndarray) -> np.ndarray:
         # The MFCC exactly as training features were made (the exported graph matches it to 1e-3).
+        from keras_s2v import frame_loop
+
         mfcc = np.stack([audio_lib.mfcc_from_pcm_window(window) for window in np.asarray(pcm)]).astype(np.float32)
-        inputs = {k: np.repeat(identity[k], len(mfcc), axis=0) for k in self.identity_keys}
+        inputs = frame_loop.identity_rows({k: identity[k] for k in self.identity_keys}, len(mfcc))
         inputs["mfcc"] = mfcc
         return np.asarray(self.generator(inputs, training=False))
 

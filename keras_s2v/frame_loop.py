@@ -16,7 +16,14 @@ A backend is any object with two methods (``FrameBackend``):
   float32 ``(N, 112, 112, 3)`` RGB in [0, 1].
 
 and the attributes ``window_samples`` (5840 for Speech2Vid's MFCC window),
-``num_identity_images``, ``face_size`` and ``description``.
+``num_identity_images``, ``face_size``, ``description`` and ``masked_target``.
+
+A ``masked_target`` backend (Wav2Lip's conditioning, ``Speech2Vid(masked_target=True)``)
+takes one more face, first: the frame being made, whose lower half it never
+sees. ``identity_faces`` puts it there: a photo is its own target (identity
+once), a re-dubbed video's frames are each their own (``identity_features``
+on N rows, then ``generate_frame_pcm`` with one identity row per window).
+``num_identity_images`` counts the reference faces only.
 
 ``identity_features`` starts a sequence: the ``generate_frame_pcm`` calls
 after it must bring consecutive frames in order. A Speech2Vid generator
@@ -75,6 +82,28 @@ def face_input(images: Sequence[np.ndarray], names: Sequence[str] | None = None,
             image = cv2.resize(image, (size, size), interpolation=interpolation)
         crops.append(image.astype(np.uint8))
     return np.concatenate(crops, axis=-1)[None]
+
+
+def identity_faces(backend, faces: np.ndarray, targets: np.ndarray | None = None) -> np.ndarray:
+    """The ``identity_features`` input: ``faces`` (1, S, S, 3 n) uint8 as they are, or for a
+    ``masked_target`` backend each of ``targets`` (N, S, S, 3) before them, (N, S, S, 3 (n + 1));
+    no ``targets``: the first face is its own (a photo)."""
+    faces = np.asarray(faces, np.uint8)
+    if not getattr(backend, "masked_target", False):
+        return faces
+    targets = faces[..., :3] if targets is None else np.asarray(targets, np.uint8)
+    return np.concatenate([targets, np.repeat(faces, len(targets), axis=0)], axis=-1)
+
+
+def identity_rows(identity: dict[str, np.ndarray], count: int) -> dict[str, np.ndarray]:
+    """``identity_features`` outputs for ``count`` windows: one row repeated, or already one per window."""
+    rows = {k: np.asarray(v) for k, v in identity.items()}
+    lengths = {len(v) for v in rows.values()}
+    if lengths == {count}:
+        return rows
+    if lengths != {1}:
+        raise ValueError(f"identity outputs with {sorted(lengths)} rows for {count} audio windows: give 1 or {count}")
+    return {k: np.repeat(v, count, axis=0) for k, v in rows.items()}
 
 
 def read_faces(paths: Sequence[str], size: int = FACE_SIZE) -> np.ndarray:

@@ -23,6 +23,7 @@ class ModelConfig:
     separable: bool = False  # depthwise-separable body convolutions (MobileNet blocks)
     upsampling: str = "transpose"  # decoder: transpose (the paper) | resize (resize + conv: no checkerboard)
     high_res_skips: bool = False  # also the identity encoder's 56 and 28 px maps into the decoder (sharper faces)
+    masked_target: bool = False  # speech2vid: also the target frame, lower half masked (Wav2Lip): keeps its pose
     deblur_depth: int = 10
     deblur_filters: int = 64
     identity_weights: str | None = None  # optional VGG-Face-style weights for the identity encoder
@@ -271,11 +272,16 @@ def s2v_real() -> ExperimentConfig:
       teeth and edges come from the face instead of being drawn from a 14 x 14 map;
     * ``train.mouth_weight`` and ``train.ssim_weight``: the loss looks hardest at the mouth box
       and rewards its edges, where plain L1 settles on a blurred average mouth;
+    * ``model.masked_target`` (Wav2Lip, LipGAN): the frame being made, its lower half masked,
+      joins the identity face, so pose, light and background are the frame's own and the
+      model's whole job is the mouth; without it, a still's pose against a moving real head
+      was most of the error;
     * Adam 3e-4 with a cosine decay, at half width.
     """
     config = s2v()
     m, d, t = config.model, config.data, config.train
     m.width, m.embedding_dim, m.upsampling, m.high_res_skips = 0.5, 256, "resize", True
+    m.masked_target = True
     d.batch_size, d.validation_samples_per_segment = 16, 16
     t.optimizer, t.learning_rate, t.lr_schedule = "adam", 3e-4, "cosine"
     t.mouth_weight, t.ssim_weight = 4.0, 1.0

@@ -88,19 +88,24 @@ def _identity_indices(seed, num_frames, target, count: int, min_gap: float):
     return tf.cast(tf.random.stateless_categorical(logits, count, seed)[0], tf.int32)
 
 
-def _speech2vid_sample(example, target, identity, num_images: int):
+def _speech2vid_sample(example, target, identity, num_images: int, masked_target: bool = False):
     tf = _tf()
     start = target * audio_lib.HOPS_PER_FRAME
     mfcc = example["mfcc"][:, start : start + audio_lib.MFCC_WINDOW_HOPS]  # (12, 35)
     frames = _decode_frames(example["frames"], tf.concat([identity, [target]], 0))  # (n + 1, S, S, 3)
-    faces = tf.concat(tf.unstack(frames[:num_images], num=num_images), axis=-1)  # (S, S, 3 n)
+    faces = frames[::-1] if masked_target else frames[:num_images]  # the target first, the model masks its lower half
+    faces = tf.concat(tf.unstack(faces, num=num_images + masked_target), axis=-1)  # (S, S, 3 n) or (S, S, 3 (n + 1))
     return {"faces": faces, "mfcc": mfcc}, frames[num_images]
 
 
 def speech2vid_dataset(data_dir, split: str, batch_size: int, num_identity_images: int = 1,
                        samples_per_segment: int = 16, min_identity_gap: float = 0.5, training: bool = True,
-                       shuffle_buffer: int = 1024, augment: bool = True, seed: int = 0):  # fmt: skip
+                       shuffle_buffer: int = 1024, augment: bool = True, seed: int = 0,
+                       masked_target: bool = False):  # fmt: skip
     """Batches of ``({"faces": (B,S,S,3n), "mfcc": (B,12,35)}, frame (B,S,S,3))``.
+
+    ``masked_target``: faces are (B,S,S,3(n+1)), the target frame itself first
+    (``Speech2Vid(masked_target=True)`` hides its lower half).
 
     Training: shuffled, repeated, random targets and identity frames,
     augmented. Evaluation: the same evenly spaced targets every time and the
@@ -115,7 +120,8 @@ def speech2vid_dataset(data_dir, split: str, batch_size: int, num_identity_image
             targets = _frame_picks(n, samples_per_segment, keys[0], training)
             samples = tf.data.Dataset.from_tensor_slices((targets, keys[1:]))
             return samples.map(lambda t, k: _speech2vid_sample(
-                example, t, _identity_indices(k, n, t, num_identity_images, min_identity_gap), num_identity_images))
+                example, t, _identity_indices(k, n, t, num_identity_images, min_identity_gap), num_identity_images,
+                masked_target))
 
         dataset = dataset.flat_map(draws).shuffle(shuffle_buffer, seed=seed)
     else:
@@ -126,7 +132,7 @@ def speech2vid_dataset(data_dir, split: str, batch_size: int, num_identity_image
             identity += tf.range(num_identity_images)[None, :] * tf.maximum(1, n // (4 * num_identity_images))
             identity %= n
             samples = tf.data.Dataset.from_tensor_slices((targets, identity))
-            return samples.map(lambda t, ids: _speech2vid_sample(example, t, ids, num_identity_images))
+            return samples.map(lambda t, ids: _speech2vid_sample(example, t, ids, num_identity_images, masked_target))
 
         dataset = dataset.flat_map(fixed)
     dataset = dataset.batch(batch_size, drop_remainder=training)

@@ -84,6 +84,33 @@ class Centered(keras.layers.Layer):
         return {**super().get_config(), "axis": self.axis}
 
 
+@keras.saving.register_keras_serializable(package="keras_s2v")
+class MaskLowerHalf(keras.layers.Layer):
+    """Zeroes the lower half of the first ``channels`` channels of (B, S, S, C) images.
+
+    What Wav2Lip and LipGAN give the generator: the frame to be re-dubbed with its
+    mouth and jaw hidden (rows ``S // 2`` on; the aligned lips start at 0.6 S), so
+    it keeps that frame's pose, light and background and must draw the mouth from
+    the audio. A constant multiply: exported graphs and int8 keep it exactly.
+    """
+
+    def __init__(self, channels: int = 3, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = channels
+
+    def build(self, input_shape):
+        size, depth = int(input_shape[1]), int(input_shape[-1])
+        rows = (keras.ops.arange(size) < size // 2)[None, :, None, None]
+        depths = (keras.ops.arange(depth) >= self.channels)[None, None, None, :]
+        self.mask = keras.ops.cast(keras.ops.logical_or(rows, depths), self.compute_dtype)  # (1, S, 1, C)
+
+    def call(self, images):
+        return images * self.mask
+
+    def get_config(self):
+        return {**super().get_config(), "channels": self.channels}
+
+
 def scaled(filters: int, width: float) -> int:
     """Filter count times a width multiplier (tiny configs), at least 4."""
     return max(4, int(round(filters * width)))

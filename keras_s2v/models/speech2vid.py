@@ -5,7 +5,10 @@ Three parts, each a functional model, so the export can run them apart:
 * ``Speech2VidAudioEncoder``: one 12 x 35 MFCC window -> 256-d audio vector.
 * ``Speech2VidIdentityEncoder``: 1 (or 5, stacked on channels) aligned
   112 x 112 faces -> 256-d identity vector + two skip feature maps. Computed
-  once per face.
+  once per face. With ``masked_target`` (Wav2Lip's and LipGAN's conditioning) a
+  first image comes before them: the frame being made, its lower half masked in
+  the graph, so the output keeps that frame's pose and only the mouth is drawn;
+  a photo is its own target, a re-dubbed video gives each of its frames.
 * ``Speech2VidDecoder``: identity outputs + audio vector -> one 112 x 112 frame.
 
 ``Speech2Vid`` wires them into faces + MFCC -> frame (what trains), and
@@ -25,7 +28,7 @@ from __future__ import annotations
 import keras
 
 from keras_s2v.data import audio as audio_lib
-from keras_s2v.layers.blocks import batch_norm, conv_bn_relu, deconv_bn_relu, resize_conv_bn_relu, scaled
+from keras_s2v.layers.blocks import MaskLowerHalf, batch_norm, conv_bn_relu, deconv_bn_relu, resize_conv_bn_relu, scaled
 from keras_s2v.models.base import FunctionalModel
 
 IMAGE_SIZE = 112
@@ -63,15 +66,20 @@ class Speech2VidAudioEncoder(FunctionalModel):
 
 @keras.saving.register_keras_serializable(package="keras_s2v")
 class Speech2VidIdentityEncoder(FunctionalModel):
-    """VGG-M style encoder: faces (B, 112, 112, 3 n) -> {identity, skip_14, skip_6}."""
+    """VGG-M style encoder: faces (B, 112, 112, 3 n) -> {identity, skip_14, skip_6}.
 
-    CONFIG_KEYS = ("num_images", "width", "embedding_dim", "separable", "high_res_skips")
+    With ``masked_target`` faces are (B, 112, 112, 3 (n + 1)): the target frame first.
+    """
+
+    CONFIG_KEYS = ("num_images", "width", "embedding_dim", "separable", "high_res_skips", "masked_target")
 
     def __init__(self, num_images: int = 1, width: float = 1.0, embedding_dim: int = 256, separable: bool = False,
-                 high_res_skips: bool = False, name: str = "identity_encoder", **kwargs):  # fmt: skip
-        faces = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3 * num_images), name="faces")
+                 high_res_skips: bool = False, masked_target: bool = False, name: str = "identity_encoder",
+                 **kwargs):  # fmt: skip
+        faces = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3 * (num_images + masked_target)), name="faces")
+        x = MaskLowerHalf(3, name="mask_target")(faces) if masked_target else faces
         # conv1 sees 3 n channels: standard even when separable.
-        skip_56 = conv_bn_relu(faces, scaled(96, width), 7, strides=2, separable=separable, name="conv1")  # (B, 56, 56, 96)
+        skip_56 = conv_bn_relu(x, scaled(96, width), 7, strides=2, separable=separable, name="conv1")  # (B, 56, 56, 96)
         pool1 = keras.layers.MaxPooling2D(3, strides=2, name="pool1")(skip_56)  # (B, 27, 27, 96)
         skip_14 = conv_bn_relu(pool1, scaled(256, width), 5, strides=2, separable=separable, name="conv2")  # (B, 14, 14, 256)
         x = keras.layers.MaxPooling2D(3, strides=2, name="pool2")(skip_14)  # (B, 6, 6, 256)
@@ -91,6 +99,7 @@ class Speech2VidIdentityEncoder(FunctionalModel):
         self.embedding_dim = embedding_dim
         self.separable = separable
         self.high_res_skips = high_res_skips
+        self.masked_target = masked_target
 
 
 @keras.saving.register_keras_serializable(package="keras_s2v")
@@ -162,20 +171,23 @@ class Speech2VidDecoder(FunctionalModel):
 class Speech2Vid(FunctionalModel):
     """{"faces": (B, 112, 112, 3 n), "mfcc": (B, 12, 35)} -> frame (B, 112, 112, 3).
 
-    Faces and frames are float32 RGB in [0, 1]; n = ``num_identity_images``.
+    Faces and frames are float32 RGB in [0, 1]; n = ``num_identity_images``, plus
+    the target frame first with ``masked_target``.
     """
 
     CONFIG_KEYS = ("num_identity_images", "width", "embedding_dim", "skip_connections", "separable", "upsampling",
-                   "high_res_skips")  # fmt: skip
+                   "high_res_skips", "masked_target")  # fmt: skip
 
     def __init__(self, num_identity_images: int = 1, width: float = 1.0, embedding_dim: int = 256,
                  skip_connections: bool = True, separable: bool = False, upsampling: str = "transpose",
-                 high_res_skips: bool = False, name: str = "speech2vid", **kwargs):  # fmt: skip
+                 high_res_skips: bool = False, masked_target: bool = False, name: str = "speech2vid",
+                 **kwargs):  # fmt: skip
         high_res_skips = high_res_skips and skip_connections
-        identity_encoder = Speech2VidIdentityEncoder(num_identity_images, width, embedding_dim, separable, high_res_skips)
+        identity_encoder = Speech2VidIdentityEncoder(num_identity_images, width, embedding_dim, separable, high_res_skips,
+                                                     masked_target)  # fmt: skip
         audio_encoder = Speech2VidAudioEncoder(width, embedding_dim, separable)
         decoder = Speech2VidDecoder(width, embedding_dim, skip_connections, separable, upsampling, high_res_skips)
-        faces = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3 * num_identity_images), name="faces")
+        faces = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3 * (num_identity_images + masked_target)), name="faces")
         mfcc = keras.Input((audio_lib.MFCC_COEFFS, audio_lib.MFCC_WINDOW_HOPS), name="mfcc")
         identity = identity_encoder(faces)
         decoder_inputs = {"identity": identity["identity"], "audio": audio_encoder(mfcc)}
@@ -190,6 +202,7 @@ class Speech2Vid(FunctionalModel):
         self.separable = separable
         self.upsampling = upsampling
         self.high_res_skips = high_res_skips
+        self.masked_target = masked_target
         self.identity_encoder = identity_encoder
         self.audio_encoder = audio_encoder
         self.decoder = decoder

@@ -69,11 +69,20 @@ class LipSyncTrainer(Trainer):
         self.sync_weight = sync_weight
         self.sync_loss = EmbeddingDistance()
 
-    def call(self, inputs, training=False):
-        """(B, 5, S, S, 3): every frame of the window from the still and its own MFCC window."""
+    def call(self, inputs, training=False, targets=None):
+        """(B, 5, S, S, 3): every frame of the window from the still and its own MFCC window.
+
+        A ``masked_target`` generator also gets each frame of ``targets`` (B, 5, S, S, 3)
+        (the real window) before the still; it sees only their upper halves.
+        """
         faces, audio = inputs["faces"], inputs["audio"]
         steps = ops.shape(audio)[1]
-        frames = self.generator({"faces": ops.repeat(faces, steps, axis=0), "mfcc": fold_time(audio)}, training=training)
+        faces = ops.repeat(faces, steps, axis=0)  # (B 5, S, S, 3 n)
+        if getattr(self.generator, "masked_target", False):
+            if targets is None:
+                raise ValueError("a masked_target generator needs the target frames")
+            faces = ops.concatenate([fold_time(targets), faces], axis=-1)
+        frames = self.generator({"faces": faces, "mfcc": fold_time(audio)}, training=training)
         return ops.reshape(frames, (-1, steps, *frames.shape[1:]))
 
     def sync_embeddings(self, frames, audio):
@@ -86,7 +95,7 @@ class LipSyncTrainer(Trainer):
         return video, speech
 
     def _generate_and_score(self, inputs, truth, training):
-        frames = self(inputs, training=training)
+        frames = self(inputs, training=training, targets=truth)
         reconstruction = self.reconstruction_loss(fold_time(truth), fold_time(frames))
         video, speech = self.sync_embeddings(frames, inputs["audio"])
         sync = self.sync_loss(speech, video)

@@ -51,7 +51,7 @@ def build_model(config: ExperimentConfig):
     m = config.model
     if m.kind == "speech2vid":
         model = Speech2Vid(m.num_identity_images, m.width, m.embedding_dim, m.skip_connections, m.separable,
-                           m.upsampling, m.high_res_skips)  # fmt: skip
+                           m.upsampling, m.high_res_skips, m.masked_target)  # fmt: skip
         if m.identity_weights:
             path = Path(m.identity_weights)
             if not path.exists():
@@ -244,7 +244,8 @@ def make_datasets(config: ExperimentConfig, data_dir, global_batch: int):
         val = pipeline.sequence_dataset(data_dir, d.validation_split, global_batch,
                                         samples_per_segment=d.validation_samples_per_segment, training=False, **common)  # fmt: skip
         return train, val
-    common = {"num_identity_images": config.model.num_identity_images, "min_identity_gap": d.min_identity_gap}
+    common = {"num_identity_images": config.model.num_identity_images, "min_identity_gap": d.min_identity_gap,
+              "masked_target": config.model.masked_target}  # fmt: skip
     train = pipeline.speech2vid_dataset(data_dir, d.train_split, global_batch, samples_per_segment=d.samples_per_segment,
                                         training=True, shuffle_buffer=d.shuffle_buffer, augment=d.augment,
                                         seed=seed, **common)  # fmt: skip
