@@ -24,7 +24,7 @@ import dataclasses
 import itertools
 import math
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -220,8 +220,10 @@ def render(backend, identity, targets: Iterable[Target], windows: Iterable[np.nd
            total: int | None = None, progress: bool = True) -> dict:  # fmt: skip
     """Generate one face per (target, window) pair and write the video; returns counts.
 
-    Ends when either iterable does: that sets the output's length, and the
-    muxed ``audio`` (a file) is cut or padded with silence to it.
+    ``identity``: the ``identity_features`` outputs, or a function of a batch of
+    targets giving them one row per target (a ``masked_target`` model re-dubbing
+    a video). Ends when either iterable does: that sets the output's length, and
+    the muxed ``audio`` (a file) is cut or padded with silence to it.
     """
     from tqdm import tqdm
 
@@ -235,8 +237,12 @@ def render(backend, identity, targets: Iterable[Target], windows: Iterable[np.nd
     with media.VideoWriter(out, width, height, fps, audio=audio, overwrite=overwrite) as writer:
         for batch in _batched(itertools.chain([first], pairs), batch_size):
             batch_targets, batch_windows = zip(*batch)
+            if callable(identity):
+                with stages.time("identity"):
+                    rows = identity(batch_targets)
             with stages.time("generate"):
-                faces = np.asarray(backend.generate_frame_pcm(identity, np.stack(batch_windows)))
+                faces = np.asarray(backend.generate_frame_pcm(rows if callable(identity) else identity,
+                                                              np.stack(batch_windows)))  # fmt: skip
             if deblur is not None:
                 with stages.time("deblur"):
                     faces = deblur(faces)
@@ -256,6 +262,24 @@ def render(backend, identity, targets: Iterable[Target], windows: Iterable[np.nd
     stages.seconds["encode"] += time.perf_counter() - closing  # ffmpeg finishing the file
     bar.close()
     return {"frames": writer.frames_written, "frames_without_face": without_face, "width": width, "height": height}
+
+
+def frame_identity(backend, references: np.ndarray):
+    """Re-dubbing's identity: the reference faces' outputs once, or for a ``masked_target`` model a
+    function of a batch of targets, each frame's aligned face before the references (a frame
+    without a face: the first reference; its output is not used)."""
+    from keras_s2v.data.face import align
+
+    if not getattr(backend, "masked_target", False):
+        return backend.identity_features(references)
+
+    def per_frame(targets: Sequence[Target]) -> dict[str, np.ndarray]:
+        size = references.shape[1]
+        crops = [references[0, ..., :3] if t.transform is None else align.warp_face(t.frame, t.transform, size)
+                 for t in targets]  # fmt: skip
+        return backend.identity_features(frame_loop.identity_faces(backend, references, np.stack(crops)))
+
+    return per_frame
 
 
 def _paste(target: Target, face: np.ndarray) -> np.ndarray:
@@ -318,8 +342,9 @@ def generate_video(face_paths, audio_path, model, out, *, deblur=None, no_deblur
     analyzer = analyzer or FaceAnalyzer()
     with stages.time("detect"):
         aligned = [align_photo(path, analyzer, face_index) for path in face_paths]
-    with stages.time("identity"):
-        identity = backend.identity_features(frame_loop.face_input([a[0] for a in aligned]))
+    with stages.time("identity"):  # once: a photo is its own target
+        faces = frame_loop.face_input([a[0] for a in aligned])
+        identity = backend.identity_features(frame_loop.identity_faces(backend, faces))
     _, image, transform, landmarks_crop = aligned[0]
     targets = itertools.repeat(Target(image, transform, landmarks_crop))
     windows = frame_loop.audio_windows(timed_audio(audio_path, audio_info, stages), fps,
@@ -364,7 +389,7 @@ def redub_video(video_path, audio_path, model, out, *, audio_fit: str = "loop", 
     with stages.time("detect"):
         stills = video_identity_crops(video_path, video_info, analyzer, backend.num_identity_images)
     with stages.time("identity"):
-        identity = backend.identity_features(frame_loop.face_input(stills))
+        identity = frame_identity(backend, frame_loop.face_input(stills))
     targets = video_targets(video_path, video_info, FaceFollower(analyzer), stages, loop=audio_fit == "loop")
     windows = frame_loop.audio_windows(timed_audio(audio_path, audio_info, stages), fps, then_silence=audio_fit == "pad",
                                        samples=backend.window_samples)  # fmt: skip

@@ -17,14 +17,16 @@ from keras_s2v.training import train_lib
 SIZE = 256  # test photos and videos: small enough to be quick, large enough for real detection
 
 
-def _save_untrained(workdir, name):
+def _save_untrained(workdir, name, masked_target=False):
     config = get_experiment(name)
+    config.model.masked_target = masked_target
     train_lib.check_workdir(workdir, config)
     m = config.model
     if m.kind == "deblur":
         model = DeblurCNN(m.deblur_depth, m.deblur_filters)
     else:
-        model = Speech2Vid(m.num_identity_images, m.width, m.embedding_dim, m.skip_connections)
+        model = Speech2Vid(m.num_identity_images, m.width, m.embedding_dim, m.skip_connections,
+                           masked_target=m.masked_target)  # fmt: skip
     model.save(workdir / "model.keras")
     return workdir
 
@@ -59,6 +61,7 @@ def files(tmp_path_factory):
     (root / "broken.mp4").write_bytes(data[:payload] + bytes(len(data) - payload))
     _save_untrained(root / "model", "s2v_tiny")
     _save_untrained(root / "model5", "s2v_5img_tiny")
+    _save_untrained(root / "masked", "s2v_tiny", masked_target=True)
     return root
 
 
@@ -127,6 +130,48 @@ def test_redub_keeps_size_and_rate_and_counts_faceless_frames(files, tmp_path):
     redubbed = np.stack(list(media.iter_frames(out, fps=30)))
     assert np.abs(redubbed[24:30].astype(int) - source[24:30]).max() <= 4  # passed through (up to H.264)
     assert np.abs(redubbed[:24].astype(int) - source[:24]).mean(axis=(1, 2, 3)).min() > 0.3  # faces replaced
+
+
+def test_a_masked_target_model_redubs_each_frame_from_that_frame(files, tmp_path):
+    from keras_s2v.data.face import FaceAnalyzer
+
+    backend = backends.load_generator(files / "masked")
+    assert backend.masked_target and backend.num_identity_images == 1
+    portrait = media.read_image(files / "face.png")
+    references = inference.frame_loop.face_input([inference.align_photo(files / "face.png")[0]])
+    follower = inference.FaceFollower(FaceAnalyzer())
+    darker = (portrait * 0.5).astype(np.uint8)
+    targets = [follower.target(portrait), follower.target(darker), inference.Target(darker)]  # the last: no face
+    identity = inference.frame_identity(backend, references)(targets)
+    rows = identity["identity"]
+    assert rows.shape[0] == 3
+    assert np.abs(rows[0] - rows[1]).max() > 1e-4  # each frame its own target
+    np.testing.assert_allclose(rows[2], backend.identity_features(  # no face: the reference is the target
+        inference.frame_loop.identity_faces(backend, references))["identity"][0], atol=1e-5)
+    assert isinstance(inference.frame_identity(backends.load_generator(files / "model"), references), dict)
+
+    summary = inference.redub_video(files / "clip.mp4", files / "speech.wav", files / "masked", tmp_path / "r.mp4",
+                                    progress=False)  # fmt: skip
+    assert summary["frames"] == 39 and summary["frames_without_face"] == 6
+    assert summary["stages"]["identity"]["seconds"] > 0
+    summary = inference.generate_video([files / "face.png"], files / "speech.wav", files / "masked",
+                                       tmp_path / "photo.mp4", crop=True, progress=False)  # a photo is its own target
+    assert summary["frames"] == audio.num_frames(int(1.3 * audio.SAMPLE_RATE))
+
+
+def test_a_masked_target_model_sees_only_the_upper_half_of_its_target(files):
+    backend = backends.load_generator(files / "masked")
+    photo = media.read_image(files / "face.png")[:112, :112]
+    pcm = np.random.default_rng(0).uniform(-0.5, 0.5, (3, audio.MFCC_WINDOW_SAMPLES)).astype(np.float32)
+    targets = np.stack([photo, photo, photo])
+    targets[1, 56:] = 0  # lower half changed: unseen
+    targets[2, :40] = 0  # upper part changed: seen
+    identity = backend.identity_features(inference.frame_loop.identity_faces(backend, photo[None], targets))
+    frames = backend.generate_frame_pcm(identity, np.repeat(pcm[:1], 3, axis=0))  # one identity row per window
+    np.testing.assert_allclose(frames[1], frames[0], atol=1e-6)
+    assert np.abs(frames[2] - frames[0]).max() > 1e-3
+    with pytest.raises(ValueError, match="rows"):
+        backend.generate_frame_pcm(identity, pcm[:2])
 
 
 @pytest.mark.parametrize(("fit", "frames"), [("trim", 30), ("pad", 30)])

@@ -125,12 +125,21 @@ def identity_indices(num_frames: int, num_images: int) -> list[int]:
 
 
 def generate(backend, clip: Clip, windows: np.ndarray, batch_size: int = 25) -> np.ndarray:
-    """(T, S, S, 3) uint8 frames from the clip's identity still(s) and the given pcm windows."""
+    """(T, S, S, 3) uint8 frames from the clip's identity still(s) and the given pcm windows.
+
+    A ``masked_target`` model re-dubs the clip, as ``redub`` does a video (and
+    Wav2Lip's protocol): frame t's target is the real frame t, lower half unseen.
+    """
     from keras_s2v import frame_loop
 
     faces = np.concatenate([clip.frames[i] for i in identity_indices(clip.num_frames, backend.num_identity_images)], -1)
-    identity = backend.identity_features(faces[None])
-    out = [backend.generate_frame_pcm(identity, windows[i : i + batch_size]) for i in range(0, len(windows), batch_size)]
+    identity = None if getattr(backend, "masked_target", False) else backend.identity_features(faces[None])
+    out = []
+    for i in range(0, len(windows), batch_size):
+        batch = windows[i : i + batch_size]
+        if identity is None:
+            rows = backend.identity_features(frame_loop.identity_faces(backend, faces[None], clip.frames[i : i + len(batch)]))
+        out.append(backend.generate_frame_pcm(rows if identity is None else identity, batch))
     return frame_loop.to_uint8(np.concatenate(out))
 
 

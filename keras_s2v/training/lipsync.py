@@ -73,15 +73,15 @@ class LipSyncTrainer(Trainer):
         """(B, 5, S, S, 3): every frame of the window from the still and its own MFCC window.
 
         A ``masked_target`` generator also gets each frame of ``targets`` (B, 5, S, S, 3)
-        (the real window) before the still; it sees only their upper halves.
+        (the real window) before the still, and sees only their upper halves; without
+        ``targets`` the still is its own target, as a photo is.
         """
         faces, audio = inputs["faces"], inputs["audio"]
         steps = ops.shape(audio)[1]
         faces = ops.repeat(faces, steps, axis=0)  # (B 5, S, S, 3 n)
         if getattr(self.generator, "masked_target", False):
-            if targets is None:
-                raise ValueError("a masked_target generator needs the target frames")
-            faces = ops.concatenate([fold_time(targets), faces], axis=-1)
+            target = faces[..., :3] if targets is None else fold_time(targets)
+            faces = ops.concatenate([target, faces], axis=-1)  # (B 5, S, S, 3 (n + 1))
         frames = self.generator({"faces": faces, "mfcc": fold_time(audio)}, training=training)
         return ops.reshape(frames, (-1, steps, *frames.shape[1:]))
 

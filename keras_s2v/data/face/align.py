@@ -127,12 +127,16 @@ def align_face(image: np.ndarray, landmarks: np.ndarray, size: int = 112):
     outside the source image are filled by edge replication so a face near the
     border does not get black wedges.
     """
+    matrix = alignment_transform(landmarks, size)
+    return warp_face(image, matrix, size), apply_transform(matrix, landmarks), matrix
+
+
+def warp_face(image: np.ndarray, matrix: np.ndarray, size: int = 112) -> np.ndarray:
+    """The size x size crop a 2 x 3 alignment ``matrix`` maps ``image`` to (``align_face``'s crop)."""
     import cv2
 
-    matrix = alignment_transform(landmarks, size)
     warp_image, warp_matrix = _prefilter(image, matrix, size)
-    crop = cv2.warpAffine(warp_image, warp_matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return crop, apply_transform(matrix, landmarks), matrix
+    return cv2.warpAffine(warp_image, warp_matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def _prefilter(image: np.ndarray, matrix: np.ndarray, size: int):
