@@ -76,6 +76,20 @@ def test_shuffled_audio_really_drives_the_model_with_other_audio(models, synth_s
     assert np.abs(own.astype(int) - other).max() > 0
 
 
+def test_a_masked_target_model_is_evaluated_on_each_real_frame(synth_shards):
+    from keras_s2v import backends, frame_loop
+    from keras_s2v.models.speech2vid import Speech2Vid
+
+    clip = next(evaluate_lib.clips_from_shards(synth_shards, "validation", max_frames=6))
+    backend = backends.KerasGenerator(Speech2Vid(width=0.125, embedding_dim=32, masked_target=True))
+    same_audio = np.repeat(clip.pcm_windows()[:1], clip.num_frames, axis=0)
+    frames = evaluate_lib.generate(backend, clip, same_audio, batch_size=4).astype(int)
+    assert frames.shape == clip.frames.shape
+    expected = backend.identity_features(frame_loop.identity_faces(backend, clip.frames[:1], clip.frames[5:6]))
+    np.testing.assert_allclose(backend.generate_frame_pcm(expected, same_audio[:1])[0] * 255, frames[5], atol=1.01)
+    assert np.abs(frames[5] - frames[0]).max() > 0  # the same audio, another frame's upper half
+
+
 def test_metrics_against_references(evaluated, synth_shards):
     """PSNR in the report is the mean over frames of the per-frame PSNR."""
     from keras_s2v.evaluation import quality

@@ -183,3 +183,24 @@ def test_resize_decoder_with_high_res_skips_round_trips_and_splits_for_export():
     assert [w.path for w in paper.weights] == [w.path for w in Speech2Vid.from_config(paper.get_config()).weights]
     with pytest.raises(ValueError, match="upsampling must be one of"):
         Speech2VidDecoder(0.125, 32, upsampling="pixelshuffle")
+
+
+def test_masked_target_model_masks_the_targets_lower_half_and_round_trips(tmp_path):
+    """Wav2Lip's conditioning: the target frame first, its lower half (mouth and jaw) never reaches the model."""
+    model = Speech2Vid(width=0.125, embedding_dim=32, masked_target=True, high_res_skips=True, upsampling="resize")
+    assert tuple(model.input["faces"].shape[1:]) == (112, 112, 6)
+    rng = np.random.default_rng(0)
+    faces = rng.uniform(0, 1, (2, 112, 112, 6)).astype(np.float32)
+    mfcc = rng.normal(size=(2, 12, 35)).astype(np.float32)
+    out = np.asarray(model({"faces": faces, "mfcc": mfcc}))
+    lower, upper, reference = faces.copy(), faces.copy(), faces.copy()
+    lower[:, 56:, :, :3] = 0
+    upper[:, 55, :, :3] = 0  # the last unmasked row
+    reference[:, 56:, :, 3:] = 0  # the reference face is seen whole
+    np.testing.assert_array_equal(np.asarray(model({"faces": lower, "mfcc": mfcc})), out)
+    assert np.abs(np.asarray(model({"faces": upper, "mfcc": mfcc})) - out).max() > 1e-4
+    assert np.abs(np.asarray(model({"faces": reference, "mfcc": mfcc})) - out).max() > 1e-4
+    model.save(tmp_path / "m.keras")
+    reloaded = keras.saving.load_model(tmp_path / "m.keras", compile=False)
+    assert reloaded.masked_target and reloaded.identity_encoder.masked_target
+    np.testing.assert_array_equal(np.asarray(reloaded({"faces": faces, "mfcc": mfcc})), out)
