@@ -96,6 +96,9 @@ class TrainConfig:
     # Speech2Vid: the frozen expert's (model.sync_model) distance between generated 5-frame windows and
     # their audio, this times (training.lipsync); 0: frames are trained one at a time, without it.
     sync_weight: float = 0.0
+    # ... and a discriminator of mouth boxes (real or generated, beside the still's) whose verdict, this
+    # times, the generator is trained against: what keeps the mouth sharp where L1 blurs it.
+    mouth_adversarial_weight: float = 0.0
     weight_decay: float = 0.0  # Adam's decoupled weight decay
     # Lips at a glance: L = correlation + pixel (L1) + perceptual + adversarial, each weighted; 0 switches a term off.
     correlation_weight: float = 1.0

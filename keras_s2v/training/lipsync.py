@@ -8,10 +8,15 @@ trained ``SyncNet``. It trains on windows of the expert's 5 frames: each ``train
     + ``sync_weight`` x distance between the expert's embedding of the generated lower faces and of
       the 0.2 s of audio they span (the expert's in-sync pair; unit embeddings, so in [0, 2]).
 
+    + ``adversarial_weight`` x the non-saturating GAN loss of a mouth-box discriminator (optional,
+      Wav2Lip's visual-quality discriminator): L1 and the expert both accept a blurred mouth, the
+      discriminator does not.
+
 Regression alone settles on an average mouth that barely moves; the expert's distance is only
-small when the mouth moves with this audio. One tape, gradients over the generator's weights only
-(the expert stays frozen, BatchNorm in inference mode). Every loss is a ``keras.losses.Loss``
-called inside the replica, so MirroredStrategy scales it right.
+small when the mouth moves with this audio. The generator's tape takes gradients over its weights
+only (the expert stays frozen, BatchNorm in inference mode); the discriminator has its own tape and
+optimizer. Every loss is a ``keras.losses.Loss`` called inside the replica, so MirroredStrategy
+scales it right.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import keras
 from keras import ops
 
 from keras_s2v.data import audio as audio_lib
+from keras_s2v.data.face.align import lip_box
 from keras_s2v.layers.sequence import fold_time
 from keras_s2v.training.trainer import Trainer
 
@@ -54,20 +60,38 @@ class LipSyncTrainer(Trainer):
     (lower is better synced) and ``psnr``.
     """
 
-    def __init__(self, generator, expert, **kwargs):
-        super().__init__("generator", ("loss", "reconstruction", "sync_distance", "psnr"), name="lipsync", **kwargs)
+    def __init__(self, generator, expert, discriminator=None, **kwargs):
+        names = ("loss", "reconstruction", "sync_distance", "psnr")
+        if discriminator is not None:
+            names += ("adversarial", "d_loss")
+        super().__init__("generator", names, name="lipsync", **kwargs)
         self.generator = generator
         self.expert = expert
         self.expert.trainable = False
         self.crop = getattr(expert, "crop", "lower_half")
+        self.discriminator = discriminator  # a FrameDiscriminator of mouth boxes, or None
 
-    def compile(self, optimizer, reconstruction_loss, sync_weight: float = 0.1, **kwargs):
+    def compile(self, optimizer, reconstruction_loss, sync_weight: float = 0.1, d_optimizer=None,
+                adversarial_weight: float = 0.0, **kwargs):  # fmt: skip
         super().compile(**kwargs)
         self.g_optimizer = optimizer
         optimizer.build(self.generator.trainable_variables)  # under the caller's strategy scope
         self.reconstruction_loss = reconstruction_loss
         self.sync_weight = sync_weight
         self.sync_loss = EmbeddingDistance()
+        self.adversarial_weight = adversarial_weight
+        if self.discriminator is not None:
+            self.d_optimizer = d_optimizer
+            d_optimizer.build(self.discriminator.trainable_variables)
+            self.gan_loss = keras.losses.BinaryCrossentropy(from_logits=True, name="gan")
+
+    def mouth_logits(self, frames, stills, training=True):
+        """The discriminator's logits for (B, 5, S, S, 3) frames' mouth boxes, each beside its still's."""
+        steps = ops.shape(frames)[1]
+        top, left, side = lip_box(int(self.generator.output.shape[1]))
+        mouths = fold_time(frames)[:, top : top + side, left : left + side]
+        still = ops.repeat(stills[..., :3], steps, axis=0)[:, top : top + side, left : left + side]
+        return self.discriminator({"frame": mouths, "still": still}, training=training)
 
     def call(self, inputs, training=False, targets=None):
         """(B, 5, S, S, 3): every frame of the window from the still and its own MFCC window.
@@ -107,20 +131,44 @@ class LipSyncTrainer(Trainer):
         inputs, truth = data[0], data[1]
         with tf.GradientTape() as tape:
             frames, reconstruction, sync, loss = self._generate_and_score(inputs, truth, training=True)
+            if self.discriminator is not None:
+                fake = self.mouth_logits(frames, inputs["faces"])
+                adversarial = self.gan_loss(ops.ones_like(fake), fake)
+                loss = loss + self.adversarial_weight * adversarial
         grads = tape.gradient(loss, self.generator.trainable_weights)
         self.g_optimizer.apply(grads, self.generator.trainable_weights)
+        if self.discriminator is not None:
+            with tf.GradientTape() as d_tape:
+                d_loss = self.discriminator_loss(inputs, truth, ops.stop_gradient(frames))
+            d_grads = d_tape.gradient(d_loss, self.discriminator.trainable_weights)
+            self.d_optimizer.apply(d_grads, self.discriminator.trainable_weights)
+            self._track(adversarial=adversarial, d_loss=d_loss)
         return self._log(frames, truth, reconstruction, sync, loss)
+
+    def discriminator_loss(self, inputs, truth, frames, training=True):
+        real = self.mouth_logits(truth, inputs["faces"], training)
+        fake = self.mouth_logits(frames, inputs["faces"], training)
+        return self.gan_loss(ops.ones_like(real), real) + self.gan_loss(ops.zeros_like(fake), fake)
 
     def test_step(self, data):
         inputs, truth = data[0], data[1]
         frames, reconstruction, sync, loss = self._generate_and_score(inputs, truth, training=False)
+        if self.discriminator is not None:  # the validation monitor stays the generator's loss without it
+            fake = self.mouth_logits(frames, inputs["faces"], training=False)
+            self._track(adversarial=self.gan_loss(ops.ones_like(fake), fake),
+                        d_loss=self.discriminator_loss(inputs, truth, frames, training=False))  # fmt: skip
         return self._log(frames, truth, reconstruction, sync, loss)
 
     def _log(self, frames, truth, reconstruction, sync, loss):
         import tensorflow as tf
 
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync  # the losses are per-replica scaled
-        for name, value in (("loss", loss), ("reconstruction", reconstruction), ("sync_distance", sync)):
-            self.trackers[name].update_state(value * replicas)
+        self._track(loss=loss, reconstruction=reconstruction, sync_distance=sync)
         self.trackers["psnr"].update_state(tf.reduce_mean(tf.image.psnr(fold_time(truth), fold_time(frames), 1.0)))
         return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def _track(self, **losses):
+        import tensorflow as tf
+
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync  # the losses are per-replica scaled
+        for name, value in losses.items():
+            self.trackers[name].update_state(value * replicas)

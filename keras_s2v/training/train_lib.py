@@ -99,7 +99,15 @@ def build_trainable(config: ExperimentConfig, pretrained: dict | None = None):
         from keras_s2v import pretrained as presets
         from keras_s2v.training.lipsync import LipSyncTrainer
 
-        return LipSyncTrainer(model, load_trained_model(presets.resolve(config.model.sync_model)))
+        discriminator = None
+        if config.train.mouth_adversarial_weight:
+            from keras_s2v.data.face.align import lip_box
+            from keras_s2v.models.discriminators import FrameDiscriminator
+            from keras_s2v.models.speech2vid import IMAGE_SIZE
+
+            discriminator = FrameDiscriminator(lip_box(IMAGE_SIZE)[2], config.model.width, "strided",
+                                               name="mouth_discriminator")  # fmt: skip
+        return LipSyncTrainer(model, load_trained_model(presets.resolve(config.model.sync_model)), discriminator)
     if config.model.kind == "glance":
         m, pretrained = config.model, pretrained or {}
         needs_flow = m.motion == "flow" and (m.correlation == "derivative" or "flow" in m.discriminator_streams)
@@ -310,7 +318,11 @@ def compile_model(model, config: ExperimentConfig) -> None:
     else:
         loss = keras.losses.MeanAbsoluteError(name="l1")
     if config.train.sync_weight:  # a LipSyncTrainer (build_trainable)
-        model.compile(make_optimizer(config), loss, sync_weight=config.train.sync_weight)
+        d_optimizer = None
+        if t.mouth_adversarial_weight:  # DCGAN's Adam for the discriminator
+            d_optimizer = keras.optimizers.Adam(t.learning_rate, beta_1=0.5)
+        model.compile(make_optimizer(config), loss, sync_weight=t.sync_weight, d_optimizer=d_optimizer,
+                      adversarial_weight=t.mouth_adversarial_weight)  # fmt: skip
         return
     model.compile(optimizer=make_optimizer(config), loss=loss, metrics=[metrics.psnr, metrics.ssim])
 
@@ -350,6 +362,8 @@ def check_inputs(config: ExperimentConfig, data_dir) -> dict:
             raise FileNotFoundError(f"{given}: model.{field} is neither a trained workdir nor a preset")
     if config.train.sync_weight and (m.kind != "speech2vid" or not m.sync_model or m.num_identity_images != 1):
         raise ValueError("train.sync_weight needs a one-image Speech2Vid and model.sync_model (a trained sync expert)")
+    if config.train.mouth_adversarial_weight and not config.train.sync_weight:
+        raise ValueError("train.mouth_adversarial_weight trains with the sync expert: set train.sync_weight too")
     if m.kind == "tgan":
         from keras_s2v.models.temporal_gan import window_shape
 

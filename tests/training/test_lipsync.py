@@ -56,3 +56,23 @@ def test_sync_weight_without_an_expert_is_refused_before_the_workdir(synth_shard
     with pytest.raises(ValueError, match="model.sync_model"):
         train_lib.train(config, synth_shards, tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_the_mouth_discriminator_trains_on_its_own_tape(expert, synth_shards):
+    config = experiments.apply_overrides(experiments.get_experiment("s2v_real_tiny"), [
+        "train.sync_weight=0.5", f"model.sync_model={expert}", "train.mouth_adversarial_weight=0.1",
+        "train.steps_per_epoch=1", "train.validation_steps=1"])  # fmt: skip
+    trainer = train_lib.build_trainable(config)
+    train_lib.compile_model(trainer, config)
+    assert trainer.discriminator.input["frame"].shape[1:] == (56, 56, 3)  # the mouth box (align.lip_box)
+    before = {name: [np.array(w) for w in getattr(trainer, name).weights] for name in ("generator", "discriminator", "expert")}
+    train, val = train_lib.make_datasets(config, synth_shards, 2)
+    logs = trainer.fit(train, epochs=1, steps_per_epoch=1, validation_data=val, validation_steps=1, verbose=0).history
+    assert {"adversarial", "d_loss", "val_adversarial", "val_d_loss"} <= set(logs)
+    assert all(np.isfinite(logs[k][-1]) and logs[k][-1] > 0 for k in ("adversarial", "d_loss", "val_d_loss"))
+    moved = {name: any(not np.allclose(a, np.array(b)) for a, b in zip(before[name], getattr(trainer, name).weights))
+             for name in before}  # fmt: skip
+    assert moved == {"generator": True, "discriminator": True, "expert": False}
+    no_sync = experiments.apply_overrides(experiments.get_experiment("s2v_real_tiny"), ["train.mouth_adversarial_weight=0.1"])
+    with pytest.raises(ValueError, match="set train.sync_weight too"):
+        train_lib.check_inputs(no_sync, synth_shards)
