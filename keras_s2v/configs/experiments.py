@@ -292,6 +292,20 @@ def s2v_real() -> ExperimentConfig:
     return config
 
 
+@register("s2v_real_sync")
+def s2v_real_sync() -> ExperimentConfig:
+    """Phase 2 of the presets: an ``s2v_real`` run (``model.init_from``) trained on with what makes mouths move
+    and stay sharp, Wav2Lip's two critics: the frozen sync expert ``syncnet_real`` on windows of 5 frames
+    and a mouth-box discriminator; half the learning rate's scale, batches of 8 windows (40 frames).
+    """
+    config = s2v_real()
+    m, d, t = config.model, config.data, config.train
+    m.sync_model = "syncnet_real"
+    t.sync_weight, t.mouth_adversarial_weight = 0.5, 0.1
+    t.learning_rate, d.batch_size, t.epochs = 1e-4, 8, 30
+    return config
+
+
 @register("syncnet")
 def syncnet() -> ExperimentConfig:
     """The sync expert: 5 lower faces vs 0.2 s of MFCC, in-sync against shifts of up to 5 frames.
@@ -471,7 +485,7 @@ for _name in ("glance", *GLANCE_ABLATIONS):
 
 
 for _name in ("s2v", "s2v_5img", "s2v_noskip", "deblur", "s2v_small", "s2v_mobile", "s2v_real", "syncnet",
-              "syncnet_real", "tgan", "tgan_mfcc_spp", "glance", *GLANCE_ABLATIONS, "lipflow", "lipae"):  # fmt: skip
+              "syncnet_real", "s2v_real_sync", "tgan", "tgan_mfcc_spp", "glance", *GLANCE_ABLATIONS, "lipflow", "lipae"):  # fmt: skip
     register(f"{_name}_tiny")(lambda _base=_name: _tiny(_EXPERIMENTS[_base]()))
 
 
