@@ -99,13 +99,14 @@ class MaskLowerHalf(keras.layers.Layer):
         self.channels = channels
 
     def build(self, input_shape):
-        size, depth = int(input_shape[1]), int(input_shape[-1])
-        rows = (keras.ops.arange(size) < size // 2)[None, :, None, None]
-        depths = (keras.ops.arange(depth) >= self.channels)[None, None, None, :]
-        self.mask = keras.ops.cast(keras.ops.logical_or(rows, depths), self.compute_dtype)  # (1, S, 1, C)
+        self.size, self.depth = int(input_shape[1]), int(input_shape[-1])  # the model's Input: static
 
     def call(self, images):
-        return images * self.mask
+        # The mask is made in the graph, not kept from build(): exported functions capture a kept tensor
+        # from outside, and tf2onnx turned that capture into an extra ONNX graph input.
+        rows = (keras.ops.arange(self.size) < self.size // 2)[None, :, None, None]
+        depths = (keras.ops.arange(self.depth) >= self.channels)[None, None, None, :]
+        return images * keras.ops.cast(keras.ops.logical_or(rows, depths), images.dtype)  # mask (1, S, 1, C)
 
     def get_config(self):
         return {**super().get_config(), "channels": self.channels}
