@@ -39,6 +39,7 @@ from export.signatures import (
     GENERATE_STEP,
     GENERATE_WINDOW,
     IDENTITY_FEATURES,
+    TARGET,
     Signatures,
     signatures_for,
     write_saved_model,
@@ -124,11 +125,13 @@ def data_dir_of(workdir, data_dir=None) -> Path:
 
 def read_samples(data_dir, split: str, num_images: int, count: int, per_segment: int = 8,
                  window_samples: int = audio_lib.MFCC_WINDOW_SAMPLES, noise_dim: int = 0, seed: int = 0,
-                 window_frames: int = 0) -> dict[str, np.ndarray]:  # fmt: skip
+                 window_frames: int = 0, masked_target: bool = False) -> dict[str, np.ndarray]:  # fmt: skip
     """``count`` real examples from the prepared shards, as the signatures take them.
 
     ``faces`` uint8 (count, S, S, 3 n): identity frame(s) half a segment from
-    the target; ``mfcc`` (count, 12, 35) and ``pcm`` (count, window_samples):
+    the target; with ``masked_target``, ``target`` uint8 (count, S, S, 3): the
+    target frame itself (what a masked model sees the upper half of, as in
+    training); ``mfcc`` (count, 12, 35) and ``pcm`` (count, window_samples):
     the target frame's audio window (the model's: 5840 samples for the MFCC,
     2560 for a waveform temporal GAN). With ``noise_dim``: ``noise`` (count,
     noise_dim), standard normal (seeded), for ``generate_step``. With
@@ -143,7 +146,7 @@ def read_samples(data_dir, split: str, num_images: int, count: int, per_segment:
     files = features.list_shards(data_dir, split)
     if not files:
         raise ExportError(f"{data_dir}: no {split!r} shards ({features.shard_pattern(data_dir, split)}); pass --data SHARDS")
-    faces, mfccs, pcms = [], [], []
+    faces, targets, mfccs, pcms = [], [], [], []
     for serialized in tf.data.TFRecordDataset(files):
         example = features.decode_example(serialized)
         frames, mfcc, pcm = example["frames"].numpy(), example["mfcc"].numpy(), example["pcm"].numpy()
@@ -152,6 +155,7 @@ def read_samples(data_dir, split: str, num_images: int, count: int, per_segment:
         for target in np.linspace(0, last, min(per_segment, last + 1)).astype(int):
             ids = [(target + n // 2 + k * max(1, n // (4 * num_images))) % n for k in range(num_images)]
             faces.append(np.concatenate([frames[i] for i in ids], axis=-1))
+            targets.append(frames[target])  # the frame whose audio window is used
             hop = target * audio_lib.HOPS_PER_FRAME
             mfccs.append(mfcc[:, hop : hop + audio_lib.MFCC_WINDOW_HOPS])
             if window_frames:  # the stored pcm starts at segment_pcm_range(0, n)[0]
@@ -168,6 +172,8 @@ def read_samples(data_dir, split: str, num_images: int, count: int, per_segment:
     if not faces:
         raise ExportError(f"{data_dir}: the {split!r} shards hold no examples")
     samples = {"faces": np.stack(faces), "mfcc": np.stack(mfccs).astype(np.float32), "pcm": np.stack(pcms).astype(np.float32)}
+    if masked_target:
+        samples[TARGET] = np.stack(targets)
     if noise_dim:
         rng = np.random.default_rng(seed)
         samples["noise"] = rng.standard_normal((len(faces), noise_dim)).astype(np.float32)
@@ -178,7 +184,8 @@ def model_samples(signatures, data_dir, split: str, count: int, seed: int = 0) -
     """``read_samples`` shaped for ``signatures``' model: its window length, its noise, its window of frames."""
     return read_samples(data_dir, split, getattr(signatures.model, "num_identity_images", 1), count,
                         window_samples=signatures.window_samples, noise_dim=signatures.noise_dim, seed=seed,
-                        window_frames=getattr(signatures, "window_frames", 0))  # fmt: skip
+                        window_frames=getattr(signatures, "window_frames", 0),
+                        masked_target=signatures.masked_target)  # fmt: skip
 
 
 def representative_dataset(signatures: Signatures, samples: dict):
@@ -187,18 +194,21 @@ def representative_dataset(signatures: Signatures, samples: dict):
     A streaming model's ``generate_step`` is calibrated on the states it
     meets in use: those of the Keras step chain over the calibration
     windows in order (``formats.stream_steps``), each window with its own
-    example's identity features.
+    example's identity features. A masked model's ``identity_features`` sees
+    each example's own target frame, whose window ``generate_frame*`` gets.
     """
     if signatures.state_shapes:
         return _streaming_representative_dataset(signatures, samples)
     if GENERATE_WINDOW in signatures.names:
         return _window_representative_dataset(signatures, samples)
 
+    face_inputs = [spec.name for spec in signatures.input_specs(IDENTITY_FEATURES)]  # faces (and target)
+
     def generate():
         for i in range(len(samples["faces"])):
             one = {k: v[i : i + 1] for k, v in samples.items()}
             identity = signatures.run_keras("identity_features", one)
-            yield "identity_features", {"faces": one["faces"]}
+            yield "identity_features", {k: one[k] for k in face_inputs}
             yield "generate_frame", {**identity, "mfcc": one["mfcc"]}
             yield "generate_frame_pcm", {**identity, "pcm": one["pcm"]}
 
@@ -285,6 +295,7 @@ def build_metadata(config, signatures: Signatures, model_name: str, version: int
         "keras_s2v_version": getattr(keras_s2v, "__version__", "0.1.0"),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "signatures": sigs,
+        "masked_target": signatures.masked_target,
         "normalisation": {
             "faces": "uint8 RGB 0..255, n aligned 112x112 faces stacked on channels (n = num_identity_images); "
             "aligned like keras_s2v.data.face.align.align_face (similarity on eyes and nose to the canonical face)",
@@ -317,6 +328,12 @@ def build_metadata(config, signatures: Signatures, model_name: str, version: int
     }
     if not signatures.uses_mfcc:  # a waveform model reads the raw window itself
         del metadata["audio"]["mfcc"]
+    if signatures.masked_target:
+        metadata["normalisation"][TARGET] = (
+            "uint8 RGB 0..255, the aligned 112x112 frame being made (aligned as faces), one per row: the graph puts "
+            "it before faces on channels and zeroes its lower half (rows 56 on), so the frame keeps its pose, light "
+            "and background and only the mouth comes from the audio; a photo is its own target (its first face), a "
+            "re-dubbed video gives each frame's own face with that frame's pcm window")  # fmt: skip
     if GENERATE_WINDOW in signatures.names:
         metadata["audio"].update(_window_audio(signatures))
         metadata["windowed"] = _window_metadata(signatures)
@@ -401,6 +418,7 @@ def export_model(workdir, out, formats_: tuple = FORMATS, quantizations: tuple =
 
     ``sample``: optional (aligned faces uint8 (S, S, 3 n), speech float32
     PCM) for the Android assets; by default a held-out segment of the data.
+    A masked model's golden frames take the first face as the target (a photo).
     """
     formats_ = parse_list(formats_, FORMATS, "format")
     quantizations = parse_list(quantizations, formats.QUANTIZATIONS, "quantization")
@@ -533,6 +551,8 @@ def _write_android_assets(folder: Path, staging: Path, model_name: str, metadata
     A streaming model's golden frames are picked from its ``generate_step``
     chain over every window of the speech, in order, fed the noise in
     ``noise.bin`` (float32 little-endian, one row of ``noise_dim`` per frame).
+    A masked model's goldens treat ``face.png`` as a photo: its first face is
+    also the ``target`` (what an app does with a still).
     """
     import cv2
 
@@ -559,7 +579,7 @@ def _write_android_assets(folder: Path, staging: Path, model_name: str, metadata
         pcm = np.stack([audio_lib.pcm_window(waveform, int(t)) for t in indices]).astype(np.float32)
     for quantization in ANDROID_QUANTIZATIONS:
         runner = formats.LiteRunner(folder / f"{model_name}_{quantization}.tflite")
-        identity = runner.run("identity_features", {"faces": faces[None]})
+        identity = runner.run(IDENTITY_FEATURES, signatures.identity_inputs(faces[None]))
         if windowed:  # the blended lip frames, before they are pasted into the face
             frames = formats.window_lips(runner, identity, pcm, signatures.window_frames)[indices]
         elif streaming:
@@ -571,6 +591,8 @@ def _write_android_assets(folder: Path, staging: Path, model_name: str, metadata
     android = {"golden_frame_indices": indices.tolist(), "face": "face.png", "speech": "speech.wav",
                "models": {q: f"{model_name}_{q}.tflite" for q in ANDROID_QUANTIZATIONS},
                "golden": {q: f"golden_{q}.png" for q in ANDROID_QUANTIZATIONS}}  # fmt: skip
+    if signatures.masked_target:
+        android["target"] = "the first face of face.png, a photo being its own target"
     if windowed:
         android["golden_frames"] = ("the blended lip frames (lip_size x lip_size, windowed.usage) at the golden "
                                     "indices, before pasting into the face")  # fmt: skip
@@ -589,7 +611,10 @@ def frame_loop_rows(waveform: np.ndarray, total: int, window_frames: int) -> np.
 
 
 def sample_face_and_speech(data_dir, config) -> tuple[np.ndarray, np.ndarray]:
-    """A held-out segment's identity face(s) (S, S, 3 n) uint8 and its speech (float32 PCM)."""
+    """A held-out segment's identity face(s) (S, S, 3 n) uint8 and its speech (float32 PCM).
+
+    No target for a masked model: the Android goldens use the first face, as an app does with a photo.
+    """
     import tensorflow as tf
 
     from keras_s2v.data import features

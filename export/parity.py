@@ -79,11 +79,12 @@ def compare(reference, runner, kind: str, samples: dict, signature_names, state_
     """Rows of measured differences between ``runner`` and the ``reference`` runner.
 
     ``samples`` holds batched ``faces``, ``mfcc`` and ``pcm`` (and ``noise``
-    for ``generate_step``). The generator signatures get the reference's
-    identity features, so each is checked on its own; ``chain`` runs the
-    format's own identity features into its ``generate_frame_pcm``, as a
-    client does. ``state_shapes``: what ``generate_step`` carries (see
-    ``compare_streaming``).
+    for ``generate_step``, ``target`` for a masked model's ``identity_features``
+    and ``serving_default``: each runner takes the inputs its signature names).
+    The generator signatures get the reference's identity features, so each
+    is checked on its own; ``chain`` runs the format's own identity features
+    into its ``generate_frame_pcm``, as a client does. ``state_shapes``: what
+    ``generate_step`` carries (see ``compare_streaming``).
     """
     rows = []
     ref_identity = reference.run(IDENTITY_FEATURES, samples)

@@ -10,6 +10,26 @@ signature                inputs                                      outputs
 ``serving_default``      ``faces`` + ``pcm``                         ``frame``
 =======================  ==========================================  ===========================
 
+A ``Speech2Vid(masked_target=True)`` (Wav2Lip's conditioning) also sees the
+frame being made, its lower half zeroed in the graph; its ``identity_features``
+and ``serving_default`` take one more input, ``target``, and nothing else changes:
+
+=======================  ==========================================  ===========================
+signature                inputs                                      outputs
+=======================  ==========================================  ===========================
+``identity_features``    ``target`` uint8 (N, 112, 112, 3) RGB       as above
+                         0..255, the aligned frame being made;
+                         ``faces`` as above (the n reference faces)
+``serving_default``      ``target`` + ``faces`` + ``pcm``            ``frame``
+=======================  ==========================================  ===========================
+
+The graph puts ``target`` before ``faces`` on channels, as the model trained
+(``(N, 112, 112, 3 (n + 1))``). ``serving_default`` takes ``target`` too rather
+than guessing it from the faces: a photo client sends its first face as the
+target (``frame_loop.identity_faces``), a re-dubbing client each frame's own
+face. ``target`` among ``identity_features``' inputs is what marks a masked
+model to a client; ``metadata.json`` also records ``masked_target``.
+
 Frames are float32 RGB in [0, 1]. ``pcm`` is 16 kHz mono float32 in [-1, 1]:
 video frame ``t``'s window is samples ``[640 t - 2600, 640 t + 3240)``,
 zero-padded past either end (``keras_s2v.data.audio.pcm_window``); the MFCC
@@ -85,6 +105,8 @@ SIGNATURES = (IDENTITY_FEATURES, GENERATE_FRAME, GENERATE_FRAME_PCM, SERVING_DEF
 ON_DEVICE_SIGNATURES = (IDENTITY_FEATURES, GENERATE_FRAME, GENERATE_FRAME_PCM)
 STREAMING_SIGNATURES = (IDENTITY_FEATURES, GENERATE_STEP)  # a temporal GAN's: everywhere
 WINDOW_SIGNATURES = (IDENTITY_FEATURES, GENERATE_WINDOW)  # lips at a glance: everywhere
+FACES = "faces"  # identity_features' (reference) faces input
+TARGET = "target"  # a masked_target model's identity_features input: the frame being made
 
 
 def signatures_for(model):
@@ -99,8 +121,18 @@ def signatures_for(model):
 class _SignatureFunctions:
     """What both kinds share: signature functions by name, and the eager Keras reference."""
 
+    masked_target = False  # only a Speech2Vid can be (``Signatures``)
+
     def function(self, name: str):
         return getattr(self, name)
+
+    def identity_inputs(self, faces, targets=None) -> dict[str, np.ndarray]:
+        """``identity_features``' named inputs for uint8 ``faces`` (N, S, S, 3 n): with ``target`` for a
+        masked model, ``targets`` (N, S, S, 3) or else the first face (a photo is its own target)."""
+        faces = np.asarray(faces, np.uint8)
+        if not self.masked_target:
+            return {FACES: faces}
+        return {TARGET: faces[..., :3] if targets is None else np.asarray(targets, np.uint8), FACES: faces}
 
     def run_keras(self, name: str, inputs: dict) -> dict[str, np.ndarray]:
         """The Keras reference: signature ``name`` run eagerly on named NumPy inputs."""
@@ -138,12 +170,16 @@ class Signatures(_SignatureFunctions):
         outputs = self.identity_encoder.output
         self.identity_shapes = {k: tuple(outputs[k].shape[1:]) for k in self.identity_keys}
         self.face_channels = 3 * model.num_identity_images
+        self.masked_target = bool(getattr(model, "masked_target", False))
 
     # --- The functions (tf.function-traceable and eager-callable) -------------------------
 
-    def identity_features(self, faces):
+    def identity_features(self, *target_and_faces):
+        """``faces``, or ``target`` and ``faces`` (masked model) -> identity outputs."""
         import tensorflow as tf
 
+        # The target first on channels, as the model trained; its lower half is masked in the model.
+        faces = tf.concat(target_and_faces, -1) if len(target_and_faces) > 1 else target_and_faces[0]
         x = tf.cast(faces, tf.float32) / 255.0
         outputs = self.identity_encoder(x, training=False)
         return {k: outputs[k] for k in self.identity_keys}
@@ -157,8 +193,10 @@ class Signatures(_SignatureFunctions):
         *identity, pcm = identity_and_pcm
         return self.generate_frame(*identity, audio_lib.mfcc_tf(pcm))
 
-    def serving_default(self, faces, pcm):
-        identity = self.identity_features(faces)
+    def serving_default(self, *faces_and_pcm):
+        """``identity_features``' inputs and ``pcm`` -> ``frame``."""
+        *faces, pcm = faces_and_pcm
+        identity = self.identity_features(*faces)
         return self.generate_frame_pcm(*[identity[k] for k in self.identity_keys], pcm)
 
     # --- Specs ------------------------------------------------------------------------------
@@ -167,15 +205,17 @@ class Signatures(_SignatureFunctions):
         """Ordered, named ``tf.TensorSpec`` inputs of signature ``name`` (batch free unless given)."""
         import tensorflow as tf
 
-        faces = tf.TensorSpec((batch, IMAGE_SIZE, IMAGE_SIZE, self.face_channels), tf.uint8, name="faces")
+        faces = [tf.TensorSpec((batch, IMAGE_SIZE, IMAGE_SIZE, self.face_channels), tf.uint8, name=FACES)]
+        if self.masked_target:
+            faces.insert(0, tf.TensorSpec((batch, IMAGE_SIZE, IMAGE_SIZE, 3), tf.uint8, name=TARGET))
         identity = [tf.TensorSpec((batch, *self.identity_shapes[k]), tf.float32, name=k) for k in self.identity_keys]
         mfcc = tf.TensorSpec((batch, audio_lib.MFCC_COEFFS, audio_lib.MFCC_WINDOW_HOPS), tf.float32, name="mfcc")
         pcm = tf.TensorSpec((batch, audio_lib.MFCC_WINDOW_SAMPLES), tf.float32, name="pcm")
         return {
-            IDENTITY_FEATURES: [faces],
+            IDENTITY_FEATURES: faces,
             GENERATE_FRAME: [*identity, mfcc],
             GENERATE_FRAME_PCM: [*identity, pcm],
-            SERVING_DEFAULT: [faces, pcm],
+            SERVING_DEFAULT: [*faces, pcm],
         }[name]
 
     def output_specs(self, name: str) -> dict[str, tuple]:
