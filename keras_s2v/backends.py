@@ -164,10 +164,14 @@ def saved_model_windowed(path: Path, loaded):
 
 
 class SavedModelGenerator:
-    """An exported SavedModel version, called signature by signature like TF Serving."""
+    """An exported SavedModel version, called signature by signature like TF Serving.
+
+    A masked-target export (``target`` among ``identity_features``' inputs) takes
+    the target frame first in ``identity_features``' faces (``frame_loop.identity_faces``).
+    """
 
     def __init__(self, path, loaded=None):
-        from keras_s2v import model_files
+        from keras_s2v import frame_loop, model_files
 
         self.path = Path(path)
         loaded = loaded if loaded is not None else model_files.load_saved_model(self.path)
@@ -179,19 +183,25 @@ class SavedModelGenerator:
         self._identity = loaded.signatures[IDENTITY_FEATURES]
         self._generate = loaded.signatures[GENERATE_FRAME_PCM]
         self.identity_keys = [k for k in self._generate.structured_input_signature[1] if k != "pcm"]
-        faces_spec = self._identity.structured_input_signature[1]["faces"]
+        face_specs = self._identity.structured_input_signature[1]
+        faces_spec = face_specs[frame_loop.FACES_INPUT]
+        self.masked_target = frame_loop.TARGET_INPUT in face_specs  # the signature says so, not the file name
         self.num_identity_images = int(faces_spec.shape[-1]) // 3
         self.face_size = int(faces_spec.shape[1])
         self.window_samples = int(self._generate.structured_input_signature[1]["pcm"].shape[-1])
         self.description = f"SavedModel {self.path}"
 
     def identity_features(self, faces: np.ndarray) -> dict[str, np.ndarray]:
-        outputs = self._identity(faces=np.asarray(faces, np.uint8))
+        from keras_s2v import frame_loop
+
+        outputs = self._identity(**frame_loop.identity_inputs(self, faces))
         return {k: v.numpy() for k, v in outputs.items()}
 
     def generate_frame_pcm(self, identity: dict[str, np.ndarray], pcm: np.ndarray) -> np.ndarray:
+        from keras_s2v import frame_loop
+
         pcm = np.asarray(pcm, np.float32)
-        inputs = {k: np.repeat(identity[k], len(pcm), axis=0) for k in self.identity_keys}
+        inputs = frame_loop.identity_rows({k: identity[k] for k in self.identity_keys}, len(pcm))
         return self._generate(pcm=pcm, **inputs)["frame"].numpy()
 
 

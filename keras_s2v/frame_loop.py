@@ -23,7 +23,9 @@ takes one more face, first: the frame being made, whose lower half it never
 sees. ``identity_faces`` puts it there: a photo is its own target (identity
 once), a re-dubbed video's frames are each their own (``identity_features``
 on N rows, then ``generate_frame_pcm`` with one identity row per window).
-``num_identity_images`` counts the reference faces only.
+``num_identity_images`` counts the reference faces only. Its export's
+``identity_features`` takes the target as a second input, ``target``
+(``identity_inputs`` splits the stacked faces for it).
 
 ``identity_features`` starts a sequence: the ``generate_frame_pcm`` calls
 after it must bring consecutive frames in order. A Speech2Vid generator
@@ -46,6 +48,8 @@ from keras_s2v.data import audio as audio_lib
 from keras_s2v.data import media
 
 FACE_SIZE = 112  # side of the aligned face the exported signatures take and give
+FACES_INPUT = "faces"  # the exported identity_features' inputs (export.signatures.FACES, TARGET)
+TARGET_INPUT = "target"  # a masked_target export's only: the frame being made
 
 
 class FrameBackend(Protocol):
@@ -104,6 +108,33 @@ def identity_rows(identity: dict[str, np.ndarray], count: int) -> dict[str, np.n
     if lengths != {1}:
         raise ValueError(f"identity outputs with {sorted(lengths)} rows for {count} audio windows: give 1 or {count}")
     return {k: np.repeat(v, count, axis=0) for k, v in rows.items()}
+
+
+def identity_inputs(backend, faces: np.ndarray) -> dict[str, np.ndarray]:
+    """The exported ``identity_features``' named inputs from ``identity_faces``' uint8 (N, S, S, 3 (n + 1 | 0)):
+    ``faces``, or for a ``masked_target`` backend ``target`` (the first 3 channels) and ``faces`` (the rest).
+
+    A wrong channel count is refused here, naming what the model takes (the
+    exported graph would fail with a shape error).
+    """
+    faces = np.asarray(faces, np.uint8)
+    masked, count = bool(getattr(backend, "masked_target", False)), backend.num_identity_images
+    channels = 3 * (count + masked)
+    if faces.ndim != 4 or faces.shape[-1] != channels:
+        what = f"the target frame and {count} reference face(s) (identity_faces)" if masked else f"{count} face(s)"
+        raise ValueError(f"{backend.description} takes {what}: faces of shape (N, S, S, {channels}), got {faces.shape}")
+    if not masked:
+        return {FACES_INPUT: faces}
+    return {TARGET_INPUT: faces[..., :3], FACES_INPUT: faces[..., 3:]}
+
+
+def check_face_count(backend, count: int, flag: str = "--face") -> None:
+    """Refuse a wrong number of face crops for ``backend``, saying how many it needs."""
+    if count != backend.num_identity_images:
+        masked = getattr(backend, "masked_target", False)
+        target = "; the first is also the frame being made (masked target)" if masked else ""
+        raise ValueError(f"{backend.description} needs {backend.num_identity_images} aligned face crop(s) "
+                         f"({flag} IMAGE, repeated), got {count}{target}")  # fmt: skip
 
 
 def read_faces(paths: Sequence[str], size: int = FACE_SIZE) -> np.ndarray:

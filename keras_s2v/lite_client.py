@@ -5,6 +5,8 @@
 
 1. Load the .tflite once (``Interpreter`` + ``get_signature_runner``).
 2. Run ``identity_features`` once on the aligned 112 x 112 face (uint8 RGB).
+   A masked-target export (``target`` among its inputs) also takes the frame
+   being made as ``target``: for a photo, the face itself.
 3. Feed microphone or file audio (16 kHz mono float) in chunks of any size
    to ``frame_loop.PcmWindower``; each time a video frame's 0.365 s window is complete
    (frame t needs samples up to 640 t + 3240, i.e. 0.2 s of look-ahead), run
@@ -95,7 +97,13 @@ def _windowed(path: Path, interpreter):
 
 
 class LiteTalkingFace:
-    """A Speech2Vid .tflite export, run signature by signature (a ``frame_loop.FrameBackend``)."""
+    """A Speech2Vid .tflite export, run signature by signature (a ``frame_loop.FrameBackend``).
+
+    The signatures have a fixed batch of 1, as on a phone: ``identity_features``
+    runs once per row and ``generate_frame_pcm`` once per window, window i with
+    identity row i when there is one per window (a masked-target model re-dubbing
+    a video: each frame is its own target, ``target`` among the identity inputs).
+    """
 
     def __init__(self, model_path, num_threads: int | None = None, interpreter=None):
         self.path = Path(model_path)
@@ -108,25 +116,42 @@ class LiteTalkingFace:
         self._identity = self.interpreter.get_signature_runner(IDENTITY_FEATURES)
         self._generate = self.interpreter.get_signature_runner(GENERATE_FRAME_PCM)
         self.identity_keys = [k for k in signatures[GENERATE_FRAME_PCM]["inputs"] if k != "pcm"]
-        self.num_identity_images = int(self._identity.get_input_details()["faces"]["shape"][-1]) // 3
-        self.face_size = int(self._identity.get_input_details()["faces"]["shape"][1])
+        faces_shape = self._identity.get_input_details()[frame_loop.FACES_INPUT]["shape"]
+        self.masked_target = frame_loop.TARGET_INPUT in signatures[IDENTITY_FEATURES]["inputs"]
+        self.num_identity_images = int(faces_shape[-1]) // 3
+        self.face_size = int(faces_shape[1])
         self.window_samples = int(self._generate.get_input_details()["pcm"]["shape"][-1])
         self.description = f"TFLite {self.path}"
 
     def identity_features(self, faces: np.ndarray) -> dict[str, np.ndarray]:
-        """(1, 112, 112, 3 n) uint8 -> identity outputs, batch 1. Once per face."""
-        return dict(self._identity(faces=np.asarray(faces, np.uint8)))
+        """(N, 112, 112, 3 n) uint8 (masked target: 3 (n + 1), the target first) -> identity outputs, N rows.
+
+        Once per face; one row at a time (the signature's batch is 1).
+        """
+        inputs = frame_loop.identity_inputs(self, faces)
+        count = len(inputs[frame_loop.FACES_INPUT])
+        rows = [self._identity(**{k: v[i : i + 1] for k, v in inputs.items()}) for i in range(count)]
+        return {k: np.concatenate([row[k] for row in rows]) for k in rows[0]}
 
     def generate_frame_pcm(self, identity: dict[str, np.ndarray], pcm: np.ndarray) -> np.ndarray:
-        """(N, 5840) windows -> (N, 112, 112, 3) frames in [0, 1], one window at a time as on a phone."""
-        frames = [self._generate(pcm=window[None].astype(np.float32), **{k: identity[k] for k in self.identity_keys})["frame"]
-                  for window in np.asarray(pcm)]  # fmt: skip
+        """(N, 5840) windows -> (N, 112, 112, 3) frames in [0, 1], one window at a time as on a phone.
+
+        ``identity``: 1 row for every window, or N (window i with row i).
+        """
+        pcm = np.asarray(pcm, np.float32)
+        rows = frame_loop.identity_rows({k: identity[k] for k in self.identity_keys}, len(pcm))
+        frames = [self._generate(pcm=window[None], **{k: v[i : i + 1] for k, v in rows.items()})["frame"]
+                  for i, window in enumerate(pcm)]  # fmt: skip
         return np.concatenate(frames)
 
 
 def stream_frames(client, faces: np.ndarray, chunks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-    """uint8 frames as the audio chunks arrive: identity once, then one generator call per frame."""
-    identity = client.identity_features(faces)
+    """uint8 frames as the audio chunks arrive: identity once, then one generator call per frame.
+
+    ``faces``: the aligned crops (1, S, S, 3 n); a masked-target model takes the
+    first as the frame being made too (a photo, ``frame_loop.identity_faces``).
+    """
+    identity = client.identity_features(frame_loop.identity_faces(client, faces))
     for window in frame_loop.audio_windows(chunks, samples=client.window_samples):
         yield frame_loop.to_uint8(client.generate_frame_pcm(identity, window[None]))[0]
 
@@ -143,6 +168,7 @@ def run(model_path, face_paths, audio_path, out, num_threads: int | None = None,
     outputs.check_file(out, inputs=inputs, overwrite=overwrite)
     media.check_audio(audio_path)  # a cut file or NaN samples: the audio's fault, said before any work
     client = load(model_path, num_threads)
+    frame_loop.check_face_count(client, len(face_paths))
     faces = frame_loop.read_faces(face_paths)
     waveform = media.read_audio(audio_path)
     started = time.perf_counter()
@@ -174,7 +200,8 @@ if __name__ == "__main__":
     from absl import app, flags
 
     flags.DEFINE_string("model", None, "Exported .tflite (python -m export).", required=True)
-    flags.DEFINE_multi_string("face", [], "Aligned square face crop (repeat for a 5-image model).")
+    flags.DEFINE_multi_string("face", [], "Aligned square face crop (repeat for a 5-image model; a masked-target "
+                              "model also takes the first as the frame being made).")
     flags.DEFINE_string("audio", None, "Speech recording.", required=True)
     flags.DEFINE_string("out", None, "Output video (.mp4).", required=True)
     flags.DEFINE_integer("threads", None, "Interpreter threads (default: LiteRT's choice).")

@@ -153,3 +153,64 @@ def test_any_length_of_audio_and_the_streaming_windower():
     identity = backend.identity_features(_face())
     offline = backend.generate_lips(identity, frame_loop.pcm_windows(waveform, 0, 21, samples=backend.window_samples))
     np.testing.assert_array_equal(streamed, offline)
+
+
+# --- Masked-target faces (the frame being made first) ------------------------------------------
+
+
+def _backend(masked: bool, count: int = 1):
+    import types
+
+    return types.SimpleNamespace(masked_target=masked, num_identity_images=count, description="the model")
+
+
+def _faces(rows: int, channels: int, value: int = 0) -> np.ndarray:
+    return np.full((rows, 112, 112, channels), value, np.uint8)
+
+
+def test_identity_faces_put_the_target_first_for_a_masked_backend_only():
+    faces = np.concatenate([_faces(1, 3, 10), _faces(1, 3, 20)], axis=-1)  # two reference faces
+    np.testing.assert_array_equal(frame_loop.identity_faces(_backend(False, 2), faces), faces)
+    photo = frame_loop.identity_faces(_backend(True, 2), faces)  # a photo is its own target
+    assert photo.shape == (1, 112, 112, 9)
+    assert [int(photo[0, 0, 0, c]) for c in (0, 3, 6)] == [10, 10, 20]
+    targets = np.stack([_faces(1, 3, v)[0] for v in (1, 2, 3)])  # a re-dubbed video's frames
+    video = frame_loop.identity_faces(_backend(True, 2), faces, targets)
+    assert video.shape == (3, 112, 112, 9) and video.dtype == np.uint8
+    assert [int(v) for v in video[:, 0, 0, 0]] == [1, 2, 3]
+    np.testing.assert_array_equal(video[..., 3:], np.repeat(faces, 3, axis=0))
+
+
+def test_identity_inputs_split_the_target_off_and_name_what_the_model_takes():
+    plain = frame_loop.identity_inputs(_backend(False), _faces(2, 3, 7))
+    assert list(plain) == ["faces"] and plain["faces"].shape == (2, 112, 112, 3)
+    stacked = np.concatenate([_faces(3, 3, 1), _faces(3, 3, 2)], axis=-1)
+    masked = frame_loop.identity_inputs(_backend(True), stacked)
+    assert sorted(masked) == ["faces", "target"]
+    assert int(masked["target"].max()) == 1 and int(masked["faces"].min()) == 2 and masked["faces"].shape[0] == 3
+    with pytest.raises(ValueError, match=r"the model takes the target frame and 1 reference face\(s\).*"
+                                         r"\(N, S, S, 6\), got \(1, 112, 112, 3\)"):  # fmt: skip
+        frame_loop.identity_inputs(_backend(True), _faces(1, 3))
+    with pytest.raises(ValueError, match=r"takes 5 face\(s\): faces of shape \(N, S, S, 15\)"):
+        frame_loop.identity_inputs(_backend(False, 5), _faces(1, 3))
+
+
+def test_identity_rows_repeat_one_row_or_keep_one_per_window():
+    one = {"identity": np.arange(4, dtype=np.float32)[None], "skip_6": np.ones((1, 6, 6, 2), np.float32)}
+    rows = frame_loop.identity_rows(one, 3)
+    assert {k: v.shape[0] for k, v in rows.items()} == {"identity": 3, "skip_6": 3}
+    np.testing.assert_array_equal(rows["identity"][2], one["identity"][0])
+    per_window = {"identity": np.arange(12, dtype=np.float32).reshape(3, 4)}
+    np.testing.assert_array_equal(frame_loop.identity_rows(per_window, 3)["identity"], per_window["identity"])
+    with pytest.raises(ValueError, match=r"identity outputs with \[3\] rows for 5 audio windows: give 1 or 5"):
+        frame_loop.identity_rows(per_window, 5)
+    with pytest.raises(ValueError, match=r"with \[1, 3\] rows for 3 audio windows"):
+        frame_loop.identity_rows({**per_window, "skip_6": one["skip_6"]}, 3)
+
+
+def test_check_face_count_says_how_many_crops_the_model_needs():
+    frame_loop.check_face_count(_backend(True, 1), 1)
+    with pytest.raises(ValueError, match=r"the model needs 5 aligned face crop\(s\) \(--face IMAGE, repeated\), got 1$"):
+        frame_loop.check_face_count(_backend(False, 5), 1)
+    with pytest.raises(ValueError, match=r"needs 1 aligned face crop\(s\).*got 2; the first is also the frame being made"):
+        frame_loop.check_face_count(_backend(True, 1), 2)
