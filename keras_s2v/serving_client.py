@@ -14,6 +14,13 @@ The exporter writes ``OUT/serving/<model>/<version>/`` with these signatures:
   raw 16 kHz window of each frame (``audio.pcm_window``) -> ``frame``.
 * ``serving_default``: ``faces`` and ``pcm`` -> ``frame``.
 
+A masked-target export (``Speech2Vid(masked_target=True)``) adds ``target``
+uint8 ``(N, 112, 112, 3)``, the frame being made, to ``identity_features``
+and ``serving_default``; the client sees it among the served inputs and
+sends it: the first 3 channels of the faces it is given, the target first as
+``frame_loop.identity_faces`` stacks them (the command: a photo is its own
+target).
+
 A temporal GAN export has ``identity_features`` and ``generate_step`` (one
 frame per call, GRU states fed back); a lips-at-a-glance export has
 ``identity_features`` and ``generate_window`` (``pcm`` ``(N, 10480)`` ->
@@ -48,6 +55,7 @@ import numpy as np
 from keras_s2v.data.audio import MFCC_WINDOW_SAMPLES
 
 IDENTITY_FEATURES = "identity_features"
+TARGET = "target"  # a masked-target export's identity_features input (export.signatures.TARGET)
 GENERATE_FRAME = "generate_frame"
 GENERATE_FRAME_PCM = "generate_frame_pcm"
 GENERATE_STEP = "generate_step"
@@ -309,6 +317,8 @@ class ServingClient:
     makes with a Speech2Vid export (the ``frame_loop.FrameBackend`` protocol).
     ``backend(client)`` wraps it for the temporal GAN and lips-at-a-glance
     exports, whose signatures ``signatures()`` reads from the server.
+    ``masked_target``, ``num_identity_images`` and ``face_size`` come from the
+    served ``identity_features`` signature (asked once, on first use).
     """
 
     window_samples = MFCC_WINDOW_SAMPLES  # generate_frame_pcm's window
@@ -356,6 +366,30 @@ class ServingClient:
         return parse_predict_response(self._grpc_call("Predict", request))
 
     @property
+    def description(self) -> str:
+        return f"TF Serving {self.model_name} at {self.target}"
+
+    def _face_shapes(self) -> dict[str, tuple]:
+        signatures = self.signatures()
+        if IDENTITY_FEATURES not in signatures:
+            raise ServingError(self.target, f"{self.model_name} serves {sorted(signatures)}: no {IDENTITY_FEATURES} "
+                                            "signature (python -m export writes it)")  # fmt: skip
+        return signatures[IDENTITY_FEATURES]["inputs"]
+
+    @property
+    def masked_target(self) -> bool:
+        """Whether ``identity_features`` takes a ``target`` (the frame being made) besides the faces."""
+        return TARGET in self._face_shapes()
+
+    @property
+    def num_identity_images(self) -> int:
+        return self._face_shapes()["faces"][-1] // 3
+
+    @property
+    def face_size(self) -> int:
+        return self._face_shapes()["faces"][1]
+
+    @property
     def _grpc_target(self) -> str:
         return f"grpc://{self.target} ({self.model_name})"
 
@@ -369,24 +403,32 @@ class ServingClient:
             raise ServingError(self._grpc_target, _grpc_problem(error, self.timeout)) from None
 
     def identity_features(self, faces_uint8: np.ndarray) -> dict[str, np.ndarray]:
-        """``faces`` uint8 ``(112, 112, 3 n)`` or ``(N, 112, 112, 3 n)`` -> ``identity`` (and skips)."""
+        """``faces`` uint8 ``(112, 112, 3 n)`` or ``(N, 112, 112, 3 n)`` -> ``identity`` (and skips).
+
+        A masked-target model: ``3 (n + 1)`` channels, the target frame first
+        (``frame_loop.identity_faces``), sent as ``target`` beside the faces.
+        """
+        from keras_s2v import frame_loop
+
         faces = np.asarray(faces_uint8)
         if faces.dtype != np.uint8:
             raise TypeError(f"faces must be uint8 RGB 0..255, got {faces.dtype}")
         if faces.ndim == 3:
             faces = faces[None]
-        return self.predict(IDENTITY_FEATURES, faces=faces)
+        return self.predict(IDENTITY_FEATURES, **frame_loop.identity_inputs(self, faces))
 
     def generate_frame_pcm(self, identity_outputs: Mapping[str, np.ndarray], pcm: np.ndarray) -> np.ndarray:
         """Frames float32 ``(N, 112, 112, 3)`` in [0, 1] for ``pcm`` ``(N, 5840)`` windows.
 
-        ``identity_outputs`` is what ``identity_features`` returned; with
-        batch 1 it is repeated for every window.
+        ``identity_outputs`` is what ``identity_features`` returned: with
+        batch 1 it is repeated for every window, with batch N window i gets row i.
         """
+        from keras_s2v import frame_loop
+
         pcm = np.asarray(pcm, np.float32)
         if pcm.ndim == 1:
             pcm = pcm[None]
-        inputs = {name: _repeat_to(name, value, len(pcm)) for name, value in identity_outputs.items()}
+        inputs = frame_loop.identity_rows(identity_outputs, len(pcm))
         return self.predict(GENERATE_FRAME_PCM, pcm=pcm, **inputs)["frame"]
 
     def generate_window(self, identity_outputs: Mapping[str, np.ndarray], pcm: np.ndarray) -> np.ndarray:
@@ -479,9 +521,11 @@ def make_video(client, face_paths, audio_path, out, batch_size: int = 25, fps: f
     waveform = media.read_audio(audio_path)
     model = backend(client)
     frame_loop.check_frame_rate(model, fps, "--fps")
+    frame_loop.check_face_count(model, len(face_paths))
     face_size = client.signatures()[IDENTITY_FEATURES]["inputs"]["faces"][1]
     if face_size != faces.shape[1]:
         faces = frame_loop.read_faces(face_paths, face_size)
+    faces = frame_loop.identity_faces(model, faces)  # a masked-target model: the first crop is the target too
     count = frame_loop.write_talking_video(model, faces, waveform, out, batch_size, fps, overwrite, progress, inputs)
     return count, len(waveform) / audio_lib.SAMPLE_RATE
 
@@ -496,7 +540,8 @@ def _define_flags() -> None:
     flags.DEFINE_enum("protocol", "rest", ["rest", "grpc"], "REST (JSON) or gRPC (binary tensors).")
     flags.DEFINE_integer("rest_port", REST_PORT, "TF Serving's REST port (--rest_api_port).")
     flags.DEFINE_integer("grpc_port", GRPC_PORT, "TF Serving's gRPC port (--port).")
-    flags.DEFINE_multi_string("face", [], "Aligned square face crop (repeat 5 times for a 5-image model).")
+    flags.DEFINE_multi_string("face", [], "Aligned square face crop (repeat 5 times for a 5-image model; a "
+                              "masked-target model also takes the first as the frame being made).")
     flags.DEFINE_string("audio", None, "Speech recording (wav, mp3, m4a, ...).", required=True)
     flags.DEFINE_string("out", None, "Output video (.mp4).", required=True)
     flags.DEFINE_integer("batch_size", 25, "Audio windows (video frames) per request.", lower_bound=1)

@@ -392,6 +392,7 @@ def test_client_reads_the_signatures_and_drives_a_speech2vid_model_itself(client
         "outputs": {"identity": (-1, EMBED), "skip_14": (-1, 14, 14, C14), "skip_6": (-1, 6, 6, C6)}}  # fmt: skip
     assert signatures["generate_frame_pcm"]["inputs"]["pcm"] == (-1, PCM)
     assert serving_client.backend(client) is client
+    assert not client.masked_target and (client.num_identity_images, client.face_size) == (1, 112)
 
 
 def test_client_talking_frames(client):
@@ -409,6 +410,68 @@ def test_server_errors_name_the_problem(client):
         wrong.identity_features(np.zeros((112, 112, 3), np.uint8))
     with pytest.raises(ServingError, match="generate_frame takes inputs"):
         client.predict("generate_frame", identity=np.zeros((1, EMBED), np.float32))
+
+
+# --- A masked-target export: identity_features takes the frame being made as ``target`` ----------
+
+
+@pytest.fixture(scope="module")
+def masked_saved_model(tmp_path_factory):
+    """(loaded, serving folder) of a tiny masked-target export: ``target`` + ``faces`` -> ``identity``; its frame
+    reads only the target's upper half (what the model's mask leaves)."""
+    import tensorflow as tf
+
+    image = lambda name: tf.TensorSpec([None, 112, 112, 3], tf.uint8, name=name)
+
+    def features(target, faces):
+        x = tf.cast(tf.concat([target, faces], -1), tf.float32) / 255.0  # (N, 112, 112, 6), the target first
+        upper = tf.reduce_mean(x[:, :56, :, :3], [1, 2])  # (N, 3)
+        return {"identity": tf.concat([upper, tf.reduce_mean(x[..., 3:], [1, 2, 3])[:, None]], -1)}  # (N, 4)
+
+    def generate(identity, pcm):
+        level = tf.reduce_mean(identity, -1) + 10.0 * tf.reduce_mean(tf.abs(pcm), -1)  # (N,)
+        return {"frame": tf.sigmoid(tf.zeros([tf.shape(pcm)[0], 112, 112, 3]) + level[:, None, None, None])}
+
+    module = tf.Module()
+    module.identity_features = tf.function(features, input_signature=[image("target"), image("faces")])
+    module.generate_frame_pcm = tf.function(generate, input_signature=[
+        tf.TensorSpec([None, EMBED], tf.float32, name="identity"), tf.TensorSpec([None, PCM], tf.float32, name="pcm")])  # fmt: skip
+    path = tmp_path_factory.mktemp("masked") / "serving" / MODEL / "1"
+    signatures = {name: getattr(module, name).get_concrete_function() for name in ("identity_features", "generate_frame_pcm")}
+    tf.saved_model.save(module, str(path), signatures=signatures)
+    return tf.saved_model.load(str(path)), path
+
+
+@pytest.fixture(params=["rest", "grpc"])
+def masked_client(request, masked_saved_model):
+    server = serving_fakes.rest_server if request.param == "rest" else serving_fakes.grpc_server
+    with server(*masked_saved_model, MODEL) as port:
+        with ServingClient("127.0.0.1", MODEL, protocol=request.param, rest_port=port, grpc_port=port,
+                           timeout=30) as client:  # fmt: skip
+            yield client
+
+
+def test_client_of_a_masked_model_sends_each_rows_target(masked_client, masked_saved_model):
+    loaded, _ = masked_saved_model
+    assert masked_client.masked_target and masked_client.num_identity_images == 1
+    assert serving_client.backend(masked_client) is masked_client
+    rng = np.random.default_rng(3)
+    faces = rng.integers(0, 256, (1, 112, 112, 3), dtype=np.uint8)
+    targets = rng.integers(0, 256, (3, 112, 112, 3), dtype=np.uint8)
+    identity = masked_client.identity_features(frame_loop.identity_faces(masked_client, faces, targets))
+    expected = serving_fakes.run_signature(loaded, "identity_features", {"target": targets, "faces": np.repeat(faces, 3, 0)})
+    np.testing.assert_allclose(identity["identity"], expected["identity"], rtol=1e-6)
+    pcm = _inputs(batch=3)["pcm"]
+    frames = masked_client.generate_frame_pcm(identity, pcm)  # window i with identity row i
+    direct = serving_fakes.run_signature(loaded, "generate_frame_pcm", {**expected, "pcm": pcm})["frame"]
+    np.testing.assert_allclose(frames, direct, rtol=1e-6)
+    photo = masked_client.identity_features(frame_loop.identity_faces(masked_client, faces))  # its own target
+    np.testing.assert_allclose(photo["identity"][0, :3], faces[0, :56].mean((0, 1)) / 255.0, rtol=1e-5)
+    assert masked_client.generate_frame_pcm(photo, pcm).shape == (3, 112, 112, 3)
+    with pytest.raises(ValueError, match=r"takes the target frame and 1 reference face\(s\).*got \(1, 112, 112, 3\)"):
+        masked_client.identity_features(faces)
+    with pytest.raises(ValueError, match=r"identity outputs with \[3\] rows for 2 audio windows"):
+        masked_client.generate_frame_pcm(identity, pcm[:2])
 
 
 def test_rest_path_imports_no_tensorflow():
@@ -480,6 +543,18 @@ def test_cli_bad_input_names_the_file(cli_inputs, tmp_path, face, audio, expecte
     assert re.search(expected, result.stderr), result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out.mp4").exists()
+
+
+@pytest.mark.skipif(not shutil.which("ffmpeg"), reason="ffmpeg not installed")
+def test_make_video_of_a_masked_model_takes_the_photo_as_its_target(cli_inputs, masked_client, tmp_path):
+    count, _ = serving_client.make_video(masked_client, [cli_inputs / "face.png"], cli_inputs / "speech.wav",
+                                         tmp_path / "out.mp4", progress=False)  # fmt: skip
+    assert count == 13
+    with pytest.raises(ValueError, match=r"needs 1 aligned face crop\(s\) \(--face IMAGE, repeated\), got 2; the first "
+                                         "is also the frame being made"):  # fmt: skip
+        serving_client.make_video(masked_client, [cli_inputs / "face.png"] * 2, cli_inputs / "speech.wav",
+                                  tmp_path / "two.mp4", progress=False)  # fmt: skip
+    assert not (tmp_path / "two.mp4").exists()
 
 
 def test_cli_unreachable_server(cli_inputs, tmp_path):
