@@ -106,6 +106,23 @@ def test_only_the_upper_half_of_the_target_reaches_the_frame(exported, workdir, 
                 backend.identity_features(faces)  # the target left out
 
 
+def test_redub_and_generate_run_the_exported_model(exported, synth_shards, tmp_path):
+    """A re-dubbed video: each frame's own face is its target (LiteRT, one identity row per frame); a photo: its own."""
+    from keras_s2v import inference
+
+    _, out, android = exported
+    corpus_video = min((synth_shards.parent / "corpus").rglob("*.mp4"))
+    speech = android / "speech.wav"
+    frames = audio.num_frames(len(media.read_audio(speech)))
+    summary = inference.redub_video(corpus_video, speech, out / "tflite" / "s2v_tiny_float32.tflite",
+                                    tmp_path / "redub.mp4", audio_fit="trim", progress=False)  # fmt: skip
+    assert summary["model"].startswith("TFLite") and summary["frames"] == frames
+    assert summary["frames_without_face"] < summary["frames"]
+    summary = inference.generate_video([android / "face.png"], speech, out, tmp_path / "photo.mp4", crop=True,
+                                       progress=False)  # fmt: skip
+    assert summary["model"].startswith("SavedModel") and summary["frames"] == frames
+
+
 def test_lite_client_makes_the_golden_frames_from_the_photo(exported, tmp_path):
     _, _, android = exported
     metadata = json.loads((android / "metadata.json").read_text())["android"]
