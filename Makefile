@@ -15,7 +15,7 @@ export KERAS_S2V_MEDIA ?= $(abspath ../shared/media)
 PRETRAIN_DIR ?= runs/pretrain
 # The presets' schedules (each preset's model card says how many of these epochs its weights saw).
 S2V_REAL_EPOCHS ?= 40
-S2V_REAL_SYNC_EPOCHS ?= 30
+S2V_REAL_SYNC_EPOCHS ?= 12
 
 .PHONY: install system-deps demo test bench pretrain clean
 
