@@ -65,8 +65,48 @@ def resize_conv_bn_relu(x, filters: int, size: int, separable: bool = False, nam
     """
     doubling = size == 2 * x.shape[1]
     x = (keras.layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_resize") if doubling else
-         keras.layers.Resizing(size, size, interpolation="bilinear", name=f"{name}_resize"))(x)  # fmt: skip
+         BilinearResize(size, name=f"{name}_resize"))(x)  # fmt: skip
     return conv_bn_relu(x, filters, 3, separable=separable, name=name)
+
+
+@keras.saving.register_keras_serializable(package="keras_s2v")
+class BilinearResize(keras.layers.Layer):
+    """(B, h, w, C) -> (B, size, size, C), ``tf.image.resize``'s bilinear (half-pixel centres) as two
+    products with constant interpolation matrices.
+
+    The same numbers as ``keras.layers.Resizing(size, size, "bilinear")`` when enlarging, but every
+    exporter keeps the output size: tf2onnx turns a 6 -> 14 resize into a scale of 2.33 whose
+    ONNX output is 13 pixels.
+    """
+
+    def __init__(self, size: int, **kwargs):
+        super().__init__(**kwargs)
+        self.size = size
+
+    def build(self, input_shape):
+        self.in_height, self.in_width = int(input_shape[1]), int(input_shape[2])
+
+    def _weights(self, in_size: int):  # (size, in_size): each output pixel's two source weights
+        import numpy as np
+
+        centres = np.clip((np.arange(self.size) + 0.5) * in_size / self.size - 0.5, 0, in_size - 1)
+        low = np.floor(centres).astype(int)
+        high = np.minimum(low + 1, in_size - 1)
+        weights = np.zeros((self.size, in_size), np.float32)
+        np.add.at(weights, (np.arange(self.size), low), 1 - (centres - low))
+        np.add.at(weights, (np.arange(self.size), high), centres - low)
+        return keras.ops.convert_to_tensor(weights, self.compute_dtype)
+
+    def call(self, x):
+        rows, cols = self._weights(self.in_height), self._weights(self.in_width)
+        x = keras.ops.einsum("oh,bhwc->bowc", rows, x)  # (B, size, w, C)
+        return keras.ops.einsum("pw,bowc->bopc", cols, x)  # (B, size, size, C)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.size, self.size, input_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size}
 
 
 @keras.saving.register_keras_serializable(package="keras_s2v")

@@ -204,3 +204,13 @@ def test_masked_target_model_masks_the_targets_lower_half_and_round_trips(tmp_pa
     reloaded = keras.saving.load_model(tmp_path / "m.keras", compile=False)
     assert reloaded.masked_target and reloaded.identity_encoder.masked_target
     np.testing.assert_array_equal(np.asarray(reloaded({"faces": faces, "mfcc": mfcc})), out)
+
+
+def test_bilinear_resize_is_kerass_resizing_with_a_size_every_exporter_keeps():
+    from keras_s2v.layers.blocks import BilinearResize
+
+    x = np.random.default_rng(0).uniform(size=(2, 6, 6, 5)).astype(np.float32)
+    for size in (14, 28):
+        expected = np.asarray(keras.layers.Resizing(size, size, interpolation="bilinear")(x))
+        np.testing.assert_allclose(np.asarray(BilinearResize(size)(x)), expected, atol=1e-6)
+    assert BilinearResize.from_config(BilinearResize(14).get_config()).size == 14
