@@ -9,7 +9,8 @@ from keras_s2v.data import audio, media
 def test_demo_makes_a_talking_video(tmp_path):
     lines = []
     summary = demo.run_demo(tmp_path / "demo", "s2v_small_tiny", ["train.epochs=1"], tmp_path / "android", log=lines.append)
-    assert lines[0].startswith("1/6") and lines[-1].startswith("6/6")
+    assert lines[0].startswith("1/7") and lines[-1].startswith("7/7")
+    assert summary["preset"] == "s2v_real"  # the headline: the shipped preset on a portrait it never saw
     info = media.probe(summary["video"])
     speech = media.read_audio(tmp_path / "demo" / "speech.wav")
     portrait = media.read_image(tmp_path / "demo" / "portrait.png")
@@ -21,8 +22,10 @@ def test_demo_makes_a_talking_video(tmp_path):
     assert summary["int8_chain_psnr"] >= 30
     android = sorted(p.name for p in (tmp_path / "android").iterdir())
     assert android == sorted(["face.png", "speech.wav", "metadata.json", "golden_int8.png", "golden_float16.png",
-                              "s2v_small_tiny_int8.tflite", "s2v_small_tiny_float16.tflite"])  # fmt: skip
-    assert (tmp_path / "demo" / "export" / "serving" / "s2v_small_tiny" / "1" / "saved_model.pb").exists()
+                              "s2v_real_int8.tflite", "s2v_real_float16.tflite"])  # fmt: skip
+    assert (tmp_path / "demo" / "export" / "serving" / "s2v_real" / "1" / "saved_model.pb").exists()
+    small = media.probe(summary["video_small"])  # the model trained in the demo says the same sentence
+    assert small.has_audio and (small.height, small.width) == portrait.shape[:2]
     manifest = json.loads((tmp_path / "demo" / "shards" / "manifest.json").read_text())
     assert manifest["clips_ok"] == 12 and set(manifest["splits"]) == {"train", "validation"}
     # The evaluation of the demo model on the held-out tails, with the baselines.
