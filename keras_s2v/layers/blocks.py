@@ -40,8 +40,12 @@ def separable_conv_bn_relu(x, filters: int, kernel_size, strides=1, padding: str
     standard ``conv_bn_relu`` gives it. Per output position it costs
     k^2 C_in + C_in C_out multiply-adds instead of k^2 C_in C_out.
     """
+    # He initialisation over the k x k taps each output sums. Keras's "he_normal" counts the input
+    # channels too (fan_in k^2 C), so each block shrank the signal by sqrt(C), and s2v_mobile's
+    # untrained audio vector barely varied with the audio (BatchNorm's moving statistics start at 1).
+    he_depthwise = keras.initializers.VarianceScaling(2.0 * int(x.shape[-1]), "fan_in", "truncated_normal")
     x = keras.layers.DepthwiseConv2D(kernel_size, strides=strides, padding=padding, use_bias=False,
-                                     depthwise_initializer="he_normal", name=f"{name}_dw")(x)  # fmt: skip
+                                     depthwise_initializer=he_depthwise, name=f"{name}_dw")(x)  # fmt: skip
     x = batch_norm(f"{name}_dw_bn")(x)
     x = keras.layers.ReLU(name=f"{name}_dw_relu")(x)
     x = keras.layers.Conv2D(filters, 1, use_bias=False, kernel_initializer="he_normal", name=name)(x)
