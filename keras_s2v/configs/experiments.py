@@ -277,8 +277,8 @@ def s2v_real() -> ExperimentConfig:
       and rewards its edges, where plain L1 settles on a blurred average mouth;
     * ``model.masked_target`` (Wav2Lip, LipGAN): the frame being made, its lower half masked,
       joins the identity face, so pose, light and background are the frame's own and the
-      model's whole job is the mouth; without it, a still's pose against a moving real head
-      was most of the error;
+      model's whole job is the mouth (without it, the generated face keeps the still's pose
+      while the real head moves);
     * Adam 3e-4 with a cosine decay, at half width.
     """
     config = s2v()
