@@ -23,6 +23,7 @@ class ModelConfig:
     separable: bool = False  # depthwise-separable body convolutions (MobileNet blocks)
     upsampling: str = "transpose"  # decoder: transpose (the paper) | resize (resize + conv: no checkerboard)
     high_res_skips: bool = False  # also the identity encoder's 56 and 28 px maps into the decoder (sharper faces)
+    full_res_skip: bool = False  # speech2vid: a 112 px decoder stage fed the faces' own pixels (needs skip_connections)
     masked_target: bool = False  # speech2vid: also the target frame, lower half masked (Wav2Lip): keeps its pose
     deblur_depth: int = 10
     deblur_filters: int = 64

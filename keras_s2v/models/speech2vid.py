@@ -32,7 +32,8 @@ from keras_s2v.layers.blocks import MaskLowerHalf, batch_norm, conv_bn_relu, dec
 from keras_s2v.models.base import FunctionalModel
 
 IMAGE_SIZE = 112
-SKIP_NAMES = ("skip_56", "skip_28", "skip_14", "skip_6")  # identity-encoder maps the decoder may concatenate
+SKIP_NAMES = ("skip_112", "skip_56", "skip_28", "skip_14", "skip_6")  # identity-encoder maps the decoder may concatenate
+FULL_RES_FILTERS = 32  # the 112 px stage of full_res_skip, times width
 UPSAMPLINGS = ("transpose", "resize")
 
 
@@ -71,13 +72,15 @@ class Speech2VidIdentityEncoder(FunctionalModel):
     With ``masked_target`` faces are (B, 112, 112, 3 (n + 1)): the target frame first.
     """
 
-    CONFIG_KEYS = ("num_images", "width", "embedding_dim", "separable", "high_res_skips", "masked_target")
+    CONFIG_KEYS = ("num_images", "width", "embedding_dim", "separable", "high_res_skips", "masked_target",
+                   "full_res_skip")  # fmt: skip
 
     def __init__(self, num_images: int = 1, width: float = 1.0, embedding_dim: int = 256, separable: bool = False,
-                 high_res_skips: bool = False, masked_target: bool = False, name: str = "identity_encoder",
-                 **kwargs):  # fmt: skip
+                 high_res_skips: bool = False, masked_target: bool = False, full_res_skip: bool = False,
+                 name: str = "identity_encoder", **kwargs):  # fmt: skip
         faces = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3 * (num_images + masked_target)), name="faces")
-        x = MaskLowerHalf(3, name="mask_target")(faces) if masked_target else faces
+        pixels = MaskLowerHalf(3, name="mask_target")(faces) if masked_target else faces
+        x = pixels
         # conv1 sees 3 n channels: standard even when separable.
         skip_56 = conv_bn_relu(x, scaled(96, width), 7, strides=2, separable=separable, name="conv1")  # (B, 56, 56, 96)
         pool1 = keras.layers.MaxPooling2D(3, strides=2, name="pool1")(skip_56)  # (B, 27, 27, 96)
@@ -93,6 +96,8 @@ class Speech2VidIdentityEncoder(FunctionalModel):
         if high_res_skips:  # the face's own texture at 56 and 28 px: what keeps generated faces sharp
             outputs["skip_28"] = keras.layers.ZeroPadding2D(((0, 1), (0, 1)), name="skip_28_pad")(pool1)  # (B, 28, 28, 96)
             outputs["skip_56"] = skip_56  # (B, 56, 56, 96)
+        if full_res_skip:  # the pixels themselves: with a masked target, its upper face passes through unblurred
+            outputs["skip_112"] = conv_bn_relu(pixels, scaled(FULL_RES_FILTERS, width), 3, name="conv_skip112")  # (B, 112, 112, 32)
         super().__init__(inputs=faces, outputs=outputs, name=name, **kwargs)
         self.num_images = num_images
         self.width = width
@@ -100,20 +105,23 @@ class Speech2VidIdentityEncoder(FunctionalModel):
         self.separable = separable
         self.high_res_skips = high_res_skips
         self.masked_target = masked_target
+        self.full_res_skip = full_res_skip
 
 
 @keras.saving.register_keras_serializable(package="keras_s2v")
 class Speech2VidDecoder(FunctionalModel):
     """[identity, audio] vectors (+ skips) -> frame (B, 112, 112, 3) in [0, 1]."""
 
-    CONFIG_KEYS = ("width", "embedding_dim", "skip_connections", "separable", "upsampling", "high_res_skips")
+    CONFIG_KEYS = ("width", "embedding_dim", "skip_connections", "separable", "upsampling", "high_res_skips",
+                   "full_res_skip")  # fmt: skip
 
     def __init__(self, width: float = 1.0, embedding_dim: int = 256, skip_connections: bool = True,
                  separable: bool = False, upsampling: str = "transpose", high_res_skips: bool = False,
-                 name: str = "decoder", **kwargs):  # fmt: skip
+                 full_res_skip: bool = False, name: str = "decoder", **kwargs):  # fmt: skip
         if upsampling not in UPSAMPLINGS:
             raise ValueError(f"upsampling must be one of {UPSAMPLINGS}, got {upsampling!r}")
         high_res_skips = high_res_skips and skip_connections
+        full_res_skip = full_res_skip and skip_connections
         identity = keras.Input((embedding_dim,), name="identity")
         audio = keras.Input((embedding_dim,), name="audio")
         skips = {"skip_14": keras.Input((14, 14, scaled(256, width)), name="skip_14"),
@@ -121,6 +129,8 @@ class Speech2VidDecoder(FunctionalModel):
         if high_res_skips:
             skips["skip_28"] = keras.Input((28, 28, scaled(96, width)), name="skip_28")
             skips["skip_56"] = keras.Input((56, 56, scaled(96, width)), name="skip_56")
+        if full_res_skip:
+            skips["skip_112"] = keras.Input((IMAGE_SIZE, IMAGE_SIZE, scaled(FULL_RES_FILTERS, width)), name="skip_112")
 
         def up(x, filters, size, name):  # (B, s, s, C) -> (B, size, size, filters)
             if upsampling == "resize":
@@ -149,7 +159,11 @@ class Speech2VidDecoder(FunctionalModel):
         x = up(x, scaled(64, width), 56, name="deconv56")  # (B, 56, 56, 64)
         if high_res_skips:
             x = merge(x, 56, scaled(64, width))  # (B, 56, 56, 64)
-        if upsampling == "resize":
+        if full_res_skip:  # a 112 px stage that sees the face's own pixels, then a 1 x 1 to RGB
+            x = up(x, scaled(FULL_RES_FILTERS, width), IMAGE_SIZE, name="deconv112_up")  # (B, 112, 112, 32)
+            x = merge(x, IMAGE_SIZE, scaled(FULL_RES_FILTERS, width))  # (B, 112, 112, 32)
+            x = keras.layers.Conv2D(3, 1, name="to_rgb")(x)  # (B, 112, 112, 3)
+        elif upsampling == "resize":
             x = keras.layers.UpSampling2D(2, interpolation="nearest", name="deconv112_resize")(x)
             x = keras.layers.Conv2D(3, 3, padding="same", name="deconv112")(x)  # (B, 112, 112, 3)
         else:
@@ -165,6 +179,7 @@ class Speech2VidDecoder(FunctionalModel):
         self.separable = separable
         self.upsampling = upsampling
         self.high_res_skips = high_res_skips
+        self.full_res_skip = full_res_skip
 
 
 @keras.saving.register_keras_serializable(package="keras_s2v")
@@ -176,17 +191,19 @@ class Speech2Vid(FunctionalModel):
     """
 
     CONFIG_KEYS = ("num_identity_images", "width", "embedding_dim", "skip_connections", "separable", "upsampling",
-                   "high_res_skips", "masked_target")  # fmt: skip
+                   "high_res_skips", "masked_target", "full_res_skip")  # fmt: skip
 
     def __init__(self, num_identity_images: int = 1, width: float = 1.0, embedding_dim: int = 256,
                  skip_connections: bool = True, separable: bool = False, upsampling: str = "transpose",
-                 high_res_skips: bool = False, masked_target: bool = False, name: str = "speech2vid",
-                 **kwargs):  # fmt: skip
+                 high_res_skips: bool = False, masked_target: bool = False, full_res_skip: bool = False,
+                 name: str = "speech2vid", **kwargs):  # fmt: skip
         high_res_skips = high_res_skips and skip_connections
+        full_res_skip = full_res_skip and skip_connections
         identity_encoder = Speech2VidIdentityEncoder(num_identity_images, width, embedding_dim, separable, high_res_skips,
-                                                     masked_target)  # fmt: skip
+                                                     masked_target, full_res_skip)  # fmt: skip
         audio_encoder = Speech2VidAudioEncoder(width, embedding_dim, separable)
-        decoder = Speech2VidDecoder(width, embedding_dim, skip_connections, separable, upsampling, high_res_skips)
+        decoder = Speech2VidDecoder(width, embedding_dim, skip_connections, separable, upsampling, high_res_skips,
+                                    full_res_skip)  # fmt: skip
         faces = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3 * (num_identity_images + masked_target)), name="faces")
         mfcc = keras.Input((audio_lib.MFCC_COEFFS, audio_lib.MFCC_WINDOW_HOPS), name="mfcc")
         identity = identity_encoder(faces)
@@ -203,6 +220,7 @@ class Speech2Vid(FunctionalModel):
         self.upsampling = upsampling
         self.high_res_skips = high_res_skips
         self.masked_target = masked_target
+        self.full_res_skip = full_res_skip
         self.identity_encoder = identity_encoder
         self.audio_encoder = audio_encoder
         self.decoder = decoder

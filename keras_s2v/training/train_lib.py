@@ -51,7 +51,7 @@ def build_model(config: ExperimentConfig):
     m = config.model
     if m.kind == "speech2vid":
         model = Speech2Vid(m.num_identity_images, m.width, m.embedding_dim, m.skip_connections, m.separable,
-                           m.upsampling, m.high_res_skips, m.masked_target)  # fmt: skip
+                           m.upsampling, m.high_res_skips, m.masked_target, m.full_res_skip)  # fmt: skip
         if m.identity_weights:
             path = Path(m.identity_weights)
             if not path.exists():

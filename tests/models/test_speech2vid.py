@@ -185,6 +185,29 @@ def test_resize_decoder_with_high_res_skips_round_trips_and_splits_for_export():
         Speech2VidDecoder(0.125, 32, upsampling="pixelshuffle")
 
 
+def test_full_res_skip_passes_the_faces_pixels_to_a_112_px_stage():
+    """The 112 px stage: its map is an identity output like the other skips, so the export split still holds."""
+    model = Speech2Vid(width=0.125, embedding_dim=32, upsampling="resize", high_res_skips=True, masked_target=True,
+                       full_res_skip=True)  # fmt: skip
+    assert tuple(model.identity_encoder.output["skip_112"].shape[1:]) == (112, 112, 4)
+    assert model.decoder.get_layer("to_rgb").kernel.shape == (1, 1, 4, 3)
+    x = _inputs(batch=2)
+    x["faces"] = np.concatenate([x["faces"], x["faces"][..., ::-1]], axis=-1)
+    identity = {k: np.asarray(v) for k, v in model.identity_encoder(x["faces"]).items()}
+    generator = model.frame_generator()
+    assert "skip_112" in generator.input
+    np.testing.assert_allclose(np.asarray(generator({**identity, "mfcc": x["mfcc"]})), np.asarray(model(x)), atol=1e-6)
+    hidden = {**x, "faces": x["faces"].copy()}
+    hidden["faces"][:, 56:, :, :3] = 0  # the target's mouth still never reaches the model, not even at 112 px
+    np.testing.assert_array_equal(np.asarray(model(hidden)), np.asarray(model(x)))
+    clone = Speech2Vid.from_config(model.get_config())
+    assert clone.full_res_skip and clone.decoder.full_res_skip and clone.identity_encoder.full_res_skip
+    clone.set_weights(model.get_weights())
+    np.testing.assert_array_equal(np.asarray(clone(x)), np.asarray(model(x)))
+    # Without skip connections there is nothing to pass: the option is dropped, as high_res_skips is.
+    assert not Speech2Vid(width=0.125, embedding_dim=32, skip_connections=False, full_res_skip=True).full_res_skip
+
+
 def test_masked_target_model_masks_the_targets_lower_half_and_round_trips(tmp_path):
     """Wav2Lip's conditioning: the target frame first, its lower half (mouth and jaw) never reaches the model."""
     model = Speech2Vid(width=0.125, embedding_dim=32, masked_target=True, high_res_skips=True, upsampling="resize")
