@@ -109,6 +109,7 @@ def main() -> None:
     parser.add_argument("--throughput_steps", type=int, default=8)
     args = parser.parse_args()
 
+    from keras_s2v import workdirs
     from keras_s2v.configs.experiments import apply_overrides, get_experiment
     from keras_s2v.training import train_lib
 
@@ -118,7 +119,7 @@ def main() -> None:
     start = time.perf_counter()
     result = train_lib.train(config, shards, out / "train")
     train_seconds = time.perf_counter() - start
-    model = train_lib.load_trained_model(out / "train")
+    model = workdirs.load_trained_model(out / "train")
     _, validation = train_lib.make_datasets(config, shards, 16)
     scores = evaluate(model, validation)
     print(f"\ncorpus: {args.corpus}; experiment: {config.name}; {len(result['epochs'])} epochs x "

@@ -78,11 +78,12 @@ def parse_list(value, known: tuple[str, ...], what: str) -> list[str]:
 def load_checkpoint(workdir):
     """(experiment config, trained Speech2Vid, temporal GAN or glance generator) of a workdir, or ExportError
     saying what is missing."""
+    from keras_s2v import workdirs
     from keras_s2v.configs.experiments import ExperimentConfig
     from keras_s2v.training import train_lib
 
     workdir = Path(workdir)
-    config_path, model_path = workdir / train_lib.CONFIG_FILE, workdir / train_lib.MODEL_FILE
+    config_path, model_path = workdir / workdirs.CONFIG_FILE, workdir / workdirs.MODEL_FILE
     if not workdir.is_dir():
         raise ExportError(f"{workdir}: no such training workdir")
     if not config_path.exists():
@@ -97,7 +98,7 @@ def load_checkpoint(workdir):
     if not model_path.exists():
         raise ExportError(f"{model_path}: no checkpoint in {workdir}; training has not finished an epoch")
     try:
-        model = train_lib.load_trained_model(workdir)
+        model = workdirs.load_trained_model(workdir)
     except Exception as error:  # noqa: BLE001 - Keras raises many kinds for a corrupt archive
         raise ExportError(f"{model_path}: cannot load the checkpoint ({type(error).__name__}: {error})") from None
     expected = train_lib.build_model(config).get_config()
@@ -111,11 +112,11 @@ def load_checkpoint(workdir):
 
 
 def data_dir_of(workdir, data_dir=None) -> Path:
-    from keras_s2v.training import train_lib
+    from keras_s2v import workdirs
 
     if data_dir:
         return Path(data_dir)
-    record = Path(workdir) / train_lib.DATA_FILE
+    record = Path(workdir) / workdirs.DATA_FILE
     recorded = json.loads(record.read_text()).get("data_dir") if record.exists() else None  # presets record none
     if recorded:  # several folders (comma-separated): calibrate on the first
         return Path(recorded.split(",")[0])

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_s2v import workdirs
 from keras_s2v.data import audio as audio_lib
 from keras_s2v.model_files import ModelError  # a --model path that cannot be run, with why (also raised here)
 
@@ -221,7 +222,7 @@ def find_saved_model(path: Path) -> Path | None:
 
 def _training_kind(workdir: Path) -> str:
     try:
-        return json.loads((workdir / "config.json").read_text())["model"]["kind"]
+        return json.loads((workdir / workdirs.CONFIG_FILE).read_text())["model"]["kind"]
     except (OSError, ValueError, KeyError) as error:
         raise ModelError(workdir, f"unreadable config.json ({error})") from None
 
@@ -243,11 +244,9 @@ def data_parameters(path, backend) -> dict:
         from export import formats
 
         audio = _audio_parameters(formats.read_embedded_metadata(path))
-    elif (path / "config.json").exists():
-        from keras_s2v.training import train_lib
-
+    elif (path / workdirs.CONFIG_FILE).exists():
         try:
-            audio = (json.loads((path / train_lib.DATA_FILE).read_text()).get("data_parameters") or {}).get("audio")
+            audio = (json.loads((path / workdirs.DATA_FILE).read_text()).get("data_parameters") or {}).get("audio")
         except (OSError, ValueError):
             pass
     else:
@@ -270,14 +269,12 @@ def load_generator(path):
         from keras_s2v import lite_client
 
         return lite_client.load(path)
-    if (path / "config.json").exists():
+    if (path / workdirs.CONFIG_FILE).exists():
         kind = _training_kind(path)
         if kind not in ("speech2vid", "tgan", "glance"):
             raise ModelError(path, f"a {kind} model, not a talking-face generator")
-        from keras_s2v.training import train_lib
-
         try:
-            model = train_lib.load_trained_model(path)
+            model = workdirs.load_trained_model(path)
         except FileNotFoundError as error:
             raise ModelError(path, f"no model.keras yet ({error})") from None
         if kind == "glance":
@@ -301,14 +298,12 @@ class KerasDeblur:
     """A trained deblurring CNN: (N, S, S, 3) frames in [0, 1] -> sharpened frames."""
 
     def __init__(self, workdir):
-        from keras_s2v.training import train_lib
-
         self.path = Path(workdir)
         kind = _training_kind(self.path)
         if kind != "deblur":
             raise ModelError(self.path, f"a {kind} model, not a deblurring CNN (train one with --experiment deblur)")
         try:
-            self.model = train_lib.load_trained_model(self.path)
+            self.model = workdirs.load_trained_model(self.path)
         except FileNotFoundError as error:
             raise ModelError(self.path, f"no model.keras yet ({error})") from None
 
@@ -322,11 +317,11 @@ DEBLUR_SUBDIR = "deblur"  # a generator workdir's companion: python -m keras_s2v
 def find_deblur(model_path) -> Path | None:
     """The deblur workdir that goes with a generator workdir (``<workdir>/deblur``), if trained."""
     candidate = Path(model_path) / DEBLUR_SUBDIR
-    return candidate if (candidate / "model.keras").exists() else None
+    return candidate if (candidate / workdirs.MODEL_FILE).exists() else None
 
 
 def load_deblur(path) -> KerasDeblur:
     path = Path(path)
-    if not (path / "config.json").exists():
+    if not (path / workdirs.CONFIG_FILE).exists():
         raise ModelError(path, "not a deblur training workdir (no config.json)")
     return KerasDeblur(path)

@@ -14,10 +14,10 @@ import cv2
 import numpy as np
 import pytest
 
+from keras_s2v import workdirs
 from keras_s2v.configs.experiments import get_experiment
 from keras_s2v.data import audio, media
 from keras_s2v.models.speech2vid import Speech2Vid
-from keras_s2v.training import train_lib
 
 SIZE = 256
 
@@ -37,7 +37,7 @@ def files(tmp_path_factory):
         for i in range(10):
             writer.write(np.roll(portrait, i, axis=1))
     config = get_experiment("s2v_tiny")
-    train_lib.check_workdir(root / "model", config)
+    workdirs.check_workdir(root / "model", config)
     Speech2Vid(1, config.model.width, config.model.embedding_dim, True).save(root / "model" / "model.keras")
     shards = root / "shards"
     shards.mkdir()

@@ -7,12 +7,11 @@ import cv2
 import numpy as np
 import pytest
 
-from keras_s2v import backends, inference
+from keras_s2v import backends, inference, workdirs
 from keras_s2v.configs.experiments import get_experiment
 from keras_s2v.data import audio, media
 from keras_s2v.models.deblur import DeblurCNN
 from keras_s2v.models.speech2vid import Speech2Vid
-from keras_s2v.training import train_lib
 
 SIZE = 256  # test photos and videos: small enough to be quick, large enough for real detection
 
@@ -20,7 +19,7 @@ SIZE = 256  # test photos and videos: small enough to be quick, large enough for
 def _save_untrained(workdir, name, masked_target=False):
     config = get_experiment(name)
     config.model.masked_target = masked_target
-    train_lib.check_workdir(workdir, config)
+    workdirs.check_workdir(workdir, config)
     m = config.model
     if m.kind == "deblur":
         model = DeblurCNN(m.deblur_depth, m.deblur_filters)

@@ -10,11 +10,10 @@ import keras
 import numpy as np
 import pytest
 
-from keras_s2v import backends, model_files
+from keras_s2v import backends, model_files, workdirs
 from keras_s2v.configs.experiments import get_experiment
 from keras_s2v.data import audio, media
 from keras_s2v.evaluation.sync import SyncExpert
-from keras_s2v.training import train_lib
 
 
 def _cut(path, size=None):
@@ -44,7 +43,7 @@ def _keras_file(path, lambda_function=None):
 
 
 def _workdir(path, experiment="s2v_tiny"):
-    train_lib.check_workdir(path, get_experiment(experiment))
+    workdirs.check_workdir(path, get_experiment(experiment))
     return path
 
 

@@ -7,10 +7,9 @@ import sys
 import numpy as np
 import pytest
 
-from keras_s2v import backends, pretrained
+from keras_s2v import backends, pretrained, workdirs
 from keras_s2v.configs.experiments import get_experiment
 from keras_s2v.models.speech2vid import Speech2Vid
-from keras_s2v.training import train_lib
 
 
 @pytest.fixture
@@ -18,7 +17,7 @@ def preset_root(tmp_path, monkeypatch):
     """A trained-looking tiny s2v_real workdir saved as preset ``tiny_face`` in a presets folder of the test's own."""
     workdir = tmp_path / "run"
     config = get_experiment("s2v_real_tiny")
-    train_lib.check_workdir(workdir, config)
+    workdirs.check_workdir(workdir, config)
     m = config.model
     Speech2Vid(1, m.width, m.embedding_dim, True, False, m.upsampling, m.high_res_skips).save(workdir / "model.keras")
     (workdir / "data.json").write_text(json.dumps({"data_dir": "/nowhere", "data_parameters": {"crop_size": 112}}))

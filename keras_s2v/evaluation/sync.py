@@ -93,17 +93,16 @@ class SyncExpert:
     """A trained sync expert: embeddings of lower-face windows and of audio, and clip scores."""
 
     def __init__(self, workdir, batch_size: int = 64):
-        from keras_s2v import pretrained
-        from keras_s2v.training import train_lib
+        from keras_s2v import pretrained, workdirs
 
         self.workdir = Path(pretrained.resolve(workdir))
         try:
-            kind = json.loads((self.workdir / train_lib.CONFIG_FILE).read_text())["model"]["kind"]
+            kind = json.loads((self.workdir / workdirs.CONFIG_FILE).read_text())["model"]["kind"]
         except (OSError, ValueError, KeyError) as error:
             raise ValueError(f"{self.workdir}: not a training workdir ({error})") from None
         if kind != "syncnet":
             raise ValueError(f"{self.workdir}: a {kind} model, not a sync expert (train one with --experiment syncnet)")
-        model = train_lib.load_trained_model(self.workdir)
+        model = workdirs.load_trained_model(self.workdir)
         self.video_encoder, self.audio_encoder = model.video_encoder, model.audio_encoder
         self.face_size = int(model.face_size)
         self.crop = getattr(model, "crop", "lower_half")
@@ -132,10 +131,10 @@ class SyncExpert:
 
 
 def _recorded_parameters(workdir: Path) -> dict | None:
-    from keras_s2v.training import train_lib
+    from keras_s2v import workdirs
 
     try:
-        return json.loads((workdir / train_lib.DATA_FILE).read_text()).get("data_parameters")
+        return json.loads((workdir / workdirs.DATA_FILE).read_text()).get("data_parameters")
     except (OSError, ValueError):
         return None
 

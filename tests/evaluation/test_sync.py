@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from keras_s2v import workdirs
 from keras_s2v.configs import experiments
 from keras_s2v.data import audio, pipeline, prepare
 from keras_s2v.evaluation import sync
@@ -104,7 +105,7 @@ def test_trained_expert_scores_clips(expert_workdir, synth_shards):
 
 
 def test_expert_refuses_a_generator_workdir(tmp_path):
-    train_lib.check_workdir(tmp_path, experiments.get_experiment("s2v_tiny"))
+    workdirs.check_workdir(tmp_path, experiments.get_experiment("s2v_tiny"))
     with pytest.raises(ValueError, match="not a sync expert"):
         sync.SyncExpert(tmp_path)
 

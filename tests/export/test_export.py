@@ -13,7 +13,7 @@ import pytest
 from export import ExportError, ParityError, export_model, formats, parity
 from keras_s2v.outputs import OutputError
 from export.signatures import ON_DEVICE_SIGNATURES, SIGNATURES
-from keras_s2v import frame_loop, lite_client, serving_client
+from keras_s2v import frame_loop, lite_client, serving_client, workdirs
 from keras_s2v.configs.experiments import apply_overrides, get_experiment
 from keras_s2v.data import audio, media
 from keras_s2v.training import train_lib
@@ -46,7 +46,7 @@ def test_export_writes_every_format_with_metadata_and_passing_parity(exported, w
 
     stored = tf.train.load_checkpoint(str(version / "variables" / "variables")).get_variable_to_shape_map()
     values = sum(int(np.prod(shape)) for key, shape in stored.items() if "CHECKPOINTABLE" not in key)
-    assert values == train_lib.load_trained_model(workdir).count_params()  # each weight stored once
+    assert values == workdirs.load_trained_model(workdir).count_params()  # each weight stored once
     metadata = json.loads((out / "metadata.json").read_text())
     assert metadata["audio"]["sample_rate"] == 16000 and metadata["audio"]["pcm_window_samples"] == 5840
     assert metadata["signatures"]["generate_frame_pcm"]["inputs"]["pcm"] == {"shape": [-1, 5840], "dtype": "float32"}
@@ -94,7 +94,7 @@ def test_saved_model_answers_serving_requests_by_signature_name(exported, workdi
     frame = loaded.signatures["generate_frame_pcm"](**_payload_inputs("generate_frame_pcm", {**identity, "pcm": pcm}))["frame"]
     one_call = loaded.signatures["serving_default"](**_payload_inputs("serving_default", {"faces": faces, "pcm": pcm}))["frame"]
     np.testing.assert_allclose(frame.numpy(), one_call.numpy(), atol=1e-5)
-    model = train_lib.load_trained_model(workdir)
+    model = workdirs.load_trained_model(workdir)
     mfcc = np.stack([audio.mfcc_from_pcm_window(p) for p in pcm]).astype(np.float32)
     request = serving_client.predict_request("s2v_tiny", "generate_frame", {**identity, "mfcc": mfcc})
     inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}

@@ -8,6 +8,7 @@ import pytest
 
 from export import export_model, formats
 from export.signatures import WINDOW_SIGNATURES
+from keras_s2v import workdirs
 from keras_s2v.configs.experiments import apply_overrides, get_experiment
 from keras_s2v.data import audio, media
 from keras_s2v.training import train_lib
@@ -86,7 +87,7 @@ def test_saved_model_has_the_documented_window_signatures(exported, workdir, syn
     # The two signatures chained equal the trained model on the lip crop and the training log-mel.
     samples = exporter.read_samples(synth_shards, "validation", 1, 2, window_frames=WINDOW_FRAMES)
     frames = generate(pcm=samples["pcm"], **identity(faces=samples["faces"]))["frames"].numpy()
-    model = train_lib.load_trained_model(workdir)
+    model = workdirs.load_trained_model(workdir)
     lips = np.asarray(pipeline.lip_crops(samples["faces"].astype(np.float32) / 255.0))
     log_mel = np.stack([audio.log_mel_from_pcm_window(p, WINDOW_FRAMES) for p in samples["pcm"]])
     np.testing.assert_allclose(frames, np.asarray(model({"lips": lips, "log_mel": log_mel}, training=False)), atol=1e-4)

@@ -9,6 +9,7 @@ import pytest
 
 from export import ExportError, export_model, exporter, formats
 from export.signatures import STREAMING_SIGNATURES
+from keras_s2v import workdirs
 from keras_s2v.configs.experiments import apply_overrides, get_experiment
 from keras_s2v.data import audio, media
 from keras_s2v.training import train_lib
@@ -99,7 +100,7 @@ def test_saved_model_has_the_documented_streaming_signatures(exported):
 
 def _keras_sequence(workdir, faces, pcm, noise):
     """The whole-sequence Keras model on the same face, windows and noise: (T, S, S, 3)."""
-    model = train_lib.load_trained_model(workdir)
+    model = workdirs.load_trained_model(workdir)
     inputs = {"faces": faces[None].astype(np.float32) / 255.0, "audio": pcm[None], "noise": model.noise_std * noise[None]}
     return np.asarray(model(inputs, training=False))[0]
 

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import pytest
 
+from keras_s2v import workdirs
 from keras_s2v.configs.experiments import apply_overrides, get_experiment
 from keras_s2v.data import pipeline
 from keras_s2v.training import train_lib
@@ -28,7 +29,7 @@ def test_every_experiment_trains_through_the_cli(name, synth_shards, tmp_path):
     assert json.loads((workdir / "config.json").read_text())["name"] == name
     history = json.loads((workdir / "history.json").read_text())
     assert len(history) == 1 and np.isfinite(history[0]["loss"]) and "val_psnr" in history[0]
-    model = train_lib.load_trained_model(workdir)
+    model = workdirs.load_trained_model(workdir)
     assert model.output.shape[-3:] == (112, 112, 3)
     assert (workdir / "samples" / "latest.png").exists() and list((workdir / "logs").rglob("events.out.*"))
 
@@ -138,17 +139,17 @@ def test_run_of_the_backup_layout_resumes_or_falls_back_to_a_checkpoint(cut, sto
 
 def test_workdir_of_another_config_is_refused(tmp_path):
     config = get_experiment("s2v_tiny")
-    train_lib.check_workdir(tmp_path, config)
-    train_lib.check_workdir(tmp_path, config)  # same config: fine (resume)
+    workdirs.check_workdir(tmp_path, config)
+    workdirs.check_workdir(tmp_path, config)  # same config: fine (resume)
     other = apply_overrides(config, ["model.skip_connections=false", "train.epochs=7"])
-    with pytest.raises(train_lib.WorkdirMismatch, match=r"model.skip_connections, train.epochs"):
-        train_lib.check_workdir(tmp_path, other)
+    with pytest.raises(workdirs.WorkdirMismatch, match=r"model.skip_connections, train.epochs"):
+        workdirs.check_workdir(tmp_path, other)
     assert json.loads((tmp_path / "config.json").read_text()) == json.loads(config.to_json())  # untouched
     # A run started before a config field existed resumes: the new field takes its default.
     older = json.loads(config.to_json())
     del older["model"]["separable"]
     (tmp_path / "config.json").write_text(json.dumps(older))
-    train_lib.check_workdir(tmp_path, config)
+    workdirs.check_workdir(tmp_path, config)
 
 
 @pytest.mark.parametrize("data", ["typo", "good,typo", "no_validation"])
@@ -163,7 +164,7 @@ def test_bad_data_is_refused_before_the_workdir_is_locked(data, synth_shards, tm
         train_lib.train(get_experiment("s2v_tiny"), given, workdir)
     assert not (workdir / "config.json").exists()
     fixed = apply_overrides(get_experiment("s2v_tiny"), ["train.epochs=7"])  # the corrected command, another config
-    train_lib.check_workdir(workdir, fixed)
+    workdirs.check_workdir(workdir, fixed)
 
 
 def test_workdir_that_is_a_file_is_one_error_line(synth_shards, tmp_path):
