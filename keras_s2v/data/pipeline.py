@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from keras_s2v.data import audio as audio_lib
-from keras_s2v.data import features
+from keras_s2v.data import features, prepared
 
 
 def _tf():
@@ -292,10 +292,8 @@ def glance_dataset(data_dir, split: str, batch_size: int, frames: int = audio_li
     window, the faces flipped and jittered together) with every face cut to
     its lip box (``lip_crops``) and the window's log-mel rows concatenated.
     """
-    from keras_s2v.data import prepare
-
     tf = _tf()
-    face_size = prepare.data_parameters(data_dirs(data_dir))["crop_size"]
+    face_size = prepared.data_parameters(data_dirs(data_dir))["crop_size"]
     dataset = sequence_dataset(data_dir, split, batch_size, (frames,), "log_mel", samples_per_segment, min_identity_gap,
                                training, shuffle_buffer, augment, seed)  # fmt: skip
 
@@ -348,11 +346,9 @@ def syncnet_dataset(data_dir, split: str, batch_size: int, max_shift: int = 5, s
     segment's own MFCC, so a shifted window is real speech, never padding;
     segments shorter than ``2 K + 5`` frames are skipped.
     """
-    from keras_s2v.data import prepare
-
     tf = _tf()
     half = audio_lib.SYNC_FRAMES // 2
-    face_size = prepare.data_parameters(data_dirs(data_dir))["crop_size"]
+    face_size = prepared.data_parameters(data_dirs(data_dir))["crop_size"]
     dataset = _segments(data_dir, split, training, seed)
     dataset = dataset.filter(lambda example, key: example["num_frames"] >= 2 * (max_shift + half) + 1)
 

@@ -7,13 +7,7 @@ over many clips on one machine (resumable, ``workers`` processes) and packs
 the shards; ``prepare_beam`` runs the same function as an Apache Beam
 pipeline for corpora that outgrow one machine.
 
-Output folder::
-
-    prepare_config.json            options the folder was made with
-    clips/<clip_id>.json           per-clip result (the "done" marker, written last)
-    clips/<clip_id>.tfrecord       per-clip examples
-    <split>-NNNNN-of-NNNNN.tfrecord  shards, rebuilt from clips/ at the end of each run
-    manifest.json                  every clip: counts, or the reason it was skipped
+The folder it writes, and how training and evaluation read it, is ``prepared``.
 """
 
 from __future__ import annotations
@@ -35,10 +29,7 @@ import numpy as np
 from keras_s2v import outputs
 from keras_s2v.data import audio as audio_lib
 from keras_s2v.data import features, layouts, media, shots, tracks
-
-CONFIG_FILE = "prepare_config.json"
-MANIFEST_FILE = "manifest.json"
-CLIPS_DIR = "clips"
+from keras_s2v.data.prepared import CLIPS_DIR, CONFIG_FILE, MANIFEST_FILE
 
 # Skip reasons, as they appear in the manifest.
 DECODE_FAILURE = "decode failure"
@@ -381,38 +372,6 @@ def _worker_task(out: str, path: str, relative: str, progress: bool) -> dict:
 def _config_record(config: PrepareConfig) -> dict:
     """What ``prepare_config.json`` holds: the options and the audio parameters the features were made with."""
     return {**dataclasses.asdict(config), "audio": audio_lib.parameters()}
-
-
-def data_parameters(data_dirs) -> dict:
-    """``{"crop_size", "audio"}`` of prepared folders: what a model trained or evaluated on them must match.
-
-    Folders prepared before the audio parameters were recorded used the current ones.
-    Several folders must agree.
-    """
-    found = {}
-    for folder in [data_dirs] if isinstance(data_dirs, (str, Path)) else data_dirs:
-        path = Path(folder) / CONFIG_FILE
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, ValueError) as error:
-            raise ValueError(f"{path}: not a prepared data folder ({error}); run python -m keras_s2v.prepare") from None
-        found[str(folder)] = {"crop_size": record.get("crop_size", 112), "audio": record.get("audio", audio_lib.parameters())}
-    first, *others = found.items()
-    for folder, params in others:
-        differ = parameter_differences(first[1], params)
-        if differ:
-            raise ValueError(f"{folder} and {first[0]} were prepared with different {', '.join(differ)}")
-    return first[1]
-
-
-def parameter_differences(expected: dict, actual: dict) -> list[str]:
-    """Names of the data parameters that differ, e.g. ``["crop_size (112 vs 96)", "audio.sample_rate (16000 vs 8000)"]``."""
-    out = []
-    if expected.get("crop_size") != actual.get("crop_size"):
-        out.append(f"crop_size ({expected.get('crop_size')} vs {actual.get('crop_size')})")
-    a, b = expected.get("audio") or {}, actual.get("audio") or {}
-    out += [f"audio.{k} ({a.get(k)} vs {b.get(k)})" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
-    return out
 
 
 def _check_out(out: Path, inputs, config: PrepareConfig, overwrite: bool) -> None:

@@ -277,12 +277,12 @@ def default_split(data_dir) -> str:
 
 def check_parameters(model_name, model_params: dict, data_name, data_params: dict) -> None:
     """Refuse data prepared with another face size or other audio parameters than the model's, naming them."""
-    from keras_s2v.data import prepare
+    from keras_s2v.data import prepared
 
     expected = dict(model_params)
     if expected.get("audio") is None:  # not recorded (older runs): only the face size can be checked
         expected["audio"] = data_params.get("audio")
-    differ = prepare.parameter_differences(expected, data_params)
+    differ = prepared.parameter_differences(expected, data_params)
     if differ:
         raise ValueError(f"{model_name} and {data_name} do not match: {', '.join(differ)} (model vs data); "
                          "prepare the data with the model's parameters")  # fmt: skip
@@ -301,7 +301,7 @@ def evaluate(model, out, *, data=None, videos=(), split: str | None = None, sync
     import time
 
     from keras_s2v import backends, outputs
-    from keras_s2v.data import pipeline, prepare
+    from keras_s2v.data import pipeline, prepared
     from keras_s2v.evaluation import report as report_lib
 
     started = time.time()
@@ -315,7 +315,7 @@ def evaluate(model, out, *, data=None, videos=(), split: str | None = None, sync
     backend = backends.load_generator(model)
     model_params = backends.data_parameters(model, backend)
     if data is not None:
-        data_params, data_name = prepare.data_parameters(pipeline.data_dirs(data)), str(data)
+        data_params, data_name = prepared.data_parameters(pipeline.data_dirs(data)), str(data)
     else:
         for path in videos:
             if not Path(path).exists():

@@ -307,12 +307,12 @@ def check_inputs(config: ExperimentConfig, data_dir) -> dict:
     are known; files and workdirs the config names exist. Cheap: no model is
     built, no shard is read.
     """
-    from keras_s2v.data import pipeline, prepare
+    from keras_s2v.data import pipeline, prepared
 
     folders = [str(Path(d).resolve()) for d in pipeline.data_dirs(data_dir)]
     if not folders:
         raise ValueError(f"{data_dir!r}: no shard folder given")
-    record = {"data_dir": ",".join(folders), "data_parameters": prepare.data_parameters(folders)}
+    record = {"data_dir": ",".join(folders), "data_parameters": prepared.data_parameters(folders)}
     for split in dict.fromkeys((config.data.train_split, config.data.validation_split)):
         pipeline.shard_files(data_dir, split)
     m = config.model

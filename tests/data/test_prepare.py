@@ -7,7 +7,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from keras_s2v.data import audio, features, prepare
+from keras_s2v.data import audio, features, prepare, prepared
 
 
 @pytest.fixture(scope="session")
@@ -102,14 +102,14 @@ def test_resume_after_an_interrupted_run(tmp_path, media, monkeypatch):
     def crash_on_b(path, *args, **kwargs):
         calls.append(path)
         if path.endswith("b.mp4"):
-            (out / prepare.CLIPS_DIR / "half-written.tfrecord.partial").write_bytes(b"\0" * 100)
+            (out / prepared.CLIPS_DIR / "half-written.tfrecord.partial").write_bytes(b"\0" * 100)
             raise KeyboardInterrupt
         return real_process(path, *args, **kwargs)
 
     monkeypatch.setattr(prepare, "process_clip", crash_on_b)
     with pytest.raises(KeyboardInterrupt):
         prepare.prepare([str(inputs.parent)], out, config, progress=False)
-    assert not (out / prepare.MANIFEST_FILE).exists()
+    assert not (out / prepared.MANIFEST_FILE).exists()
 
     monkeypatch.setattr(prepare, "process_clip", lambda path, *a, **k: (calls.append(path), real_process(path, *a, **k))[1])
     calls.clear()
