@@ -336,9 +336,9 @@ class WindowSignatures(_SignatureFunctions):
     def identity_features(self, faces):
         import tensorflow as tf
 
-        from keras_s2v.data import pipeline
+        from keras_s2v.data.face import align
 
-        lips = pipeline.lip_crops(tf.cast(faces, tf.float32) / 255.0, self.lip_size)  # (N, 64, 64, 3)
+        lips = align.lip_crops(tf.cast(faces, tf.float32) / 255.0, self.lip_size)  # (N, 64, 64, 3)
         outputs = self.identity_encoder(lips, training=False)
         return {k: outputs[k] for k in self.identity_keys}
 

@@ -119,7 +119,7 @@ def keras_windowed(model, description: str):
     import tensorflow as tf
 
     from keras_s2v import frame_loop
-    from keras_s2v.data import pipeline
+    from keras_s2v.data.face import align
 
     window_model = model.window_generator()
     # One graph per batch size, not an eager call per window.
@@ -129,7 +129,7 @@ def keras_windowed(model, description: str):
     identity_keys = [k for k in window_model.input if k != "log_mel"]
 
     def identity_fn(faces):
-        lips = pipeline.lip_crops(np.asarray(faces, np.float32) / 255.0, lip_size)  # as the exported graph crops
+        lips = align.lip_crops(np.asarray(faces, np.float32) / 255.0, lip_size)  # as the exported graph crops
         outputs = model.identity_encoder(lips, training=False)
         return {k: np.asarray(outputs[k]) for k in identity_keys}
 

@@ -176,7 +176,7 @@ def lips_into_face(face: np.ndarray, lips: np.ndarray, feather: float = LIP_FEAT
     """The aligned face with generated lips blended into its ``align.lip_box``.
 
     face: float (S, S, 3) in [0, 1]. lips: float (L, L, 3), the lip frame a
-    glance model made from ``pipeline.lip_crops`` of this face. The lips are
+    glance model made from ``align.lip_crops`` of this face. The lips are
     resized to the box (area-averaged when shrinking, bilinear when growing)
     and mixed in through ``lip_mask``, so the box's edges do not show.
     Returns a new float32 face; outside the box it is ``face`` unchanged.

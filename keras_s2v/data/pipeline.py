@@ -263,26 +263,6 @@ def sequence_augmenter(seed: int):
 
 # --- Lips at a glance -------------------------------------------------------------------------
 
-LIP_SIZE = 64  # side of the lip frames the glance model sees and makes
-
-
-def lip_crops(frames, lip_size: int = LIP_SIZE, face_size: int | None = None):
-    """(..., S, S, 3) aligned faces in [0, 1] -> (..., lip_size, lip_size, 3): ``align.lip_box``, bilinear.
-
-    ``face_size``: S where the tensor's static shape does not say it (decoded JPEG frames).
-    """
-    tf = _tf()
-    from keras_s2v.data.face import align
-
-    frames = tf.convert_to_tensor(frames, tf.float32)
-    top, left, side = align.lip_box(face_size or int(frames.shape[-2]))
-    crops = frames[..., top : top + side, left : left + side, :]
-    lead = tf.shape(crops)[:-3]
-    flat = tf.reshape(crops, tf.concat([[-1], [side, side, 3]], 0))
-    resized = tf.image.resize(flat, (lip_size, lip_size), method="bilinear")
-    return tf.reshape(resized, tf.concat([lead, [lip_size, lip_size, 3]], 0))
-
-
 def glance_dataset(data_dir, split: str, batch_size: int, frames: int = audio_lib.GLANCE_FRAMES,
                    samples_per_segment: int = 4, min_identity_gap: float = 0.5, training: bool = True,
                    shuffle_buffer: int = 256, augment: bool = True, seed: int = 0):  # fmt: skip
@@ -290,8 +270,10 @@ def glance_dataset(data_dir, split: str, batch_size: int, frames: int = audio_li
 
     ``sequence_dataset``'s windows (one still of the same track far from the
     window, the faces flipped and jittered together) with every face cut to
-    its lip box (``lip_crops``) and the window's log-mel rows concatenated.
+    its lip box (``align.lip_crops``) and the window's log-mel rows concatenated.
     """
+    from keras_s2v.data.face.align import lip_crops
+
     tf = _tf()
     face_size = prepared.data_parameters(data_dirs(data_dir))["crop_size"]
     dataset = sequence_dataset(data_dir, split, batch_size, (frames,), "log_mel", samples_per_segment, min_identity_gap,

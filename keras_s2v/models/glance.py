@@ -61,7 +61,7 @@ from __future__ import annotations
 import keras
 
 from keras_s2v.data import audio as audio_lib
-from keras_s2v.data.pipeline import LIP_SIZE
+from keras_s2v.data.face.align import LIP_SIZE
 from keras_s2v.layers.blocks import (
     batch_norm,
     conv2plus1d,

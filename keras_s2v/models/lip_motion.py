@@ -46,7 +46,7 @@ import keras
 from keras import ops
 
 from keras_s2v.data import audio as audio_lib
-from keras_s2v.data.pipeline import LIP_SIZE
+from keras_s2v.data.face.align import LIP_SIZE
 from keras_s2v.layers.blocks import (
     conv2plus1d,
     conv_bn_leaky,

@@ -4,6 +4,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_s2v.data import audio, features, pipeline
+from keras_s2v.data.face import align
 
 
 def test_identity_frames_are_far_from_the_target():
@@ -51,8 +52,6 @@ def test_training_batches_are_deterministic_under_a_seed(synth_shards):
 
 
 def test_lip_box_is_the_mouth_and_crops_match_it():
-    from keras_s2v.data.face import align
-
     for size in (112, 128, 224):
         top, left, side = align.lip_box(size)
         mouth = align.canonical_landmarks(size)[align.MOUTH]
@@ -61,7 +60,7 @@ def test_lip_box_is_the_mouth_and_crops_match_it():
         assert (mouth[:, 1] > top + 0.15 * side).all() and (mouth[:, 1] < top + 0.85 * side).all()
     faces = np.random.default_rng(0).random((2, 3, 112, 112, 3)).astype(np.float32)
     top, left, side = align.lip_box(112)
-    crops = pipeline.lip_crops(faces).numpy()
+    crops = align.lip_crops(faces).numpy()
     assert crops.shape == (2, 3, 64, 64, 3)
     expected = tf.image.resize(faces[1, 2, top : top + side, left : left + side], (64, 64)).numpy()
     np.testing.assert_allclose(crops[1, 2], expected, atol=1e-6)
@@ -77,4 +76,4 @@ def test_glance_windows_hold_lip_clips_and_their_own_log_mel(synth_shards):
     first = np.linspace(0, n - 8, 2).astype(int)[0]
     np.testing.assert_array_equal(inputs["log_mel"][0], example["log_mel"].numpy()[first : first + 8].reshape(32, 128))
     frames = example["frames"][first : first + 8].numpy() / 255.0
-    np.testing.assert_allclose(clips[0], pipeline.lip_crops(frames).numpy(), atol=1e-5)
+    np.testing.assert_allclose(clips[0], align.lip_crops(frames).numpy(), atol=1e-5)

@@ -68,7 +68,7 @@ def test_saved_model_has_the_documented_window_signatures(exported, workdir, syn
     import tensorflow as tf
 
     from export import exporter
-    from keras_s2v.data import pipeline
+    from keras_s2v.data.face import align
 
     _, out, _ = exported
     loaded = tf.saved_model.load(str(out / "serving" / "glance_tiny" / "1"))
@@ -88,7 +88,7 @@ def test_saved_model_has_the_documented_window_signatures(exported, workdir, syn
     samples = exporter.read_samples(synth_shards, "validation", 1, 2, window_frames=WINDOW_FRAMES)
     frames = generate(pcm=samples["pcm"], **identity(faces=samples["faces"]))["frames"].numpy()
     model = workdirs.load_trained_model(workdir)
-    lips = np.asarray(pipeline.lip_crops(samples["faces"].astype(np.float32) / 255.0))
+    lips = np.asarray(align.lip_crops(samples["faces"].astype(np.float32) / 255.0))
     log_mel = np.stack([audio.log_mel_from_pcm_window(p, WINDOW_FRAMES) for p in samples["pcm"]])
     np.testing.assert_allclose(frames, np.asarray(model({"lips": lips, "log_mel": log_mel}, training=False)), atol=1e-4)
 

@@ -56,6 +56,26 @@ def lip_box(size: int) -> tuple[int, int, int]:
     return top, left, side
 
 
+LIP_SIZE = 64  # side of the lip frames the glance model sees and makes
+
+
+def lip_crops(frames, lip_size: int = LIP_SIZE, face_size: int | None = None):
+    """(..., S, S, 3) aligned faces in [0, 1] -> (..., lip_size, lip_size, 3): ``lip_box``, bilinear.
+
+    ``face_size``: S where the tensor's static shape does not say it (decoded JPEG frames).
+    TensorFlow ops: the tf.data pipeline, the exported graph and the Keras backend crop alike.
+    """
+    import tensorflow as tf
+
+    frames = tf.convert_to_tensor(frames, tf.float32)
+    top, left, side = lip_box(face_size or int(frames.shape[-2]))
+    crops = frames[..., top : top + side, left : left + side, :]
+    lead = tf.shape(crops)[:-3]
+    flat = tf.reshape(crops, tf.concat([[-1], [side, side, 3]], 0))
+    resized = tf.image.resize(flat, (lip_size, lip_size), method="bilinear")
+    return tf.reshape(resized, tf.concat([lead, [lip_size, lip_size, 3]], 0))
+
+
 SYNC_CROPS = ("lower_half", "mouth")  # what of each aligned face the video encoder sees (``sync_region``)
 
 
