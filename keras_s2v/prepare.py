@@ -62,6 +62,7 @@ def main(argv):
 
     def body():
         from keras_s2v.data import prepare as prepare_lib
+        from keras_s2v.evaluation.sync import SyncExpert  # the sync expert, handed to the data layer
 
         config = prepare_lib.PrepareConfig(
             crop_size=_CROP.value, detector=_DETECTOR.value, min_track_frames=_MIN_TRACK.value,
@@ -72,9 +73,11 @@ def main(argv):
             sync_model=_SYNC.value, sync_min_confidence=_SYNC_CONF.value,
         )  # fmt: skip
         if _RUNNER.value == "beam":
-            manifest = prepare_lib.prepare_beam(inputs, _OUT.value, config, beam_args, _OVERWRITE.value)
+            manifest = prepare_lib.prepare_beam(inputs, _OUT.value, config, beam_args, _OVERWRITE.value,
+                                                sync_loader=SyncExpert)  # fmt: skip
         else:
-            manifest = prepare_lib.prepare(inputs, _OUT.value, config, _WORKERS.value, _OVERWRITE.value)
+            manifest = prepare_lib.prepare(inputs, _OUT.value, config, _WORKERS.value, _OVERWRITE.value,
+                                           sync_loader=SyncExpert)  # fmt: skip
         ok.append(bool(manifest["clips_ok"]))
         return prepare_lib.summary_table(manifest)
 

@@ -61,7 +61,7 @@ class PrepareConfig:
     holdout_tail: float = 0.0
     # A trained sync expert (python -m keras_s2v.train --experiment syncnet): picks the active speaker by
     # sync confidence instead of mouth-energy correlation, and shifts each track's audio by the AV offset
-    # it finds when its confidence reaches sync_min_confidence.
+    # it finds when its confidence reaches sync_min_confidence. Loaded by the caller's sync_loader.
     sync_model: str | None = None
     sync_min_confidence: float = 0.1
     validation_fraction: float = 0.1
@@ -342,21 +342,20 @@ def _done_entry(out: Path, path: str, relative: str):
 _WORKER = {}
 
 
-def _init_worker(config_dict: dict) -> None:
+def _init_worker(config_dict: dict, sync_loader=None) -> None:
     from keras_s2v.data.face import FaceAnalyzer
 
     _WORKER["config"] = PrepareConfig(**config_dict)
     _WORKER["analyzer"] = FaceAnalyzer(detector=_WORKER["config"].detector)
-    _WORKER["sync"] = load_sync_expert(_WORKER["config"])
+    _WORKER["sync"] = load_sync_expert(_WORKER["config"], sync_loader)
 
 
-def load_sync_expert(config: PrepareConfig):
-    """The sync expert a config names, or None."""
+def load_sync_expert(config: PrepareConfig, sync_loader=None):
+    """The sync expert a config names, loaded by ``sync_loader(config.sync_model)``, or None."""
     if not config.sync_model:
         return None
-    from keras_s2v.evaluation.sync import SyncExpert
-
-    expert = SyncExpert(config.sync_model)
+    _check_sync_loader(config, sync_loader)
+    expert = sync_loader(config.sync_model)
     if expert.face_size != config.crop_size:
         raise ValueError(f"{config.sync_model}: the sync expert takes {expert.face_size} px faces, "
                          f"not crop_size {config.crop_size}")  # fmt: skip
@@ -372,6 +371,12 @@ def _worker_task(out: str, path: str, relative: str, progress: bool) -> dict:
 def _config_record(config: PrepareConfig) -> dict:
     """What ``prepare_config.json`` holds: the options and the audio parameters the features were made with."""
     return {**dataclasses.asdict(config), "audio": audio_lib.parameters()}
+
+
+def _check_sync_loader(config: PrepareConfig, sync_loader) -> None:
+    if config.sync_model and sync_loader is None:
+        raise ValueError(f"sync_model {config.sync_model}: no sync_loader to load the sync expert with "
+                         "(python -m keras_s2v.prepare passes keras_s2v.evaluation.sync.SyncExpert)")  # fmt: skip
 
 
 def _check_out(out: Path, inputs, config: PrepareConfig, overwrite: bool) -> None:
@@ -403,15 +408,21 @@ def _check_config(out: Path, config: PrepareConfig, overwrite: bool) -> None:
 
 
 def prepare(inputs, out, config: PrepareConfig | None = None, workers: int = 1, overwrite: bool = False,
-            progress: bool = True, log=print) -> dict:  # fmt: skip
+            progress: bool = True, log=print, sync_loader=None) -> dict:  # fmt: skip
     """Prepare every video under ``inputs`` into shards in ``out``; returns the manifest.
 
     Clips finished by an earlier run (same source size and mtime) are not
     redone; a crash mid-clip leaves nothing that counts. Bad clips are
     reported and skipped; the run goes on.
+
+    ``sync_loader``: what turns ``config.sync_model`` into a sync expert (the
+    caller's, e.g. ``keras_s2v.evaluation.sync.SyncExpert``: data preparation
+    imports no model code); needed when ``config.sync_model`` is set, and
+    picklable, as each worker process loads its own.
     """
     config = config or PrepareConfig()
     config.validate()
+    _check_sync_loader(config, sync_loader)
     out = Path(out)
     _check_out(out, inputs, config, overwrite)
     videos = layouts.find_videos(inputs)  # before anything is written: a mistyped input leaves no folder
@@ -435,7 +446,7 @@ def prepare(inputs, out, config: PrepareConfig | None = None, workers: int = 1, 
 
     if todo:
         if workers <= 1:
-            _init_worker(dataclasses.asdict(config))
+            _init_worker(dataclasses.asdict(config), sync_loader)
             for path, relative in todo:
                 report(_worker_task(str(out), path, relative, progress))
         else:
@@ -447,7 +458,7 @@ def prepare(inputs, out, config: PrepareConfig | None = None, workers: int = 1, 
             # spawn, not fork: TensorFlow and LiteRT threads do not survive a fork.
             with concurrent.futures.ProcessPoolExecutor(
                 workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker, initargs=(dataclasses.asdict(config),),
+                initializer=_init_worker, initargs=(dataclasses.asdict(config), sync_loader),
             ) as pool:  # fmt: skip
                 futures = [pool.submit(_worker_task, str(out), p, r, False) for p, r in todo]
                 for future in tqdm(concurrent.futures.as_completed(futures), total=len(futures), unit="clip",
@@ -550,15 +561,16 @@ def _beam_prepare_clip_class():
     class BeamPrepareClip(beam.DoFn):
         """``process_clip`` as a DoFn: examples tagged by split, manifest entries tagged "entries"."""
 
-        def __init__(self, config_dict: dict):
+        def __init__(self, config_dict: dict, sync_loader=None):
             self.config_dict = config_dict
+            self.sync_loader = sync_loader
 
         def setup(self):
             from keras_s2v.data.face import FaceAnalyzer
 
             self.config = PrepareConfig(**self.config_dict)
             self.analyzer = FaceAnalyzer(detector=self.config.detector)
-            self.sync_expert = load_sync_expert(self.config)
+            self.sync_expert = load_sync_expert(self.config, self.sync_loader)
 
         def process(self, job):
             segments, entry = process_clip(job[0], job[1], self.config, self.analyzer, sync_expert=self.sync_expert)
@@ -569,22 +581,24 @@ def _beam_prepare_clip_class():
     return BeamPrepareClip
 
 
-def _BeamPrepareClip(config_dict: dict):
-    return _beam_prepare_clip_class()(config_dict)
+def _BeamPrepareClip(config_dict: dict, sync_loader=None):
+    return _beam_prepare_clip_class()(config_dict, sync_loader)
 
 
-def prepare_beam(inputs, out, config: PrepareConfig | None = None, pipeline_args=None, overwrite: bool = False) -> dict:
+def prepare_beam(inputs, out, config: PrepareConfig | None = None, pipeline_args=None, overwrite: bool = False,
+                 sync_loader=None) -> dict:  # fmt: skip
     """The same per-clip function as a Beam pipeline (DirectRunner unless flags say otherwise).
 
     Writes ``<split>-SSSSS-of-NNNNN.tfrecord`` shards and ``manifest.json``
     (the manifest holds every clip's entry; Beam retries failed bundles itself,
-    so there is no resume here).
+    so there is no resume here). ``sync_loader``: as ``prepare``'s.
     """
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
     config = config or PrepareConfig()
     config.validate()
+    _check_sync_loader(config, sync_loader)
     out = Path(out)
     _check_out(out, inputs, config, overwrite)
     videos = layouts.find_videos(inputs)
@@ -598,7 +612,7 @@ def prepare_beam(inputs, out, config: PrepareConfig | None = None, pipeline_args
         results = (
             pipeline
             | "Clips" >> beam.Create(videos)
-            | "Prepare" >> beam.ParDo(_BeamPrepareClip(config_dict)).with_outputs("entries", *features.SPLITS)
+            | "Prepare" >> beam.ParDo(_BeamPrepareClip(config_dict, sync_loader)).with_outputs("entries", *features.SPLITS)
         )
         for split in features.SPLITS:
             _ = results[split] | f"Write {split}" >> beam.io.WriteToTFRecord(

@@ -193,3 +193,12 @@ def test_holdout_tail_splits_every_track_in_time(tmp_path, media, analyzer):
     assert train[-1].frame_index[-1] < validation[0].frame_index[0]  # the tail comes after the head
     total = sum(s.num_frames for s in segments)
     assert sum(s.num_frames for s in validation) == pytest.approx(0.2 * total, abs=1)
+
+
+def test_a_sync_model_needs_the_callers_loader(tmp_path):
+    """The sync expert comes from the caller (the command passes ``evaluation.sync.SyncExpert``), refused before any work."""
+    config = prepare.PrepareConfig(sync_model=str(tmp_path / "expert"))
+    for run in (prepare.prepare, prepare.prepare_beam):
+        with pytest.raises(ValueError, match="no sync_loader"):
+            run([str(tmp_path)], tmp_path / "out", config)
+    assert not (tmp_path / "out").exists()

@@ -116,7 +116,7 @@ def test_prepare_with_the_expert_records_offsets(expert_workdir, synth_shards, t
     corpus = synth_shards.parent / "corpus"
     video = min(corpus.rglob("*.mp4"))
     config = prepare.PrepareConfig(split="train", min_track_frames=20, sync_model=str(expert_workdir), sync_min_confidence=0.0)
-    expert = prepare.load_sync_expert(config)
+    expert = prepare.load_sync_expert(config, sync.SyncExpert)
     segments, entry = prepare.process_clip(str(video), video.name, config, FaceAnalyzer(), sync_expert=expert)
     assert entry["status"] == "ok", entry
     (_track, scores), = entry["sync"].items()
