@@ -10,7 +10,7 @@ on the same clips, in the same table:
 * ``shuffled audio``: the model driven by another clip's audio (motion out of sync);
 * ``ground truth``: the real frames (the ceiling for sync and sharpness).
 
-Per method and clip (``METRICS``): PSNR and SSIM on the aligned face, on
+Per method and clip (``report.METRICS``): PSNR and SSIM on the aligned face, on
 its lower half and on the lip box (``align.lip_box``, what lips-at-a-glance
 generates); CPBD (face and lip box) and FDBM (sharpness); LMD on the mouth; ACD to the
 identity still; the sync expert's offset, distance and confidence; blinks per
@@ -28,33 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_s2v.data import audio as audio_lib
-
-MODEL, STILL, SHUFFLED, TRUTH = "model", "still", "shuffled audio", "ground truth"
-METHODS = (MODEL, STILL, SHUFFLED, TRUTH)
-
-# name -> (label in the table, format, higher is better?)
-METRICS = {
-    "psnr": ("PSNR dB", ".2f", True),
-    "ssim": ("SSIM", ".3f", True),
-    "psnr_lower": ("PSNR lower dB", ".2f", True),
-    "ssim_lower": ("SSIM lower", ".3f", True),
-    "psnr_lips": ("PSNR lips dB", ".2f", True),
-    "ssim_lips": ("SSIM lips", ".3f", True),
-    "cpbd": ("CPBD", ".3f", True),
-    "cpbd_lips": ("CPBD lips", ".3f", True),
-    "fdbm": ("FDBM", ".4f", True),
-    "lmd": ("LMD px", ".2f", False),
-    "acd": ("ACD", ".3f", False),
-    "sync_offset": ("AV offset fr", ".1f", None),
-    "sync_abs_offset": ("|offset| fr", ".1f", False),
-    # 1 when the offset is within one frame of the real clip's own (clips are rarely in sync to the frame)
-    "sync_in_sync": ("in sync ±1 fr", ".2f", True),
-    "sync_distance": ("LSE-D", ".3f", False),
-    "sync_confidence": ("LSE-C", ".3f", True),
-    "blinks_per_minute": ("blinks/min", ".1f", None),
-    "silence_jitter": ("silence jitter px", ".2f", False),
-    "mouth_correlation": ("mouth corr", ".3f", True),
-}
+from keras_s2v.evaluation.report import METHODS, METRICS, MODEL, SHUFFLED, STILL, TRUTH
 
 
 @dataclasses.dataclass

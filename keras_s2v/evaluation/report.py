@@ -5,6 +5,8 @@
     plots/mouth_<clip>.png      mouth opening over time, each method against the real clip
     plots/sync_<clip>.png       the sync expert's distance over audio offsets, per method
     contact_sheet.png           frames of the first clips: real | model | shuffled audio
+
+The methods and metrics it names (``METHODS``, ``METRICS``) are defined here; ``evaluate_lib`` computes them.
 """
 
 from __future__ import annotations
@@ -16,7 +18,32 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_s2v.evaluation.evaluate_lib import METHODS, METRICS, MODEL, SHUFFLED, STILL, TRUTH
+MODEL, STILL, SHUFFLED, TRUTH = "model", "still", "shuffled audio", "ground truth"
+METHODS = (MODEL, STILL, SHUFFLED, TRUTH)
+
+# name -> (label in the table, format, higher is better?)
+METRICS = {
+    "psnr": ("PSNR dB", ".2f", True),
+    "ssim": ("SSIM", ".3f", True),
+    "psnr_lower": ("PSNR lower dB", ".2f", True),
+    "ssim_lower": ("SSIM lower", ".3f", True),
+    "psnr_lips": ("PSNR lips dB", ".2f", True),
+    "ssim_lips": ("SSIM lips", ".3f", True),
+    "cpbd": ("CPBD", ".3f", True),
+    "cpbd_lips": ("CPBD lips", ".3f", True),
+    "fdbm": ("FDBM", ".4f", True),
+    "lmd": ("LMD px", ".2f", False),
+    "acd": ("ACD", ".3f", False),
+    "sync_offset": ("AV offset fr", ".1f", None),
+    "sync_abs_offset": ("|offset| fr", ".1f", False),
+    # 1 when the offset is within one frame of the real clip's own (clips are rarely in sync to the frame)
+    "sync_in_sync": ("in sync ±1 fr", ".2f", True),
+    "sync_distance": ("LSE-D", ".3f", False),
+    "sync_confidence": ("LSE-C", ".3f", True),
+    "blinks_per_minute": ("blinks/min", ".1f", None),
+    "silence_jitter": ("silence jitter px", ".2f", False),
+    "mouth_correlation": ("mouth corr", ".3f", True),
+}
 
 COLOURS = {TRUTH: "black", MODEL: "tab:blue", STILL: "tab:grey", SHUFFLED: "tab:orange"}
 SHEET_CLIPS = 4

@@ -39,8 +39,8 @@ def test_report_has_every_method_metric_and_plot(evaluated):
     out, result = evaluated
     assert result["split"] == "validation" and result["clips"] == 2
     summary = result["summary"]
-    assert set(summary) == set(evaluate_lib.METHODS)
-    for method in evaluate_lib.METHODS:
+    assert set(summary) == set(report.METHODS)
+    for method in report.METHODS:
         assert {"psnr", "ssim", "psnr_lower", "cpbd", "fdbm", "lmd", "acd", "sync_offset", "sync_confidence",
                 "blinks_per_minute"} <= set(summary[method]), method  # fmt: skip
     # The ceilings: ground truth is identical to itself; the still's descriptor is the reference's.
