@@ -93,12 +93,6 @@ def run_main(body, extra_errors: tuple = (), interrupted: str = "interrupted: no
 
 
 def run_command(command) -> int:
-    """``run_main`` for generate and redub: ``command(FLAGS)`` -> summary, printed."""
+    """``run_main`` for generate and redub: ``command(FLAGS)`` -> the summary line, printed."""
     logging.set_verbosity(logging.WARNING)
-
-    def body():
-        from keras_s2v import inference
-
-        return inference.format_summary(command(flags.FLAGS))
-
-    return run_main(body)
+    return run_main(lambda: command(flags.FLAGS))

@@ -33,9 +33,9 @@ def main(argv):
     def command(f):
         from keras_s2v import inference  # inside: Ctrl-C during TensorFlow's import is reported like any other
 
-        return inference.generate_video(
+        return inference.format_summary(inference.generate_video(
             f.face, f.audio, f.model, f.out, deblur=f.deblur, no_deblur=f.no_deblur, fps=f.fps, crop=f.crop,
-            face_index=f.face_index, overwrite=f.overwrite, batch_size=f.batch_size, progress=not f.quiet)  # fmt: skip
+            face_index=f.face_index, overwrite=f.overwrite, batch_size=f.batch_size, progress=not f.quiet))  # fmt: skip
 
     return cli.run_command(command)
 

@@ -32,9 +32,9 @@ def main(argv):
     def command(f):
         from keras_s2v import inference  # inside: Ctrl-C during TensorFlow's import is reported like any other
 
-        return inference.redub_video(
+        return inference.format_summary(inference.redub_video(
             f.video, f.audio, f.model, f.out, audio_fit=f.audio_fit, deblur=f.deblur, no_deblur=f.no_deblur,
-            crop=f.crop, overwrite=f.overwrite, batch_size=f.batch_size, progress=not f.quiet)  # fmt: skip
+            crop=f.crop, overwrite=f.overwrite, batch_size=f.batch_size, progress=not f.quiet))  # fmt: skip
 
     return cli.run_command(command)
 

@@ -25,6 +25,7 @@ Frame t's row then spans both windows: 1.255 s, ``[640 t - 9720, 640 t + 10360)`
 (0.65 s of look-ahead).
 
 No TensorFlow: NumPy, ``ai_edge_litert`` and ffmpeg only, like the app.
+The command is ``__main__.py``; this library imports no command-line code.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_s2v import cli, frame_loop, outputs
+from keras_s2v import frame_loop, outputs
 from keras_s2v.data import audio as audio_lib
 from keras_s2v.data import media
 
@@ -179,32 +180,3 @@ def run(model_path, face_paths, audio_path, out, num_threads: int | None = None,
     seconds = time.perf_counter() - started
     return {"frames": writer.frames_written, "seconds": seconds, "fps": writer.frames_written / max(seconds, 1e-9)}
 
-
-def main(argv):
-    del argv
-    from absl import flags
-
-    f = flags.FLAGS
-
-    def body():
-        if not f.face:
-            raise ValueError("give the aligned face crop with --face IMAGE")
-        result = run(f.model, f.face, f.audio, f.out, f.threads, f.overwrite)
-        return (f"wrote {f.out}: {result['frames']} frames in {result['seconds']:.2f} s ({result['fps']:.1f} frames/s, "
-                "ffmpeg included)")  # fmt: skip
-
-    return cli.run_main(body)
-
-
-if __name__ == "__main__":
-    from absl import app, flags
-
-    flags.DEFINE_string("model", None, "Exported .tflite (python -m export).", required=True)
-    flags.DEFINE_multi_string("face", [], "Aligned square face crop (repeat for a 5-image model; a masked-target "
-                              "model also takes the first as the frame being made).")
-    flags.DEFINE_string("audio", None, "Speech recording.", required=True)
-    flags.DEFINE_string("out", None, "Output video (.mp4).", required=True)
-    flags.DEFINE_integer("threads", None, "Interpreter threads (default: LiteRT's choice).")
-    flags.DEFINE_bool("overwrite", False, "Replace an existing output.")
-    cli.check_flags("threads", at_least=1)
-    app.run(main)
