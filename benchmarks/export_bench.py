@@ -356,9 +356,10 @@ def bench_experiment(name: str, args, peak: dict, folder: Path) -> dict:
     import keras
 
     from export import exporter, formats
-    from export.signatures import ON_DEVICE_SIGNATURES, SIGNATURES, Signatures
+    from export.signatures import Signatures
     from keras_s2v.configs.experiments import get_experiment
     from keras_s2v.models import flops
+    from keras_s2v.signature_names import ON_DEVICE_SIGNATURES, SIGNATURES
     from keras_s2v.training import train_lib
 
     keras.utils.set_random_seed(0)

@@ -35,17 +35,26 @@ from pathlib import Path
 import numpy as np
 
 from export import formats, parity
-from export.signatures import (
+from export.signatures import Signatures, signatures_for, write_saved_model
+from keras_s2v import outputs, pretrained
+from keras_s2v.data import audio as audio_lib
+from keras_s2v.signature_names import (
+    FACES,
+    FRAME,
+    FRAMES,
+    GENERATE_FRAME,
+    GENERATE_FRAME_PCM,
     GENERATE_STEP,
     GENERATE_WINDOW,
     IDENTITY_FEATURES,
+    METADATA_FILE,
+    MFCC,
+    NOISE,
+    PCM,
+    SAVED_MODEL_ASSETS,
+    SERVING_DIR,
     TARGET,
-    Signatures,
-    signatures_for,
-    write_saved_model,
 )
-from keras_s2v import outputs, pretrained
-from keras_s2v.data import audio as audio_lib
 
 FORMATS = ("saved_model", "tflite", "onnx")
 DEFAULT_VERSION = 1
@@ -56,8 +65,6 @@ GOLDEN_FRAMES = 8
 EXPORTABLE_KINDS = {"speech2vid": "Speech2Vid", "tgan": "TemporalGenerator", "glance": "GlanceGenerator"}
 GOLDEN_NOISE_FILE = "noise.bin"  # streaming models: the noise the golden frames were made with
 
-
-METADATA_FILE = "metadata.json"  # the export's own description; also what marks a folder as an export
 
 
 class ExportError(ValueError):
@@ -172,12 +179,12 @@ def read_samples(data_dir, split: str, num_images: int, count: int, per_segment:
             break
     if not faces:
         raise ExportError(f"{data_dir}: the {split!r} shards hold no examples")
-    samples = {"faces": np.stack(faces), "mfcc": np.stack(mfccs).astype(np.float32), "pcm": np.stack(pcms).astype(np.float32)}
+    samples = {FACES: np.stack(faces), MFCC: np.stack(mfccs).astype(np.float32), PCM: np.stack(pcms).astype(np.float32)}
     if masked_target:
         samples[TARGET] = np.stack(targets)
     if noise_dim:
         rng = np.random.default_rng(seed)
-        samples["noise"] = rng.standard_normal((len(faces), noise_dim)).astype(np.float32)
+        samples[NOISE] = rng.standard_normal((len(faces), noise_dim)).astype(np.float32)
     return samples
 
 
@@ -206,12 +213,12 @@ def representative_dataset(signatures: Signatures, samples: dict):
     face_inputs = [spec.name for spec in signatures.input_specs(IDENTITY_FEATURES)]  # faces (and target)
 
     def generate():
-        for i in range(len(samples["faces"])):
+        for i in range(len(samples[FACES])):
             one = {k: v[i : i + 1] for k, v in samples.items()}
-            identity = signatures.run_keras("identity_features", one)
-            yield "identity_features", {k: one[k] for k in face_inputs}
-            yield "generate_frame", {**identity, "mfcc": one["mfcc"]}
-            yield "generate_frame_pcm", {**identity, "pcm": one["pcm"]}
+            identity = signatures.run_keras(IDENTITY_FEATURES, one)
+            yield IDENTITY_FEATURES, {k: one[k] for k in face_inputs}
+            yield GENERATE_FRAME, {**identity, MFCC: one[MFCC]}
+            yield GENERATE_FRAME_PCM, {**identity, PCM: one[PCM]}
 
     return generate
 
@@ -222,10 +229,10 @@ def _streaming_representative_dataset(signatures, samples: dict):
     def generate():
         if not cache:  # the converter reads the data more than once: run the Keras chain once
             identity = signatures.run_keras(IDENTITY_FEATURES, samples)
-            steps = formats.stream_steps(formats.KerasRunner(signatures), identity, samples["pcm"], samples["noise"],
+            steps = formats.stream_steps(formats.KerasRunner(signatures), identity, samples[PCM], samples[NOISE],
                                          signatures.state_shapes)  # fmt: skip
             for i, (inputs, _) in enumerate(steps):
-                cache.append((IDENTITY_FEATURES, {"faces": samples["faces"][i : i + 1]}))
+                cache.append((IDENTITY_FEATURES, {FACES: samples[FACES][i : i + 1]}))
                 cache.append((GENERATE_STEP, inputs))
         yield from cache
 
@@ -239,10 +246,10 @@ def _window_representative_dataset(signatures, samples: dict):
     def generate():
         if not cache:  # the converter reads the data more than once: run Keras once
             identity = signatures.run_keras(IDENTITY_FEATURES, samples)
-            for i in range(len(samples["faces"])):
-                cache.append((IDENTITY_FEATURES, {"faces": samples["faces"][i : i + 1]}))
+            for i in range(len(samples[FACES])):
+                cache.append((IDENTITY_FEATURES, {FACES: samples[FACES][i : i + 1]}))
                 cache.append((GENERATE_WINDOW, {**{k: v[i : i + 1] for k, v in identity.items()},
-                                                "pcm": samples["pcm"][i : i + 1]}))  # fmt: skip
+                                                PCM: samples[PCM][i : i + 1]}))  # fmt: skip
         yield from cache
 
     return generate
@@ -298,10 +305,10 @@ def build_metadata(config, signatures: Signatures, model_name: str, version: int
         "signatures": sigs,
         "masked_target": signatures.masked_target,
         "normalisation": {
-            "faces": "uint8 RGB 0..255, n aligned 112x112 faces stacked on channels (n = num_identity_images); "
+            FACES: "uint8 RGB 0..255, n aligned 112x112 faces stacked on channels (n = num_identity_images); "
             "aligned like keras_s2v.data.face.align.align_face (similarity on eyes and nose to the canonical face)",
-            "frame": "float32 RGB in [0, 1]",
-            "pcm": "float32 mono in [-1, 1] at sample_rate",
+            FRAME: "float32 RGB in [0, 1]",
+            PCM: "float32 mono in [-1, 1] at sample_rate",
         },
         "audio": {
             "parameters": audio_lib.parameters(),
@@ -338,17 +345,17 @@ def build_metadata(config, signatures: Signatures, model_name: str, version: int
     if GENERATE_WINDOW in signatures.names:
         metadata["audio"].update(_window_audio(signatures))
         metadata["windowed"] = _window_metadata(signatures)
-        metadata["normalisation"]["faces"] = ("uint8 RGB 0..255, one aligned 112x112 face (keras_s2v.data.face.align."
+        metadata["normalisation"][FACES] = ("uint8 RGB 0..255, one aligned 112x112 face (keras_s2v.data.face.align."
                                               "align_face); the graph crops its lip_box and resizes it to lip_size")  # fmt: skip
-        metadata["normalisation"]["frames"] = "float32 RGB in [0, 1]: lip frames of the face's lip_box, lip_size square"
-        del metadata["normalisation"]["frame"]
+        metadata["normalisation"][FRAMES] = "float32 RGB in [0, 1]: lip frames of the face's lip_box, lip_size square"
+        del metadata["normalisation"][FRAME]
     if signatures.state_shapes:
         metadata["streaming"] = {
             "signature": GENERATE_STEP,
             "states": [{"name": k, **spec(shape, "float32")} for k, shape in signatures.state_shapes.items()],
             "noise_dim": signatures.noise_dim,
             "noise_std": signatures.noise_std,
-            "noise": "float32 standard normal, a fresh draw per video frame; the graph scales it by noise_std",
+            NOISE: "float32 standard normal, a fresh draw per video frame; the graph scales it by noise_std",
             "usage": "feed each state output back as the next step's input; zeros first; "
             "one generate_step per video frame in order",
         }
@@ -407,7 +414,7 @@ def _write_json(path: Path, value) -> None:
 
 def _android_files(model_name: str, streaming: bool = False) -> list[str]:
     return [f"{model_name}_{q}.tflite" for q in ANDROID_QUANTIZATIONS] + [
-        "metadata.json", "face.png", "speech.wav", *[f"golden_{q}.png" for q in ANDROID_QUANTIZATIONS]] + (
+        METADATA_FILE, "face.png", "speech.wav", *[f"golden_{q}.png" for q in ANDROID_QUANTIZATIONS]] + (
         [GOLDEN_NOISE_FILE] if streaming else [])  # fmt: skip
 
 
@@ -453,7 +460,7 @@ def export_model(workdir, out, formats_: tuple = FORMATS, quantizations: tuple =
                               parity_samples, metadata, calibration_samples, log)  # fmt: skip
         if android_assets is not None:
             faces, speech = sample if sample is not None else sample_face_and_speech(data_dir, config)
-            tflite_metadata = json.loads((staging / "tflite" / "metadata.json").read_text())
+            tflite_metadata = json.loads((staging / "tflite" / METADATA_FILE).read_text())
             _write_android_assets(staging / "android", staging, model_name, tflite_metadata, faces, speech, log,
                                   signatures)  # fmt: skip
         _write_json(staging / METADATA_FILE, {**metadata, "files": report["files"]})
@@ -485,11 +492,11 @@ def held_out_split(data_dir, config) -> str:
 def _export_into(staging: Path, signatures, config, model_name, version, formats_, quantizations, data_dir,
                  parity_samples, metadata, calibration_samples, log) -> dict:  # fmt: skip
     files, runners = {}, []
-    saved_model = staging / "serving" / model_name / str(version)
+    saved_model = staging / SERVING_DIR / model_name / str(version)
     names, on_device = signatures.names, signatures.on_device_names
     log(f"SavedModel -> {saved_model.relative_to(staging)} ({', '.join(names)})")
     write_saved_model(signatures, saved_model)
-    _write_json(saved_model / "assets.extra" / "metadata.json", metadata)
+    _write_json(saved_model / SAVED_MODEL_ASSETS / METADATA_FILE, metadata)
     if "saved_model" in formats_:
         files["saved_model"] = str(saved_model.relative_to(staging))
         runners.append((formats.SavedModelRunner(saved_model), "float32", names))
@@ -497,7 +504,7 @@ def _export_into(staging: Path, signatures, config, model_name, version, formats
         calibration = None
         if "int8" in quantizations:
             calibration = model_samples(signatures, data_dir, config.data.train_split, calibration_samples, seed=1)
-            log(f"int8 calibration on {len(calibration['faces'])} training examples from {data_dir}")
+            log(f"int8 calibration on {len(calibration[FACES])} training examples from {data_dir}")
         tflite_metadata = build_metadata(config, signatures, model_name, version, on_device, batch=1)
         for quantization, model_bytes in tflite_models(signatures, staging, quantizations, calibration):
             path = staging / "tflite" / f"{model_name}_{quantization}.tflite"
@@ -509,7 +516,7 @@ def _export_into(staging: Path, signatures, config, model_name, version, formats
             log(f"TFLite {quantization:<8} -> {path.relative_to(staging)} ({path.stat().st_size / 1e6:.2f} MB)")
             files[f"tflite_{quantization}"] = str(path.relative_to(staging))
             runners.append((formats.LiteRunner(path, name=f"tflite_{quantization}"), quantization, on_device))
-        _write_json(staging / "tflite" / "metadata.json", tflite_metadata)
+        _write_json(staging / "tflite" / METADATA_FILE, tflite_metadata)
     if "onnx" in formats_:
         paths = {}
         for name in on_device:
@@ -528,20 +535,20 @@ def _export_into(staging: Path, signatures, config, model_name, version, formats
             moved = {k: v for k, v in formats.onnx_output_names(inputs, signatures.output_specs(name)).items() if k != v}
             if moved:
                 renamed[name] = moved
-        _write_json(staging / "onnx" / "metadata.json", {**metadata, "onnx_output_names": renamed} if renamed else metadata)
+        _write_json(staging / "onnx" / METADATA_FILE, {**metadata, "onnx_output_names": renamed} if renamed else metadata)
         runners.append((formats.OnnxRunner(paths), "float32", on_device))
 
     reference = formats.KerasRunner(signatures)
     rows = []
     for runner, kind, checked in runners:
         rows += parity.compare(reference, runner, kind, parity_samples, checked, signatures.state_shapes)
-    _write_json(staging / "parity.json", {"samples": len(parity_samples["faces"]), "data": str(data_dir), "rows": rows})
+    _write_json(staging / "parity.json", {"samples": len(parity_samples[FACES]), "data": str(data_dir), "rows": rows})
     log("parity against Keras on real validation examples:\n" + parity.table(rows))
     failures = [r for r in rows if not r["ok"]]
     if failures:
         raise parity.ParityError(failures)
     if "saved_model" not in formats_:
-        shutil.rmtree(staging / "serving")
+        shutil.rmtree(staging / SERVING_DIR)
     return {"files": files, "parity": rows, "runners": [r.name for r, _, _ in runners]}
 
 
@@ -586,7 +593,7 @@ def _write_android_assets(folder: Path, staging: Path, model_name: str, metadata
         elif streaming:
             frames = formats.stream_frames(runner, identity, pcm, noise, signatures.state_shapes)[indices]
         else:
-            frames = np.concatenate([runner.run("generate_frame_pcm", {**identity, "pcm": p[None]})["frame"] for p in pcm])
+            frames = np.concatenate([runner.run(GENERATE_FRAME_PCM, {**identity, PCM: p[None]})[FRAME] for p in pcm])
         strip = np.concatenate(list((np.clip(frames, 0, 1) * 255).round().astype(np.uint8)), axis=1)
         cv2.imwrite(str(folder / f"golden_{quantization}.png"), strip[..., ::-1])
     android = {"golden_frame_indices": indices.tolist(), "face": "face.png", "speech": "speech.wav",
@@ -600,7 +607,7 @@ def _write_android_assets(folder: Path, staging: Path, model_name: str, metadata
     if streaming:
         android["golden_noise"] = {"file": GOLDEN_NOISE_FILE, "dtype": "float32", "byte_order": "little",
                                    "shape": list(noise.shape), "rows": "one per video frame, in order"}  # fmt: skip
-    _write_json(folder / "metadata.json", {**metadata, "android": android})
+    _write_json(folder / METADATA_FILE, {**metadata, "android": android})
     log(f"Android assets: {', '.join(sorted(p.name for p in folder.iterdir()))}")
 
 

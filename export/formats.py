@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_s2v.signature_names import FRAME, FRAMES, GENERATE_STEP, GENERATE_WINDOW, METADATA_NAME, NOISE, PCM
+
 QUANTIZATIONS = ("float32", "float16", "int8")
 # Ops of the in-graph MFCC (gather framing, DFT and mel matmuls, squares, log) and of the audio
 # encoder's input BatchNorm: kept float32 in int8 models. Quantizing raw PCM and the power
@@ -22,7 +24,6 @@ FLOAT_FRONT_END_OPS = ("GATHER", "FULLY_CONNECTED", "MUL", "ADD", "LOG", "TRANSP
 # And the GRU gates of a streaming generator (temporal GAN): float32 states do not carry int8 rounding
 # from frame to frame (the noise GRU's state then matches Keras exactly; +4 dB frame PSNR on tgan_tiny).
 FLOAT_RECURRENT_OPS = (*FLOAT_FRONT_END_OPS, "LOGISTIC", "TANH", "SUB", "SPLIT", "STRIDED_SLICE")
-METADATA_NAME = "keras_s2v"  # name of the metadata entry embedded in .tflite files
 # ONNX gives no graph output an input's name: an output named like an input (a streaming model's new
 # state) is stored as NAME + this suffix; OnnxRunner gives it back its signature name.
 ONNX_CLASHING_OUTPUT_SUFFIX = "_next"
@@ -69,7 +70,10 @@ def to_tflite(saved_model_dir, signature_keys, quantization: str, representative
 
 
 def embed_metadata(tflite_model: bytes, metadata: dict) -> bytes:
-    """The model with ``metadata`` as JSON in the flatbuffer's ``metadata`` table (name ``keras_s2v``)."""
+    """The model with ``metadata`` as JSON in the flatbuffer's ``metadata`` table (name ``keras_s2v``).
+
+    Read back by ``keras_s2v.model_files.read_embedded_metadata`` (clients read it without export/).
+    """
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 
@@ -82,17 +86,6 @@ def embed_metadata(tflite_model: bytes, metadata: dict) -> bytes:
     entry.buffer = len(model.buffers) - 1
     model.metadata = [m for m in (model.metadata or []) if m.name != METADATA_NAME.encode()] + [entry]
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
-
-
-def read_embedded_metadata(tflite_path) -> dict | None:
-    """The ``keras_s2v`` metadata embedded by ``embed_metadata``, or None."""
-    from tensorflow.lite.tools import flatbuffer_utils
-
-    model = flatbuffer_utils.read_model(str(tflite_path))
-    for entry in model.metadata or []:
-        if entry.name in (METADATA_NAME, METADATA_NAME.encode()):
-            return json.loads(bytes(model.buffers[entry.buffer].data).decode())
-    return None
 
 
 def tflite_ops(tflite_path) -> set[str]:
@@ -239,15 +232,15 @@ def stream_steps(runner, identity: dict, pcm: np.ndarray, noise: np.ndarray, sta
     states = {k: np.zeros((1, *shape), np.float32) for k, shape in state_shapes.items()}
     for t in range(len(pcm)):
         face = {k: (v[t : t + 1] if len(v) > 1 else v) for k, v in identity.items()}
-        inputs = {**face, "pcm": pcm[t : t + 1], "noise": noise[t : t + 1], **states}
-        outputs = runner.run("generate_step", inputs)
+        inputs = {**face, PCM: pcm[t : t + 1], NOISE: noise[t : t + 1], **states}
+        outputs = runner.run(GENERATE_STEP, inputs)
         yield inputs, outputs
         states = {k: np.asarray(outputs[k]) for k in state_shapes}
 
 
 def stream_frames(runner, identity: dict, pcm: np.ndarray, noise: np.ndarray, state_shapes: dict) -> np.ndarray:
     """(T, S, S, 3) frames of ``stream_steps``."""
-    return np.concatenate([out["frame"] for _, out in stream_steps(runner, identity, pcm, noise, state_shapes)])
+    return np.concatenate([out[FRAME] for _, out in stream_steps(runner, identity, pcm, noise, state_shapes)])
 
 
 # --- Windows (lips at a glance) -------------------------------------------------------------
@@ -263,7 +256,7 @@ def window_lips(runner, identity: dict, rows: np.ndarray, window_frames: int) ->
     from keras_s2v import frame_loop
 
     def window_fn(identity_outputs, pcm):
-        return np.concatenate([runner.run("generate_window", {**identity_outputs, "pcm": p[None]})["frames"] for p in pcm])
+        return np.concatenate([runner.run(GENERATE_WINDOW, {**identity_outputs, PCM: p[None]})[FRAMES] for p in pcm])
 
     backend = frame_loop.WindowedGenerator(lambda faces: identity, window_fn, window_frames, runner.name)
     backend.identity_features(np.zeros((1, frame_loop.FACE_SIZE, frame_loop.FACE_SIZE, 3), np.uint8))

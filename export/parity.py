@@ -29,12 +29,16 @@ from __future__ import annotations
 import numpy as np
 
 from export import formats
-from export.signatures import (
+from keras_s2v.signature_names import (
+    FRAME,
+    FRAMES,
     GENERATE_FRAME,
     GENERATE_FRAME_PCM,
     GENERATE_STEP,
     GENERATE_WINDOW,
     IDENTITY_FEATURES,
+    NOISE,
+    PCM,
     SERVING_DEFAULT,
 )
 
@@ -95,19 +99,19 @@ def compare(reference, runner, kind: str, samples: dict, signature_names, state_
     for name in (GENERATE_FRAME, GENERATE_FRAME_PCM):
         if name in signature_names:
             inputs = {**samples, **ref_identity}
-            rows.append(_row(runner.name, name, kind, reference.run(name, inputs)["frame"], runner.run(name, inputs)["frame"]))
+            rows.append(_row(runner.name, name, kind, reference.run(name, inputs)[FRAME], runner.run(name, inputs)[FRAME]))
     if GENERATE_FRAME_PCM in signature_names:
-        ref_frame = reference.run(GENERATE_FRAME_PCM, {**samples, **ref_identity})["frame"]
-        frame = runner.run(GENERATE_FRAME_PCM, {**samples, **identity})["frame"]
+        ref_frame = reference.run(GENERATE_FRAME_PCM, {**samples, **ref_identity})[FRAME]
+        frame = runner.run(GENERATE_FRAME_PCM, {**samples, **identity})[FRAME]
         rows.append(_row(runner.name, f"chain {IDENTITY_FEATURES} -> {GENERATE_FRAME_PCM}", kind, ref_frame, frame))
     if SERVING_DEFAULT in signature_names:
-        rows.append(_row(runner.name, SERVING_DEFAULT, kind, reference.run(SERVING_DEFAULT, samples)["frame"],
-                         runner.run(SERVING_DEFAULT, samples)["frame"]))  # fmt: skip
+        rows.append(_row(runner.name, SERVING_DEFAULT, kind, reference.run(SERVING_DEFAULT, samples)[FRAME],
+                         runner.run(SERVING_DEFAULT, samples)[FRAME]))  # fmt: skip
     if GENERATE_WINDOW in signature_names:
-        ref_frames = reference.run(GENERATE_WINDOW, {**samples, **ref_identity})["frames"]
-        frames = runner.run(GENERATE_WINDOW, {**samples, **ref_identity})["frames"]
+        ref_frames = reference.run(GENERATE_WINDOW, {**samples, **ref_identity})[FRAMES]
+        frames = runner.run(GENERATE_WINDOW, {**samples, **ref_identity})[FRAMES]
         rows.append(_row(runner.name, GENERATE_WINDOW, kind, ref_frames, frames))
-        frames = runner.run(GENERATE_WINDOW, {**samples, **identity})["frames"]
+        frames = runner.run(GENERATE_WINDOW, {**samples, **identity})[FRAMES]
         rows.append(_row(runner.name, f"chain {IDENTITY_FEATURES} -> {GENERATE_WINDOW}", kind, ref_frames, frames))
     if GENERATE_STEP in signature_names:
         rows += compare_streaming(reference, runner, kind, samples, ref_identity, identity, state_shapes or {})
@@ -118,18 +122,18 @@ def compare_streaming(reference, runner, kind: str, samples: dict, ref_identity:
                       state_shapes: dict) -> list[dict]:  # fmt: skip
     """``generate_step`` rows: one step from zero states (frame and states), and the streaming chain."""
     rows = []
-    count = len(samples["pcm"])
+    count = len(samples[PCM])
     zeros = {k: np.zeros((count, *shape), np.float32) for k, shape in state_shapes.items()}
     inputs = {**samples, **ref_identity, **zeros}
     ref, out = reference.run(GENERATE_STEP, inputs), runner.run(GENERATE_STEP, inputs)
-    rows.append(_row(runner.name, f"{GENERATE_STEP}/frame", kind, ref["frame"], out["frame"]))
+    rows.append(_row(runner.name, f"{GENERATE_STEP}/{FRAME}", kind, ref[FRAME], out[FRAME]))
     for key in state_shapes:
         rows.append(_row(runner.name, f"{GENERATE_STEP}/{key}", kind, ref[key], out[key], bounded=kind in MAX_ABS,
                          image=False))  # fmt: skip
     first = {k: v[:1] for k, v in ref_identity.items()}
     own = {k: v[:1] for k, v in identity.items()}
-    ref_frames = formats.stream_frames(reference, first, samples["pcm"], samples["noise"], state_shapes)
-    frames = formats.stream_frames(runner, own, samples["pcm"], samples["noise"], state_shapes)
+    ref_frames = formats.stream_frames(reference, first, samples[PCM], samples[NOISE], state_shapes)
+    frames = formats.stream_frames(runner, own, samples[PCM], samples[NOISE], state_shapes)
     rows.append(_row(runner.name, f"chain {IDENTITY_FEATURES} -> {GENERATE_STEP} x{count}", kind, ref_frames,
                      frames))  # fmt: skip
     return rows

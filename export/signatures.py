@@ -83,7 +83,8 @@ the lips into the face (``frame_loop.WindowedGenerator``). 25 fps only.
 (Its SavedModel answers ``serving_default`` with ``identity_features`` too.)
 
 The same functions called eagerly are the Keras reference the parity check
-compares every format against.
+compares every format against. The names (signatures, tensors, metadata) are
+``keras_s2v.signature_names``, which the clients import too.
 """
 
 from __future__ import annotations
@@ -93,20 +94,26 @@ import numpy as np
 from export import formats
 from keras_s2v.data import audio as audio_lib
 from keras_s2v.models.speech2vid import IMAGE_SIZE, SKIP_NAMES
-
-IDENTITY_FEATURES = "identity_features"
-GENERATE_FRAME = "generate_frame"
-GENERATE_FRAME_PCM = "generate_frame_pcm"
-SERVING_DEFAULT = "serving_default"
-GENERATE_STEP = "generate_step"
-GENERATE_WINDOW = "generate_window"
-SIGNATURES = (IDENTITY_FEATURES, GENERATE_FRAME, GENERATE_FRAME_PCM, SERVING_DEFAULT)
-# What goes to phones and ONNX: the identity encoder and the per-window generator (both audio forms).
-ON_DEVICE_SIGNATURES = (IDENTITY_FEATURES, GENERATE_FRAME, GENERATE_FRAME_PCM)
-STREAMING_SIGNATURES = (IDENTITY_FEATURES, GENERATE_STEP)  # a temporal GAN's: everywhere
-WINDOW_SIGNATURES = (IDENTITY_FEATURES, GENERATE_WINDOW)  # lips at a glance: everywhere
-FACES = "faces"  # identity_features' (reference) faces input
-TARGET = "target"  # a masked_target model's identity_features input: the frame being made
+from keras_s2v.signature_names import (
+    FACES,
+    FRAME,
+    FRAMES,
+    GENERATE_FRAME,
+    GENERATE_FRAME_PCM,
+    GENERATE_STEP,
+    GENERATE_WINDOW,
+    IDENTITY,
+    IDENTITY_FEATURES,
+    MFCC,
+    NOISE,
+    ON_DEVICE_SIGNATURES,
+    PCM,
+    SERVING_DEFAULT,
+    SIGNATURES,
+    STREAMING_SIGNATURES,
+    TARGET,
+    WINDOW_SIGNATURES,
+)
 
 
 def signatures_for(model):
@@ -166,7 +173,7 @@ class Signatures(_SignatureFunctions):
         self.identity_encoder = model.identity_encoder
         self.generator = model.frame_generator()
         # A model without skips outputs only what its generator takes.
-        self.identity_keys = ["identity"] + [k for k in SKIP_NAMES if k in self.generator.input]
+        self.identity_keys = [IDENTITY] + [k for k in SKIP_NAMES if k in self.generator.input]
         outputs = self.identity_encoder.output
         self.identity_shapes = {k: tuple(outputs[k].shape[1:]) for k in self.identity_keys}
         self.face_channels = 3 * model.num_identity_images
@@ -187,7 +194,7 @@ class Signatures(_SignatureFunctions):
     def generate_frame(self, *identity_and_mfcc):
         *identity, mfcc = identity_and_mfcc
         inputs = dict(zip(self.identity_keys, identity), mfcc=mfcc)
-        return {"frame": self.generator(inputs, training=False)}
+        return {FRAME: self.generator(inputs, training=False)}
 
     def generate_frame_pcm(self, *identity_and_pcm):
         *identity, pcm = identity_and_pcm
@@ -209,8 +216,8 @@ class Signatures(_SignatureFunctions):
         if self.masked_target:
             faces.insert(0, tf.TensorSpec((batch, IMAGE_SIZE, IMAGE_SIZE, 3), tf.uint8, name=TARGET))
         identity = [tf.TensorSpec((batch, *self.identity_shapes[k]), tf.float32, name=k) for k in self.identity_keys]
-        mfcc = tf.TensorSpec((batch, audio_lib.MFCC_COEFFS, audio_lib.MFCC_WINDOW_HOPS), tf.float32, name="mfcc")
-        pcm = tf.TensorSpec((batch, audio_lib.MFCC_WINDOW_SAMPLES), tf.float32, name="pcm")
+        mfcc = tf.TensorSpec((batch, audio_lib.MFCC_COEFFS, audio_lib.MFCC_WINDOW_HOPS), tf.float32, name=MFCC)
+        pcm = tf.TensorSpec((batch, audio_lib.MFCC_WINDOW_SAMPLES), tf.float32, name=PCM)
         return {
             IDENTITY_FEATURES: faces,
             GENERATE_FRAME: [*identity, mfcc],
@@ -222,7 +229,7 @@ class Signatures(_SignatureFunctions):
         """Output name -> shape without the batch dimension."""
         if name == IDENTITY_FEATURES:
             return dict(self.identity_shapes)
-        return {"frame": (IMAGE_SIZE, IMAGE_SIZE, 3)}
+        return {FRAME: (IMAGE_SIZE, IMAGE_SIZE, 3)}
 
 
 class StreamingSignatures(_SignatureFunctions):
@@ -243,7 +250,7 @@ class StreamingSignatures(_SignatureFunctions):
         self.identity_encoder = model.identity_encoder
         self.step = model.step_generator()  # built once; shares the model's weights
         outputs = self.identity_encoder.output
-        self.identity_keys = [k for k in ("identity", *skip_names(model.image_size)) if k in outputs]
+        self.identity_keys = [k for k in (IDENTITY, *skip_names(model.image_size)) if k in outputs]
         self.identity_shapes = {k: tuple(outputs[k].shape[1:]) for k in self.identity_keys}
         self.state_shapes = {k: tuple(v) for k, v in model.state_shapes().items()}
         self.window_samples = int(model.window_samples)
@@ -269,7 +276,7 @@ class StreamingSignatures(_SignatureFunctions):
         inputs = {**dict(zip(self.identity_keys, identity)), "audio": audio, "noise": noise * self.noise_std,
                   **dict(zip(self.state_shapes, states))}  # fmt: skip
         outputs = self.step(inputs, training=False)
-        return {"frame": outputs["frame"], **{k: outputs[k] for k in self.state_shapes}}
+        return {FRAME: outputs["frame"], **{k: outputs[k] for k in self.state_shapes}}
 
     # --- Specs ------------------------------------------------------------------------------
 
@@ -278,13 +285,13 @@ class StreamingSignatures(_SignatureFunctions):
         import tensorflow as tf
 
         if name == IDENTITY_FEATURES:
-            return [tf.TensorSpec((batch, self.image_size, self.image_size, 3), tf.uint8, name="faces")]
+            return [tf.TensorSpec((batch, self.image_size, self.image_size, 3), tf.uint8, name=FACES)]
         if name != GENERATE_STEP:
             raise KeyError(name)
         return [
             *[tf.TensorSpec((batch, *self.identity_shapes[k]), tf.float32, name=k) for k in self.identity_keys],
-            tf.TensorSpec((batch, self.window_samples), tf.float32, name="pcm"),
-            tf.TensorSpec((batch, self.noise_dim), tf.float32, name="noise"),
+            tf.TensorSpec((batch, self.window_samples), tf.float32, name=PCM),
+            tf.TensorSpec((batch, self.noise_dim), tf.float32, name=NOISE),
             *[tf.TensorSpec((batch, *shape), tf.float32, name=k) for k, shape in self.state_shapes.items()],
         ]
 
@@ -292,7 +299,7 @@ class StreamingSignatures(_SignatureFunctions):
         """Output name -> shape without the batch dimension."""
         if name == IDENTITY_FEATURES:
             return dict(self.identity_shapes)
-        return {"frame": (self.image_size, self.image_size, 3), **self.state_shapes}
+        return {FRAME: (self.image_size, self.image_size, 3), **self.state_shapes}
 
 
 class WindowSignatures(_SignatureFunctions):
@@ -327,7 +334,7 @@ class WindowSignatures(_SignatureFunctions):
         self.lip_box = align.lip_box(IMAGE_SIZE)
         outputs = self.identity_encoder.output
         # A decoder without skips reads only ``identity``; the window model still names the skips, fed zeros.
-        used = ("identity", *skip_names(self.lip_size)) if model.skips else ("identity",)
+        used = (IDENTITY, *skip_names(self.lip_size)) if model.skips else (IDENTITY,)
         self.identity_keys = [k for k in used if k in outputs]
         self.identity_shapes = {k: tuple(outputs[k].shape[1:]) for k in outputs}
 
@@ -353,7 +360,7 @@ class WindowSignatures(_SignatureFunctions):
             if key not in inputs and key != "log_mel":
                 inputs[key] = tf.zeros(tf.concat([[batch], self.identity_shapes[key]], 0))
         inputs["log_mel"] = audio_lib.log_mel_tf(pcm, self.window_frames)
-        return {"frames": self.generator(inputs, training=False)}
+        return {FRAMES: self.generator(inputs, training=False)}
 
     # --- Specs ------------------------------------------------------------------------------
 
@@ -362,17 +369,17 @@ class WindowSignatures(_SignatureFunctions):
         import tensorflow as tf
 
         if name == IDENTITY_FEATURES:
-            return [tf.TensorSpec((batch, self.image_size, self.image_size, 3), tf.uint8, name="faces")]
+            return [tf.TensorSpec((batch, self.image_size, self.image_size, 3), tf.uint8, name=FACES)]
         if name != GENERATE_WINDOW:
             raise KeyError(name)
         return [*[tf.TensorSpec((batch, *self.identity_shapes[k]), tf.float32, name=k) for k in self.identity_keys],
-                tf.TensorSpec((batch, self.window_samples), tf.float32, name="pcm")]  # fmt: skip
+                tf.TensorSpec((batch, self.window_samples), tf.float32, name=PCM)]  # fmt: skip
 
     def output_specs(self, name: str) -> dict[str, tuple]:
         """Output name -> shape without the batch dimension."""
         if name == IDENTITY_FEATURES:
             return {k: self.identity_shapes[k] for k in self.identity_keys}
-        return {"frames": (self.window_frames, self.lip_size, self.lip_size, 3)}
+        return {FRAMES: (self.window_frames, self.lip_size, self.lip_size, 3)}
 
 
 def write_saved_model(signatures, path, names=None, batch: int | None = None) -> None:

@@ -29,12 +29,21 @@ import numpy as np
 from keras_s2v import workdirs
 from keras_s2v.data import audio as audio_lib
 from keras_s2v.model_files import ModelError  # a --model path that cannot be run, with why (also raised here)
-
-IDENTITY_FEATURES = "identity_features"
-GENERATE_FRAME_PCM = "generate_frame_pcm"
-GENERATE_STEP = "generate_step"
-GENERATE_WINDOW = "generate_window"
-
+from keras_s2v.signature_names import (
+    FACES,
+    FRAME,
+    FRAMES,
+    GENERATE_FRAME_PCM,
+    GENERATE_STEP,
+    GENERATE_WINDOW,
+    IDENTITY_FEATURES,
+    METADATA_FILE,
+    NOISE,
+    PCM,
+    SAVED_MODEL_ASSETS,
+    SERVING_DIR,
+    TARGET,
+)
 
 
 class KerasGenerator:
@@ -80,12 +89,12 @@ def keras_streaming(model, description: str):
         return {k: np.asarray(outputs[k]) for k in identity_keys}
 
     def step_fn(inputs):
-        pcm = inputs.pop("pcm")
+        pcm = inputs.pop(PCM)
         if model.audio_input == "mfcc":  # exactly as training features were made
             audio = np.stack([audio_lib.mfcc_from_pcm_window(window) for window in pcm]).astype(np.float32)
         else:
             audio = pcm
-        noise = inputs.pop("noise") * np.float32(model.noise_std)  # as the exported generate_step scales it
+        noise = inputs.pop(NOISE) * np.float32(model.noise_std)  # as the exported generate_step scales it
         return step({**inputs, "audio": audio, "noise": noise})
 
     return frame_loop.StreamingGenerator(identity_fn, step_fn, model.state_shapes(), model.noise_dim,
@@ -99,7 +108,7 @@ def saved_model_streaming(path: Path, loaded):
     identity, step = loaded.signatures[IDENTITY_FEATURES], loaded.signatures[GENERATE_STEP]
     specs = step.structured_input_signature[1]
     identity_keys = list(identity.structured_outputs)
-    states = {k: tuple(spec.shape[1:]) for k, spec in specs.items() if k not in (*identity_keys, "pcm", "noise")}
+    states = {k: tuple(spec.shape[1:]) for k, spec in specs.items() if k not in (*identity_keys, PCM, NOISE)}
 
     def identity_fn(faces):
         return {k: v.numpy() for k, v in identity(faces=faces).items()}
@@ -107,9 +116,9 @@ def saved_model_streaming(path: Path, loaded):
     def step_fn(inputs):
         return {k: v.numpy() for k, v in step(**{k: np.asarray(inputs[k], np.float32) for k in specs}).items()}
 
-    backend = frame_loop.StreamingGenerator(identity_fn, step_fn, states, int(specs["noise"].shape[-1]),
-                                            int(specs["pcm"].shape[-1]), f"SavedModel {path}",
-                                            int(identity.structured_input_signature[1]["faces"].shape[1]))  # fmt: skip
+    backend = frame_loop.StreamingGenerator(identity_fn, step_fn, states, int(specs[NOISE].shape[-1]),
+                                            int(specs[PCM].shape[-1]), f"SavedModel {path}",
+                                            int(identity.structured_input_signature[1][FACES].shape[1]))  # fmt: skip
     backend.loaded = loaded  # the signatures only reference its variables
     return backend
 
@@ -148,17 +157,17 @@ def saved_model_windowed(path: Path, loaded):
 
     identity, generate = loaded.signatures[IDENTITY_FEATURES], loaded.signatures[GENERATE_WINDOW]
     specs = generate.structured_input_signature[1]
-    frames_shape = generate.structured_outputs["frames"].shape  # (N, window_frames, L, L, 3)
+    frames_shape = generate.structured_outputs[FRAMES].shape  # (N, window_frames, L, L, 3)
 
     def identity_fn(faces):
-        return {k: v.numpy() for k, v in identity(faces=np.asarray(faces, np.uint8)).items()}
+        return {k: v.numpy() for k, v in identity(**{FACES: np.asarray(faces, np.uint8)}).items()}
 
     def window_fn(identity_outputs, pcm):
-        inputs = {k: np.repeat(identity_outputs[k], len(pcm), axis=0) for k in specs if k != "pcm"}
-        return generate(pcm=np.asarray(pcm, np.float32), **inputs)["frames"].numpy()
+        inputs = {k: np.repeat(identity_outputs[k], len(pcm), axis=0) for k in specs if k != PCM}
+        return generate(**{PCM: np.asarray(pcm, np.float32)}, **inputs)[FRAMES].numpy()
 
     backend = frame_loop.WindowedGenerator(identity_fn, window_fn, int(frames_shape[1]), f"SavedModel {path}",
-                                           int(identity.structured_input_signature[1]["faces"].shape[1]),
+                                           int(identity.structured_input_signature[1][FACES].shape[1]),
                                            int(frames_shape[2]))  # fmt: skip
     backend.loaded = loaded  # the signatures only reference its variables
     return backend
@@ -183,13 +192,13 @@ class SavedModelGenerator:
         self._loaded = loaded
         self._identity = loaded.signatures[IDENTITY_FEATURES]
         self._generate = loaded.signatures[GENERATE_FRAME_PCM]
-        self.identity_keys = [k for k in self._generate.structured_input_signature[1] if k != "pcm"]
+        self.identity_keys = [k for k in self._generate.structured_input_signature[1] if k != PCM]
         face_specs = self._identity.structured_input_signature[1]
-        faces_spec = face_specs[frame_loop.FACES_INPUT]
-        self.masked_target = frame_loop.TARGET_INPUT in face_specs  # the signature says so, not the file name
+        faces_spec = face_specs[FACES]
+        self.masked_target = TARGET in face_specs  # the signature says so, not the file name
         self.num_identity_images = int(faces_spec.shape[-1]) // 3
         self.face_size = int(faces_spec.shape[1])
-        self.window_samples = int(self._generate.structured_input_signature[1]["pcm"].shape[-1])
+        self.window_samples = int(self._generate.structured_input_signature[1][PCM].shape[-1])
         self.description = f"SavedModel {self.path}"
 
     def identity_features(self, faces: np.ndarray) -> dict[str, np.ndarray]:
@@ -203,15 +212,15 @@ class SavedModelGenerator:
 
         pcm = np.asarray(pcm, np.float32)
         inputs = frame_loop.identity_rows({k: identity[k] for k in self.identity_keys}, len(pcm))
-        return self._generate(pcm=pcm, **inputs)["frame"].numpy()
+        return self._generate(**{PCM: pcm}, **inputs)[FRAME].numpy()
 
 
 def find_saved_model(path: Path) -> Path | None:
     """The SavedModel version folder under an export folder, ``serving/<model>`` or a version; else None."""
     if (path / "saved_model.pb").exists():
         return path
-    if (path / "serving").is_dir():
-        path = path / "serving"
+    if (path / SERVING_DIR).is_dir():
+        path = path / SERVING_DIR
     models = [p for p in path.iterdir() if p.is_dir()] if path.is_dir() else []
     if len(models) == 1 and not models[0].name.isdigit():
         path = models[0]
@@ -228,7 +237,7 @@ def _training_kind(workdir: Path) -> str:
 
 
 def saved_model_metadata(saved_model: Path) -> dict | None:
-    path = saved_model / "assets.extra" / "metadata.json"
+    path = saved_model / SAVED_MODEL_ASSETS / METADATA_FILE
     return json.loads(path.read_text()) if path.exists() else None
 
 
@@ -241,9 +250,9 @@ def data_parameters(path, backend) -> dict:
     path = Path(path)
     audio = None
     if path.is_file():  # .tflite: the metadata embedded by the export
-        from export import formats
+        from keras_s2v import model_files
 
-        audio = _audio_parameters(formats.read_embedded_metadata(path))
+        audio = _audio_parameters(model_files.read_embedded_metadata(path))
     elif (path / workdirs.CONFIG_FILE).exists():
         try:
             audio = (json.loads((path / workdirs.DATA_FILE).read_text()).get("data_parameters") or {}).get("audio")

@@ -46,10 +46,9 @@ import numpy as np
 from keras_s2v import outputs
 from keras_s2v.data import audio as audio_lib
 from keras_s2v.data import media
+from keras_s2v.signature_names import FACES, FRAME, NOISE, PCM, TARGET
 
 FACE_SIZE = 112  # side of the aligned face the exported signatures take and give
-FACES_INPUT = "faces"  # the exported identity_features' inputs (export.signatures.FACES, TARGET)
-TARGET_INPUT = "target"  # a masked_target export's only: the frame being made
 
 
 class FrameBackend(Protocol):
@@ -124,8 +123,8 @@ def identity_inputs(backend, faces: np.ndarray) -> dict[str, np.ndarray]:
         what = f"the target frame and {count} reference face(s) (identity_faces)" if masked else f"{count} face(s)"
         raise ValueError(f"{backend.description} takes {what}: faces of shape (N, S, S, {channels}), got {faces.shape}")
     if not masked:
-        return {FACES_INPUT: faces}
-    return {TARGET_INPUT: faces[..., :3], FACES_INPUT: faces[..., 3:]}
+        return {FACES: faces}
+    return {TARGET: faces[..., :3], FACES: faces[..., 3:]}
 
 
 def check_face_count(backend, count: int, flag: str = "--face") -> None:
@@ -309,9 +308,9 @@ class StreamingGenerator:
         frames = []
         for window in np.asarray(pcm, np.float32):
             noise = self._rng.standard_normal((1, self.noise_dim)).astype(np.float32)
-            out = self._step_fn({**identity, "pcm": window[None], "noise": noise, **self.states})
+            out = self._step_fn({**identity, PCM: window[None], NOISE: noise, **self.states})
             self.states = {k: np.asarray(out[k]) for k in self.states}
-            frames.append(np.asarray(out["frame"]))
+            frames.append(np.asarray(out[FRAME]))
         return np.concatenate(frames)
 
 

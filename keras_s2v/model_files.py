@@ -10,8 +10,11 @@ reported the same way by every command (``cli.run_main``: ``error: <path>:
 
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
+
+from keras_s2v.signature_names import METADATA_NAME
 
 
 class ModelError(ValueError):
@@ -80,3 +83,14 @@ def load_tflite(path, num_threads: int | None = None):
         return Interpreter(model_path=str(path), num_threads=num_threads)
     except Exception as error:  # a cut or foreign file: "The model is not a valid Flatbuffer buffer"
         raise ModelError(path, f"not a TFLite model, or cut short ({reason(error)})") from None
+
+
+def read_embedded_metadata(tflite_path) -> dict | None:
+    """The ``keras_s2v`` metadata an export embeds in a .tflite file (``export.formats.embed_metadata``), or None."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(tflite_path))
+    for entry in model.metadata or []:
+        if entry.name in (METADATA_NAME, METADATA_NAME.encode()):
+            return json.loads(bytes(model.buffers[entry.buffer].data).decode())
+    return None

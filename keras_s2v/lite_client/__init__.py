@@ -39,11 +39,18 @@ import numpy as np
 from keras_s2v import frame_loop, outputs
 from keras_s2v.data import audio as audio_lib
 from keras_s2v.data import media
-
-IDENTITY_FEATURES = "identity_features"
-GENERATE_FRAME_PCM = "generate_frame_pcm"
-GENERATE_STEP = "generate_step"
-GENERATE_WINDOW = "generate_window"
+from keras_s2v.signature_names import (
+    FACES,
+    FRAME,
+    FRAMES,
+    GENERATE_FRAME_PCM,
+    GENERATE_STEP,
+    GENERATE_WINDOW,
+    IDENTITY_FEATURES,
+    NOISE,
+    PCM,
+    TARGET,
+)
 
 
 def _interpreter(path: Path, num_threads: int | None):
@@ -68,12 +75,12 @@ def load(model_path, num_threads: int | None = None):
     step = interpreter.get_signature_runner(GENERATE_STEP)
     details = step.get_input_details()
     identity_keys = list(identity.get_output_details())
-    states = {k: tuple(d["shape"][1:]) for k, d in details.items() if k not in (*identity_keys, "pcm", "noise")}
+    states = {k: tuple(d["shape"][1:]) for k, d in details.items() if k not in (*identity_keys, PCM, NOISE)}
     backend = frame_loop.StreamingGenerator(
-        lambda faces: dict(identity(faces=faces)),
+        lambda faces: dict(identity(**{FACES: faces})),
         lambda inputs: dict(step(**{k: np.asarray(inputs[k], np.float32) for k in details})),
-        states, int(details["noise"]["shape"][-1]), int(details["pcm"]["shape"][-1]), f"TFLite {path}",
-        int(identity.get_input_details()["faces"]["shape"][1]))  # fmt: skip
+        states, int(details[NOISE]["shape"][-1]), int(details[PCM]["shape"][-1]), f"TFLite {path}",
+        int(identity.get_input_details()[FACES]["shape"][1]))  # fmt: skip
     backend.interpreter = interpreter
     return backend
 
@@ -83,16 +90,19 @@ def _windowed(path: Path, interpreter):
         raise ValueError(f"{path}: a generate_window model without identity_features; export it with python -m export")
     identity = interpreter.get_signature_runner(IDENTITY_FEATURES)
     generate = interpreter.get_signature_runner(GENERATE_WINDOW)
-    keys = [k for k in interpreter.get_signature_list()[GENERATE_WINDOW]["inputs"] if k != "pcm"]
-    frames_shape = generate.get_output_details()["frames"]["shape"]  # (1, window_frames, L, L, 3)
+    keys = [k for k in interpreter.get_signature_list()[GENERATE_WINDOW]["inputs"] if k != PCM]
+    frames_shape = generate.get_output_details()[FRAMES]["shape"]  # (1, window_frames, L, L, 3)
+
+    def identity_fn(faces):
+        return dict(identity(**{FACES: np.asarray(faces, np.uint8)}))
 
     def window_fn(identity_outputs, pcm):  # one window at a time, as on a phone
-        return np.concatenate([generate(pcm=window[None].astype(np.float32), **{k: identity_outputs[k] for k in keys})["frames"]
+        inputs = {k: identity_outputs[k] for k in keys}
+        return np.concatenate([generate(**{PCM: window[None].astype(np.float32)}, **inputs)[FRAMES]
                                for window in np.asarray(pcm)])  # fmt: skip
 
-    backend = frame_loop.WindowedGenerator(lambda faces: dict(identity(faces=np.asarray(faces, np.uint8))), window_fn,
-                                           int(frames_shape[1]), f"TFLite {path}",
-                                           int(identity.get_input_details()["faces"]["shape"][1]), int(frames_shape[2]))  # fmt: skip
+    backend = frame_loop.WindowedGenerator(identity_fn, window_fn, int(frames_shape[1]), f"TFLite {path}",
+                                           int(identity.get_input_details()[FACES]["shape"][1]), int(frames_shape[2]))  # fmt: skip
     backend.interpreter = interpreter
     return backend
 
@@ -116,12 +126,12 @@ class LiteTalkingFace:
                              "export it with python -m export")  # fmt: skip
         self._identity = self.interpreter.get_signature_runner(IDENTITY_FEATURES)
         self._generate = self.interpreter.get_signature_runner(GENERATE_FRAME_PCM)
-        self.identity_keys = [k for k in signatures[GENERATE_FRAME_PCM]["inputs"] if k != "pcm"]
-        faces_shape = self._identity.get_input_details()[frame_loop.FACES_INPUT]["shape"]
-        self.masked_target = frame_loop.TARGET_INPUT in signatures[IDENTITY_FEATURES]["inputs"]
+        self.identity_keys = [k for k in signatures[GENERATE_FRAME_PCM]["inputs"] if k != PCM]
+        faces_shape = self._identity.get_input_details()[FACES]["shape"]
+        self.masked_target = TARGET in signatures[IDENTITY_FEATURES]["inputs"]
         self.num_identity_images = int(faces_shape[-1]) // 3
         self.face_size = int(faces_shape[1])
-        self.window_samples = int(self._generate.get_input_details()["pcm"]["shape"][-1])
+        self.window_samples = int(self._generate.get_input_details()[PCM]["shape"][-1])
         self.description = f"TFLite {self.path}"
 
     def identity_features(self, faces: np.ndarray) -> dict[str, np.ndarray]:
@@ -130,7 +140,7 @@ class LiteTalkingFace:
         Once per face; one row at a time (the signature's batch is 1).
         """
         inputs = frame_loop.identity_inputs(self, faces)
-        count = len(inputs[frame_loop.FACES_INPUT])
+        count = len(inputs[FACES])
         rows = [self._identity(**{k: v[i : i + 1] for k, v in inputs.items()}) for i in range(count)]
         return {k: np.concatenate([row[k] for row in rows]) for k in rows[0]}
 
@@ -141,7 +151,7 @@ class LiteTalkingFace:
         """
         pcm = np.asarray(pcm, np.float32)
         rows = frame_loop.identity_rows({k: identity[k] for k in self.identity_keys}, len(pcm))
-        frames = [self._generate(pcm=window[None], **{k: v[i : i + 1] for k, v in rows.items()})["frame"]
+        frames = [self._generate(**{PCM: window[None]}, **{k: v[i : i + 1] for k, v in rows.items()})[FRAME]
                   for i, window in enumerate(pcm)]  # fmt: skip
         return np.concatenate(frames)
 

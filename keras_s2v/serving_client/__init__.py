@@ -54,24 +54,31 @@ from collections.abc import Mapping
 import numpy as np
 
 from keras_s2v.data.audio import MFCC_WINDOW_SAMPLES
-
-IDENTITY_FEATURES = "identity_features"
-TARGET = "target"  # a masked-target export's identity_features input (export.signatures.TARGET)
-GENERATE_FRAME = "generate_frame"
-GENERATE_FRAME_PCM = "generate_frame_pcm"
-GENERATE_STEP = "generate_step"
-GENERATE_WINDOW = "generate_window"
-SERVING_DEFAULT = "serving_default"
+from keras_s2v.signature_names import (
+    FACES,
+    FRAME,
+    FRAMES,
+    GENERATE_FRAME,
+    GENERATE_FRAME_PCM,
+    GENERATE_STEP,
+    GENERATE_WINDOW,
+    IDENTITY,
+    IDENTITY_FEATURES,
+    NOISE,
+    PCM,
+    SERVING_DEFAULT,
+    TARGET,
+)
 
 # Outputs of each exported signature, in order. Over REST, TF Serving drops
 # the name of a signature's only output: it takes the first name here.
 SIGNATURE_OUTPUTS = {
-    IDENTITY_FEATURES: ("identity", "skip_14", "skip_6"),
-    GENERATE_FRAME: ("frame",),
-    GENERATE_FRAME_PCM: ("frame",),
-    SERVING_DEFAULT: ("frame",),
-    GENERATE_STEP: ("frame",),  # and the new GRU states, under their input names
-    GENERATE_WINDOW: ("frames",),
+    IDENTITY_FEATURES: (IDENTITY, "skip_14", "skip_6"),
+    GENERATE_FRAME: (FRAME,),
+    GENERATE_FRAME_PCM: (FRAME,),
+    SERVING_DEFAULT: (FRAME,),
+    GENERATE_STEP: (FRAME,),  # and the new GRU states, under their input names
+    GENERATE_WINDOW: (FRAMES,),
 }
 OUTPUT_DTYPE = np.float32  # every output of the exported signatures
 
@@ -384,11 +391,11 @@ class ServingClient:
 
     @property
     def num_identity_images(self) -> int:
-        return self._face_shapes()["faces"][-1] // 3
+        return self._face_shapes()[FACES][-1] // 3
 
     @property
     def face_size(self) -> int:
-        return self._face_shapes()["faces"][1]
+        return self._face_shapes()[FACES][1]
 
     @property
     def _grpc_target(self) -> str:
@@ -430,13 +437,13 @@ class ServingClient:
         if pcm.ndim == 1:
             pcm = pcm[None]
         inputs = frame_loop.identity_rows(identity_outputs, len(pcm))
-        return self.predict(GENERATE_FRAME_PCM, pcm=pcm, **inputs)["frame"]
+        return self.predict(GENERATE_FRAME_PCM, **{PCM: pcm}, **inputs)[FRAME]
 
     def generate_window(self, identity_outputs: Mapping[str, np.ndarray], pcm: np.ndarray) -> np.ndarray:
         """Lip frames float32 ``(N, T, L, L, 3)`` for ``pcm`` ``(N, audio.log_mel_window_samples(T))`` windows."""
         pcm = np.asarray(pcm, np.float32)
         inputs = {name: _repeat_to(name, value, len(pcm)) for name, value in identity_outputs.items()}
-        return self.predict(GENERATE_WINDOW, pcm=pcm, **inputs)["frames"]
+        return self.predict(GENERATE_WINDOW, **{PCM: pcm}, **inputs)[FRAMES]
 
     def _grpc_stub(self):
         if self._stub is None:
@@ -487,21 +494,21 @@ def backend(client: ServingClient):
     if IDENTITY_FEATURES not in signatures or not generators:
         raise ServingError(client.target, f"{client.model_name} serves {sorted(signatures)}: not a keras_s2v export "
                                           "(python -m export writes identity_features and a generator)")  # fmt: skip
-    face_size = signatures[IDENTITY_FEATURES]["inputs"]["faces"][1]
+    face_size = signatures[IDENTITY_FEATURES]["inputs"][FACES][1]
     if GENERATE_WINDOW in signatures:
-        _, window_frames, lip_size, _, _ = signatures[GENERATE_WINDOW]["outputs"]["frames"]
+        _, window_frames, lip_size, _, _ = signatures[GENERATE_WINDOW]["outputs"][FRAMES]
         return frame_loop.WindowedGenerator(client.identity_features, client.generate_window, window_frames,
                                             description, face_size, lip_size)  # fmt: skip
     if GENERATE_STEP in signatures:
         inputs = signatures[GENERATE_STEP]["inputs"]
         identity_keys = signatures[IDENTITY_FEATURES]["outputs"]
-        states = {k: shape[1:] for k, shape in inputs.items() if k not in (*identity_keys, "pcm", "noise")}
+        states = {k: shape[1:] for k, shape in inputs.items() if k not in (*identity_keys, PCM, NOISE)}
 
         def step(values):  # one frame: identity outputs, pcm, noise and states -> frame and new states
             return client.predict(GENERATE_STEP, **{k: values[k] for k in inputs})
 
-        return frame_loop.StreamingGenerator(client.identity_features, step, states, inputs["noise"][-1],
-                                             inputs["pcm"][-1], description, face_size)  # fmt: skip
+        return frame_loop.StreamingGenerator(client.identity_features, step, states, inputs[NOISE][-1],
+                                             inputs[PCM][-1], description, face_size)  # fmt: skip
     return client
 
 
@@ -523,7 +530,7 @@ def make_video(client, face_paths, audio_path, out, batch_size: int = 25, fps: f
     model = backend(client)
     frame_loop.check_frame_rate(model, fps, "--fps")
     frame_loop.check_face_count(model, len(face_paths))
-    face_size = client.signatures()[IDENTITY_FEATURES]["inputs"]["faces"][1]
+    face_size = client.signatures()[IDENTITY_FEATURES]["inputs"][FACES][1]
     if face_size != faces.shape[1]:
         faces = frame_loop.read_faces(face_paths, face_size)
     faces = frame_loop.identity_faces(model, faces)  # a masked-target model: the first crop is the target too

@@ -12,10 +12,10 @@ import pytest
 
 from export import ExportError, ParityError, export_model, formats, parity
 from keras_s2v.outputs import OutputError
-from export.signatures import ON_DEVICE_SIGNATURES, SIGNATURES
-from keras_s2v import frame_loop, lite_client, serving_client, workdirs
+from keras_s2v import frame_loop, lite_client, model_files, serving_client, workdirs
 from keras_s2v.configs.experiments import apply_overrides, get_experiment
 from keras_s2v.data import audio, media
+from keras_s2v.signature_names import ON_DEVICE_SIGNATURES, SIGNATURES
 from keras_s2v.training import train_lib
 
 SHORT = ["train.epochs=1", "train.steps_per_epoch=3", "train.validation_steps=1"]
@@ -57,7 +57,7 @@ def test_export_writes_every_format_with_metadata_and_passing_parity(exported, w
     assert on_device["generate_frame_pcm"]["inputs"]["pcm"]["shape"] == [1, 5840]
     for quantization in formats.QUANTIZATIONS:
         path = out / "tflite" / f"s2v_tiny_{quantization}.tflite"
-        embedded = formats.read_embedded_metadata(path)
+        embedded = model_files.read_embedded_metadata(path)
         assert embedded["quantization"] == quantization and embedded["model_name"] == "s2v_tiny"
         assert embedded["signatures"] == on_device
         assert not [op for op in formats.tflite_ops(path) if op.startswith("Flex")]

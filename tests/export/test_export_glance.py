@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from export import export_model, formats
-from export.signatures import WINDOW_SIGNATURES
-from keras_s2v import workdirs
+from keras_s2v import model_files, workdirs
 from keras_s2v.configs.experiments import apply_overrides, get_experiment
 from keras_s2v.data import audio, media
+from keras_s2v.signature_names import WINDOW_SIGNATURES
 from keras_s2v.training import train_lib
 
 SHORT = ["train.epochs=1", "train.steps_per_epoch=2", "train.validation_steps=1"]
@@ -59,7 +59,7 @@ def test_export_writes_every_format_with_passing_parity(exported):
         details = runner.interpreter.get_signature_runner("generate_window").get_input_details()
         assert {k: list(d["shape"]) for k, d in details.items()} == {
             **{k: [1, *shape] for k, shape in IDENTITY.items()}, "pcm": [1, PCM]}  # the phone's fixed batch of 1
-        embedded = formats.read_embedded_metadata(path)
+        embedded = model_files.read_embedded_metadata(path)
         assert embedded["quantization"] == quantization and embedded["windowed"]["window_frames"] == WINDOW_FRAMES
     assert sorted(p.name for p in (out / "onnx").glob("*.onnx")) == ["generate_window.onnx", "identity_features.onnx"]
 

@@ -9,10 +9,10 @@ import pytest
 
 from export import export_model, formats
 from export.exporter import read_samples
-from export.signatures import ON_DEVICE_SIGNATURES
-from keras_s2v import backends, frame_loop, lite_client, serving_client
+from keras_s2v import backends, frame_loop, lite_client, model_files, serving_client
 from keras_s2v.configs.experiments import apply_overrides, get_experiment
 from keras_s2v.data import audio, media
+from keras_s2v.signature_names import ON_DEVICE_SIGNATURES
 from keras_s2v.training import train_lib
 
 SHORT = ["train.epochs=1", "train.steps_per_epoch=3", "train.validation_steps=1", "model.masked_target=true"]
@@ -57,7 +57,7 @@ def test_export_takes_the_target_and_passes_parity(exported):
     assert sorted(metadata["signatures"]["serving_default"]["inputs"]) == ["faces", "pcm", "target"]
     assert sorted(metadata["signatures"]["generate_frame_pcm"]["inputs"]) == ["identity", "pcm", "skip_14", "skip_6"]
     assert "lower half" in metadata["normalisation"]["target"]
-    embedded = formats.read_embedded_metadata(out / "tflite" / "s2v_tiny_int8.tflite")
+    embedded = model_files.read_embedded_metadata(out / "tflite" / "s2v_tiny_int8.tflite")
     assert embedded["masked_target"] is True
     assert embedded["signatures"]["identity_features"]["inputs"]["target"]["shape"] == [1, 112, 112, 3]
     runner = formats.LiteRunner(out / "tflite" / "s2v_tiny_float32.tflite")

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from export import ExportError, export_model, exporter, formats
-from export.signatures import STREAMING_SIGNATURES
-from keras_s2v import workdirs
+from keras_s2v import model_files, workdirs
 from keras_s2v.configs.experiments import apply_overrides, get_experiment
 from keras_s2v.data import audio, media
+from keras_s2v.signature_names import STREAMING_SIGNATURES
 from keras_s2v.training import train_lib
 
 SHORT = ["train.epochs=1", "train.steps_per_epoch=2", "train.validation_steps=1"]
@@ -71,7 +71,7 @@ def test_export_writes_streaming_formats_with_passing_parity(exported):
         assert sorted(runner.signature_names()) == sorted(STREAMING_SIGNATURES)
         details = runner.interpreter.get_signature_runner("generate_step").get_input_details()
         assert all(d["shape_signature"][0] == 1 for d in details.values())  # the phone's fixed batch of 1
-        assert formats.read_embedded_metadata(path)["streaming"]["states"][0]["shape"] == [1, 32]
+        assert model_files.read_embedded_metadata(path)["streaming"]["states"][0]["shape"] == [1, 32]
     assert sorted(p.name for p in (out / "onnx").glob("*.onnx")) == ["generate_step.onnx", "identity_features.onnx"]
 
 
