@@ -111,7 +111,7 @@ def saved_model_streaming(path: Path, loaded):
     states = {k: tuple(spec.shape[1:]) for k, spec in specs.items() if k not in (*identity_keys, PCM, NOISE)}
 
     def identity_fn(faces):
-        return {k: v.numpy() for k, v in identity(faces=faces).items()}
+        return {k: v.numpy() for k, v in identity(**{FACES: faces}).items()}
 
     def step_fn(inputs):
         return {k: v.numpy() for k, v in step(**{k: np.asarray(inputs[k], np.float32) for k in specs}).items()}
