@@ -9,9 +9,9 @@ Two encoders map what should agree into one embedding space:
 
 In-sync pairs are close, shifted pairs far. ``SyncNet`` is what trains: for
 each video window it embeds the audio at ``2 K + 1`` offsets (-K .. K frames)
-and returns the distances; ``OffsetContrastiveLoss`` makes the in-sync one
-(index K) the nearest, a multi-way form of the contrastive loss (Chung et al.,
-"Perfect match", ICASSP 2019) that trains faster than pairwise margins.
+and returns the distances; ``training.losses.OffsetContrastiveLoss`` makes the
+in-sync one (index K) the nearest, a multi-way form of the contrastive loss
+(Chung et al., "Perfect match", ICASSP 2019) that trains faster than pairwise margins.
 Embeddings are L2-normalised, so distances lie in [0, 2]; they are this
 network's own scale, not the original SyncNet's.
 
@@ -132,29 +132,3 @@ class SyncNet(FunctionalModel):
 def _distances(tensors):
     video, audio = tensors
     return keras.ops.sqrt(keras.ops.sum(keras.ops.square(audio - video[:, None, :]), axis=-1) + 1e-8)
-
-
-@keras.saving.register_keras_serializable(package="keras_s2v")
-class OffsetContrastiveLoss(keras.losses.Loss):
-    """Softmax cross-entropy over offsets, logits ``-distance / temperature``; ``y_true`` is the in-sync index.
-
-    A ``keras.losses.Loss``, so MirroredStrategy divides by the global batch.
-    """
-
-    def __init__(self, temperature: float = 0.1, name: str = "offset_contrastive", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.temperature = temperature
-
-    def call(self, y_true, y_pred):
-        labels = keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32")
-        return keras.losses.sparse_categorical_crossentropy(labels, -y_pred / self.temperature, from_logits=True)
-
-    def get_config(self):
-        return {**super().get_config(), "temperature": self.temperature}
-
-
-@keras.saving.register_keras_serializable(package="keras_s2v")
-def offset_accuracy(y_true, y_pred):
-    """1 where the nearest audio offset is the in-sync one."""
-    labels = keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32")
-    return keras.ops.cast(keras.ops.equal(keras.ops.argmin(y_pred, axis=-1), labels), "float32")

@@ -23,27 +23,9 @@ import keras
 from keras import ops
 
 from keras_s2v.layers.sequence import fold_time
+from keras_s2v.training.losses import LowerFaceL1, adversarial_loss, fooled_loss, real_fake_loss
+from keras_s2v.training.metrics import mean_psnr
 from keras_s2v.training.trainer import Trainer
-
-
-@keras.saving.register_keras_serializable(package="keras_s2v")
-class LowerFaceL1(keras.losses.Loss):
-    """Mean absolute error over the lower half of each frame (rows S/2..S): the mouth and jaw."""
-
-    def __init__(self, name: str = "lower_face_l1", **kwargs):
-        super().__init__(name=name, **kwargs)
-
-    def call(self, y_true, y_pred):
-        rows = ops.shape(y_true)[-3]
-        difference = ops.abs(y_true[..., rows // 2 :, :, :] - y_pred[..., rows // 2 :, :, :])
-        return ops.mean(difference, axis=(-3, -2, -1))  # (B,) or (B, T)
-
-
-def _unscaled(value):
-    """A replica's scaled loss back at the global-batch scale, for the logs."""
-    import tensorflow as tf
-
-    return value * tf.distribute.get_strategy().num_replicas_in_sync
 
 
 class TemporalGANTrainer(Trainer):
@@ -77,7 +59,7 @@ class TemporalGANTrainer(Trainer):
             optimizer.build(player.trainable_variables)
         self.l1_weight = l1_weight
         self.reconstruction_loss = LowerFaceL1()
-        self.adversarial_loss = keras.losses.BinaryCrossentropy(from_logits=True, name="adversarial")
+        self.adversarial_loss = adversarial_loss()
 
     def noise(self, audio, stddev=None):
         """(B, T, N) Gaussian noise for a batch of audio sequences."""
@@ -101,15 +83,14 @@ class TemporalGANTrainer(Trainer):
         with tf.GradientTape() as tape:
             real_logits = self._frame_logits(real, inputs["faces"])
             fake_logits = self._frame_logits(fake, inputs["faces"])
-            d_frame = bce(ops.ones_like(real_logits), real_logits) + bce(ops.zeros_like(fake_logits), fake_logits)
+            d_frame = real_fake_loss(bce, real_logits, fake_logits)
         frame_grads = tape.gradient(d_frame, self.frame_discriminator.trainable_weights)
         with tf.GradientTape() as tape:
             real_seq = self.sequence_discriminator({"frames": real, "audio": inputs["audio"]}, training=True)
             fake_seq = self.sequence_discriminator({"frames": fake, "audio": inputs["audio"]}, training=True)
-            d_sequence = bce(ops.ones_like(real_seq), real_seq) + bce(ops.zeros_like(fake_seq), fake_seq)
+            d_sequence = real_fake_loss(bce, real_seq, fake_seq)
         sequence_grads = tape.gradient(d_sequence, self.sequence_discriminator.trainable_weights)
-        self.trackers["d_frame"].update_state(_unscaled(d_frame))
-        self.trackers["d_sequence"].update_state(_unscaled(d_sequence))
+        self.track_losses(d_frame=d_frame, d_sequence=d_sequence)
         self.trackers["d_frame_real_wins"].update_state(ops.cast(real_logits > fake_logits, "float32"))
         self.trackers["d_sequence_real_wins"].update_state(ops.cast(real_seq > fake_seq, "float32"))
         return frame_grads, sequence_grads
@@ -127,39 +108,32 @@ class TemporalGANTrainer(Trainer):
             fake = self.generator({**inputs, "noise": noise}, training=True)
             frame_logits = self._frame_logits(fake, inputs["faces"])
             sequence_logits = self.sequence_discriminator({"frames": fake, "audio": inputs["audio"]}, training=True)
-            adversarial = (self.adversarial_loss(ops.ones_like(frame_logits), frame_logits)
-                           + self.adversarial_loss(ops.ones_like(sequence_logits), sequence_logits))  # fmt: skip
+            adversarial = (fooled_loss(self.adversarial_loss, frame_logits)
+                           + fooled_loss(self.adversarial_loss, sequence_logits))  # fmt: skip
             l1 = self.reconstruction_loss(real, fake)
             g_loss = adversarial + self.l1_weight * l1
         g_grads = tape.gradient(g_loss, self.generator.trainable_weights)
         frame_grads, sequence_grads = self._discriminator_losses(inputs, real, ops.stop_gradient(fake))
         self.g_optimizer.apply_gradients(zip(g_grads, self.generator.trainable_weights))
         self._apply_discriminators(frame_grads, sequence_grads)
-        self.trackers["loss"].update_state(_unscaled(l1))
-        self.trackers["g_loss"].update_state(_unscaled(g_loss))
-        self.trackers["g_adversarial"].update_state(_unscaled(adversarial))
-        self.trackers["psnr"].update_state(_psnr(real, fake))
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        self.track_losses(loss=l1, g_loss=g_loss, g_adversarial=adversarial)
+        self.trackers["psnr"].update_state(mean_psnr(real, fake))
+        return self.results()
 
     def train_discriminators(self, data):
         """One step of the discriminators alone against the current generator (sanity checks, warm-up)."""
         inputs, real, _ = keras.utils.unpack_x_y_sample_weight(data)
         fake = self.generator({**inputs, "noise": self.noise(inputs["audio"])}, training=False)
         self._apply_discriminators(*self._discriminator_losses(inputs, real, ops.stop_gradient(fake)))
-        return {name: self.trackers[name].result() for name in ("d_frame", "d_sequence")}
+        return self.results("d_frame", "d_sequence")
 
     def test_step(self, data):
         """Reconstruction of held-out sequences with zero noise (the model's mean behaviour)."""
         inputs, real, _ = keras.utils.unpack_x_y_sample_weight(data)
         fake = self.generator({**inputs, "noise": self.noise(inputs["audio"], stddev=0.0)}, training=False)
-        self.trackers["loss"].update_state(_unscaled(self.reconstruction_loss(real, fake)))
-        self.trackers["psnr"].update_state(_psnr(real, fake))
-        return {name: self.trackers[name].result() for name in ("loss", "psnr")}
-
-
-def _psnr(real, fake):
-    mse = ops.mean(ops.square(real - fake), axis=(-3, -2, -1))
-    return ops.mean(10.0 * ops.log(1.0 / ops.maximum(mse, 1e-10)) / ops.log(10.0))
+        self.track_losses(loss=self.reconstruction_loss(real, fake))
+        self.trackers["psnr"].update_state(mean_psnr(real, fake))
+        return self.results("loss", "psnr")
 
 
 class LearningRateDrop(keras.callbacks.Callback):

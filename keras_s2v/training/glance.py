@@ -35,83 +35,19 @@ from keras import ops
 
 from keras_s2v.data import audio as audio_lib
 from keras_s2v.layers.sequence import fold_time
-from keras_s2v.training.gan import _psnr, _unscaled
+from keras_s2v.training.losses import (
+    CorrelationLoss,
+    FlowSmoothness,
+    PerceptualLoss,
+    PhotometricLoss,
+    adversarial_loss,
+    fooled_loss,
+)
+from keras_s2v.training.metrics import mean_psnr
 from keras_s2v.training.trainer import Trainer
 
 CORRELATIONS = ("derivative", "plain", "none")
 MOTIONS = ("flow", "difference")
-EPSILON = 1e-8  # the paper's epsilon in the cosine's denominator
-
-
-@keras.saving.register_keras_serializable(package="keras_s2v")
-class CorrelationLoss(keras.losses.Loss):
-    """``1 - cos(a, v)`` per sample, of audio features ``a`` and visual features ``v`` (B, T, D), in [0, 2].
-
-    Each feature channel is centred over time first (a Pearson correlation
-    over the whole clip): phi_s and phi_v learn with the generator, and
-    without centring both could output one constant vector and make the
-    cosine 1 whatever the audio. After centring, only features that change
-    together over time score.
-    """
-
-    def __init__(self, name: str = "correlation", **kwargs):
-        super().__init__(name=name, **kwargs)
-
-    def call(self, y_true, y_pred):
-        a = y_true - ops.mean(y_true, axis=1, keepdims=True)
-        v = y_pred - ops.mean(y_pred, axis=1, keepdims=True)
-        dot = ops.sum(a * v, axis=(1, 2))
-        norms = ops.sqrt(ops.sum(ops.square(a), axis=(1, 2))) * ops.sqrt(ops.sum(ops.square(v), axis=(1, 2)))
-        return 1.0 - dot / (norms + EPSILON)
-
-
-class PerceptualLoss(keras.losses.Loss):
-    """Squared distance of the frozen autoencoder's features of real and generated frames, any leading axes.
-
-    Each position's feature vector is scaled to unit length first (as LPIPS
-    does): the raw scale of a freshly trained encoder's features is arbitrary
-    (about 58 on the first steps of ``glance_tiny``, 0.9 for the correlation
-    term), and the paper's weight of 1 assumes terms of like size. In [0, 4].
-    """
-
-    def __init__(self, encoder, name: str = "perceptual", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.encoder = encoder
-
-    def call(self, y_true, y_pred):
-        batch = ops.shape(y_true)[0]
-        real = _unit(self.encoder(ops.reshape(y_true, (-1, *y_true.shape[-3:])), training=False))
-        fake = _unit(self.encoder(ops.reshape(y_pred, (-1, *y_pred.shape[-3:])), training=False))
-        squared = ops.sum(ops.square(real - fake), axis=-1)  # (B T, h, w)
-        return ops.mean(ops.reshape(squared, (batch, -1)), axis=-1)
-
-
-def _unit(features):
-    return features / (ops.sqrt(ops.sum(ops.square(features), axis=-1, keepdims=True)) + EPSILON)
-
-
-@keras.saving.register_keras_serializable(package="keras_s2v")
-class PhotometricLoss(keras.losses.Loss):
-    """Charbonnier distance sqrt(d^2 + 1e-6) of a frame and its neighbour warped onto it (robust to occlusions)."""
-
-    def __init__(self, name: str = "photometric", **kwargs):
-        super().__init__(name=name, **kwargs)
-
-    def call(self, y_true, y_pred):
-        return ops.mean(ops.sqrt(ops.square(y_true - y_pred) + 1e-6), axis=(-3, -2, -1))
-
-
-@keras.saving.register_keras_serializable(package="keras_s2v")
-class FlowSmoothness(keras.losses.Loss):
-    """Mean absolute first-order gradient of a flow field (B, H, W, 2): neighbouring pixels move alike."""
-
-    def __init__(self, name: str = "smoothness", **kwargs):
-        super().__init__(name=name, **kwargs)
-
-    def call(self, y_true, y_pred):
-        dx = ops.abs(y_pred[:, :, 1:] - y_pred[:, :, :-1])
-        dy = ops.abs(y_pred[:, 1:] - y_pred[:, :-1])
-        return ops.mean(dx, axis=(1, 2, 3)) + ops.mean(dy, axis=(1, 2, 3))
 
 
 FLOW_SCALES = (1, 2, 4)  # photometric loss on the pair and its 2x, 4x average-pooled copies
@@ -218,10 +154,8 @@ class FlowTrainer(Trainer):
         return self._track(*self._flow_losses(clips, teacher, False))
 
     def _track(self, loss, terms):
-        self.trackers["loss"].update_state(_unscaled(loss))
-        for name, value in terms.items():
-            self.trackers[name].update_state(_unscaled(value))
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        self.track_losses(loss=loss, **terms)
+        return self.results()
 
 
 def frame_audio(log_mel, frames: int):
@@ -286,16 +220,12 @@ class GlanceTrainer(Trainer):
         self.pixel_loss = keras.losses.MeanAbsoluteError(name="pixel")
         self.perceptual_loss = PerceptualLoss(self.perceptual_encoder) if self.perceptual_encoder is not None else None
         self.correlation_loss = CorrelationLoss()
-        self.adversarial_loss = keras.losses.BinaryCrossentropy(from_logits=True, name="adversarial")
+        self.adversarial_loss = adversarial_loss()
 
     @property
     def generator_player_weights(self):
         extra = [m for m in (self.audio_encoder, self.motion_encoder) if m is not None and self.correlation != "none"]
         return [w for model in (self.generator, *extra) for w in model.trainable_weights]
-
-
-    def call(self, inputs, training=False):
-        return self.generator(inputs, training=training)
 
     # --- motion and correlation -----------------------------------------------------------------
 
@@ -351,7 +281,7 @@ class GlanceTrainer(Trainer):
                 terms["correlation_real"] = self.correlation_of(real, real_motion, log_mel)  # trains phi only
             if w["adversarial"]:
                 logits = self._discriminate(fake, fake_motion, log_mel)
-                terms["adversarial"] = self.adversarial_loss(ops.ones_like(logits), logits)
+                terms["adversarial"] = fooled_loss(self.adversarial_loss, logits)
             g_loss = sum(w[k] * terms[k] for k in w)
             tape_loss = g_loss + w["correlation"] * terms["correlation_real"]
         player = self.generator_player_weights
@@ -360,18 +290,9 @@ class GlanceTrainer(Trainer):
             self._discriminator_step(real, real_motion, ops.stop_gradient(fake),
                                      None if fake_motion is None else ops.stop_gradient(fake_motion), log_mel, mismatched)  # fmt: skip
         self.g_optimizer.apply_gradients(zip(g_grads, player))
-        self.trackers["loss"].update_state(_unscaled(terms["pixel"]))
-        self.trackers["g_loss"].update_state(_unscaled(g_loss))
-        for name in (
-            "correlation",
-            "correlation_real",
-            "pixel",
-            "perceptual",
-            "adversarial",
-        ):
-            self.trackers[name].update_state(_unscaled(terms[name]))
-        self.trackers["psnr"].update_state(_psnr(real, fake))
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        self.track_losses(loss=terms["pixel"], g_loss=g_loss, **terms)
+        self.trackers["psnr"].update_state(mean_psnr(real, fake))
+        return self.results()
 
     def discriminator_losses(self, real, real_motion, fake, fake_motion, log_mel, mismatched):
         """(d_loss, logits of the three pair kinds): real, generated and mismatched (real video, other audio)."""
@@ -391,16 +312,16 @@ class GlanceTrainer(Trainer):
             d_loss, logits = self.discriminator_losses(real, real_motion, fake, fake_motion, log_mel, mismatched)
         grads = tape.gradient(d_loss, self.discriminator.trainable_weights)
         self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_weights))
-        self.trackers["d_loss"].update_state(_unscaled(d_loss))
+        self.track_losses(d_loss=d_loss)
         self.trackers["d_real_wins"].update_state(ops.cast(logits["real"] > logits["generated"], "float32"))
         self.trackers["d_mismatch_wins"].update_state(ops.cast(logits["real"] > logits["mismatched"], "float32"))
 
     def test_step(self, data):
         inputs, real, _ = keras.utils.unpack_x_y_sample_weight(data)
         fake = self.generator(inputs, training=False)
-        self.trackers["loss"].update_state(_unscaled(self.pixel_loss(real, fake)))
-        self.trackers["psnr"].update_state(_psnr(real, fake))
-        return {name: self.trackers[name].result() for name in ("loss", "psnr")}
+        self.track_losses(loss=self.pixel_loss(real, fake))
+        self.trackers["psnr"].update_state(mean_psnr(real, fake))
+        return self.results("loss", "psnr")
 
 
 def _uses_motion(discriminator) -> bool:

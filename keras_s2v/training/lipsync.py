@@ -21,29 +21,19 @@ scales it right.
 
 from __future__ import annotations
 
-import keras
 from keras import ops
 
 from keras_s2v.data import audio as audio_lib
 from keras_s2v.data.face.align import lip_box
 from keras_s2v.layers.sequence import fold_time
+from keras_s2v.training.losses import EmbeddingDistance, adversarial_loss, fooled_loss, real_fake_loss
+from keras_s2v.training.metrics import mean_psnr
 from keras_s2v.training.trainer import Trainer
 
 SYNC_WINDOW = audio_lib.SYNC_FRAMES  # frames per training sample
 # Columns of the centre frame's 12 x 35 MFCC window that the expert pairs with the 5 frames
 # (audio.sync_mfcc_slice relative to audio.mfcc_window of the same frame: 7 .. 27).
 _SYNC_START = audio_lib.MFCC_WINDOW_HOPS // 2 - audio_lib.SYNC_MFCC_HOPS // 2
-
-
-@keras.saving.register_keras_serializable(package="keras_s2v")
-class EmbeddingDistance(keras.losses.Loss):
-    """Euclidean distance between two (B, D) embeddings, per sample: the sync expert's in-sync distance."""
-
-    def __init__(self, name: str = "embedding_distance", **kwargs):
-        super().__init__(name=name, **kwargs)
-
-    def call(self, y_true, y_pred):
-        return ops.sqrt(ops.sum(ops.square(y_true - y_pred), axis=-1) + 1e-8)
 
 
 def sync_mfcc(audio):
@@ -83,7 +73,7 @@ class LipSyncTrainer(Trainer):
         if self.discriminator is not None:
             self.d_optimizer = d_optimizer
             d_optimizer.build(self.discriminator.trainable_variables)
-            self.gan_loss = keras.losses.BinaryCrossentropy(from_logits=True, name="gan")
+            self.gan_loss = adversarial_loss("gan")
 
     def mouth_logits(self, frames, stills, training=True):
         """The discriminator's logits for (B, 5, S, S, 3) frames' mouth boxes, each beside its still's."""
@@ -133,7 +123,7 @@ class LipSyncTrainer(Trainer):
             frames, reconstruction, sync, loss = self._generate_and_score(inputs, truth, training=True)
             if self.discriminator is not None:
                 fake = self.mouth_logits(frames, inputs["faces"])
-                adversarial = self.gan_loss(ops.ones_like(fake), fake)
+                adversarial = fooled_loss(self.gan_loss, fake)
                 loss = loss + self.adversarial_weight * adversarial
         grads = tape.gradient(loss, self.generator.trainable_weights)
         self.g_optimizer.apply(grads, self.generator.trainable_weights)
@@ -142,33 +132,24 @@ class LipSyncTrainer(Trainer):
                 d_loss = self.discriminator_loss(inputs, truth, ops.stop_gradient(frames))
             d_grads = d_tape.gradient(d_loss, self.discriminator.trainable_weights)
             self.d_optimizer.apply(d_grads, self.discriminator.trainable_weights)
-            self._track(adversarial=adversarial, d_loss=d_loss)
+            self.track_losses(adversarial=adversarial, d_loss=d_loss)
         return self._log(frames, truth, reconstruction, sync, loss)
 
     def discriminator_loss(self, inputs, truth, frames, training=True):
         real = self.mouth_logits(truth, inputs["faces"], training)
         fake = self.mouth_logits(frames, inputs["faces"], training)
-        return self.gan_loss(ops.ones_like(real), real) + self.gan_loss(ops.zeros_like(fake), fake)
+        return real_fake_loss(self.gan_loss, real, fake)
 
     def test_step(self, data):
         inputs, truth = data[0], data[1]
         frames, reconstruction, sync, loss = self._generate_and_score(inputs, truth, training=False)
         if self.discriminator is not None:  # the validation monitor stays the generator's loss without it
             fake = self.mouth_logits(frames, inputs["faces"], training=False)
-            self._track(adversarial=self.gan_loss(ops.ones_like(fake), fake),
-                        d_loss=self.discriminator_loss(inputs, truth, frames, training=False))  # fmt: skip
+            self.track_losses(adversarial=fooled_loss(self.gan_loss, fake),
+                              d_loss=self.discriminator_loss(inputs, truth, frames, training=False))  # fmt: skip
         return self._log(frames, truth, reconstruction, sync, loss)
 
     def _log(self, frames, truth, reconstruction, sync, loss):
-        import tensorflow as tf
-
-        self._track(loss=loss, reconstruction=reconstruction, sync_distance=sync)
-        self.trackers["psnr"].update_state(tf.reduce_mean(tf.image.psnr(fold_time(truth), fold_time(frames), 1.0)))
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
-
-    def _track(self, **losses):
-        import tensorflow as tf
-
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync  # the losses are per-replica scaled
-        for name, value in losses.items():
-            self.trackers[name].update_state(value * replicas)
+        self.track_losses(loss=loss, reconstruction=reconstruction, sync_distance=sync)
+        self.trackers["psnr"].update_state(mean_psnr(truth, frames))
+        return self.results()

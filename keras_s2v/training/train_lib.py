@@ -165,11 +165,6 @@ def _unfinished(path: Path, config: ExperimentConfig) -> bool:
     return len(records) < config.train.pretrain_epochs
 
 
-def shipped_model(model):
-    """The part of a trained model that is saved as ``model.keras`` (a trainer's ``shipped`` model: a generator)."""
-    return getattr(model, "shipped", model)
-
-
 def make_datasets(config: ExperimentConfig, data_dir, global_batch: int):
     """(train, validation) tf.data pipelines for the experiment's model kind."""
     from keras_s2v.data import pipeline
@@ -277,10 +272,10 @@ def compile_model(model, config: ExperimentConfig) -> None:
         model.compile(optimizer=make_optimizer(config))
         return
     if config.model.kind == "syncnet":
-        from keras_s2v.models import syncnet
+        from keras_s2v.training.losses import OffsetContrastiveLoss
 
-        model.compile(optimizer=make_optimizer(config), loss=syncnet.OffsetContrastiveLoss(),
-                      metrics=[syncnet.offset_accuracy])  # fmt: skip
+        model.compile(optimizer=make_optimizer(config), loss=OffsetContrastiveLoss(),
+                      metrics=[metrics.offset_accuracy])  # fmt: skip
         return
     t = config.train
     if t.mouth_weight or t.ssim_weight or t.sync_weight:
@@ -360,6 +355,7 @@ def train(config: ExperimentConfig, data_dir, workdir, strategy=None, extra_call
     import tensorflow as tf
 
     from keras_s2v.training.callbacks import EpochCheckpoints, HistoryFile, ImageGrid, SaveBest
+    from keras_s2v.training.trainer import shipped_model
 
     workdir = Path(workdir)
     record = check_inputs(config, data_dir)  # first: a mistyped --data must not leave a config that locks the workdir

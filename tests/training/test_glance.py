@@ -1,4 +1,4 @@
-"""Lips-at-a-glance training: the correlation loss, the flow network's training, the trainer's players and pairs."""
+"""Lips-at-a-glance training: the flow network's training, the trainer's players and pairs."""
 
 import keras
 import numpy as np
@@ -13,28 +13,6 @@ from keras_s2v.training import glance, train_lib
 
 FRAMES = 8
 rng = np.random.default_rng(0)
-
-
-def test_correlation_loss_zero_when_features_change_together_and_bounded():
-    loss = glance.CorrelationLoss(reduction=None)
-    a = rng.standard_normal((3, 7, 5)).astype(np.float32)
-    np.testing.assert_allclose(loss(a, a), 0.0, atol=1e-6)
-    np.testing.assert_allclose(loss(a, 2.5 * a + 4.0), 0.0, atol=1e-6)  # scale and offset: still perfectly correlated
-    np.testing.assert_allclose(loss(a, -a), 2.0, atol=1e-6)
-    values = np.asarray(loss(rng.standard_normal((500, 7, 5)), rng.standard_normal((500, 7, 5))))
-    assert values.min() >= 0.0 and values.max() <= 2.0
-    assert 0.8 < values.mean() < 1.2  # unrelated features: cosine near 0
-    constant = np.ones((1, 7, 5), np.float32)  # no change over time: no correlation, and no NaN
-    assert np.isfinite(loss(constant, constant)).all() and float(loss(constant, constant)[0]) == pytest.approx(1.0)
-
-
-def test_flow_smoothness_and_photometric_losses():
-    flow = np.zeros((2, 8, 8, 2), np.float32)
-    assert float(glance.FlowSmoothness()(flow, flow)) == 0.0
-    flow[:, :, 4:, 0] = 1.0  # one vertical edge in the x flow
-    assert float(glance.FlowSmoothness()(flow, flow)) == pytest.approx(1.0 / 7 / 2)
-    image = rng.random((2, 8, 8, 3)).astype(np.float32)
-    assert float(glance.PhotometricLoss()(image, image)) == pytest.approx(1e-3, rel=1e-3)  # Charbonnier's floor
 
 
 def test_flow_trainer_learns_a_shift():
