@@ -10,6 +10,7 @@ from keras_s2v.configs.experiments import (
     get_experiment,
 )
 from keras_s2v.training import glance, train_lib
+from keras_s2v.training.tasks import glance as glance_task
 
 FRAMES = 8
 rng = np.random.default_rng(0)
@@ -43,8 +44,8 @@ def trainer():
     keras.utils.set_random_seed(1)
     config = get_experiment("glance_tiny")
     width = config.model.width
-    trainer = train_lib.glance_trainer(config, train_lib.build_model(config), LipFlowNet(width=width),
-                                       LipAutoencoder(width=width).encoder)  # fmt: skip
+    trainer = glance_task.glance_trainer(config, train_lib.build_model(config), LipFlowNet(width=width),
+                                         LipAutoencoder(width=width).encoder)  # fmt: skip
     train_lib.compile_model(trainer, config)
     return trainer
 
@@ -104,8 +105,8 @@ def test_each_ablation_builds_the_trainer_it_names(name):
 
     config = get_experiment(f"{name}_tiny")
     m, t = config.model, config.train
-    trainer = train_lib.glance_trainer(config, train_lib.build_model(config), LipFlowNet(width=m.width),
-                                       LipAutoencoder(width=m.width).encoder)  # fmt: skip
+    trainer = glance_task.glance_trainer(config, train_lib.build_model(config), LipFlowNet(width=m.width),
+                                         LipAutoencoder(width=m.width).encoder)  # fmt: skip
     train_lib.compile_model(trainer, config)
     has_motion = "motion" in trainer.discriminator.input
     assert has_motion == (name != "glance_two_stream")

@@ -1,0 +1,89 @@
+"""Speech2Vid (kind ``speech2vid``): frames from identity faces and MFCC, with L1 (or the face reconstruction
+loss); with ``train.sync_weight``, trained on windows of 5 frames against a frozen sync expert (``training.lipsync``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from keras_s2v.configs.experiments import ExperimentConfig
+from keras_s2v.training.optimizers import make_optimizer
+from keras_s2v.training.tasks.base import (
+    SYNC_WEIGHT_NEEDS,
+    Task,
+    compile_reconstruction,
+    reconstruction_loss,
+    register_task,
+    splits,
+)
+from keras_s2v.workdirs import load_trained_model
+
+
+@register_task("speech2vid")
+class Speech2VidTask(Task):
+    def check_inputs(self, config: ExperimentConfig) -> None:
+        m = config.model
+        if m.identity_weights and not Path(m.identity_weights).exists():
+            raise FileNotFoundError(f"{m.identity_weights}: identity encoder weights not found")
+        if config.train.sync_weight and (not m.sync_model or m.num_identity_images != 1):
+            raise ValueError(SYNC_WEIGHT_NEEDS)
+
+    def build_model(self, config: ExperimentConfig):
+        from keras_s2v.models.speech2vid import Speech2Vid
+
+        m = config.model
+        model = Speech2Vid(m.num_identity_images, m.width, m.embedding_dim, m.skip_connections, m.separable,
+                           m.upsampling, m.high_res_skips, m.masked_target, m.full_res_skip)  # fmt: skip
+        if m.identity_weights:
+            path = Path(m.identity_weights)
+            if not path.exists():
+                raise FileNotFoundError(f"{path}: identity encoder weights not found")
+            model.identity_encoder.load_weights(str(path))
+        return model
+
+    def build_trainable(self, config: ExperimentConfig, model, pretrained: dict):
+        """The model itself; with ``train.sync_weight`` a ``LipSyncTrainer`` around it and the sync expert."""
+        if not config.train.sync_weight:
+            return model
+        from keras_s2v import pretrained as presets
+        from keras_s2v.training.lipsync import LipSyncTrainer
+
+        discriminator = None
+        if config.train.mouth_adversarial_weight:
+            from keras_s2v.data.face.align import lip_box
+            from keras_s2v.models.discriminators import FrameDiscriminator
+            from keras_s2v.models.speech2vid import IMAGE_SIZE
+
+            discriminator = FrameDiscriminator(lip_box(IMAGE_SIZE)[2], config.model.width, "strided",
+                                               name="mouth_discriminator")  # fmt: skip
+        return LipSyncTrainer(model, load_trained_model(presets.resolve(config.model.sync_model)), discriminator)
+
+    def datasets(self, config: ExperimentConfig, data_dir, global_batch: int):
+        from keras_s2v.data import pipeline
+
+        d = config.data
+        train_split, validation_split = splits(config)
+        if config.train.sync_weight:  # windows of the sync expert's 5 frames, each with its own MFCC window
+            from keras_s2v.training.lipsync import SYNC_WINDOW
+
+            common = {"lengths": (SYNC_WINDOW,), "audio_input": "mfcc", "min_identity_gap": d.min_identity_gap}
+            return (pipeline.sequence_dataset(data_dir, d.train_split, global_batch, **train_split, **common),
+                    pipeline.sequence_dataset(data_dir, d.validation_split, global_batch, **validation_split, **common))  # fmt: skip
+        common = {"num_identity_images": config.model.num_identity_images, "min_identity_gap": d.min_identity_gap,
+                  "masked_target": config.model.masked_target}  # fmt: skip
+        return (pipeline.speech2vid_dataset(data_dir, d.train_split, global_batch, **train_split, **common),
+                pipeline.speech2vid_dataset(data_dir, d.validation_split, global_batch, **validation_split, **common))  # fmt: skip
+
+    def compile(self, model, config: ExperimentConfig) -> None:
+        """``compile_reconstruction``; a ``LipSyncTrainer`` its loss, the sync weight and the mouth discriminator's
+        optimizer."""
+        t = config.train
+        if not t.sync_weight:
+            compile_reconstruction(model, config)
+            return
+        import keras
+
+        d_optimizer = None
+        if t.mouth_adversarial_weight:  # DCGAN's Adam for the discriminator
+            d_optimizer = keras.optimizers.Adam(t.learning_rate, beta_1=0.5)
+        model.compile(make_optimizer(config), reconstruction_loss(config), sync_weight=t.sync_weight,
+                      d_optimizer=d_optimizer, adversarial_weight=t.mouth_adversarial_weight)  # fmt: skip
