@@ -1,4 +1,4 @@
-"""Lips-at-a-glance training (Chen et al. 2018): the losses and a trainer with one tape per player.
+"""Lips-at-a-glance training (Chen et al. 2018): trainers with one tape per player (losses: ``training.losses``).
 
 Before the generator trains, two helpers are trained and frozen:
 

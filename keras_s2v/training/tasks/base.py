@@ -87,7 +87,7 @@ def get_task(kind: str) -> Task:
 
 
 def splits(config: ExperimentConfig) -> tuple[dict, dict]:
-    """Keyword arguments of ``pipeline``'s frame, sequence and glance datasets for the training and the validation split."""
+    """Keyword arguments of ``pipeline``'s frame, sequence and glance datasets: (training split, validation split)."""
     d = config.data
     train = {"samples_per_segment": d.samples_per_segment, "training": True, "shuffle_buffer": d.shuffle_buffer,
              "augment": d.augment, "seed": config.train.seed}  # fmt: skip
@@ -95,7 +95,7 @@ def splits(config: ExperimentConfig) -> tuple[dict, dict]:
 
 
 def reconstruction_loss(config: ExperimentConfig):
-    """L1 (the papers'); with ``train.mouth_weight``, ``ssim_weight`` or ``sync_weight`` the face reconstruction loss."""
+    """L1 (the papers'); with ``train.mouth_weight``, ``ssim_weight`` or ``sync_weight``: ``FaceReconstructionLoss``."""
     import keras
 
     t = config.train

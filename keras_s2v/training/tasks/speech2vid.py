@@ -1,5 +1,5 @@
 """Speech2Vid (kind ``speech2vid``): frames from identity faces and MFCC, with L1 (or the face reconstruction
-loss); with ``train.sync_weight``, trained on windows of 5 frames against a frozen sync expert (``training.lipsync``)."""
+loss); with ``train.sync_weight``, on windows of 5 frames against a frozen sync expert (``training.lipsync``)."""
 
 from __future__ import annotations
 
