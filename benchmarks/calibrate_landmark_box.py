@@ -93,7 +93,7 @@ def fit(ref: np.ndarray, length: np.ndarray, target: np.ndarray, groups: np.ndar
         pc = ref + np.stack([dx, dy], 1) * length[:, None]
         c = np.linalg.norm(pc - target[:, :2], axis=1) / target[:, 2]
         s = size * length / target[:, 2] - 1
-        return float(np.sqrt(np.mean(c ** 2))), float(np.sqrt(np.mean(s ** 2)))
+        return float(np.sqrt(np.mean(c**2))), float(np.sqrt(np.mean(s**2)))
 
     n = len(tx)
     full = (np.full(n, tx.mean()), np.full(n, ty.mean()), np.full(n, np.exp(ls.mean())))
@@ -103,8 +103,15 @@ def fit(ref: np.ndarray, length: np.ndarray, target: np.ndarray, groups: np.ndar
         loso[0][m], loso[1][m], loso[2][m] = tx[~m].mean(), ty[~m].mean(), np.exp(ls[~m].mean())
     c_in, s_in = residual(*full)
     c_cv, s_cv = residual(*loso)
-    return {"dx": float(tx.mean()), "dy": float(ty.mean()), "size": float(np.exp(ls.mean())),
-            "centre_rms": c_in, "side_rms": s_in, "centre_rms_loso": c_cv, "side_rms_loso": s_cv}
+    return {
+        "dx": float(tx.mean()),
+        "dy": float(ty.mean()),
+        "size": float(np.exp(ls.mean())),
+        "centre_rms": c_in,
+        "side_rms": s_in,
+        "centre_rms_loso": c_cv,
+        "side_rms_loso": s_cv,
+    }
 
 
 def main() -> int:
@@ -126,8 +133,15 @@ def main() -> int:
         frames.append(image)
         found = {m: d.detect(image) for m, d in blaze.items()}
         for h in hog_dets:
-            samples.append((source, len(frames) - 1, np.array(h.box), predictor.predict(image, h.box),
-                            {m: match(h, found[m]) for m in MODELS}))
+            samples.append(
+                (
+                    source,
+                    len(frames) - 1,
+                    np.array(h.box),
+                    predictor.predict(image, h.box),
+                    {m: match(h, found[m]) for m in MODELS},
+                )
+            )
     print(f"{len(samples)} HOG faces in {len(frames)} images from {len({s[0] for s in samples})} sources")
 
     print("\nBLAZEFACE_TO_DLIB_BOX (reference: BlazeFace box centre; length: its width)")
@@ -135,19 +149,26 @@ def main() -> int:
         rows = [s for s in samples if s[4][model] is not None]
         b = np.array([s[4][model].box for s in rows])
         target = np.array([centre_side(s[2]) for s in rows])
-        r = fit(np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2], 1), b[:, 2] - b[:, 0],
-                target, np.array([s[0] for s in rows]))
-        print(f'  "{model}": BoxMapping(dx={r["dx"]:.4f}, dy={r["dy"]:.4f}, size={r["size"]:.4f}),'
-              f"   # n={len(rows)}; RMS centre {r['centre_rms']:.3f} side {r['side_rms']:.3f}"
-              f" (LOSO {r['centre_rms_loso']:.3f} / {r['side_rms_loso']:.3f}) of HOG side")
+        r = fit(
+            np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2], 1),
+            b[:, 2] - b[:, 0],
+            target,
+            np.array([s[0] for s in rows]),
+        )
+        print(
+            f'  "{model}": BoxMapping(dx={r["dx"]:.4f}, dy={r["dy"]:.4f}, size={r["size"]:.4f}),'
+            f"   # n={len(rows)}; RMS centre {r['centre_rms']:.3f} side {r['side_rms']:.3f}"
+            f" (LOSO {r['centre_rms_loso']:.3f} / {r['side_rms_loso']:.3f}) of HOG side"
+        )
 
     refs = np.array([landmark_reference(s[3]) for s in samples])
-    r = fit(refs[:, :2], refs[:, 2], np.array([centre_side(s[2]) for s in samples]),
-            np.array([s[0] for s in samples]))
+    r = fit(refs[:, :2], refs[:, 2], np.array([centre_side(s[2]) for s in samples]), np.array([s[0] for s in samples]))
     print("\nLANDMARKS_TO_DLIB_BOX (reference: eyes+mouth centre; length: hypot(eye dist, eye-mouth dist))")
-    print(f'  BoxMapping(dx={r["dx"]:.4f}, dy={r["dy"]:.4f}, size={r["size"]:.4f})'
-          f"   # RMS centre {r['centre_rms']:.3f} side {r['side_rms']:.3f}"
-          f" (LOSO {r['centre_rms_loso']:.3f} / {r['side_rms_loso']:.3f}) of HOG side")
+    print(
+        f"  BoxMapping(dx={r['dx']:.4f}, dy={r['dy']:.4f}, size={r['size']:.4f})"
+        f"   # RMS centre {r['centre_rms']:.3f} side {r['side_rms']:.3f}"
+        f" (LOSO {r['centre_rms_loso']:.3f} / {r['side_rms_loso']:.3f}) of HOG side"
+    )
 
     print("\nLandmark agreement with the HOG + predictor pipeline, using the library's constants:")
     print(f"  {BLAZEFACE_TO_DLIB_BOX}\n  {LANDMARKS_TO_DLIB_BOX}")
@@ -167,9 +188,11 @@ def main() -> int:
         iod = np.array(iods)
         for name, e in err.items():
             ea = np.array(e)
-            print(f"  {model:11s} {name:16s} mean {ea.mean():.2f} px, median {np.median(ea):.2f} px; "
-                  f"/inter-ocular: mean {np.mean(ea / iod):.4f}, p95 {np.percentile(ea / iod, 95):.4f}, "
-                  f"max {np.max(ea / iod):.4f}  (n={len(ea)})")
+            print(
+                f"  {model:11s} {name:16s} mean {ea.mean():.2f} px, median {np.median(ea):.2f} px; "
+                f"/inter-ocular: mean {np.mean(ea / iod):.4f}, p95 {np.percentile(ea / iod, 95):.4f}, "
+                f"max {np.max(ea / iod):.4f}  (n={len(ea)})"
+            )
     return 0
 
 

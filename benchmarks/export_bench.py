@@ -56,8 +56,12 @@ log = functools.partial(print, flush=True)
 # frames/s targets of the int8 per-window generator (generate_frame_pcm), per experiment.
 TARGETS = {"s2v": (25.0, "real time", "per-window generator"), "s2v_mobile": (250.0, "10x real time", "generator")}
 COLUMNS = ("identity_features", "generate_frame_pcm", "generate_frame", "full")
-FLOP_PART = {"identity_features": "identity_encoder", "generate_frame_pcm": "frame_generator",
-             "generate_frame": "frame_generator", "full": "full_model"}  # fmt: skip
+FLOP_PART = {
+    "identity_features": "identity_encoder",
+    "generate_frame_pcm": "frame_generator",
+    "generate_frame": "frame_generator",
+    "full": "full_model",
+}
 QUANTIZATIONS = ("float32", "float16", "int8")
 ONNX_SIGNATURES = ("identity_features", "generate_frame_pcm")
 COMPUTE_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "FULLY_CONNECTED", "BATCH_MATMUL")
@@ -97,9 +101,14 @@ def cpu_peak(cores: int | None = None, ghz: float | None = None) -> dict:
     vnni = bool(flags & {"avx512_vnni", "avx_vnni", "avx512vnni"})
     return {
         "cpu": fields.get("model name") or platform.processor() or "unknown CPU",
-        "cores": cores, "ghz": ghz, "clock_source": clock_source, "isa": isa, "flops_per_cycle": per_cycle,
-        "vnni": vnni, "peak_gflops": cores * ghz * per_cycle,
-    }  # fmt: skip
+        "cores": cores,
+        "ghz": ghz,
+        "clock_source": clock_source,
+        "isa": isa,
+        "flops_per_cycle": per_cycle,
+        "vnni": vnni,
+        "peak_gflops": cores * ghz * per_cycle,
+    }
 
 
 # --- Inputs ---------------------------------------------------------------------------------
@@ -169,8 +178,14 @@ def frames_per_second(call, seconds: float, repetitions: int) -> dict:
             call()
         rates.append(calls / (time.perf_counter() - start))
     cores = (_own_cpu_seconds() - cpu_start) / (time.perf_counter() - wall_start)
-    return {"fps": statistics.median(rates), "min_fps": min(rates), "max_fps": max(rates),
-            "calls_per_repetition": calls, "repetitions": repetitions, "cores": cores}  # fmt: skip
+    return {
+        "fps": statistics.median(rates),
+        "min_fps": min(rates),
+        "max_fps": max(rates),
+        "calls_per_repetition": calls,
+        "repetitions": repetitions,
+        "cores": cores,
+    }
 
 
 def _own_cpu_seconds() -> float:
@@ -202,8 +217,12 @@ class CpuUse:
         (wall0, busy0, own0), (wall1, busy1, own1) = self.start, self._snapshot()
         wall = wall1 - wall0
         others = None if busy0 is None or busy1 is None else max(0.0, (busy1 - busy0) - (own1 - own0)) / wall
-        return {"wall_s": wall, "own_cores": (own1 - own0) / wall, "other_cores": others,
-                "other_fraction": None if others is None else others / (os.cpu_count() or 1)}  # fmt: skip
+        return {
+            "wall_s": wall,
+            "own_cores": (own1 - own0) / wall,
+            "other_cores": others,
+            "other_fraction": None if others is None else others / (os.cpu_count() or 1),
+        }
 
 
 # --- Exports --------------------------------------------------------------------------------
@@ -234,8 +253,10 @@ def export_all(signatures, samples: dict, folder: Path) -> dict:
         paths[f"onnx_{name}"] = folder / f"{name}.onnx"
         formats.to_onnx(paths["saved_model"], name, paths[f"onnx_{name}"])
     seconds["onnx"] = time.perf_counter() - start
-    sizes = {"saved_model_variables": folder_bytes(paths["saved_model"] / "variables"),
-             "saved_model_pb": (paths["saved_model"] / "saved_model.pb").stat().st_size}  # fmt: skip
+    sizes = {
+        "saved_model_variables": folder_bytes(paths["saved_model"] / "variables"),
+        "saved_model_pb": (paths["saved_model"] / "saved_model.pb").stat().st_size,
+    }
     sizes.update({k: p.stat().st_size for k, p in paths.items() if k != "saved_model"})
     return {"paths": paths, "sizes": sizes, "seconds": seconds}
 
@@ -258,7 +279,9 @@ def keras_calls(model, one: dict, identity: dict) -> dict:
         return np.asarray(generator({**identity, "mfcc": audio_lib.mfcc_tf(one["pcm"])}, training=False))
 
     return {
-        "identity_features": lambda: {k: np.asarray(v) for k, v in model.identity_encoder(faces, training=False).items()},
+        "identity_features": lambda: {
+            k: np.asarray(v) for k, v in model.identity_encoder(faces, training=False).items()
+        },
         "generate_frame_pcm": frame_pcm,
         "generate_frame": lambda: np.asarray(generator({**identity, "mfcc": one["mfcc"]}, training=False)),
         "full": lambda: np.asarray(model({"faces": faces, "mfcc": audio_lib.mfcc_tf(one["pcm"])}, training=False)),
@@ -268,12 +291,17 @@ def keras_calls(model, one: dict, identity: dict) -> dict:
 def runner_calls(runner, one: dict, identity: dict, signatures: tuple) -> dict:
     """``runner.run`` per signature; "full" is ``serving_default`` where the format has it, else
     ``identity_features`` then ``generate_frame_pcm`` (what an app without precomputing would do)."""
-    feeds = {"identity_features": {"faces": one["faces"]}, "generate_frame_pcm": {**identity, "pcm": one["pcm"]},
-             "generate_frame": {**identity, "mfcc": one["mfcc"]}, "serving_default": {"faces": one["faces"], "pcm": one["pcm"]}}  # fmt: skip
+    feeds = {
+        "identity_features": {"faces": one["faces"]},
+        "generate_frame_pcm": {**identity, "pcm": one["pcm"]},
+        "generate_frame": {**identity, "mfcc": one["mfcc"]},
+        "serving_default": {"faces": one["faces"], "pcm": one["pcm"]},
+    }
     calls = {name: functools.partial(runner.run, name, feeds[name]) for name in signatures if name in COLUMNS}
     if "serving_default" in signatures:
         calls["full"] = functools.partial(runner.run, "serving_default", feeds["serving_default"])
     else:
+
         def full():
             features = runner.run("identity_features", feeds["identity_features"])
             return runner.run("generate_frame_pcm", {**features, "pcm": one["pcm"]})
@@ -298,8 +326,10 @@ class SleepingOnnxRunner:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = num_threads
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.sessions = {k: onnxruntime.InferenceSession(str(p), options, providers=["CPUExecutionProvider"])
-                         for k, p in paths.items()}  # fmt: skip
+        self.sessions = {
+            k: onnxruntime.InferenceSession(str(p), options, providers=["CPUExecutionProvider"])
+            for k, p in paths.items()
+        }
 
     def run(self, signature: str, inputs: dict) -> dict[str, np.ndarray]:
         from export import formats
@@ -336,8 +366,11 @@ def xnnpack_coverage(interpreter) -> dict | None:
 def first_subgraph_signature(interpreter) -> str | None:
     """The signature whose subgraph ``_get_ops_details`` describes (subgraph 0)."""
     try:
-        return next(name for name in interpreter.get_signature_list()
-                    if interpreter._interpreter.GetSubgraphIndexFromSignature(name) == 0)  # fmt: skip
+        return next(
+            name
+            for name in interpreter.get_signature_list()
+            if interpreter._interpreter.GetSubgraphIndexFromSignature(name) == 0
+        )
     except Exception:  # noqa: BLE001 - private API
         return None
 
@@ -374,8 +407,10 @@ def bench_experiment(name: str, args, peak: dict, folder: Path) -> dict:
         samples = synthetic_samples(args.calibration_samples, num_images)
         inputs = "synthetic (random uint8 faces; speech-like PCM: 300-3400 Hz noise bursts at -20 dBFS)"
     gflop = {k: v / 1e9 for k, v in flops.generator_flops(model).items()}
-    log(f"[{name}] exporting SavedModel, TFLite float32/float16/int8 "
-        f"(int8 calibrated on {len(samples['faces'])} examples), ONNX ...")  # fmt: skip
+    log(
+        f"[{name}] exporting SavedModel, TFLite float32/float16/int8 "
+        f"(int8 calibrated on {len(samples['faces'])} examples), ONNX ..."
+    )
     exported = export_all(signatures, samples, folder)
     log(f"[{name}] exported in " + ", ".join(f"{k} {v:.0f} s" for k, v in exported["seconds"].items()))
 
@@ -387,11 +422,14 @@ def bench_experiment(name: str, args, peak: dict, folder: Path) -> dict:
     runners["saved_model"] = runner_calls(saved_model, one, identity, SIGNATURES)
     lite = {}
     for quantization in QUANTIZATIONS:
-        lite[quantization] = formats.LiteRunner(paths[f"tflite_{quantization}"], num_threads=args.threads,
-                                                name=f"tflite_{quantization}")  # fmt: skip
+        lite[quantization] = formats.LiteRunner(
+            paths[f"tflite_{quantization}"], num_threads=args.threads, name=f"tflite_{quantization}"
+        )
         runners[f"tflite_{quantization}"] = runner_calls(lite[quantization], one, identity, ON_DEVICE_SIGNATURES)
     onnx_paths = {s: paths[f"onnx_{s}"] for s in ONNX_SIGNATURES}
-    runners["onnx"] = runner_calls(formats.OnnxRunner(onnx_paths, num_threads=args.threads), one, identity, ONNX_SIGNATURES)
+    runners["onnx"] = runner_calls(
+        formats.OnnxRunner(onnx_paths, num_threads=args.threads), one, identity, ONNX_SIGNATURES
+    )
     runners["onnx_nospin"] = runner_calls(SleepingOnnxRunner(onnx_paths, args.threads), one, identity, ONNX_SIGNATURES)
 
     results: dict[str, dict] = {}
@@ -411,18 +449,34 @@ def bench_experiment(name: str, args, peak: dict, folder: Path) -> dict:
 
     coverage = {}
     for quantization, runner in lite.items():
-        coverage[quantization] = {"signature": first_subgraph_signature(runner.interpreter),
-                                  "ops": xnnpack_coverage(runner.interpreter)}  # fmt: skip
-    speedups = {r: v["generate_frame_pcm"]["fps"] / v["full"]["fps"] for r, v in results.items()
-                if "generate_frame_pcm" in v and "full" in v}  # fmt: skip
+        coverage[quantization] = {
+            "signature": first_subgraph_signature(runner.interpreter),
+            "ops": xnnpack_coverage(runner.interpreter),
+        }
+    speedups = {
+        r: v["generate_frame_pcm"]["fps"] / v["full"]["fps"]
+        for r, v in results.items()
+        if "generate_frame_pcm" in v and "full" in v
+    }
     report = {
-        "experiment": name, "weights": "untrained (random initialisation, seed 0)", "inputs": inputs,
-        "parameters": int(model.count_params()), "gflop_per_frame": gflop, "results": results,
-        "precompute_speedup": speedups, "sizes_bytes": exported["sizes"], "export_seconds": exported["seconds"],
-        "xnnpack": coverage, "cpu_while_timing": cpu_use,
-    }  # fmt: skip
+        "experiment": name,
+        "weights": "untrained (random initialisation, seed 0)",
+        "inputs": inputs,
+        "parameters": int(model.count_params()),
+        "gflop_per_frame": gflop,
+        "results": results,
+        "precompute_speedup": speedups,
+        "sizes_bytes": exported["sizes"],
+        "export_seconds": exported["seconds"],
+        "xnnpack": coverage,
+        "cpu_while_timing": cpu_use,
+    }
     target = TARGETS.get(name)
-    if target and args.profile_layers and (args.always_profile or results["tflite_int8"]["generate_frame_pcm"]["fps"] < target[0]):
+    if (
+        target
+        and args.profile_layers
+        and (args.always_profile or results["tflite_int8"]["generate_frame_pcm"]["fps"] < target[0])
+    ):
         log(f"[{name}] profiling the generator's {args.profile_layers} largest layers, each alone ...")
         report["layer_profile"] = profile_layers(model, args.profile_layers, args, folder / "layers")
     return report
@@ -453,7 +507,9 @@ def one_layer_saved_model(layer, shape: tuple, batch: int | None, folder: Path) 
     single = keras.Model(inputs, layer(inputs))
     archive = keras.export.ExportArchive()
     archive.track(single)
-    archive.add_endpoint("serve", lambda x: single(x, training=False), [tf.TensorSpec((batch, *shape), tf.float32, name="x")])
+    archive.add_endpoint(
+        "serve", lambda x: single(x, training=False), [tf.TensorSpec((batch, *shape), tf.float32, name="x")]
+    )
     path = folder / f"{layer.name}_batch_{batch or 'free'}"
     archive.write_out(str(path), verbose=False)
     return path
@@ -469,7 +525,9 @@ def one_layer_tflite(saved_model: Path, shape: tuple, quantization: str) -> byte
     if quantization == "int8":
         rng = np.random.default_rng(0)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: ([np.abs(rng.normal(size=(1, *shape))).astype(np.float32)] for _ in range(8))
+        converter.representative_dataset = lambda: (
+            [np.abs(rng.normal(size=(1, *shape))).astype(np.float32)] for _ in range(8)
+        )
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
         converter.inference_input_type = converter.inference_output_type = tf.int8
     return converter.convert()
@@ -510,14 +568,20 @@ def profile_layers(model, top: int, args, folder: Path) -> list[dict]:
     for path, layer_flops in sorted(counted.items(), key=lambda kv: -kv[1])[:top]:
         layer = _nested_layer(generator, path)
         shape = tuple(layer.input.shape[1:])
-        row = {"layer": path, "kind": type(layer).__name__, "gflop": layer_flops / 1e9,
-               "share_of_generator_flops": layer_flops / sum(counted.values())}  # fmt: skip
+        row = {
+            "layer": path,
+            "kind": type(layer).__name__,
+            "gflop": layer_flops / 1e9,
+            "share_of_generator_flops": layer_flops / sum(counted.values()),
+        }
         free_batch = one_layer_saved_model(layer, shape, None, folder)
         for quantization in ("float32", "int8"):
             timed = time_one_layer(one_layer_tflite(free_batch, shape, quantization), shape, args)
             row.update({f"{quantization}_{k}": v for k, v in timed.items()})
         if row["int8_xnnpack"] is False:
-            timed = time_one_layer(one_layer_tflite(one_layer_saved_model(layer, shape, 1, folder), shape, "int8"), shape, args)
+            timed = time_one_layer(
+                one_layer_tflite(one_layer_saved_model(layer, shape, 1, folder), shape, "int8"), shape, args
+            )
             row.update({f"int8_batch1_{k}": v for k, v in timed.items()})
         rows.append(row)
     return rows
@@ -533,13 +597,19 @@ def mb(n_bytes: float) -> str:
 def print_experiment(report: dict, peak: dict) -> None:
     """One table: frames/s and % of the FP32 peak per format and signature; sizes, XNNPACK, speed-ups."""
     g = report["gflop_per_frame"]
-    print(f"\n=== {report['experiment']}: {report['parameters'] / 1e6:.1f} M parameters, {report['weights']}; "
-          f"speed does not depend on the weights' values ===")  # fmt: skip
+    print(
+        f"\n=== {report['experiment']}: {report['parameters'] / 1e6:.1f} M parameters, {report['weights']}; "
+        f"speed does not depend on the weights' values ==="
+    )
     print(f"inputs (int8 calibration and timed frame): {report['inputs']}")
-    print(f"GFLOP per frame: identity encoder {g['identity_encoder']:.3f}, frame generator {g['frame_generator']:.3f} "
-          f"(generate_frame_pcm adds ~{MFCC_GFLOP:.3f} for its in-graph MFCC, not counted), full model {g['full_model']:.3f}")  # fmt: skip
-    print(f"frames/s at batch 1 (median of timed runs) and % of the FP32 peak ({peak['peak_gflops']:.0f} GFLOP/s); "
-          "full = whole model per frame; speed-up = generate_frame_pcm over full")  # fmt: skip
+    print(
+        f"GFLOP per frame: identity encoder {g['identity_encoder']:.3f}, frame generator {g['frame_generator']:.3f} "
+        f"(generate_frame_pcm adds ~{MFCC_GFLOP:.3f} for its in-graph MFCC, not counted), full model {g['full_model']:.3f}"
+    )
+    print(
+        f"frames/s at batch 1 (median of timed runs) and % of the FP32 peak ({peak['peak_gflops']:.0f} GFLOP/s); "
+        "full = whole model per frame; speed-up = generate_frame_pcm over full"
+    )
     header = f"{'format':<16}" + "".join(f"{c:>21}" for c in COLUMNS) + f"{'speed-up':>10}"
     print(header)
     print("-" * len(header))
@@ -547,36 +617,55 @@ def print_experiment(report: dict, peak: dict) -> None:
         cells = []
         for column in COLUMNS:
             figures = columns.get(column)
-            cells.append(f"{figures['fps']:>13.1f} {100 * figures['peak_fraction']:>5.1f}%" if figures else f"{'-':>20}")
+            cells.append(
+                f"{figures['fps']:>13.1f} {100 * figures['peak_fraction']:>5.1f}%" if figures else f"{'-':>20}"
+            )
         speedup = report["precompute_speedup"].get(runner)
         label = runner + (" *" if runner == "tflite_int8" else "")
         print(f"{label:<16}" + "".join(f"{c:>21}" for c in cells) + (f"{speedup:>9.2f}x" if speedup else ""))
     vnni = "has" if peak["vnni"] else "has no"
-    print("* int8: % of the FP32 peak, i.e. FP32-equivalent; the int8 peak is higher (about 2x FP32 with AVX2 "
-          f"VPMADDUBSW, 4x with VNNI VPDPBUSD; this CPU {vnni} VNNI)")  # fmt: skip
-    print("full per frame: Keras model(faces, MFCC of the PCM); SavedModel serving_default; "
-          "TFLite / ONNX identity_features then generate_frame_pcm. ONNX has no generate_frame file.")  # fmt: skip
-    print("onnx: export.formats.OnnxRunner as is; onnx_nospin: the same files, sessions with "
-          "session.intra_op.allow_spinning=0 (idle thread pools sleep instead of spinning)")  # fmt: skip
+    print(
+        "* int8: % of the FP32 peak, i.e. FP32-equivalent; the int8 peak is higher (about 2x FP32 with AVX2 "
+        f"VPMADDUBSW, 4x with VNNI VPDPBUSD; this CPU {vnni} VNNI)"
+    )
+    print(
+        "full per frame: Keras model(faces, MFCC of the PCM); SavedModel serving_default; "
+        "TFLite / ONNX identity_features then generate_frame_pcm. ONNX has no generate_frame file."
+    )
+    print(
+        "onnx: export.formats.OnnxRunner as is; onnx_nospin: the same files, sessions with "
+        "session.intra_op.allow_spinning=0 (idle thread pools sleep instead of spinning)"
+    )
     highest = max(f["peak_fraction"] for columns in report["results"].values() for f in columns.values())
     if highest > 0.8:
-        print(f"(up to {100 * highest:.0f}% of the assumed peak: the clock under load is likely above the "
-              f"{peak['ghz']:.2f} GHz of /proc/cpuinfo, so the real peak is higher; --ghz sets it)")  # fmt: skip
+        print(
+            f"(up to {100 * highest:.0f}% of the assumed peak: the clock under load is likely above the "
+            f"{peak['ghz']:.2f} GHz of /proc/cpuinfo, so the real peak is higher; --ghz sets it)"
+        )
     s = report["sizes_bytes"]
-    print(f"sizes: SavedModel variables {mb(s['saved_model_variables'])} (+ saved_model.pb {mb(s['saved_model_pb'])}); "
-          + ", ".join(f"TFLite {q} {mb(s['tflite_' + q])}" for q in QUANTIZATIONS) + "; "
-          + ", ".join(f"ONNX {n} {mb(s['onnx_' + n])}" for n in ONNX_SIGNATURES))  # fmt: skip
+    print(
+        f"sizes: SavedModel variables {mb(s['saved_model_variables'])} (+ saved_model.pb {mb(s['saved_model_pb'])}); "
+        + ", ".join(f"TFLite {q} {mb(s['tflite_' + q])}" for q in QUANTIZATIONS)
+        + "; "
+        + ", ".join(f"ONNX {n} {mb(s['onnx_' + n])}" for n in ONNX_SIGNATURES)
+    )
     for quantization, coverage in report["xnnpack"].items():
-        print(f"XNNPACK took, in TFLite {quantization} {coverage['signature'] or '(first subgraph)'}: "
-              f"{coverage_text(coverage['ops'])}")  # fmt: skip
+        print(
+            f"XNNPACK took, in TFLite {quantization} {coverage['signature'] or '(first subgraph)'}: "
+            f"{coverage_text(coverage['ops'])}"
+        )
     cpu = report["cpu_while_timing"]
     if cpu["other_cores"] is not None:
         warning = "  (figures may be low: the machine was shared)" if cpu["other_fraction"] > 0.1 else ""
-        print(f"while timing ({cpu['wall_s']:.0f} s): this process kept {cpu['own_cores']:.2f} cores busy, other processes "
-              f"and hypervisor steal {cpu['other_cores']:.2f} ({100 * cpu['other_fraction']:.0f}% of the machine){warning}")  # fmt: skip
+        print(
+            f"while timing ({cpu['wall_s']:.0f} s): this process kept {cpu['own_cores']:.2f} cores busy, other processes "
+            f"and hypervisor steal {cpu['other_cores']:.2f} ({100 * cpu['other_fraction']:.0f}% of the machine){warning}"
+        )
     speedups = report["precompute_speedup"]
-    print(f"precomputing the identity features (generate_frame_pcm alone vs the full model per frame): SavedModel "
-          f"{speedups['saved_model']:.2f}x, TFLite int8 {speedups['tflite_int8']:.2f}x faster per frame")  # fmt: skip
+    print(
+        f"precomputing the identity features (generate_frame_pcm alone vs the full model per frame): SavedModel "
+        f"{speedups['saved_model']:.2f}x, TFLite int8 {speedups['tflite_int8']:.2f}x faster per frame"
+    )
     print("export took " + ", ".join(f"{k} {v:.0f} s" for k, v in report["export_seconds"].items()))
 
 
@@ -586,44 +675,62 @@ def print_limits(report: dict, peak: dict) -> None:
     figures = report["results"]["tflite_int8"]["generate_frame_pcm"]
     gflop = report["gflop_per_frame"]["frame_generator"]
     frame_ms = 1000 / figures["fps"]
-    print(f"  what limits it: {gflop:.3f} GFLOP x {figures['fps']:.1f} frames/s = {figures['gflops']:.1f} GFLOP/s, "
-          f"{100 * figures['peak_fraction']:.0f}% of the FP32 peak (FP32-equivalent); {target:g} frames/s needs "
-          f"{gflop * target:.1f} GFLOP/s ({100 * gflop * target / peak['peak_gflops']:.0f}%); at 100% of the FP32 "
-          f"peak it would run at {peak['peak_gflops'] / gflop:.0f} frames/s")  # fmt: skip
+    print(
+        f"  what limits it: {gflop:.3f} GFLOP x {figures['fps']:.1f} frames/s = {figures['gflops']:.1f} GFLOP/s, "
+        f"{100 * figures['peak_fraction']:.0f}% of the FP32 peak (FP32-equivalent); {target:g} frames/s needs "
+        f"{gflop * target:.1f} GFLOP/s ({100 * gflop * target / peak['peak_gflops']:.0f}%); at 100% of the FP32 "
+        f"peak it would run at {peak['peak_gflops'] / gflop:.0f} frames/s"
+    )
     coverage = report["xnnpack"]["int8"]
-    print(f"  XNNPACK took, in the int8 {coverage['signature']} subgraph: {coverage_text(coverage['ops'])}; "
-          "the rest run on LiteRT's builtin kernels")  # fmt: skip
+    print(
+        f"  XNNPACK took, in the int8 {coverage['signature']} subgraph: {coverage_text(coverage['ops'])}; "
+        "the rest run on LiteRT's builtin kernels"
+    )
     rows = report.get("layer_profile")
     if not rows:
         return
-    print(f"  the generator's largest layers, each converted and timed alone (LiteRT, {peak.get('threads', 2)} threads, "
-          "batch 1, free batch dimension as exported; int8 layers with int8 inputs and outputs; cores = CPU time / wall time):")  # fmt: skip
+    print(
+        f"  the generator's largest layers, each converted and timed alone (LiteRT, {peak.get('threads', 2)} threads, "
+        "batch 1, free batch dimension as exported; int8 layers with int8 inputs and outputs; cores = CPU time / wall time):"
+    )
     print(f"  {'':<44}|{'float32':^22}|{'int8':^38}|{'int8, batch fixed 1':^20}")
-    print(f"  {'layer':<22}{'kind':<16}{'GFLOP':>6}|{'ms':>7}{'cores':>6}{'XNNPACK':>9}|{'ms':>7}{'cores':>6}{'XNNPACK':>9}"
-          f"{'GFLOP/s':>8}{'frame':>8}|{'ms':>7}{'XNNPACK':>9}{'':>4}")  # fmt: skip
+    print(
+        f"  {'layer':<22}{'kind':<16}{'GFLOP':>6}|{'ms':>7}{'cores':>6}{'XNNPACK':>9}|{'ms':>7}{'cores':>6}{'XNNPACK':>9}"
+        f"{'GFLOP/s':>8}{'frame':>8}|{'ms':>7}{'XNNPACK':>9}{'':>4}"
+    )
     for row in rows:
-        fixed = f"{row['int8_batch1_ms']:>7.3f}{_yes_no(row['int8_batch1_xnnpack']):>9}" if "int8_batch1_ms" in row else ""
-        print(f"  {row['layer']:<22}{row['kind']:<16}{row['gflop']:>6.3f}|{row['float32_ms']:>7.3f}{row['float32_cores']:>6.1f}"
-              f"{_yes_no(row['float32_xnnpack']):>9}|{row['int8_ms']:>7.3f}{row['int8_cores']:>6.1f}{_yes_no(row['int8_xnnpack']):>9}"
-              f"{row['gflop'] / row['int8_ms'] * 1000:>8.1f}{100 * row['int8_ms'] / frame_ms:>7.0f}%|{fixed}")  # fmt: skip
+        fixed = (
+            f"{row['int8_batch1_ms']:>7.3f}{_yes_no(row['int8_batch1_xnnpack']):>9}" if "int8_batch1_ms" in row else ""
+        )
+        print(
+            f"  {row['layer']:<22}{row['kind']:<16}{row['gflop']:>6.3f}|{row['float32_ms']:>7.3f}{row['float32_cores']:>6.1f}"
+            f"{_yes_no(row['float32_xnnpack']):>9}|{row['int8_ms']:>7.3f}{row['int8_cores']:>6.1f}{_yes_no(row['int8_xnnpack']):>9}"
+            f"{row['gflop'] / row['int8_ms'] * 1000:>8.1f}{100 * row['int8_ms'] / frame_ms:>7.0f}%|{fixed}"
+        )
     total = sum(r["int8_ms"] for r in rows)
     outside = [r for r in rows if r["int8_xnnpack"] is False]
-    print(f"  these {len(rows)} layers: {total:.2f} ms of the {frame_ms:.2f} ms int8 frame "
-          f"({100 * sum(r['share_of_generator_flops'] for r in rows):.0f}% of its FLOPs)")  # fmt: skip
+    print(
+        f"  these {len(rows)} layers: {total:.2f} ms of the {frame_ms:.2f} ms int8 frame "
+        f"({100 * sum(r['share_of_generator_flops'] for r in rows):.0f}% of its FLOPs)"
+    )
     if outside:
         ms = sum(r["int8_ms"] for r in outside)
         fixed = sum(r.get("int8_batch1_ms", r["int8_ms"]) for r in outside)
         kinds = sorted({r["kind"] for r in outside})
         float_ms = sum(r["float32_ms"] for r in outside)
-        print(f"  not taken by XNNPACK: {', '.join(r['layer'] for r in outside)} ({'/'.join(kinds)}): {ms:.2f} ms "
-              f"({100 * ms / frame_ms:.0f}% of the frame) for {100 * sum(r['share_of_generator_flops'] for r in outside):.0f}% "
-              f"of the FLOPs, {ms / float_ms:.1f}x their float32 time ({float_ms:.2f} ms, also outside XNNPACK)")  # fmt: skip
+        print(
+            f"  not taken by XNNPACK: {', '.join(r['layer'] for r in outside)} ({'/'.join(kinds)}): {ms:.2f} ms "
+            f"({100 * ms / frame_ms:.0f}% of the frame) for {100 * sum(r['share_of_generator_flops'] for r in outside):.0f}% "
+            f"of the FLOPs, {ms / float_ms:.1f}x their float32 time ({float_ms:.2f} ms, also outside XNNPACK)"
+        )
         if any("int8_batch1_ms" in r for r in outside):
             best = sum(min(r["int8_ms"], r.get("int8_batch1_ms", r["int8_ms"])) for r in outside)
             estimate = frame_ms - ms + best
-            print(f"  with a fixed batch of 1 (a constant output_shape) XNNPACK takes them: {fixed:.2f} ms alone; "
-                  f"{best:.2f} ms taking the faster form of each layer, which would make the frame about "
-                  f"{estimate:.2f} ms, {1000 / estimate:.0f} frames/s (an estimate from layers timed alone)")  # fmt: skip
+            print(
+                f"  with a fixed batch of 1 (a constant output_shape) XNNPACK takes them: {fixed:.2f} ms alone; "
+                f"{best:.2f} ms taking the faster form of each layer, which would make the frame about "
+                f"{estimate:.2f} ms, {1000 / estimate:.0f} frames/s (an estimate from layers timed alone)"
+            )
 
 
 def _yes_no(value) -> str:
@@ -645,15 +752,21 @@ def print_targets(reports: list[dict]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--experiments", default="s2v,s2v_mobile", help="comma-separated experiment names")
-    parser.add_argument("--data", default=None, help="prepared shards: real calibration / timing inputs (default synthetic)")
+    parser.add_argument(
+        "--data", default=None, help="prepared shards: real calibration / timing inputs (default synthetic)"
+    )
     parser.add_argument("--split", default="train", help="shard split read with --data")
     parser.add_argument("--calibration_samples", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=5.0, help="timed seconds per measurement (after warm-up)")
     parser.add_argument("--repetitions", type=int, default=5, help="timed runs per measurement; the median is reported")
     parser.add_argument("--threads", type=int, default=2, help="LiteRT threads and onnxruntime intra-op threads")
     parser.add_argument("--cores", type=int, default=None, help="cores in the peak FLOP/s (default os.cpu_count())")
-    parser.add_argument("--ghz", type=float, default=None, help="clock in the peak FLOP/s (default /proc/cpuinfo cpu MHz)")
-    parser.add_argument("--profile_layers", type=int, default=6, help="largest generator layers profiled when a target is missed")
+    parser.add_argument(
+        "--ghz", type=float, default=None, help="clock in the peak FLOP/s (default /proc/cpuinfo cpu MHz)"
+    )
+    parser.add_argument(
+        "--profile_layers", type=int, default=6, help="largest generator layers profiled when a target is missed"
+    )
     parser.add_argument("--always_profile", action="store_true", help="profile layers even when the target is met")
     parser.add_argument("--json", default=None, help="also write every figure to this JSON file")
     args = parser.parse_args()
@@ -671,13 +784,17 @@ def main() -> None:
             folder.mkdir()
             reports.append(bench_experiment(name, args, peak, folder))
 
-    print(f"\nmachine: {peak['cpu']}, {peak['cores']} cores x {peak['ghz']:.2f} GHz ({peak['clock_source']}) x "
-          f"{peak['flops_per_cycle']} FP32 FLOPs/cycle/core [{peak['isa']}] = peak {peak['peak_gflops']:.0f} GFLOP/s "
-          "FP32 (an assumption: the real clock under load and the FMA units are not measured)")  # fmt: skip
-    print(f"runtimes: Keras {_version('keras')} / TF {_version('tensorflow')} (TF's own thread pools), LiteRT "
-          f"{_version('ai-edge-litert')} ({args.threads} threads, default XNNPACK delegate), onnxruntime "
-          f"{_version('onnxruntime')} ({args.threads} intra-op threads); batch 1; each figure the median of "
-          f"{args.repetitions} timed runs in ~{args.seconds:g} s after 2 warm-up calls")  # fmt: skip
+    print(
+        f"\nmachine: {peak['cpu']}, {peak['cores']} cores x {peak['ghz']:.2f} GHz ({peak['clock_source']}) x "
+        f"{peak['flops_per_cycle']} FP32 FLOPs/cycle/core [{peak['isa']}] = peak {peak['peak_gflops']:.0f} GFLOP/s "
+        "FP32 (an assumption: the real clock under load and the FMA units are not measured)"
+    )
+    print(
+        f"runtimes: Keras {_version('keras')} / TF {_version('tensorflow')} (TF's own thread pools), LiteRT "
+        f"{_version('ai-edge-litert')} ({args.threads} threads, default XNNPACK delegate), onnxruntime "
+        f"{_version('onnxruntime')} ({args.threads} intra-op threads); batch 1; each figure the median of "
+        f"{args.repetitions} timed runs in ~{args.seconds:g} s after 2 warm-up calls"
+    )
     for report in reports:
         print_experiment(report, peak)
         if report["experiment"] in TARGETS:
@@ -688,8 +805,9 @@ def main() -> None:
     print_targets(reports)
     print(f"(whole run: {time.perf_counter() - start:.0f} s)")
     if args.json:
-        Path(args.json).write_text(json.dumps({"machine": peak, "args": vars(args), "experiments": reports}, indent=1,
-                                              default=str) + "\n")  # fmt: skip
+        Path(args.json).write_text(
+            json.dumps({"machine": peak, "args": vars(args), "experiments": reports}, indent=1, default=str) + "\n"
+        )
         print(f"figures written to {args.json}")
 
 

@@ -87,8 +87,10 @@ def main() -> int:
         ("BlazeFace full range", time_per_frame(full.detect, frames)),
         ("BlazeFace short range", time_per_frame(short.detect, frames)),
         ("dlib HOG (upsample 0)", time_per_frame(hog.detect, frames[: args.hog_frames])),
-        ("dlib 68-pt predictor (1 box)",
-         time_per_frame(lambda f: predictor.predict(f, box_of[id(f)]), [f for f, _ in with_face])),
+        (
+            "dlib 68-pt predictor (1 box)",
+            time_per_frame(lambda f: predictor.predict(f, box_of[id(f)]), [f for f, _ in with_face]),
+        ),
         ("FaceAnalyzer('blazeface').analyze", time_per_frame(analyzer.analyze, frames)),
     ]
     for name, (mean, median) in rows:

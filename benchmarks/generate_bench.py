@@ -94,25 +94,50 @@ def measure(command: list[str]) -> dict:
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed ({proc.returncode}):\n{text[-3000:]}")
     frames = re.search(r"wrote .*?: (\d+) frames", text)
-    return {"seconds": time.perf_counter() - start, "peak": usage.ru_maxrss * 1024, "tree_peak": tree_peak,
-            "samples": samples, "frames": int(frames.group(1)) if frames else None}  # fmt: skip
+    return {
+        "seconds": time.perf_counter() - start,
+        "peak": usage.ru_maxrss * 1024,
+        "tree_peak": tree_peak,
+        "samples": samples,
+        "frames": int(frames.group(1)) if frames else None,
+    }
 
 
 def memory_bench(kind: str, args, wavs: dict, tmp: Path) -> None:
     """Peak memory of one command on the short and the long audio, and their ratio."""
-    module, source = {"generate": ("keras_s2v.generate", ["--face", args.still]),
-                      "redub": ("keras_s2v.redub", ["--video", args.clip])}[kind]  # fmt: skip
+    module, source = {
+        "generate": ("keras_s2v.generate", ["--face", args.still]),
+        "redub": ("keras_s2v.redub", ["--video", args.clip]),
+    }[kind]
     print(f"\npeak memory, {kind} ({Path(source[1]).name}, model {args.model}), one subprocess per run:")
-    print(f"  {'audio':>7} {'frames':>7} {'wall s':>7} {'peak MiB':>9} {'+ffmpeg MiB':>12}  RSS MiB at 25/50/75/100% of the run")
+    print(
+        f"  {'audio':>7} {'frames':>7} {'wall s':>7} {'peak MiB':>9} {'+ffmpeg MiB':>12}  RSS MiB at 25/50/75/100% of the run"
+    )
     runs = {}
     for name, wav in wavs.items():
-        command = [sys.executable, "-m", module, *source, "--audio", str(wav), "--model", args.model,
-                   "--out", str(tmp / f"{kind}_{name}.mp4"), "--quiet", "--overwrite"]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            module,
+            *source,
+            "--audio",
+            str(wav),
+            "--model",
+            args.model,
+            "--out",
+            str(tmp / f"{kind}_{name}.mp4"),
+            "--quiet",
+            "--overwrite",
+        ]
         run = runs[name] = measure(command)
         s = run["samples"]
-        trend = "/".join(f"{s[min(len(s) - 1, int(q * len(s)))] / MIB:.0f}" for q in (0.25, 0.5, 0.75, 1.0)) if s else "-"
-        print(f"  {args.seconds[name]:>6g}s {run['frames'] or '?':>7} {run['seconds']:>7.0f} {run['peak'] / MIB:>9.0f} "
-              f"{run['tree_peak'] / MIB:>12.0f}  {trend}")  # fmt: skip
+        trend = (
+            "/".join(f"{s[min(len(s) - 1, int(q * len(s)))] / MIB:.0f}" for q in (0.25, 0.5, 0.75, 1.0)) if s else "-"
+        )
+        print(
+            f"  {args.seconds[name]:>6g}s {run['frames'] or '?':>7} {run['seconds']:>7.0f} {run['peak'] / MIB:>9.0f} "
+            f"{run['tree_peak'] / MIB:>12.0f}  {trend}"
+        )
     ratio = runs["long"]["peak"] / runs["short"]["peak"]
     tree = runs["long"]["tree_peak"] / max(runs["short"]["tree_peak"], 1)
     verdict = "met" if abs(ratio - 1) < 0.2 and abs(tree - 1) < 0.2 else "NOT met"
@@ -123,21 +148,32 @@ def speed_bench(args, wav: Path, tmp: Path) -> None:
     """End-to-end and per-stage frames/s of generate_video and redub_video, in this process."""
     from keras_s2v import inference
 
-    runs = {"generate": lambda out: inference.generate_video([args.still], wav, args.model, out, progress=False),
-            "redub": lambda out: inference.redub_video(args.clip, wav, args.model, out, progress=False)}  # fmt: skip
+    runs = {
+        "generate": lambda out: inference.generate_video([args.still], wav, args.model, out, progress=False),
+        "redub": lambda out: inference.redub_video(args.clip, wav, args.model, out, progress=False),
+    }
     summaries = {kind: call(tmp / f"speed_{kind}.mp4") for kind, call in runs.items()}
-    print(f"\nspeed on {args.seconds['short']:g} s of speech (model {args.model}; first run in this process): "
-          "seconds per stage, and the frames/s that stage alone would sustain")  # fmt: skip
+    print(
+        f"\nspeed on {args.seconds['short']:g} s of speech (model {args.model}; first run in this process): "
+        "seconds per stage, and the frames/s that stage alone would sustain"
+    )
     heads = [f"{kind} {s['width']}x{s['height']}, {s['frames']} frames" for kind, s in summaries.items()]
     print(f"  {'':<10}" + "".join(f"{head:>32}" for head in heads))
     for stage in inference.STAGES:
         cells = [s["stages"][stage] for s in summaries.values()]
-        print(f"  {stage:<10}" + "".join(f"{c['seconds']:>20.2f} s {c['frames_per_second'] or 0:>7.0f}/s"
-                                         if c["seconds"] else f"{'-':>32}" for c in cells))  # fmt: skip
+        print(
+            f"  {stage:<10}"
+            + "".join(
+                f"{c['seconds']:>20.2f} s {c['frames_per_second'] or 0:>7.0f}/s" if c["seconds"] else f"{'-':>32}"
+                for c in cells
+            )
+        )
     other = [s["seconds"] - sum(v["seconds"] for v in s["stages"].values()) for s in summaries.values()]
     print(f"  {'other':<10}" + "".join(f"{o:>20.2f} s {'':>9}" for o in other) + "   (model loading, setup)")
-    print(f"  {'total':<10}" + "".join(f"{s['seconds']:>20.2f} s {s['frames_per_second']:>7.1f}/s"
-                                      for s in summaries.values()))  # fmt: skip
+    print(
+        f"  {'total':<10}"
+        + "".join(f"{s['seconds']:>20.2f} s {s['frames_per_second']:>7.1f}/s" for s in summaries.values())
+    )
     print("  (generate's detect and identity run once, on the photo; redub's detect runs on every frame)")
 
 
@@ -161,9 +197,14 @@ def main() -> None:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="generate_bench_") as folder:
         tmp = Path(folder)
-        wavs = {name: write_speech(tmp / f"{name}.wav", seconds, Path(args.speech)) for name, seconds in args.seconds.items()}
-        print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the start (figures are "
-              f"indicative when other processes run); speech {args.speech}")  # fmt: skip
+        wavs = {
+            name: write_speech(tmp / f"{name}.wav", seconds, Path(args.speech))
+            for name, seconds in args.seconds.items()
+        }
+        print(
+            f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the start (figures are "
+            f"indicative when other processes run); speech {args.speech}"
+        )
         for kind in kinds:
             memory_bench(kind, args, wavs, tmp)
         if args.speed:

@@ -44,7 +44,8 @@ from keras_s2v.data import media
 
 STILL_OFFSET, CLIP_OFFSET = 1, 5  # speech index = (file index + offset) % number of speech files
 TWO_FACES = "two_faces.jpg"
-CLI_ERRORS = (ValueError, FileNotFoundError, FileExistsError, media.MediaError, backends.ModelError)  # "error: ..." + exit 2
+# "error: ..." + exit 2
+CLI_ERRORS = (ValueError, FileNotFoundError, FileExistsError, media.MediaError, backends.ModelError)
 
 
 @dataclasses.dataclass
@@ -109,8 +110,12 @@ def check(run: Run, out: Path) -> list[str]:
     container_s, video_s = float(info["format"]["duration"]), frames / fps
     audio = [s for s in streams if s.get("codec_type") == "audio"]
     out_audio_s = float(audio[0].get("duration") or "nan") if audio else math.nan
-    run.probed = {"frames": frames, "size": f"{video['width']}x{video['height']}", "fps": fps,
-                  "durations": f"{audio_s:.3f}/{container_s:.3f}/{video_s:.3f}/{out_audio_s:.3f}"}  # fmt: skip
+    run.probed = {
+        "frames": frames,
+        "size": f"{video['width']}x{video['height']}",
+        "fps": fps,
+        "durations": f"{audio_s:.3f}/{container_s:.3f}/{video_s:.3f}/{out_audio_s:.3f}",
+    }
     if run.kind == "generate":
         width, height = Image.open(run.source).size
         want_fps = 25.0
@@ -137,11 +142,19 @@ def execute(run: Run, out_dir: Path, model: str, analyzer) -> None:
     out = out_dir / f"{run.kind}_{run.source.stem}{suffix}_{run.speech.stem}.mp4"
     try:
         if run.kind == "generate":
-            run.summary = inference.generate_video([str(run.source)], str(run.speech), model, out,
-                                                   face_index=run.face_index, progress=False, analyzer=analyzer)  # fmt: skip
+            run.summary = inference.generate_video(
+                [str(run.source)],
+                str(run.speech),
+                model,
+                out,
+                face_index=run.face_index,
+                progress=False,
+                analyzer=analyzer,
+            )
         else:
-            run.summary = inference.redub_video(str(run.source), str(run.speech), model, out, progress=False,
-                                                analyzer=analyzer)  # fmt: skip
+            run.summary = inference.redub_video(
+                str(run.source), str(run.speech), model, out, progress=False, analyzer=analyzer
+            )
     except Exception as error:  # noqa: BLE001 - every failure is recorded
         clean = isinstance(error, CLI_ERRORS)
         if run.expect_error and clean and run.expect_error in str(error):
@@ -159,14 +172,34 @@ def execute(run: Run, out_dir: Path, model: str, analyzer) -> None:
     run.status = "FAIL" if run.problems else "ok"
 
 
-COLUMNS = ("kind", "input", "speech", "status", "frames", "size", "fps", "seconds in/ctr/vid/aud", "no face", "frames/s")
+COLUMNS = (
+    "kind",
+    "input",
+    "speech",
+    "status",
+    "frames",
+    "size",
+    "fps",
+    "seconds in/ctr/vid/aud",
+    "no face",
+    "frames/s",
+)
 
 
 def row(run: Run) -> tuple:
     fps = run.probed.get("fps")
-    return (run.kind, run.label, run.speech.name, run.status, run.probed.get("frames", "-"),
-            run.probed.get("size", "-"), f"{fps:.3f}" if fps else "-", run.probed.get("durations", "-"),
-            run.summary.get("frames_without_face", "-"), run.summary.get("frames_per_second", "-"))  # fmt: skip
+    return (
+        run.kind,
+        run.label,
+        run.speech.name,
+        run.status,
+        run.probed.get("frames", "-"),
+        run.probed.get("size", "-"),
+        f"{fps:.3f}" if fps else "-",
+        run.probed.get("durations", "-"),
+        run.summary.get("frames_without_face", "-"),
+        run.summary.get("frames_per_second", "-"),
+    )
 
 
 def print_table(runs: list[Run]) -> None:
@@ -194,8 +227,11 @@ def main() -> int:
         for i, run in enumerate(runs, 1):
             t = time.perf_counter()
             execute(run, out_dir, args.model, analyzer)
-            print(f"[{i}/{len(runs)}] {run.kind} {run.label} + {run.speech.name}: {run.status} "
-                  f"({time.perf_counter() - t:.0f} s)", flush=True)  # fmt: skip
+            print(
+                f"[{i}/{len(runs)}] {run.kind} {run.label} + {run.speech.name}: {run.status} "
+                f"({time.perf_counter() - t:.0f} s)",
+                flush=True,
+            )
     print()
     print_table(runs)
     for run in (r for r in runs if r.problems):

@@ -61,7 +61,10 @@ def main() -> None:
     timings["landmarks"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    crops = [[align.align_face(frame, points, config.crop_size) for points in faces] for frame, faces in zip(frames, landmarks)]
+    crops = [
+        [align.align_face(frame, points, config.crop_size) for points in faces]
+        for frame, faces in zip(frames, landmarks)
+    ]
     timings["align"] = time.perf_counter() - start
 
     audio.mfcc_sequence(waveform[:16000], 25)  # warm-up: librosa import, filterbanks (once per process)
@@ -74,13 +77,21 @@ def main() -> None:
     first = [c[0] for c in crops if c][: config.max_segment_frames]
     t = len(first)
     segment = features.Segment(
-        clip_id="bench", source=clip.name, speaker="bench", split="train", track_id=0, segment=0,
-        frame_index=np.arange(t), frames=np.stack([c[0] for c in first]),
-        landmarks=np.stack([c[1] for c in first]), source_landmarks=np.stack([c[1] for c in first]),
+        clip_id="bench",
+        source=clip.name,
+        speaker="bench",
+        split="train",
+        track_id=0,
+        segment=0,
+        frame_index=np.arange(t),
+        frames=np.stack([c[0] for c in first]),
+        landmarks=np.stack([c[1] for c in first]),
+        source_landmarks=np.stack([c[1] for c in first]),
         transform=np.stack([c[2] for c in first]),
         pcm=audio.padded_slice(audio.to_int16(waveform), *audio.segment_pcm_range(0, t)),
-        mfcc=mfcc[:, : 4 * (t - 1) + 35], log_mel=audio.log_mel_frames(waveform, t),
-    )  # fmt: skip
+        mfcc=mfcc[:, : 4 * (t - 1) + 35],
+        log_mel=audio.log_mel_frames(waveform, t),
+    )
     import tensorflow as tf
 
     start = time.perf_counter()
@@ -92,12 +103,16 @@ def main() -> None:
     _, entry = prepare.process_clip(str(clip), clip.name, config, analyzer)
     end_to_end = time.perf_counter() - start
 
-    print(f"clip: {clip.name}, {n} frames at {audio.FPS} fps, {frames[0].shape[1]}x{frames[0].shape[0]}; "
-          f"detector: {args.detector}; machine: {cpu_name()}, {os.cpu_count()} cores, single process")  # fmt: skip
+    print(
+        f"clip: {clip.name}, {n} frames at {audio.FPS} fps, {frames[0].shape[1]}x{frames[0].shape[0]}; "
+        f"detector: {args.detector}; machine: {cpu_name()}, {os.cpu_count()} cores, single process"
+    )
     print(f"{'stage':<10} {'frames/s':>10} {'ms/frame':>10}")
     for stage, seconds in timings.items():
         print(f"{stage:<10} {n / seconds:>10.1f} {1000 * seconds / n:>10.2f}")
-    print(f"{'all':<10} {n / end_to_end:>10.1f} {1000 * end_to_end / n:>10.2f}   (process_clip, status {entry['status']})")
+    print(
+        f"{'all':<10} {n / end_to_end:>10.1f} {1000 * end_to_end / n:>10.2f}   (process_clip, status {entry['status']})"
+    )
 
 
 if __name__ == "__main__":

@@ -27,13 +27,18 @@ def main(argv):
         clips = [c for c in evaluate_lib.clips_from_shards(folder, _SPLIT.value) if c.num_frames >= _MIN_FRAMES.value]
         result = sync.planted_offset_accuracy(expert, clips, shifts)
         frames = sorted(c.num_frames for c in clips)
-        print(f"{folder} [{_SPLIT.value}]: {result['clips']} clips ({frames[0]}-{frames[-1]} frames), "
-              f"accuracy {result['accuracy']:.3f}; by shift " + ", ".join(f"{k}: {v:.3f}" for k, v in result["by_shift"].items())
-              + f"; relative to the clip's own offset {result['relative_accuracy']:.3f}")
+        print(
+            f"{folder} [{_SPLIT.value}]: {result['clips']} clips ({frames[0]}-{frames[-1]} frames), "
+            f"accuracy {result['accuracy']:.3f}; by shift "
+            + ", ".join(f"{k}: {v:.3f}" for k, v in result["by_shift"].items())
+            + f"; relative to the clip's own offset {result['relative_accuracy']:.3f}"
+        )
         for row in result["rows"]:
             if row["found"] != row["shift"]:
-                print(f"   missed {row['clip']} ({row['frames']} frames): shift {row['shift']}, found {row['found']}, "
-                      f"confidence {row['confidence']}")
+                print(
+                    f"   missed {row['clip']} ({row['frames']} frames): shift {row['shift']}, found {row['found']}, "
+                    f"confidence {row['confidence']}"
+                )
 
 
 if __name__ == "__main__":

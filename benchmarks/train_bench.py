@@ -56,8 +56,9 @@ def evaluate(model, dataset) -> dict:
         predictions = {
             "model": np.asarray(model({"faces": faces, "mfcc": mfcc}, training=False)),
             "identity still": faces[..., :3],
-            "shuffled audio": np.asarray(model({"faces": faces, "mfcc": all_mfcc[shuffled[offset : offset + n]]},
-                                               training=False)),  # fmt: skip
+            "shuffled audio": np.asarray(
+                model({"faces": faces, "mfcc": all_mfcc[shuffled[offset : offset + n]]}, training=False)
+            ),
         }
         offset += n
         for name, pred in predictions.items():
@@ -65,10 +66,15 @@ def evaluate(model, dataset) -> dict:
                 mse = float(np.mean((p - t) ** 2))
                 half = p.shape[0] // 2  # the lower half of the aligned face holds the mouth
                 mse_lower = float(np.mean((p[half:] - t[half:]) ** 2))
-                rows[name].append((float(np.mean(np.abs(p - t))), 10 * np.log10(1.0 / max(mse, 1e-10)),
-                                   structural_similarity(p, t, channel_axis=-1, data_range=1.0),
-                                   float(np.mean(np.abs(p[half:] - t[half:]))),
-                                   10 * np.log10(1.0 / max(mse_lower, 1e-10))))  # fmt: skip
+                rows[name].append(
+                    (
+                        float(np.mean(np.abs(p - t))),
+                        10 * np.log10(1.0 / max(mse, 1e-10)),
+                        structural_similarity(p, t, channel_axis=-1, data_range=1.0),
+                        float(np.mean(np.abs(p[half:] - t[half:]))),
+                        10 * np.log10(1.0 / max(mse_lower, 1e-10)),
+                    )
+                )
     return {name: np.mean(values, axis=0).tolist() for name, values in rows.items()}
 
 
@@ -122,14 +128,18 @@ def main() -> None:
     model = workdirs.load_trained_model(out / "train")
     _, validation = train_lib.make_datasets(config, shards, 16)
     scores = evaluate(model, validation)
-    print(f"\ncorpus: {args.corpus}; experiment: {config.name}; {len(result['epochs'])} epochs x "
-          f"{config.train.steps_per_epoch} steps x batch {config.data.batch_size}; trained in {train_seconds:.0f} s")  # fmt: skip
+    print(
+        f"\ncorpus: {args.corpus}; experiment: {config.name}; {len(result['epochs'])} epochs x "
+        f"{config.train.steps_per_epoch} steps x batch {config.data.batch_size}; trained in {train_seconds:.0f} s"
+    )
     print(f"{'validation':<16} {'L1':>8} {'PSNR dB':>8} {'SSIM':>8} {'L1 lower':>9} {'PSNR lower':>10}")
     for name, (l1, psnr, ssim, l1_lower, psnr_lower) in scores.items():
         print(f"{name:<16} {l1:>8.4f} {psnr:>8.2f} {ssim:>8.4f} {l1_lower:>9.4f} {psnr_lower:>10.2f}")
     rates = {n: throughput(shards, config.name, args.override, n, args.throughput_steps) for n in (1, 2)}
-    print(f"throughput: 1 replica {rates[1]:.1f} samples/s, 2 CPU replicas {rates[2]:.1f} samples/s "
-          f"(ratio {rates[2] / rates[1]:.2f})")  # fmt: skip
+    print(
+        f"throughput: 1 replica {rates[1]:.1f} samples/s, 2 CPU replicas {rates[2]:.1f} samples/s "
+        f"(ratio {rates[2] / rates[1]:.2f})"
+    )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"peak memory: {peak:.0f} MiB (this process), {children:.0f} MiB (largest child)")

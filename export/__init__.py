@@ -6,7 +6,6 @@
 Kept apart from training: this package imports ``keras_s2v``, never the reverse.
 """
 
-
 # Loaded on first use (PEP 562), so ``python -m export`` parses its flags and handles Ctrl-C before TensorFlow loads.
 _LAZY = {"ExportError": "export.exporter", "export_model": "export.exporter", "ParityError": "export.parity"}
 

@@ -66,7 +66,6 @@ EXPORTABLE_KINDS = {"speech2vid": "Speech2Vid", "tgan": "TemporalGenerator", "gl
 GOLDEN_NOISE_FILE = "noise.bin"  # streaming models: the noise the golden frames were made with
 
 
-
 class ExportError(ValueError):
     """Bad export input: says which file or option and what is wrong."""
 
@@ -75,7 +74,9 @@ def parse_list(value, known: tuple[str, ...], what: str) -> list[str]:
     items = [v.strip() for v in (value.split(",") if isinstance(value, str) else value) if v.strip()]
     unknown = [v for v in items if v not in known]
     if unknown or not items:
-        raise ExportError(f"unknown {what} {', '.join(map(repr, unknown)) or '(none given)'}; choose from {', '.join(known)}")
+        raise ExportError(
+            f"unknown {what} {', '.join(map(repr, unknown)) or '(none given)'}; choose from {', '.join(known)}"
+        )
     return list(dict.fromkeys(items))
 
 
@@ -100,8 +101,10 @@ def load_checkpoint(workdir):
     except (ValueError, KeyError, TypeError) as error:
         raise ExportError(f"{config_path}: not a keras_s2v experiment config ({error})") from None
     if config.model.kind not in EXPORTABLE_KINDS:
-        raise ExportError(f"{workdir}: experiment {config.name!r} trains a {config.model.kind!r} model; "
-                          "export takes Speech2Vid generators, temporal GANs and lips-at-a-glance generators")  # fmt: skip
+        raise ExportError(
+            f"{workdir}: experiment {config.name!r} trains a {config.model.kind!r} model; "
+            "export takes Speech2Vid generators, temporal GANs and lips-at-a-glance generators"
+        )
     if not model_path.exists():
         raise ExportError(f"{model_path}: no checkpoint in {workdir}; training has not finished an epoch")
     try:
@@ -113,8 +116,10 @@ def load_checkpoint(workdir):
     differ = sorted(k for k in expected if k not in ("name", "trainable") and expected.get(k) != got.get(k))
     if type(model).__name__ != EXPORTABLE_KINDS[config.model.kind] or differ:
         detail = ", ".join(f"{k}: config {expected.get(k)!r}, checkpoint {got.get(k)!r}" for k in differ)
-        raise ExportError(f"{model_path}: checkpoint of another experiment than {config.name!r} in "
-                          f"{config_path} ({detail or type(model).__name__})")  # fmt: skip
+        raise ExportError(
+            f"{model_path}: checkpoint of another experiment than {config.name!r} in "
+            f"{config_path} ({detail or type(model).__name__})"
+        )
     return config, model
 
 
@@ -127,13 +132,24 @@ def data_dir_of(workdir, data_dir=None) -> Path:
     recorded = json.loads(record.read_text()).get("data_dir") if record.exists() else None  # presets record none
     if recorded:  # several folders (comma-separated): calibrate on the first
         return Path(recorded.split(",")[0])
-    raise ExportError(f"{workdir}: the training data folder is not recorded; pass --data SHARDS "
-                      "(int8 calibration and the parity check use real examples)")  # fmt: skip
+    raise ExportError(
+        f"{workdir}: the training data folder is not recorded; pass --data SHARDS "
+        "(int8 calibration and the parity check use real examples)"
+    )
 
 
-def read_samples(data_dir, split: str, num_images: int, count: int, per_segment: int = 8,
-                 window_samples: int = audio_lib.MFCC_WINDOW_SAMPLES, noise_dim: int = 0, seed: int = 0,
-                 window_frames: int = 0, masked_target: bool = False) -> dict[str, np.ndarray]:  # fmt: skip
+def read_samples(
+    data_dir,
+    split: str,
+    num_images: int,
+    count: int,
+    per_segment: int = 8,
+    window_samples: int = audio_lib.MFCC_WINDOW_SAMPLES,
+    noise_dim: int = 0,
+    seed: int = 0,
+    window_frames: int = 0,
+    masked_target: bool = False,
+) -> dict[str, np.ndarray]:
     """``count`` real examples from the prepared shards, as the signatures take them.
 
     ``faces`` uint8 (count, S, S, 3 n): identity frame(s) half a segment from
@@ -153,7 +169,9 @@ def read_samples(data_dir, split: str, num_images: int, count: int, per_segment:
 
     files = features.list_shards(data_dir, split)
     if not files:
-        raise ExportError(f"{data_dir}: no {split!r} shards ({features.shard_pattern(data_dir, split)}); pass --data SHARDS")
+        raise ExportError(
+            f"{data_dir}: no {split!r} shards ({features.shard_pattern(data_dir, split)}); pass --data SHARDS"
+        )
     faces, targets, mfccs, pcms = [], [], [], []
     for serialized in tf.data.TFRecordDataset(files):
         example = features.decode_example(serialized)
@@ -190,10 +208,17 @@ def read_samples(data_dir, split: str, num_images: int, count: int, per_segment:
 
 def model_samples(signatures, data_dir, split: str, count: int, seed: int = 0) -> dict[str, np.ndarray]:
     """``read_samples`` shaped for ``signatures``' model: its window length, its noise, its window of frames."""
-    return read_samples(data_dir, split, getattr(signatures.model, "num_identity_images", 1), count,
-                        window_samples=signatures.window_samples, noise_dim=signatures.noise_dim, seed=seed,
-                        window_frames=getattr(signatures, "window_frames", 0),
-                        masked_target=signatures.masked_target)  # fmt: skip
+    return read_samples(
+        data_dir,
+        split,
+        getattr(signatures.model, "num_identity_images", 1),
+        count,
+        window_samples=signatures.window_samples,
+        noise_dim=signatures.noise_dim,
+        seed=seed,
+        window_frames=getattr(signatures, "window_frames", 0),
+        masked_target=signatures.masked_target,
+    )
 
 
 def representative_dataset(signatures: Signatures, samples: dict):
@@ -229,8 +254,9 @@ def _streaming_representative_dataset(signatures, samples: dict):
     def generate():
         if not cache:  # the converter reads the data more than once: run the Keras chain once
             identity = signatures.run_keras(IDENTITY_FEATURES, samples)
-            steps = formats.stream_steps(formats.KerasRunner(signatures), identity, samples[PCM], samples[NOISE],
-                                         signatures.state_shapes)  # fmt: skip
+            steps = formats.stream_steps(
+                formats.KerasRunner(signatures), identity, samples[PCM], samples[NOISE], signatures.state_shapes
+            )
             for i, (inputs, _) in enumerate(steps):
                 cache.append((IDENTITY_FEATURES, {FACES: samples[FACES][i : i + 1]}))
                 cache.append((GENERATE_STEP, inputs))
@@ -248,8 +274,9 @@ def _window_representative_dataset(signatures, samples: dict):
             identity = signatures.run_keras(IDENTITY_FEATURES, samples)
             for i in range(len(samples[FACES])):
                 cache.append((IDENTITY_FEATURES, {FACES: samples[FACES][i : i + 1]}))
-                cache.append((GENERATE_WINDOW, {**{k: v[i : i + 1] for k, v in identity.items()},
-                                                PCM: samples[PCM][i : i + 1]}))  # fmt: skip
+                cache.append(
+                    (GENERATE_WINDOW, {**{k: v[i : i + 1] for k, v in identity.items()}, PCM: samples[PCM][i : i + 1]})
+                )
         yield from cache
 
     return generate
@@ -271,14 +298,17 @@ def tflite_models(signatures: Signatures, work_dir: Path, quantizations, calibra
     try:
         for quantization in quantizations:
             rep = representative_dataset(signatures, calibration) if quantization == "int8" else None
-            yield quantization, formats.to_tflite(source, signatures.on_device_names, quantization, rep,
-                                                  signatures.int8_float_ops)  # fmt: skip
+            yield (
+                quantization,
+                formats.to_tflite(source, signatures.on_device_names, quantization, rep, signatures.int8_float_ops),
+            )
     finally:
         shutil.rmtree(source, ignore_errors=True)
 
 
-def build_metadata(config, signatures: Signatures, model_name: str, version: int, names=None,
-                   batch: int | None = None) -> dict:  # fmt: skip
+def build_metadata(
+    config, signatures: Signatures, model_name: str, version: int, names=None, batch: int | None = None
+) -> dict:
     """Everything a client needs to call the export; shapes start with the batch (-1: any).
 
     ``names``: the signatures described (default: all of ``signatures.names``).
@@ -341,12 +371,15 @@ def build_metadata(config, signatures: Signatures, model_name: str, version: int
             "uint8 RGB 0..255, the aligned 112x112 frame being made (aligned as faces), one per row: the graph puts "
             "it before faces on channels and zeroes its lower half (rows 56 on), so the frame keeps its pose, light "
             "and background and only the mouth comes from the audio; a photo is its own target (its first face), a "
-            "re-dubbed video gives each frame's own face with that frame's pcm window")  # fmt: skip
+            "re-dubbed video gives each frame's own face with that frame's pcm window"
+        )
     if GENERATE_WINDOW in signatures.names:
         metadata["audio"].update(_window_audio(signatures))
         metadata["windowed"] = _window_metadata(signatures)
-        metadata["normalisation"][FACES] = ("uint8 RGB 0..255, one aligned 112x112 face (keras_s2v.data.face.align."
-                                              "align_face); the graph crops its lip_box and resizes it to lip_size")  # fmt: skip
+        metadata["normalisation"][FACES] = (
+            "uint8 RGB 0..255, one aligned 112x112 face (keras_s2v.data.face.align."
+            "align_face); the graph crops its lip_box and resizes it to lip_size"
+        )
         metadata["normalisation"][FRAMES] = "float32 RGB in [0, 1]: lip frames of the face's lip_box, lip_size square"
         del metadata["normalisation"][FRAME]
     if signatures.state_shapes:
@@ -413,15 +446,27 @@ def _write_json(path: Path, value) -> None:
 
 
 def _android_files(model_name: str, streaming: bool = False) -> list[str]:
-    return [f"{model_name}_{q}.tflite" for q in ANDROID_QUANTIZATIONS] + [
-        METADATA_FILE, "face.png", "speech.wav", *[f"golden_{q}.png" for q in ANDROID_QUANTIZATIONS]] + (
-        [GOLDEN_NOISE_FILE] if streaming else [])  # fmt: skip
+    return (
+        [f"{model_name}_{q}.tflite" for q in ANDROID_QUANTIZATIONS]
+        + [METADATA_FILE, "face.png", "speech.wav", *[f"golden_{q}.png" for q in ANDROID_QUANTIZATIONS]]
+        + ([GOLDEN_NOISE_FILE] if streaming else [])
+    )
 
 
-def export_model(workdir, out, formats_: tuple = FORMATS, quantizations: tuple = formats.QUANTIZATIONS,
-                 data_dir=None, model_name: str | None = None, version: int = DEFAULT_VERSION,
-                 overwrite: bool = False, android_assets=None, calibration_samples: int = 64,
-                 sample=None, log=print) -> dict:  # fmt: skip
+def export_model(
+    workdir,
+    out,
+    formats_: tuple = FORMATS,
+    quantizations: tuple = formats.QUANTIZATIONS,
+    data_dir=None,
+    model_name: str | None = None,
+    version: int = DEFAULT_VERSION,
+    overwrite: bool = False,
+    android_assets=None,
+    calibration_samples: int = 64,
+    sample=None,
+    log=print,
+) -> dict:
     """Export a trained workdir; returns the report (paths, parity rows). Raises ExportError / ParityError.
 
     ``sample``: optional (aligned faces uint8 (S, S, 3 n), speech float32
@@ -433,7 +478,9 @@ def export_model(workdir, out, formats_: tuple = FORMATS, quantizations: tuple =
     workdir = pretrained.resolve(workdir)  # a preset name: its built folder
     inputs = [("--workdir", workdir), *(("--data", d) for d in (str(data_dir).split(",") if data_dir else []))]
     out = outputs.check_folder(out, inputs=inputs, overwrite=overwrite, marker=METADATA_FILE)
-    if android_assets is not None and ("tflite" not in formats_ or not set(ANDROID_QUANTIZATIONS) <= set(quantizations)):
+    if android_assets is not None and (
+        "tflite" not in formats_ or not set(ANDROID_QUANTIZATIONS) <= set(quantizations)
+    ):
         raise ExportError("--android_assets needs --formats with tflite and --quantize with int8,float16")
 
     config, model = load_checkpoint(workdir)
@@ -456,13 +503,26 @@ def export_model(workdir, out, formats_: tuple = FORMATS, quantizations: tuple =
     except OSError as error:
         raise ExportError(f"{out}: cannot write there ({error.strerror})") from None
     try:
-        report = _export_into(staging, signatures, config, model_name, version, formats_, quantizations, data_dir,
-                              parity_samples, metadata, calibration_samples, log)  # fmt: skip
+        report = _export_into(
+            staging,
+            signatures,
+            config,
+            model_name,
+            version,
+            formats_,
+            quantizations,
+            data_dir,
+            parity_samples,
+            metadata,
+            calibration_samples,
+            log,
+        )
         if android_assets is not None:
             faces, speech = sample if sample is not None else sample_face_and_speech(data_dir, config)
             tflite_metadata = json.loads((staging / "tflite" / METADATA_FILE).read_text())
-            _write_android_assets(staging / "android", staging, model_name, tflite_metadata, faces, speech, log,
-                                  signatures)  # fmt: skip
+            _write_android_assets(
+                staging / "android", staging, model_name, tflite_metadata, faces, speech, log, signatures
+            )
         _write_json(staging / METADATA_FILE, {**metadata, "files": report["files"]})
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -489,8 +549,20 @@ def held_out_split(data_dir, config) -> str:
     return validation if features.list_shards(data_dir, validation) else config.data.train_split
 
 
-def _export_into(staging: Path, signatures, config, model_name, version, formats_, quantizations, data_dir,
-                 parity_samples, metadata, calibration_samples, log) -> dict:  # fmt: skip
+def _export_into(
+    staging: Path,
+    signatures,
+    config,
+    model_name,
+    version,
+    formats_,
+    quantizations,
+    data_dir,
+    parity_samples,
+    metadata,
+    calibration_samples,
+    log,
+) -> dict:
     files, runners = {}, []
     saved_model = staging / SERVING_DIR / model_name / str(version)
     names, on_device = signatures.names, signatures.on_device_names
@@ -512,7 +584,9 @@ def _export_into(staging: Path, signatures, config, model_name, version, formats
             path.write_bytes(formats.embed_metadata(model_bytes, {**tflite_metadata, "quantization": quantization}))
             flex = sorted(op for op in formats.tflite_ops(path) if op.startswith("Flex"))
             if flex:
-                raise ExportError(f"{path.name}: needs TensorFlow (Flex) ops {', '.join(flex)}; only builtin ops run on device")
+                raise ExportError(
+                    f"{path.name}: needs TensorFlow (Flex) ops {', '.join(flex)}; only builtin ops run on device"
+                )
             log(f"TFLite {quantization:<8} -> {path.relative_to(staging)} ({path.stat().st_size / 1e6:.2f} MB)")
             files[f"tflite_{quantization}"] = str(path.relative_to(staging))
             runners.append((formats.LiteRunner(path, name=f"tflite_{quantization}"), quantization, on_device))
@@ -525,17 +599,23 @@ def _export_into(staging: Path, signatures, config, model_name, version, formats
             try:
                 formats.to_onnx(saved_model, name, paths[name])
             except Exception as error:  # noqa: BLE001 - tf2onnx raises many kinds for an op it cannot map
-                raise ExportError(f"ONNX: tf2onnx cannot convert the {name} signature ({type(error).__name__}: "
-                                  f"{error}); export without it: --formats saved_model,tflite") from None  # fmt: skip
+                raise ExportError(
+                    f"ONNX: tf2onnx cannot convert the {name} signature ({type(error).__name__}: "
+                    f"{error}); export without it: --formats saved_model,tflite"
+                ) from None
             files[f"onnx_{name}"] = str(paths[name].relative_to(staging))
         log(f"ONNX -> onnx/ ({', '.join(on_device)})")
         renamed = {}  # a streaming model's new states: ONNX gives no output an input's name
         for name in on_device:
             inputs = [spec.name for spec in signatures.input_specs(name)]
-            moved = {k: v for k, v in formats.onnx_output_names(inputs, signatures.output_specs(name)).items() if k != v}
+            moved = {
+                k: v for k, v in formats.onnx_output_names(inputs, signatures.output_specs(name)).items() if k != v
+            }
             if moved:
                 renamed[name] = moved
-        _write_json(staging / "onnx" / METADATA_FILE, {**metadata, "onnx_output_names": renamed} if renamed else metadata)
+        _write_json(
+            staging / "onnx" / METADATA_FILE, {**metadata, "onnx_output_names": renamed} if renamed else metadata
+        )
         runners.append((formats.OnnxRunner(paths), "float32", on_device))
 
     reference = formats.KerasRunner(signatures)
@@ -552,8 +632,16 @@ def _export_into(staging: Path, signatures, config, model_name, version, formats
     return {"files": files, "parity": rows, "runners": [r.name for r, _, _ in runners]}
 
 
-def _write_android_assets(folder: Path, staging: Path, model_name: str, metadata: dict, faces: np.ndarray,
-                          waveform: np.ndarray, log, signatures) -> None:  # fmt: skip
+def _write_android_assets(
+    folder: Path,
+    staging: Path,
+    model_name: str,
+    metadata: dict,
+    faces: np.ndarray,
+    waveform: np.ndarray,
+    log,
+    signatures,
+) -> None:
     """int8 + float16 models, metadata, a sample aligned face and speech clip, golden frames for them.
 
     A streaming model's golden frames are picked from its ``generate_step``
@@ -569,7 +657,9 @@ def _write_android_assets(folder: Path, staging: Path, model_name: str, metadata
     folder.mkdir(parents=True)
     for quantization in ANDROID_QUANTIZATIONS:
         shutil.copy2(staging / "tflite" / f"{model_name}_{quantization}.tflite", folder)
-    cv2.imwrite(str(folder / "face.png"), np.concatenate(np.split(faces, faces.shape[-1] // 3, axis=-1), axis=1)[..., ::-1])
+    cv2.imwrite(
+        str(folder / "face.png"), np.concatenate(np.split(faces, faces.shape[-1] // 3, axis=-1), axis=1)[..., ::-1]
+    )
     media.write_wav(folder / "speech.wav", waveform)
     waveform = media.read_audio(folder / "speech.wav")  # goldens from the file as an app reads it (int16)
     total = audio_lib.num_frames(len(waveform))
@@ -580,7 +670,9 @@ def _write_android_assets(folder: Path, staging: Path, model_name: str, metadata
         pcm = frame_loop_rows(waveform, total, signatures.window_frames)
     elif streaming:  # every window in order: the states carry from frame to frame
         window = signatures.window_samples
-        pcm = np.stack([audio_lib.pcm_window(waveform, t, audio_lib.FPS, window) for t in range(total)]).astype(np.float32)
+        pcm = np.stack([audio_lib.pcm_window(waveform, t, audio_lib.FPS, window) for t in range(total)]).astype(
+            np.float32
+        )
         noise = np.random.default_rng(0).standard_normal((total, signatures.noise_dim)).astype("<f4")
         (folder / GOLDEN_NOISE_FILE).write_bytes(noise.tobytes())
     else:
@@ -596,17 +688,28 @@ def _write_android_assets(folder: Path, staging: Path, model_name: str, metadata
             frames = np.concatenate([runner.run(GENERATE_FRAME_PCM, {**identity, PCM: p[None]})[FRAME] for p in pcm])
         strip = np.concatenate(list((np.clip(frames, 0, 1) * 255).round().astype(np.uint8)), axis=1)
         cv2.imwrite(str(folder / f"golden_{quantization}.png"), strip[..., ::-1])
-    android = {"golden_frame_indices": indices.tolist(), "face": "face.png", "speech": "speech.wav",
-               "models": {q: f"{model_name}_{q}.tflite" for q in ANDROID_QUANTIZATIONS},
-               "golden": {q: f"golden_{q}.png" for q in ANDROID_QUANTIZATIONS}}  # fmt: skip
+    android = {
+        "golden_frame_indices": indices.tolist(),
+        "face": "face.png",
+        "speech": "speech.wav",
+        "models": {q: f"{model_name}_{q}.tflite" for q in ANDROID_QUANTIZATIONS},
+        "golden": {q: f"golden_{q}.png" for q in ANDROID_QUANTIZATIONS},
+    }
     if signatures.masked_target:
         android["target"] = "the first face of face.png, a photo being its own target"
     if windowed:
-        android["golden_frames"] = ("the blended lip frames (lip_size x lip_size, windowed.usage) at the golden "
-                                    "indices, before pasting into the face")  # fmt: skip
+        android["golden_frames"] = (
+            "the blended lip frames (lip_size x lip_size, windowed.usage) at the golden "
+            "indices, before pasting into the face"
+        )
     if streaming:
-        android["golden_noise"] = {"file": GOLDEN_NOISE_FILE, "dtype": "float32", "byte_order": "little",
-                                   "shape": list(noise.shape), "rows": "one per video frame, in order"}  # fmt: skip
+        android["golden_noise"] = {
+            "file": GOLDEN_NOISE_FILE,
+            "dtype": "float32",
+            "byte_order": "little",
+            "shape": list(noise.shape),
+            "rows": "one per video frame, in order",
+        }
     _write_json(folder / METADATA_FILE, {**metadata, "android": android})
     log(f"Android assets: {', '.join(sorted(p.name for p in folder.iterdir()))}")
 

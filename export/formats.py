@@ -32,8 +32,9 @@ ONNX_CLASHING_OUTPUT_SUFFIX = "_next"
 # --- TFLite ---------------------------------------------------------------------------------
 
 
-def to_tflite(saved_model_dir, signature_keys, quantization: str, representative_dataset=None,
-              float_ops=FLOAT_FRONT_END_OPS) -> bytes:  # fmt: skip
+def to_tflite(
+    saved_model_dir, signature_keys, quantization: str, representative_dataset=None, float_ops=FLOAT_FRONT_END_OPS
+) -> bytes:
     """One multi-signature .tflite of ``signature_keys``, builtin ops only.
 
     * ``float32``: as trained.
@@ -62,7 +63,8 @@ def to_tflite(saved_model_dir, signature_keys, quantization: str, representative
         with warnings.catch_warnings():  # the debugger builds a tf.lite.Interpreter; the model is run with LiteRT
             warnings.simplefilter("ignore")
             debugger = tf.lite.experimental.QuantizationDebugger(
-                converter=converter, debug_dataset=representative_dataset, debug_options=options)
+                converter=converter, debug_dataset=representative_dataset, debug_options=options
+            )
             return debugger.get_nondebug_quantized_model()
     elif quantization != "float32":
         raise ValueError(f"unknown quantization {quantization!r} ({', '.join(QUANTIZATIONS)})")
@@ -207,8 +209,10 @@ class OnnxRunner:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if num_threads:
             options.intra_op_num_threads = num_threads
-        self.sessions = {k: onnxruntime.InferenceSession(str(p), options, providers=["CPUExecutionProvider"])
-                         for k, p in paths.items()}  # fmt: skip
+        self.sessions = {
+            k: onnxruntime.InferenceSession(str(p), options, providers=["CPUExecutionProvider"])
+            for k, p in paths.items()
+        }
 
     def run(self, signature: str, inputs: dict) -> dict[str, np.ndarray]:
         session = self.sessions[signature]

@@ -51,8 +51,11 @@ class ParityError(ValueError):
 
     def __init__(self, failures: list[dict]):
         self.failures = failures
-        lines = [f"{r['format']} {r['check']}: {r['metric']} {r['value']:.4g} "
-                 f"({'needs <=' if r['metric'] != 'psnr_db' else 'needs >='} {r['tolerance']:g})" for r in failures]  # fmt: skip
+        lines = [
+            f"{r['format']} {r['check']}: {r['metric']} {r['value']:.4g} "
+            f"({'needs <=' if r['metric'] != 'psnr_db' else 'needs >='} {r['tolerance']:g})"
+            for r in failures
+        ]
         super().__init__("parity check failed:\n  " + "\n  ".join(lines))
 
 
@@ -75,11 +78,20 @@ def _row(fmt, check, kind, reference, value, relative=False, bounded=True, image
         ok = tolerance is None or error <= tolerance
     if not bounded:
         tolerance, ok = None, True
-    return {"format": fmt, "check": check, "kind": kind, "metric": metric, "value": measured,
-            "tolerance": tolerance, "ok": bool(ok)}  # fmt: skip
+    return {
+        "format": fmt,
+        "check": check,
+        "kind": kind,
+        "metric": metric,
+        "value": measured,
+        "tolerance": tolerance,
+        "ok": bool(ok),
+    }
 
 
-def compare(reference, runner, kind: str, samples: dict, signature_names, state_shapes: dict | None = None) -> list[dict]:
+def compare(
+    reference, runner, kind: str, samples: dict, signature_names, state_shapes: dict | None = None
+) -> list[dict]:
     """Rows of measured differences between ``runner`` and the ``reference`` runner.
 
     ``samples`` holds batched ``faces``, ``mfcc`` and ``pcm`` (and ``noise``
@@ -94,19 +106,37 @@ def compare(reference, runner, kind: str, samples: dict, signature_names, state_
     ref_identity = reference.run(IDENTITY_FEATURES, samples)
     identity = runner.run(IDENTITY_FEATURES, samples)
     for key, ref in ref_identity.items():
-        rows.append(_row(runner.name, f"{IDENTITY_FEATURES}/{key}", kind, ref, identity[key], relative=True,
-                         bounded=kind in MAX_ABS))  # fmt: skip
+        rows.append(
+            _row(
+                runner.name,
+                f"{IDENTITY_FEATURES}/{key}",
+                kind,
+                ref,
+                identity[key],
+                relative=True,
+                bounded=kind in MAX_ABS,
+            )
+        )
     for name in (GENERATE_FRAME, GENERATE_FRAME_PCM):
         if name in signature_names:
             inputs = {**samples, **ref_identity}
-            rows.append(_row(runner.name, name, kind, reference.run(name, inputs)[FRAME], runner.run(name, inputs)[FRAME]))
+            rows.append(
+                _row(runner.name, name, kind, reference.run(name, inputs)[FRAME], runner.run(name, inputs)[FRAME])
+            )
     if GENERATE_FRAME_PCM in signature_names:
         ref_frame = reference.run(GENERATE_FRAME_PCM, {**samples, **ref_identity})[FRAME]
         frame = runner.run(GENERATE_FRAME_PCM, {**samples, **identity})[FRAME]
         rows.append(_row(runner.name, f"chain {IDENTITY_FEATURES} -> {GENERATE_FRAME_PCM}", kind, ref_frame, frame))
     if SERVING_DEFAULT in signature_names:
-        rows.append(_row(runner.name, SERVING_DEFAULT, kind, reference.run(SERVING_DEFAULT, samples)[FRAME],
-                         runner.run(SERVING_DEFAULT, samples)[FRAME]))  # fmt: skip
+        rows.append(
+            _row(
+                runner.name,
+                SERVING_DEFAULT,
+                kind,
+                reference.run(SERVING_DEFAULT, samples)[FRAME],
+                runner.run(SERVING_DEFAULT, samples)[FRAME],
+            )
+        )
     if GENERATE_WINDOW in signature_names:
         ref_frames = reference.run(GENERATE_WINDOW, {**samples, **ref_identity})[FRAMES]
         frames = runner.run(GENERATE_WINDOW, {**samples, **ref_identity})[FRAMES]
@@ -118,8 +148,9 @@ def compare(reference, runner, kind: str, samples: dict, signature_names, state_
     return rows
 
 
-def compare_streaming(reference, runner, kind: str, samples: dict, ref_identity: dict, identity: dict,
-                      state_shapes: dict) -> list[dict]:  # fmt: skip
+def compare_streaming(
+    reference, runner, kind: str, samples: dict, ref_identity: dict, identity: dict, state_shapes: dict
+) -> list[dict]:
     """``generate_step`` rows: one step from zero states (frame and states), and the streaming chain."""
     rows = []
     count = len(samples[PCM])
@@ -128,14 +159,14 @@ def compare_streaming(reference, runner, kind: str, samples: dict, ref_identity:
     ref, out = reference.run(GENERATE_STEP, inputs), runner.run(GENERATE_STEP, inputs)
     rows.append(_row(runner.name, f"{GENERATE_STEP}/{FRAME}", kind, ref[FRAME], out[FRAME]))
     for key in state_shapes:
-        rows.append(_row(runner.name, f"{GENERATE_STEP}/{key}", kind, ref[key], out[key], bounded=kind in MAX_ABS,
-                         image=False))  # fmt: skip
+        rows.append(
+            _row(runner.name, f"{GENERATE_STEP}/{key}", kind, ref[key], out[key], bounded=kind in MAX_ABS, image=False)
+        )
     first = {k: v[:1] for k, v in ref_identity.items()}
     own = {k: v[:1] for k, v in identity.items()}
     ref_frames = formats.stream_frames(reference, first, samples[PCM], samples[NOISE], state_shapes)
     frames = formats.stream_frames(runner, own, samples[PCM], samples[NOISE], state_shapes)
-    rows.append(_row(runner.name, f"chain {IDENTITY_FEATURES} -> {GENERATE_STEP} x{count}", kind, ref_frames,
-                     frames))  # fmt: skip
+    rows.append(_row(runner.name, f"chain {IDENTITY_FEATURES} -> {GENERATE_STEP} x{count}", kind, ref_frames, frames))
     return rows
 
 
@@ -143,5 +174,7 @@ def table(rows: list[dict]) -> str:
     lines = [f"{'format':<22} {'check':<48} {'metric':<14} {'value':>10} {'tolerance':>10}  ok"]
     for r in rows:
         tol = "-" if r["tolerance"] is None else f"{r['tolerance']:g}"
-        lines.append(f"{r['format']:<22} {r['check']:<48} {r['metric']:<14} {r['value']:>10.3g} {tol:>10}  {'yes' if r['ok'] else 'NO'}")
+        lines.append(
+            f"{r['format']:<22} {r['check']:<48} {r['metric']:<14} {r['value']:>10.3g} {tol:>10}  {'yes' if r['ok'] else 'NO'}"
+        )
     return "\n".join(lines)

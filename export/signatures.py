@@ -273,8 +273,12 @@ class StreamingSignatures(_SignatureFunctions):
         count = len(self.identity_keys)
         identity, (pcm, noise), states = args[:count], args[count : count + 2], args[count + 2 :]
         audio = audio_lib.mfcc_tf(pcm) if self.uses_mfcc else pcm
-        inputs = {**dict(zip(self.identity_keys, identity)), "audio": audio, "noise": noise * self.noise_std,
-                  **dict(zip(self.state_shapes, states))}  # fmt: skip
+        inputs = {
+            **dict(zip(self.identity_keys, identity)),
+            "audio": audio,
+            "noise": noise * self.noise_std,
+            **dict(zip(self.state_shapes, states)),
+        }
         outputs = self.step(inputs, training=False)
         return {FRAME: outputs["frame"], **{k: outputs[k] for k in self.state_shapes}}
 
@@ -372,8 +376,10 @@ class WindowSignatures(_SignatureFunctions):
             return [tf.TensorSpec((batch, self.image_size, self.image_size, 3), tf.uint8, name=FACES)]
         if name != GENERATE_WINDOW:
             raise KeyError(name)
-        return [*[tf.TensorSpec((batch, *self.identity_shapes[k]), tf.float32, name=k) for k in self.identity_keys],
-                tf.TensorSpec((batch, self.window_samples), tf.float32, name=PCM)]  # fmt: skip
+        return [
+            *[tf.TensorSpec((batch, *self.identity_shapes[k]), tf.float32, name=k) for k in self.identity_keys],
+            tf.TensorSpec((batch, self.window_samples), tf.float32, name=PCM),
+        ]
 
     def output_specs(self, name: str) -> dict[str, tuple]:
         """Output name -> shape without the batch dimension."""

@@ -97,8 +97,15 @@ def keras_streaming(model, description: str):
         noise = inputs.pop(NOISE) * np.float32(model.noise_std)  # as the exported generate_step scales it
         return step({**inputs, "audio": audio, "noise": noise})
 
-    return frame_loop.StreamingGenerator(identity_fn, step_fn, model.state_shapes(), model.noise_dim,
-                                         model.window_samples, description, int(model.image_size))  # fmt: skip
+    return frame_loop.StreamingGenerator(
+        identity_fn,
+        step_fn,
+        model.state_shapes(),
+        model.noise_dim,
+        model.window_samples,
+        description,
+        int(model.image_size),
+    )
 
 
 def saved_model_streaming(path: Path, loaded):
@@ -116,9 +123,15 @@ def saved_model_streaming(path: Path, loaded):
     def step_fn(inputs):
         return {k: v.numpy() for k, v in step(**{k: np.asarray(inputs[k], np.float32) for k in specs}).items()}
 
-    backend = frame_loop.StreamingGenerator(identity_fn, step_fn, states, int(specs[NOISE].shape[-1]),
-                                            int(specs[PCM].shape[-1]), f"SavedModel {path}",
-                                            int(identity.structured_input_signature[1][FACES].shape[1]))  # fmt: skip
+    backend = frame_loop.StreamingGenerator(
+        identity_fn,
+        step_fn,
+        states,
+        int(specs[NOISE].shape[-1]),
+        int(specs[PCM].shape[-1]),
+        f"SavedModel {path}",
+        int(identity.structured_input_signature[1][FACES].shape[1]),
+    )
     backend.loaded = loaded  # the signatures only reference its variables
     return backend
 
@@ -166,9 +179,14 @@ def saved_model_windowed(path: Path, loaded):
         inputs = {k: np.repeat(identity_outputs[k], len(pcm), axis=0) for k in specs if k != PCM}
         return generate(**{PCM: np.asarray(pcm, np.float32)}, **inputs)[FRAMES].numpy()
 
-    backend = frame_loop.WindowedGenerator(identity_fn, window_fn, int(frames_shape[1]), f"SavedModel {path}",
-                                           int(identity.structured_input_signature[1][FACES].shape[1]),
-                                           int(frames_shape[2]))  # fmt: skip
+    backend = frame_loop.WindowedGenerator(
+        identity_fn,
+        window_fn,
+        int(frames_shape[1]),
+        f"SavedModel {path}",
+        int(identity.structured_input_signature[1][FACES].shape[1]),
+        int(frames_shape[2]),
+    )
     backend.loaded = loaded  # the signatures only reference its variables
     return backend
 
@@ -187,8 +205,9 @@ class SavedModelGenerator:
         loaded = loaded if loaded is not None else model_files.load_saved_model(self.path)
         missing = [s for s in (IDENTITY_FEATURES, GENERATE_FRAME_PCM) if s not in loaded.signatures]
         if missing:
-            raise ModelError(self.path, f"SavedModel without the {', '.join(missing)} signature(s); "
-                             "export it with python -m export")  # fmt: skip
+            raise ModelError(
+                self.path, f"SavedModel without the {', '.join(missing)} signature(s); export it with python -m export"
+            )
         self._loaded = loaded
         self._identity = loaded.signatures[IDENTITY_FEATURES]
         self._generate = loaded.signatures[GENERATE_FRAME_PCM]
@@ -224,8 +243,14 @@ def find_saved_model(path: Path) -> Path | None:
     models = [p for p in path.iterdir() if p.is_dir()] if path.is_dir() else []
     if len(models) == 1 and not models[0].name.isdigit():
         path = models[0]
-    versions = sorted((p for p in path.iterdir() if p.is_dir() and p.name.isdigit() and (p / "saved_model.pb").exists()),
-                      key=lambda p: int(p.name)) if path.is_dir() else []  # fmt: skip
+    versions = (
+        sorted(
+            (p for p in path.iterdir() if p.is_dir() and p.name.isdigit() and (p / "saved_model.pb").exists()),
+            key=lambda p: int(p.name),
+        )
+        if path.is_dir()
+        else []
+    )
     return versions[-1] if versions else None
 
 
@@ -299,8 +324,11 @@ def load_generator(path):
         if GENERATE_WINDOW in loaded.signatures:
             return saved_model_windowed(saved_model, loaded)
         return SavedModelGenerator(saved_model, loaded)
-    raise ModelError(path, "neither a training workdir (config.json, model.keras) nor an export "
-                     "(serving/<model>/<version>/saved_model.pb)")  # fmt: skip
+    raise ModelError(
+        path,
+        "neither a training workdir (config.json, model.keras) nor an export "
+        "(serving/<model>/<version>/saved_model.pb)",
+    )
 
 
 class KerasDeblur:
@@ -320,7 +348,8 @@ class KerasDeblur:
         return np.asarray(self.model(np.asarray(frames, np.float32), training=False))
 
 
-DEBLUR_SUBDIR = "deblur"  # a generator workdir's companion: python -m keras_s2v.train --experiment deblur --workdir W/deblur
+# a generator workdir's companion: python -m keras_s2v.train --experiment deblur --workdir W/deblur
+DEBLUR_SUBDIR = "deblur"
 
 
 def find_deblur(model_path) -> Path | None:

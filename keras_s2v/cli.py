@@ -15,16 +15,25 @@ def check_flags(*names: str, at_least=None, above=None, below=None, at_most=None
 
     ``at_least``/``above``/``below``/``at_most`` bound the value; an unset optional flag (None) passes.
     """
+
     def valid(value) -> bool:
         if value is None:
             return True
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             return False
-        return ((at_least is None or value >= at_least) and (above is None or value > above)
-                and (below is None or value < below) and (at_most is None or value <= at_most))  # fmt: skip
+        return (
+            (at_least is None or value >= at_least)
+            and (above is None or value > above)
+            and (below is None or value < below)
+            and (at_most is None or value <= at_most)
+        )
 
-    bounds = [f">= {at_least}" if at_least is not None else "", f"> {above}" if above is not None else "",
-              f"< {below}" if below is not None else "", f"<= {at_most}" if at_most is not None else ""]  # fmt: skip
+    bounds = [
+        f">= {at_least}" if at_least is not None else "",
+        f"> {above}" if above is not None else "",
+        f"< {below}" if below is not None else "",
+        f"<= {at_most}" if at_most is not None else "",
+    ]
     message = "must be a finite number " + " and ".join(b for b in bounds if b)
     for name in names:
         flags.register_validator(name, valid, message=message)

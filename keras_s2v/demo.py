@@ -31,12 +31,22 @@ _EXPERIMENT = flags.DEFINE_string("experiment", "s2v_small", "Experiment to trai
 _OVERRIDE = flags.DEFINE_multi_string("override", [], "Config override, e.g. train.epochs=2.")
 _PRESET = flags.DEFINE_string("preset", "s2v_real", "The shipped generator the headline videos come from.")
 _ANDROID = flags.DEFINE_string("android_assets", "android_demo_assets", "Where the export writes the Android assets.")
-_SYNC = flags.DEFINE_string("sync_model", None, "Sync expert workdir for the evaluation's sync columns "
-                            "(python -m keras_s2v.train --experiment syncnet).")  # fmt: skip
+_SYNC = flags.DEFINE_string(
+    "sync_model",
+    None,
+    "Sync expert workdir for the evaluation's sync columns (python -m keras_s2v.train --experiment syncnet).",
+)
 
 
-def run_demo(out, experiment: str = "s2v_small", overrides=(), android_assets=None, sync_model=None,
-             preset: str = "s2v_real", log=print) -> dict:  # fmt: skip
+def run_demo(
+    out,
+    experiment: str = "s2v_small",
+    overrides=(),
+    android_assets=None,
+    sync_model=None,
+    preset: str = "s2v_real",
+    log=print,
+) -> dict:
     from export import export_model
     from keras_s2v import inference, lite_client
     from keras_s2v.configs import experiments
@@ -46,8 +56,10 @@ def run_demo(out, experiment: str = "s2v_small", overrides=(), android_assets=No
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    log(f"1/7 the preset {preset}: a real portrait it never saw (the astronaut) says an espeak-ng sentence; "
-        "0.35 s audio window slid at 25 fps, lower face blended back into the whole photo, audio muxed")
+    log(
+        f"1/7 the preset {preset}: a real portrait it never saw (the astronaut) says an espeak-ng sentence; "
+        "0.35 s audio window slid at 25 fps, lower face blended back into the whole photo, audio muxed"
+    )
     portrait = out / "portrait.png"
     if not portrait.exists():
         import cv2
@@ -64,24 +76,44 @@ def run_demo(out, experiment: str = "s2v_small", overrides=(), android_assets=No
     config = prepare.PrepareConfig(split="train", holdout_tail=0.2)
     manifest = prepare.prepare([str(out / "synth")], out / "shards", config, workers=2, progress=False, log=log)
     log(prepare.summary_table(manifest).splitlines()[-3] if manifest["splits"] else "no data prepared")
-    log(f"4/7 export the preset: SavedModel for TF Serving, TFLite float32/float16/int8 (calibrated on the shards), "
-        "ONNX, parity against Keras; the int8 model's video through the LiteRT client")
-    export = export_model(preset, out / "export", data_dir=out / "shards", model_name=preset, overwrite=True,
-                          android_assets=android_assets, sample=(crop, speech.waveform), log=lambda _: None)  # fmt: skip
+    log(
+        f"4/7 export the preset: SavedModel for TF Serving, TFLite float32/float16/int8 (calibrated on the shards), "
+        "ONNX, parity against Keras; the int8 model's video through the LiteRT client"
+    )
+    export = export_model(
+        preset,
+        out / "export",
+        data_dir=out / "shards",
+        model_name=preset,
+        overwrite=True,
+        android_assets=android_assets,
+        sample=(crop, speech.waveform),
+        log=lambda _: None,
+    )
     int8_model = out / "export" / export["files"]["tflite_int8"]
-    on_device = lite_client.run(int8_model, [portrait_crop(out, crop)], out / "speech.wav", out / "talking_int8.mp4",
-                                overwrite=True)  # fmt: skip
+    on_device = lite_client.run(
+        int8_model, [portrait_crop(out, crop)], out / "speech.wav", out / "talking_int8.mp4", overwrite=True
+    )
     log(f"5/7 train {experiment} on the synthetic shards (what train does with your data)")
     config = experiments.apply_overrides(experiments.get_experiment(experiment), overrides)
     result = train_lib.train(config, out / "shards", out / "train")
     history = result["epochs"]
     log("6/7 the trained model says the same sentence")
-    inference.generate_video([portrait], out / "speech.wav", out / "train", out / "talking_small.mp4", overwrite=True,
-                             progress=False)  # fmt: skip
-    log("7/7 evaluate the trained model on the held-out tails: PSNR, SSIM, CPBD, FDBM, LMD, ACD, blinks, mouth "
-        "correlation" + (", sync" if sync_model else "") + "; baselines: still, shuffled audio, ground truth")
-    evaluation = evaluate_lib.evaluate(out / "train", out / "evaluation", data=out / "shards", sync_model=sync_model,
-                                       overwrite=True, log=lambda _: None)  # fmt: skip
+    inference.generate_video(
+        [portrait], out / "speech.wav", out / "train", out / "talking_small.mp4", overwrite=True, progress=False
+    )
+    log(
+        "7/7 evaluate the trained model on the held-out tails: PSNR, SSIM, CPBD, FDBM, LMD, ACD, blinks, mouth "
+        "correlation" + (", sync" if sync_model else "") + "; baselines: still, shuffled audio, ground truth"
+    )
+    evaluation = evaluate_lib.evaluate(
+        out / "train",
+        out / "evaluation",
+        data=out / "shards",
+        sync_model=sync_model,
+        overwrite=True,
+        log=lambda _: None,
+    )
     summary = {
         "corpus": str(out / "synth"),
         "shards": str(out / "shards"),
@@ -125,16 +157,35 @@ def main(argv):
         from keras_s2v.evaluation import report
 
         summary = run_demo(_OUT.value, _EXPERIMENT.value, _OVERRIDE.value, _ANDROID.value, _SYNC.value, _PRESET.value)
-        lines = ["", f"{summary['preset']}: {summary['video']} (int8 TFLite: frame PSNR {summary['int8_chain_psnr']:.1f} dB "
-                     f"against Keras; LiteRT client {summary['int8_frames_per_second']:.0f} frames/s, ffmpeg included: "
-                     f"{summary['video_int8']})",
-                 f"trained {summary['workdir']}: training loss {summary['first_loss']:.4f} (epoch 1) -> "
-                 f"{summary['last_loss']:.4f} (last); validation PSNR {summary['last_val_psnr']:.2f} dB",
-                 "", report.markdown_table(summary["evaluation_summary"]), ""]  # fmt: skip
-        lines += [f"{key:>14}: {summary[key]}" for key in ("video", "video_int8", "export", "android_assets", "corpus",
-                                                            "shards", "workdir", "video_small", "evaluation")]  # fmt: skip
-        lines.append(f"          logs: tensorboard --logdir {summary['workdir']}/logs ; "
-                     f"samples: {summary['workdir']}/samples/latest.png")  # fmt: skip
+        lines = [
+            "",
+            f"{summary['preset']}: {summary['video']} (int8 TFLite: frame PSNR {summary['int8_chain_psnr']:.1f} dB "
+            f"against Keras; LiteRT client {summary['int8_frames_per_second']:.0f} frames/s, ffmpeg included: "
+            f"{summary['video_int8']})",
+            f"trained {summary['workdir']}: training loss {summary['first_loss']:.4f} (epoch 1) -> "
+            f"{summary['last_loss']:.4f} (last); validation PSNR {summary['last_val_psnr']:.2f} dB",
+            "",
+            report.markdown_table(summary["evaluation_summary"]),
+            "",
+        ]
+        lines += [
+            f"{key:>14}: {summary[key]}"
+            for key in (
+                "video",
+                "video_int8",
+                "export",
+                "android_assets",
+                "corpus",
+                "shards",
+                "workdir",
+                "video_small",
+                "evaluation",
+            )
+        ]
+        lines.append(
+            f"          logs: tensorboard --logdir {summary['workdir']}/logs ; "
+            f"samples: {summary['workdir']}/samples/latest.png"
+        )
         return "\n".join(lines)
 
     return cli.run_main(body)

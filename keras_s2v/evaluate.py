@@ -15,13 +15,18 @@ from absl import app, flags, logging
 
 from keras_s2v import cli
 
-_MODEL = flags.DEFINE_string("model", None, "Training workdir, export folder (SavedModel) or .tflite file.", required=True)
+_MODEL = flags.DEFINE_string(
+    "model", None, "Training workdir, export folder (SavedModel) or .tflite file.", required=True
+)
 _DATA = flags.DEFINE_string("data", None, "Prepared shards (several folders: comma-separated).")
 _VIDEOS = flags.DEFINE_multi_string("videos", [], "Talking-face videos, prepared on the fly (repeatable).")
 _OUT = flags.DEFINE_string("out", None, "Report folder (new or empty, unless --overwrite).", required=True)
 _SPLIT = flags.DEFINE_string("split", None, "Shard split (default: test if present, else validation, else train).")
-_SYNC = flags.DEFINE_string("sync_model", None, "Sync expert workdir (python -m keras_s2v.train --experiment syncnet); "
-                            "without it the sync columns are left out.")  # fmt: skip
+_SYNC = flags.DEFINE_string(
+    "sync_model",
+    None,
+    "Sync expert workdir (python -m keras_s2v.train --experiment syncnet); without it the sync columns are left out.",
+)
 _MAX_CLIPS = flags.DEFINE_integer("max_clips", None, "Evaluate at most this many clips.")
 _MAX_FRAMES = flags.DEFINE_integer("max_frames", None, "Cut clips to at most this many frames.")
 _ACD_STRIDE = flags.DEFINE_integer("acd_stride", 5, "Face descriptor on every n-th frame (about 0.1 s each on CPU).")
@@ -38,9 +43,18 @@ def main(argv):
     def body():
         from keras_s2v.evaluation import evaluate_lib, report
 
-        result = evaluate_lib.evaluate(_MODEL.value, _OUT.value, data=_DATA.value, videos=_VIDEOS.value, split=_SPLIT.value,
-                                       sync_model=_SYNC.value, max_clips=_MAX_CLIPS.value, max_frames=_MAX_FRAMES.value,
-                                       overwrite=_OVERWRITE.value, acd_stride=_ACD_STRIDE.value)  # fmt: skip
+        result = evaluate_lib.evaluate(
+            _MODEL.value,
+            _OUT.value,
+            data=_DATA.value,
+            videos=_VIDEOS.value,
+            split=_SPLIT.value,
+            sync_model=_SYNC.value,
+            max_clips=_MAX_CLIPS.value,
+            max_frames=_MAX_FRAMES.value,
+            overwrite=_OVERWRITE.value,
+            acd_stride=_ACD_STRIDE.value,
+        )
         return f"{report.markdown_table(result['summary'])}\n\nreport: {_OUT.value}/report.md ({result['seconds']} s)"
 
     return cli.run_main(body)

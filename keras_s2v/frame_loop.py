@@ -132,8 +132,10 @@ def check_face_count(backend, count: int, flag: str = "--face") -> None:
     if count != backend.num_identity_images:
         masked = getattr(backend, "masked_target", False)
         target = "; the first is also the frame being made (masked target)" if masked else ""
-        raise ValueError(f"{backend.description} needs {backend.num_identity_images} aligned face crop(s) "
-                         f"({flag} IMAGE, repeated), got {count}{target}")  # fmt: skip
+        raise ValueError(
+            f"{backend.description} needs {backend.num_identity_images} aligned face crop(s) "
+            f"({flag} IMAGE, repeated), got {count}{target}"
+        )
 
 
 def read_faces(paths: Sequence[str], size: int = FACE_SIZE) -> np.ndarray:
@@ -186,8 +188,12 @@ class PcmWindower:
             yield from self._ready()
 
 
-def audio_windows(chunks: Iterable[np.ndarray], fps: float = audio_lib.FPS, then_silence: bool = False,
-                  samples: int = audio_lib.MFCC_WINDOW_SAMPLES) -> Iterator[np.ndarray]:  # fmt: skip
+def audio_windows(
+    chunks: Iterable[np.ndarray],
+    fps: float = audio_lib.FPS,
+    then_silence: bool = False,
+    samples: int = audio_lib.MFCC_WINDOW_SAMPLES,
+) -> Iterator[np.ndarray]:
     """Each frame's raw window from audio chunks: one per started ``1 / fps`` s.
 
     ``then_silence``: go on past the end with windows of silence, forever
@@ -204,8 +210,13 @@ def audio_windows(chunks: Iterable[np.ndarray], fps: float = audio_lib.FPS, then
         yield from windower.push(silence)
 
 
-def pcm_windows(waveform: np.ndarray, first: int, count: int, fps: float = audio_lib.FPS,
-                samples: int = audio_lib.MFCC_WINDOW_SAMPLES) -> np.ndarray:  # fmt: skip
+def pcm_windows(
+    waveform: np.ndarray,
+    first: int,
+    count: int,
+    fps: float = audio_lib.FPS,
+    samples: int = audio_lib.MFCC_WINDOW_SAMPLES,
+) -> np.ndarray:
     """``(count, samples)`` float32 raw windows of frames ``first .. first + count - 1``."""
     waveform = audio_lib.to_float(np.asarray(waveform))
     return np.stack([audio_lib.pcm_window(waveform, first + i, fps, samples) for i in range(count)]).astype(np.float32)
@@ -215,8 +226,10 @@ def check_frame_rate(backend, fps: float, what: str) -> None:
     """Refuse a frame rate a model cannot make: a window model's audio windows are timed in 25 fps frames."""
     fixed = getattr(backend, "fixed_fps", None)
     if fixed and abs(fps - fixed) > 1e-3:
-        raise ValueError(f"{what} is {fps:g} fps, but {backend.description} makes {fixed:g} fps video only "
-                         f"(give --fps {fixed:g}, or convert the video: ffmpeg -i IN -r {fixed:g} OUT)")  # fmt: skip
+        raise ValueError(
+            f"{what} is {fps:g} fps, but {backend.description} makes {fixed:g} fps video only "
+            f"(give --fps {fixed:g}, or convert the video: ffmpeg -i IN -r {fixed:g} OUT)"
+        )
 
 
 def to_uint8(frames: np.ndarray) -> np.ndarray:
@@ -224,8 +237,13 @@ def to_uint8(frames: np.ndarray) -> np.ndarray:
     return (np.clip(np.asarray(frames, np.float32), 0.0, 1.0) * 255.0).round().astype(np.uint8)
 
 
-def talking_frames(backend: FrameBackend, faces_uint8: np.ndarray, waveform: np.ndarray, batch_size: int = 25,
-                   fps: float = audio_lib.FPS) -> Iterator[np.ndarray]:  # fmt: skip
+def talking_frames(
+    backend: FrameBackend,
+    faces_uint8: np.ndarray,
+    waveform: np.ndarray,
+    batch_size: int = 25,
+    fps: float = audio_lib.FPS,
+) -> Iterator[np.ndarray]:
     """Yield uint8 ``(112, 112, 3)`` frames for the audio, one per ``1 / fps`` seconds.
 
     ``identity_features`` runs once; ``generate_frame_pcm`` runs on up to
@@ -244,9 +262,17 @@ def talking_frames(backend: FrameBackend, faces_uint8: np.ndarray, waveform: np.
         yield from to_uint8(frames)
 
 
-def write_talking_video(backend: FrameBackend, faces_uint8: np.ndarray, waveform: np.ndarray, out,
-                        batch_size: int = 25, fps: float = audio_lib.FPS, overwrite: bool = False,
-                        progress: bool = True, inputs=()) -> int:  # fmt: skip
+def write_talking_video(
+    backend: FrameBackend,
+    faces_uint8: np.ndarray,
+    waveform: np.ndarray,
+    out,
+    batch_size: int = 25,
+    fps: float = audio_lib.FPS,
+    overwrite: bool = False,
+    progress: bool = True,
+    inputs=(),
+) -> int:
     """Stream ``talking_frames`` into ``out`` (mp4, audio muxed); returns the frame count.
 
     The output appears only when every frame is written; an existing file is
@@ -285,8 +311,17 @@ class StreamingGenerator:
 
     num_identity_images = 1
 
-    def __init__(self, identity_fn, step_fn, state_shapes: dict, noise_dim: int, window_samples: int,
-                 description: str, face_size: int = FACE_SIZE, seed: int = 0):  # fmt: skip
+    def __init__(
+        self,
+        identity_fn,
+        step_fn,
+        state_shapes: dict,
+        noise_dim: int,
+        window_samples: int,
+        description: str,
+        face_size: int = FACE_SIZE,
+        seed: int = 0,
+    ):
         self._identity_fn, self._step_fn = identity_fn, step_fn
         self.state_shapes = dict(state_shapes)
         self.noise_dim, self.seed = noise_dim, seed
@@ -362,8 +397,15 @@ class WindowedGenerator:
     num_identity_images = 1
     fixed_fps = audio_lib.FPS  # inference refuses other frame rates (``check_frame_rate``)
 
-    def __init__(self, identity_fn, window_fn, window_frames: int, description: str, face_size: int = FACE_SIZE,
-                 lip_size: int = 64):  # fmt: skip
+    def __init__(
+        self,
+        identity_fn,
+        window_fn,
+        window_frames: int,
+        description: str,
+        face_size: int = FACE_SIZE,
+        lip_size: int = 64,
+    ):
         if window_frames < 2:
             raise ValueError(f"window_frames must be at least 2, got {window_frames}")
         self._identity_fn, self._window_fn = identity_fn, window_fn
@@ -406,8 +448,9 @@ class WindowedGenerator:
             lips = np.asarray(self._window_fn(identity, np.stack(list(new.values()))), np.float32)
             expected = (len(new), self.window_frames)
             if lips.shape[:2] != expected:
-                raise ValueError(f"window_fn gave lips of shape {lips.shape} for {len(new)} window(s) of "
-                                 f"{self.window_frames} frames")  # fmt: skip
+                raise ValueError(
+                    f"window_fn gave lips of shape {lips.shape} for {len(new)} window(s) of {self.window_frames} frames"
+                )
             self._windows.update(zip(new, lips))
             self.windows_computed += len(new)
         out = []

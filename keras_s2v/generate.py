@@ -19,8 +19,11 @@ from keras_s2v import cli
 _FACE = flags.DEFINE_multi_string("face", [], "Photo of the face (repeat 5 times for a 5-image model).")
 _AUDIO = flags.DEFINE_string("audio", None, "Speech recording (wav, mp3, m4a, ...).", required=True)
 _FPS = flags.DEFINE_float("fps", 25.0, "Output frame rate; the 0.35 s audio window is centred on each frame.")
-_FACE_INDEX = flags.DEFINE_integer("face_index", None, "Which face, counted from the left from 0 (default: the "
-                                   "largest; a photo with two similar faces needs it).")  # fmt: skip
+_FACE_INDEX = flags.DEFINE_integer(
+    "face_index",
+    None,
+    "Which face, counted from the left from 0 (default: the largest; a photo with two similar faces needs it).",
+)
 flags.DEFINE_alias("face-index", "face_index")
 cli.define_common_flags()
 cli.check_flags("fps", above=0, at_most=120)  # more is a typo: each frame needs its own 0.35 s window
@@ -33,9 +36,22 @@ def main(argv):
     def command(f):
         from keras_s2v import inference  # inside: Ctrl-C during TensorFlow's import is reported like any other
 
-        return inference.format_summary(inference.generate_video(
-            f.face, f.audio, f.model, f.out, deblur=f.deblur, no_deblur=f.no_deblur, fps=f.fps, crop=f.crop,
-            face_index=f.face_index, overwrite=f.overwrite, batch_size=f.batch_size, progress=not f.quiet))  # fmt: skip
+        return inference.format_summary(
+            inference.generate_video(
+                f.face,
+                f.audio,
+                f.model,
+                f.out,
+                deblur=f.deblur,
+                no_deblur=f.no_deblur,
+                fps=f.fps,
+                crop=f.crop,
+                face_index=f.face_index,
+                overwrite=f.overwrite,
+                batch_size=f.batch_size,
+                progress=not f.quiet,
+            )
+        )
 
     return cli.run_command(command)
 

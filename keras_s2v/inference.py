@@ -56,9 +56,13 @@ class Stages:
 
     def report(self, frames: int) -> dict:
         """Stage -> {seconds, frames_per_second}: what one stage alone would sustain."""
-        return {name: {"seconds": round(self.seconds[name], 3),
-                       "frames_per_second": round(frames / self.seconds[name], 1) if self.seconds[name] else None}
-                for name in STAGES}  # fmt: skip
+        return {
+            name: {
+                "seconds": round(self.seconds[name], 3),
+                "frames_per_second": round(frames / self.seconds[name], 1) if self.seconds[name] else None,
+            }
+            for name in STAGES
+        }
 
 
 @dataclasses.dataclass
@@ -92,8 +96,9 @@ def choose_face(faces, path, face_index: int | None = None):
     similar = [f for f in faces if _area(f) >= SIMILAR_FACE_AREA * _area(largest)]
     if len(similar) > 1:
         where = ", ".join(f"{i}: x={int(f.box[0])}..{int(f.box[2])}" for i, f in enumerate(ordered))
-        raise ValueError(f"{path}: {len(faces)} faces found ({where}); choose one with --face_index N "
-                         "(0 is the leftmost)")  # fmt: skip
+        raise ValueError(
+            f"{path}: {len(faces)} faces found ({where}); choose one with --face_index N (0 is the leftmost)"
+        )
     return largest
 
 
@@ -163,8 +168,11 @@ def video_identity_crops(path, info: media.MediaInfo, analyzer, count: int, size
                 crops.append(align.align_face(frame, largest_face(faces).landmarks, size)[0])
                 break
     if not decoded:
-        raise media.MediaError(path, f"no video frame could be decoded (tried {tried} times across its "
-                                     f"{info.duration:.1f} s): the file may be corrupt")  # fmt: skip
+        raise media.MediaError(
+            path,
+            f"no video frame could be decoded (tried {tried} times across its "
+            f"{info.duration:.1f} s): the file may be corrupt",
+        )
     if not crops:
         raise media.MediaError(path, f"no face found in any of {tried} frames sampled across its {info.duration:.1f} s")
     return [crops[i % len(crops)] for i in range(count)]
@@ -215,9 +223,22 @@ def video_targets(path, info: media.MediaInfo, follower: FaceFollower, stages: S
             return
 
 
-def render(backend, identity, targets: Iterable[Target], windows: Iterable[np.ndarray], out, fps: float, audio,
-           stages: Stages, deblur=None, crop: bool = False, overwrite: bool = False, batch_size: int = 25,
-           total: int | None = None, progress: bool = True) -> dict:  # fmt: skip
+def render(
+    backend,
+    identity,
+    targets: Iterable[Target],
+    windows: Iterable[np.ndarray],
+    out,
+    fps: float,
+    audio,
+    stages: Stages,
+    deblur=None,
+    crop: bool = False,
+    overwrite: bool = False,
+    batch_size: int = 25,
+    total: int | None = None,
+    progress: bool = True,
+) -> dict:
     """Generate one face per (target, window) pair and write the video; returns counts.
 
     ``identity``: the ``identity_features`` outputs, or a function of a batch of
@@ -241,8 +262,9 @@ def render(backend, identity, targets: Iterable[Target], windows: Iterable[np.nd
                 with stages.time("identity"):
                     rows = identity(batch_targets)
             with stages.time("generate"):
-                faces = np.asarray(backend.generate_frame_pcm(rows if callable(identity) else identity,
-                                                              np.stack(batch_windows)))  # fmt: skip
+                faces = np.asarray(
+                    backend.generate_frame_pcm(rows if callable(identity) else identity, np.stack(batch_windows))
+                )
             if deblur is not None:
                 with stages.time("deblur"):
                     faces = deblur(faces)
@@ -275,8 +297,10 @@ def frame_identity(backend, references: np.ndarray):
 
     def per_frame(targets: Sequence[Target]) -> dict[str, np.ndarray]:
         size = references.shape[1]
-        crops = [references[0, ..., :3] if t.transform is None else align.warp_face(t.frame, t.transform, size)
-                 for t in targets]  # fmt: skip
+        crops = [
+            references[0, ..., :3] if t.transform is None else align.warp_face(t.frame, t.transform, size)
+            for t in targets
+        ]
         return backend.identity_features(frame_loop.identity_faces(backend, references, np.stack(crops)))
 
     return per_frame
@@ -309,14 +333,31 @@ def _load(model, deblur, no_deblur: bool):
 
 def _summary(result: dict, stages: Stages, started: float, **extra) -> dict:
     seconds = time.perf_counter() - started
-    return {**result, **extra, "seconds": round(seconds, 3),
-            "frames_per_second": round(result["frames"] / seconds, 2) if seconds else None,
-            "stages": stages.report(result["frames"])}  # fmt: skip
+    return {
+        **result,
+        **extra,
+        "seconds": round(seconds, 3),
+        "frames_per_second": round(result["frames"] / seconds, 2) if seconds else None,
+        "stages": stages.report(result["frames"]),
+    }
 
 
-def generate_video(face_paths, audio_path, model, out, *, deblur=None, no_deblur: bool = False,
-                   fps: float = audio_lib.FPS, crop: bool = False, face_index: int | None = None,
-                   overwrite: bool = False, batch_size: int = 25, progress: bool = True, analyzer=None) -> dict:  # fmt: skip
+def generate_video(
+    face_paths,
+    audio_path,
+    model,
+    out,
+    *,
+    deblur=None,
+    no_deblur: bool = False,
+    fps: float = audio_lib.FPS,
+    crop: bool = False,
+    face_index: int | None = None,
+    overwrite: bool = False,
+    batch_size: int = 25,
+    progress: bool = True,
+    analyzer=None,
+) -> dict:
     """A talking-face video of the photo(s) speaking ``audio_path``; returns a summary.
 
     The first photo is the video's background; each photo gives one aligned
@@ -337,8 +378,10 @@ def generate_video(face_paths, audio_path, model, out, *, deblur=None, no_deblur
     backend, deblurrer, deblur_note = _load(model, deblur, no_deblur)
     frame_loop.check_frame_rate(backend, fps, "--fps")
     if len(face_paths) != backend.num_identity_images:
-        raise ValueError(f"the model needs {backend.num_identity_images} face photo(s) (--face PHOTO, repeated), "
-                         f"got {len(face_paths)}")  # fmt: skip
+        raise ValueError(
+            f"the model needs {backend.num_identity_images} face photo(s) (--face PHOTO, repeated), "
+            f"got {len(face_paths)}"
+        )
     analyzer = analyzer or FaceAnalyzer()
     with stages.time("detect"):
         aligned = [align_photo(path, analyzer, face_index) for path in face_paths]
@@ -347,18 +390,51 @@ def generate_video(face_paths, audio_path, model, out, *, deblur=None, no_deblur
         identity = backend.identity_features(frame_loop.identity_faces(backend, faces))
     _, image, transform, landmarks_crop = aligned[0]
     targets = itertools.repeat(Target(image, transform, landmarks_crop))
-    windows = frame_loop.audio_windows(timed_audio(audio_path, audio_info, stages), fps,
-                                       samples=backend.window_samples)  # fmt: skip
+    windows = frame_loop.audio_windows(timed_audio(audio_path, audio_info, stages), fps, samples=backend.window_samples)
     total = audio_lib.num_frames(round(audio_info.duration * audio_lib.SAMPLE_RATE), fps)
-    result = render(backend, identity, targets, windows, out, fps, str(audio_path), stages, deblurrer, crop,
-                    overwrite, batch_size, total, progress)  # fmt: skip
-    return _summary(result, stages, started, output=str(out), fps=fps, model=backend.description, deblur=deblur_note,
-                    audio_seconds=round(audio_info.duration, 3))  # fmt: skip
+    result = render(
+        backend,
+        identity,
+        targets,
+        windows,
+        out,
+        fps,
+        str(audio_path),
+        stages,
+        deblurrer,
+        crop,
+        overwrite,
+        batch_size,
+        total,
+        progress,
+    )
+    return _summary(
+        result,
+        stages,
+        started,
+        output=str(out),
+        fps=fps,
+        model=backend.description,
+        deblur=deblur_note,
+        audio_seconds=round(audio_info.duration, 3),
+    )
 
 
-def redub_video(video_path, audio_path, model, out, *, audio_fit: str = "loop", deblur=None, no_deblur: bool = False,
-                crop: bool = False, overwrite: bool = False, batch_size: int = 25, progress: bool = True,
-                analyzer=None) -> dict:  # fmt: skip
+def redub_video(
+    video_path,
+    audio_path,
+    model,
+    out,
+    *,
+    audio_fit: str = "loop",
+    deblur=None,
+    no_deblur: bool = False,
+    crop: bool = False,
+    overwrite: bool = False,
+    batch_size: int = 25,
+    progress: bool = True,
+    analyzer=None,
+) -> dict:
     """``video_path`` re-dubbed with ``audio_path``, at its own resolution and frame rate; returns a summary.
 
     audio_fit, when the lengths differ:
@@ -391,23 +467,54 @@ def redub_video(video_path, audio_path, model, out, *, audio_fit: str = "loop", 
     with stages.time("identity"):
         identity = frame_identity(backend, frame_loop.face_input(stills))
     targets = video_targets(video_path, video_info, FaceFollower(analyzer), stages, loop=audio_fit == "loop")
-    windows = frame_loop.audio_windows(timed_audio(audio_path, audio_info, stages), fps, then_silence=audio_fit == "pad",
-                                       samples=backend.window_samples)  # fmt: skip
+    windows = frame_loop.audio_windows(
+        timed_audio(audio_path, audio_info, stages),
+        fps,
+        then_silence=audio_fit == "pad",
+        samples=backend.window_samples,
+    )
     audio_frames = audio_lib.num_frames(round(audio_info.duration * audio_lib.SAMPLE_RATE), fps)
     video_frames = round(video_info.duration * fps)
     total = {"loop": audio_frames, "trim": min(audio_frames, video_frames), "pad": video_frames}[audio_fit]
-    result = render(backend, identity, targets, windows, out, fps, str(audio_path), stages, deblurrer, crop,
-                    overwrite, batch_size, total, progress)  # fmt: skip
-    return _summary(result, stages, started, output=str(out), fps=round(fps, 3), model=backend.description,
-                    deblur=deblur_note, audio_fit=audio_fit, audio_seconds=round(audio_info.duration, 3),
-                    video_seconds=round(video_info.duration, 3))  # fmt: skip
+    result = render(
+        backend,
+        identity,
+        targets,
+        windows,
+        out,
+        fps,
+        str(audio_path),
+        stages,
+        deblurrer,
+        crop,
+        overwrite,
+        batch_size,
+        total,
+        progress,
+    )
+    return _summary(
+        result,
+        stages,
+        started,
+        output=str(out),
+        fps=round(fps, 3),
+        model=backend.description,
+        deblur=deblur_note,
+        audio_fit=audio_fit,
+        audio_seconds=round(audio_info.duration, 3),
+        video_seconds=round(video_info.duration, 3),
+    )
 
 
 def format_summary(summary: dict) -> str:
     """The closing lines a command prints."""
-    lines = [(f"wrote {summary['output']}: {summary['frames']} frames, {summary['width']}x{summary['height']} at "
-              f"{summary['fps']:g} fps, {summary['frames_per_second']:.1f} frames/s end to end "
-              f"({summary['seconds']:.1f} s)")]  # fmt: skip
+    lines = [
+        (
+            f"wrote {summary['output']}: {summary['frames']} frames, {summary['width']}x{summary['height']} at "
+            f"{summary['fps']:g} fps, {summary['frames_per_second']:.1f} frames/s end to end "
+            f"({summary['seconds']:.1f} s)"
+        )
+    ]
     if summary.get("frames_without_face"):
         lines.append(f"{summary['frames_without_face']} frame(s) without a face passed through unchanged")
     lines.append(f"model: {summary['model']}; deblur: {summary['deblur']}")

@@ -135,8 +135,9 @@ def check_folder(out, *, inputs: Inputs = (), overwrite: bool = False, marker: s
         if not overwrite:
             raise FileExistsError(f"{out}: already exists and is not empty (pass --overwrite to replace it)")
         if marker is not None and not (out / marker).exists():
-            raise OutputError(f"{out}: holds files this command did not write (no {marker}); "
-                              "give a new or empty folder")  # fmt: skip
+            raise OutputError(
+                f"{out}: holds files this command did not write (no {marker}); give a new or empty folder"
+            )
     parent = out.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
@@ -153,8 +154,10 @@ def commit_file(tmp, out, overwrite: bool = False) -> None:
     try:
         os.link(tmp, out)  # fails if ``out`` exists: an atomic "move unless taken"
     except FileExistsError:
-        raise FileExistsError(f"{out}: appeared while this command ran (another run writing it?); kept it and "
-                              "discarded this result (pass --overwrite to replace it)") from None  # fmt: skip
+        raise FileExistsError(
+            f"{out}: appeared while this command ran (another run writing it?); kept it and "
+            "discarded this result (pass --overwrite to replace it)"
+        ) from None
     except OSError as error:
         if error.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
             raise
@@ -172,8 +175,10 @@ def commit_folder(staging, out, overwrite: bool = False, marker: str | None = No
         if out.is_dir() and not any(out.iterdir()):
             out.rmdir()
         elif not overwrite or not out.is_dir() or (marker is not None and not (out / marker).exists()):
-            raise FileExistsError(f"{out}: appeared or changed while this command ran; kept it "
-                                  "(pass --overwrite to replace a folder this command made)")  # fmt: skip
+            raise FileExistsError(
+                f"{out}: appeared or changed while this command ran; kept it "
+                "(pass --overwrite to replace a folder this command made)"
+            )
         else:
             old = out.parent / temporary_name(out, ".old")
             os.rename(out, old)

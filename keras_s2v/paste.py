@@ -27,8 +27,9 @@ EYES = slice(36, 48)
 NOSE_TIP = 30
 
 
-def lower_face_mask(landmarks: np.ndarray, size: int, below_eyes: float = 0.05, chin_drop: float = 0.04,
-                    cheek_inset: float = 0.12) -> np.ndarray:  # fmt: skip
+def lower_face_mask(
+    landmarks: np.ndarray, size: int, below_eyes: float = 0.05, chin_drop: float = 0.04, cheek_inset: float = 0.12
+) -> np.ndarray:
     """uint8 (size, size) mask, 255 on the lower face of an aligned crop.
 
     ``landmarks`` (68, 2) in crop pixels. The region is the jaw line's hull
@@ -56,8 +57,10 @@ def lower_face_mask(landmarks: np.ndarray, size: int, below_eyes: float = 0.05, 
 def _region(mask_crop: np.ndarray, crop_to_frame: np.ndarray, frame_shape, margin: float = 0.15):
     """(x0, y0, x1, y1) of the frame covering the warped mask plus a margin, clipped to the frame."""
     ys, xs = np.nonzero(mask_crop)
-    corners = np.array([[xs.min(), ys.min()], [xs.max() + 1, ys.min()], [xs.min(), ys.max() + 1],
-                        [xs.max() + 1, ys.max() + 1]], np.float32)  # fmt: skip
+    corners = np.array(
+        [[xs.min(), ys.min()], [xs.max() + 1, ys.min()], [xs.min(), ys.max() + 1], [xs.max() + 1, ys.max() + 1]],
+        np.float32,
+    )
     mapped = align.apply_transform(crop_to_frame, corners)
     low, high = mapped.min(0), mapped.max(0)
     pad = margin * (high - low).max() + 3
@@ -67,8 +70,13 @@ def _region(mask_crop: np.ndarray, crop_to_frame: np.ndarray, frame_shape, margi
     return int(x0), int(y0), int(x1), int(y1)
 
 
-def paste_face(frame: np.ndarray, generated: np.ndarray, transform: np.ndarray, landmarks_crop: np.ndarray,
-               max_work_side: int = 256) -> np.ndarray:  # fmt: skip
+def paste_face(
+    frame: np.ndarray,
+    generated: np.ndarray,
+    transform: np.ndarray,
+    landmarks_crop: np.ndarray,
+    max_work_side: int = 256,
+) -> np.ndarray:
     """The frame with the generated face's lower half Poisson-blended in.
 
     frame: uint8 (H, W, 3). generated: uint8 (S, S, 3) aligned face.
@@ -95,13 +103,15 @@ def paste_face(frame: np.ndarray, generated: np.ndarray, transform: np.ndarray, 
     region = frame[y0:y1, x0:x1]
     if _is_grey(region):  # a black-and-white photo gets a black-and-white mouth
         generated = np.repeat(cv2.cvtColor(generated, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=-1)
-    generated_full = cv2.warpAffine(generated, to_region, (width, height), flags=cv2.INTER_CUBIC,
-                                    borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+    generated_full = cv2.warpAffine(
+        generated, to_region, (width, height), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE
+    )
     if scale == 1.0:
         frame_work, generated_work = region, generated_full
     else:  # area-averaged, so fine texture does not alias into the Poisson boundary values
-        frame_work, generated_work = (cv2.resize(x, work_size, interpolation=cv2.INTER_AREA)
-                                      for x in (region, generated_full))  # fmt: skip
+        frame_work, generated_work = (
+            cv2.resize(x, work_size, interpolation=cv2.INTER_AREA) for x in (region, generated_full)
+        )
     to_work = to_region * np.float32([[work_size[0] / width], [work_size[1] / height]])
     mask_work = (cv2.warpAffine(mask_crop, to_work, work_size, flags=cv2.INTER_LINEAR) > 127).astype(np.uint8) * 255
     mask_work[:2], mask_work[-2:], mask_work[:, :2], mask_work[:, -2:] = 0, 0, 0, 0  # seamlessClone needs a frame
@@ -111,8 +121,9 @@ def paste_face(frame: np.ndarray, generated: np.ndarray, transform: np.ndarray, 
     if scale == 1.0:
         pasted = blended
     else:  # upsample only the smooth Poisson correction; the face keeps its full-resolution warp
-        correction = cv2.resize(blended - generated_work.astype(np.float32), (width, height),
-                                interpolation=cv2.INTER_LINEAR)  # fmt: skip
+        correction = cv2.resize(
+            blended - generated_work.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR
+        )
         pasted = generated_full.astype(np.float32) + correction
     # Feathered inside the solved region: no hard line under the eyes, no stair-steps from the 112 px mask.
     alpha = cv2.warpAffine(feathered(mask_crop), to_region, (width, height), flags=cv2.INTER_LINEAR)[..., None]

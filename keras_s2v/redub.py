@@ -19,9 +19,12 @@ from keras_s2v import cli
 
 _VIDEO = flags.DEFINE_string("video", None, "Video whose face is re-dubbed.", required=True)
 _AUDIO = flags.DEFINE_string("audio", None, "New speech (wav, mp3, m4a, ...).", required=True)
-_AUDIO_FIT = flags.DEFINE_enum("audio_fit", "loop", ["loop", "trim", "pad"],
-                               "When audio and video lengths differ: loop the video, trim to the shorter, "
-                               "or pad the audio with silence.")  # fmt: skip
+_AUDIO_FIT = flags.DEFINE_enum(
+    "audio_fit",
+    "loop",
+    ["loop", "trim", "pad"],
+    "When audio and video lengths differ: loop the video, trim to the shorter, or pad the audio with silence.",
+)
 flags.DEFINE_alias("audio-fit", "audio_fit")
 cli.define_common_flags()
 
@@ -32,9 +35,21 @@ def main(argv):
     def command(f):
         from keras_s2v import inference  # inside: Ctrl-C during TensorFlow's import is reported like any other
 
-        return inference.format_summary(inference.redub_video(
-            f.video, f.audio, f.model, f.out, audio_fit=f.audio_fit, deblur=f.deblur, no_deblur=f.no_deblur,
-            crop=f.crop, overwrite=f.overwrite, batch_size=f.batch_size, progress=not f.quiet))  # fmt: skip
+        return inference.format_summary(
+            inference.redub_video(
+                f.video,
+                f.audio,
+                f.model,
+                f.out,
+                audio_fit=f.audio_fit,
+                deblur=f.deblur,
+                no_deblur=f.no_deblur,
+                crop=f.crop,
+                overwrite=f.overwrite,
+                batch_size=f.batch_size,
+                progress=not f.quiet,
+            )
+        )
 
     return cli.run_command(command)
 

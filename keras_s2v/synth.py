@@ -21,7 +21,8 @@ _SIZE = flags.DEFINE_integer("size", 256, "Output frame side in pixels (square).
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed: the same seed gives the same corpus.")
 _PORTRAITS = flags.DEFINE_string("portraits", None, "Folder of portrait images to add (faceless ones are skipped).")
 _DEFAULTS = flags.DEFINE_bool(
-    "include_default_portraits", True, "Include the packaged portraits (skimage astronaut, matplotlib Grace Hopper).")
+    "include_default_portraits", True, "Include the packaged portraits (skimage astronaut, matplotlib Grace Hopper)."
+)
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace existing clips instead of skipping them.")
 cli.check_flags("seconds", above=0)
 for _name in ("num_clips", "include_default_portraits"):
@@ -37,10 +38,15 @@ def main(argv):
 
         try:
             summary = synth_lib.make_corpus(
-                _OUT.value, portrait_dir=_PORTRAITS.value, include_default_portraits=_DEFAULTS.value,
-                num_clips=_NUM_CLIPS.value, seconds=_SECONDS.value, size=_SIZE.value, seed=_SEED.value,
+                _OUT.value,
+                portrait_dir=_PORTRAITS.value,
+                include_default_portraits=_DEFAULTS.value,
+                num_clips=_NUM_CLIPS.value,
+                seconds=_SECONDS.value,
+                size=_SIZE.value,
+                seed=_SEED.value,
                 overwrite=_OVERWRITE.value,
-            )  # fmt: skip
+            )
         except synth_lib.EspeakError as error:  # espeak-ng missing or failing: reported like bad input
             raise ValueError(str(error)) from None
         return synth_lib.summary_text(summary)

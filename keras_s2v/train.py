@@ -36,8 +36,9 @@ def _train() -> str:
     config = experiments.apply_overrides(experiments.get_experiment(_EXPERIMENT.value), _OVERRIDE.value)
     result = train_lib.train(config, _DATA.value, _WORKDIR.value)
     last = result["epochs"][-1] if result["epochs"] else {}
-    return (f"trained {config.name} ({result['replicas']} replica(s)); best model: {result['model']}; "
-            + ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k != "epoch"))  # fmt: skip
+    return f"trained {config.name} ({result['replicas']} replica(s)); best model: {result['model']}; " + ", ".join(
+        f"{k} {v:.4g}" for k, v in last.items() if k != "epoch"
+    )
 
 
 if __name__ == "__main__":

@@ -36,8 +36,15 @@ DATA_FILE = "data.json"  # where the shards were (export calibrates int8 on them
 
 
 # What each model kind's model.keras holds (a GAN's: its generator alone).
-MODEL_CLASSES = {"speech2vid": "Speech2Vid", "deblur": "DeblurCNN", "syncnet": "SyncNet", "tgan": "TemporalGenerator",
-                 "glance": "GlanceGenerator", "lipflow": "LipFlowNet", "lipae": "LipAutoencoder"}  # fmt: skip
+MODEL_CLASSES = {
+    "speech2vid": "Speech2Vid",
+    "deblur": "DeblurCNN",
+    "syncnet": "SyncNet",
+    "tgan": "TemporalGenerator",
+    "glance": "GlanceGenerator",
+    "lipflow": "LipFlowNet",
+    "lipae": "LipAutoencoder",
+}
 MODEL_KINDS = tuple(MODEL_CLASSES)
 
 

@@ -99,8 +99,11 @@ class _RestHandler(BaseHTTPRequestHandler):
 @contextlib.contextmanager
 def rest_server(loaded, saved_model_dir, model_name: str):
     """Serve ``loaded`` (the SavedModel at ``saved_model_dir``, a version folder) over REST; yields the port."""
-    handler = type("Handler", (_RestHandler,), {"loaded": loaded, "saved_model_dir": str(saved_model_dir),
-                                                "model_name": model_name})  # fmt: skip
+    handler = type(
+        "Handler",
+        (_RestHandler,),
+        {"loaded": loaded, "saved_model_dir": str(saved_model_dir), "model_name": model_name},
+    )
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -134,7 +137,9 @@ def grpc_server(loaded, saved_model_dir, model_name: str):
             specs = loaded.signatures[signature].structured_input_signature[1]
             for key, value in arrays.items():
                 if key in specs and value.dtype != specs[key].dtype.as_numpy_dtype:
-                    context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{key}: expects {specs[key].dtype.name}, got {value.dtype}")
+                    context.abort(
+                        grpc.StatusCode.INVALID_ARGUMENT, f"{key}: expects {specs[key].dtype.name}, got {value.dtype}"
+                    )
             try:
                 outputs = run_signature(loaded, signature, arrays)
             except ValueError as error:

@@ -42,14 +42,23 @@ def test_every_module_of_the_package_has_a_layer():
 
 VIOLATIONS = {
     # A lower layer reaching up, inside a function: the layers and the runtime's contract break.
-    "data imports training": ("keras_s2v/data/audio.py", "from keras_s2v.training import train_lib",
-                              "keras_s2v.data is not allowed to import keras_s2v.training"),
-    "runtime imports export": ("keras_s2v/frame_loop.py", "from export import formats",
-                               "keras_s2v.frame_loop is not allowed to import export"),
+    "data imports training": (
+        "keras_s2v/data/audio.py",
+        "from keras_s2v.training import train_lib",
+        "keras_s2v.data is not allowed to import keras_s2v.training",
+    ),
+    "runtime imports export": (
+        "keras_s2v/frame_loop.py",
+        "from export import formats",
+        "keras_s2v.frame_loop is not allowed to import export",
+    ),
     # A loop inside one layer: only the acyclic contract sees it.
-    "loop inside data": ("keras_s2v/data/features.py", "from keras_s2v.data import pipeline",
-                         "No cycles are allowed in keras_s2v.data"),
-}  # fmt: skip
+    "loop inside data": (
+        "keras_s2v/data/features.py",
+        "from keras_s2v.data import pipeline",
+        "No cycles are allowed in keras_s2v.data",
+    ),
+}
 
 
 @pytest.mark.parametrize("case", sorted(VIOLATIONS))

@@ -8,7 +8,9 @@ from keras_s2v.data import audio, media
 
 def test_demo_makes_a_talking_video(tmp_path):
     lines = []
-    summary = demo.run_demo(tmp_path / "demo", "s2v_small_tiny", ["train.epochs=1"], tmp_path / "android", log=lines.append)
+    summary = demo.run_demo(
+        tmp_path / "demo", "s2v_small_tiny", ["train.epochs=1"], tmp_path / "android", log=lines.append
+    )
     assert lines[0].startswith("1/7") and lines[-1].startswith("7/7")
     assert summary["preset"] == "s2v_real"  # the headline: the shipped preset on a portrait it never saw
     info = media.probe(summary["video"])
@@ -21,8 +23,17 @@ def test_demo_makes_a_talking_video(tmp_path):
     assert on_device.has_audio and (on_device.width, on_device.height) == (112, 112)
     assert summary["int8_chain_psnr"] >= 30
     android = sorted(p.name for p in (tmp_path / "android").iterdir())
-    assert android == sorted(["face.png", "speech.wav", "metadata.json", "golden_int8.png", "golden_float16.png",
-                              "s2v_real_int8.tflite", "s2v_real_float16.tflite"])  # fmt: skip
+    assert android == sorted(
+        [
+            "face.png",
+            "speech.wav",
+            "metadata.json",
+            "golden_int8.png",
+            "golden_float16.png",
+            "s2v_real_int8.tflite",
+            "s2v_real_float16.tflite",
+        ]
+    )
     assert (tmp_path / "demo" / "export" / "serving" / "s2v_real" / "1" / "saved_model.pb").exists()
     small = media.probe(summary["video_small"])  # the model trained in the demo says the same sentence
     assert small.has_audio and (small.height, small.width) == portrait.shape[:2]

@@ -58,15 +58,22 @@ class _WindowCounter:
             np.testing.assert_array_equal(window, expected)
             self.seen.append(k)
             values = np.array([_lip_value(k, f) for f in range(self.window_frames)], np.float32)
-            out.append(np.broadcast_to(values[:, None, None, None], (self.window_frames, self.lip_size, self.lip_size, 3)))
+            out.append(
+                np.broadcast_to(values[:, None, None, None], (self.window_frames, self.lip_size, self.lip_size, 3))
+            )
         self.calls.append(len(pcm))
         return np.stack(out)
 
 
 def _windowed(waveform, window_frames=16):
     counter = _WindowCounter(waveform, window_frames)
-    backend = frame_loop.WindowedGenerator(lambda faces: {"identity": np.ones((1, 4), np.float32)}, counter,
-                                           window_frames, "test", lip_size=counter.lip_size)  # fmt: skip
+    backend = frame_loop.WindowedGenerator(
+        lambda faces: {"identity": np.ones((1, 4), np.float32)},
+        counter,
+        window_frames,
+        "test",
+        lip_size=counter.lip_size,
+    )
     return backend, counter
 
 
@@ -146,9 +153,14 @@ def test_any_length_of_audio_and_the_streaming_windower():
     waveform = _ramp(21)
     backend, _ = _windowed(waveform, window_frames=8)
     identity = backend.identity_features(_face())
-    streamed = np.stack([backend.generate_lips(identity, row[None])[0]
-                         for row in frame_loop.audio_windows(lite_client.audio_chunks(waveform, 1000),
-                                                             samples=backend.window_samples)])  # fmt: skip
+    streamed = np.stack(
+        [
+            backend.generate_lips(identity, row[None])[0]
+            for row in frame_loop.audio_windows(
+                lite_client.audio_chunks(waveform, 1000), samples=backend.window_samples
+            )
+        ]
+    )
     backend, _ = _windowed(waveform, window_frames=8)
     identity = backend.identity_features(_face())
     offline = backend.generate_lips(identity, frame_loop.pcm_windows(waveform, 0, 21, samples=backend.window_samples))
@@ -188,8 +200,11 @@ def test_identity_inputs_split_the_target_off_and_name_what_the_model_takes():
     masked = frame_loop.identity_inputs(_backend(True), stacked)
     assert sorted(masked) == ["faces", "target"]
     assert int(masked["target"].max()) == 1 and int(masked["faces"].min()) == 2 and masked["faces"].shape[0] == 3
-    with pytest.raises(ValueError, match=r"the model takes the target frame and 1 reference face\(s\).*"
-                                         r"\(N, S, S, 6\), got \(1, 112, 112, 3\)"):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=r"the model takes the target frame and 1 reference face\(s\).*"
+        r"\(N, S, S, 6\), got \(1, 112, 112, 3\)",
+    ):
         frame_loop.identity_inputs(_backend(True), _faces(1, 3))
     with pytest.raises(ValueError, match=r"takes 5 face\(s\): faces of shape \(N, S, S, 15\)"):
         frame_loop.identity_inputs(_backend(False, 5), _faces(1, 3))
@@ -210,7 +225,11 @@ def test_identity_rows_repeat_one_row_or_keep_one_per_window():
 
 def test_check_face_count_says_how_many_crops_the_model_needs():
     frame_loop.check_face_count(_backend(True, 1), 1)
-    with pytest.raises(ValueError, match=r"the model needs 5 aligned face crop\(s\) \(--face IMAGE, repeated\), got 1$"):
+    with pytest.raises(
+        ValueError, match=r"the model needs 5 aligned face crop\(s\) \(--face IMAGE, repeated\), got 1$"
+    ):
         frame_loop.check_face_count(_backend(False, 5), 1)
-    with pytest.raises(ValueError, match=r"needs 1 aligned face crop\(s\).*got 2; the first is also the frame being made"):
+    with pytest.raises(
+        ValueError, match=r"needs 1 aligned face crop\(s\).*got 2; the first is also the frame being made"
+    ):
         frame_loop.check_face_count(_backend(True, 1), 2)

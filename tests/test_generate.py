@@ -24,8 +24,9 @@ def _save_untrained(workdir, name, masked_target=False):
     if m.kind == "deblur":
         model = DeblurCNN(m.deblur_depth, m.deblur_filters)
     else:
-        model = Speech2Vid(m.num_identity_images, m.width, m.embedding_dim, m.skip_connections,
-                           masked_target=m.masked_target)  # fmt: skip
+        model = Speech2Vid(
+            m.num_identity_images, m.width, m.embedding_dim, m.skip_connections, masked_target=m.masked_target
+        )
     model.save(workdir / "model.keras")
     return workdir
 
@@ -99,8 +100,9 @@ def test_generate_pastes_the_lower_face_back_into_the_whole_photo(files, tmp_pat
 
 def test_generate_crop_fps_and_silent_audio(files, tmp_path):
     out = tmp_path / "crop.mp4"
-    summary = inference.generate_video([files / "face.png"], files / "silence.wav", files / "model", out, fps=30,
-                                       crop=True, progress=False)  # fmt: skip
+    summary = inference.generate_video(
+        [files / "face.png"], files / "silence.wav", files / "model", out, fps=30, crop=True, progress=False
+    )
     info = media.probe(out)
     assert (info.width, info.height, info.fps) == (112, 112, 30.0)
     assert summary["frames"] == audio.num_frames(audio.SAMPLE_RATE // 2, 30) == 15
@@ -145,16 +147,24 @@ def test_a_masked_target_model_redubs_each_frame_from_that_frame(files, tmp_path
     rows = identity["identity"]
     assert rows.shape[0] == 3
     assert np.abs(rows[0] - rows[1]).max() > 1e-4  # each frame its own target
-    np.testing.assert_allclose(rows[2], backend.identity_features(  # no face: the reference is the target
-        inference.frame_loop.identity_faces(backend, references))["identity"][0], atol=1e-5)
+    np.testing.assert_allclose(
+        rows[2],
+        backend.identity_features(  # no face: the reference is the target
+            inference.frame_loop.identity_faces(backend, references)
+        )["identity"][0],
+        atol=1e-5,
+    )
     assert isinstance(inference.frame_identity(backends.load_generator(files / "model"), references), dict)
 
-    summary = inference.redub_video(files / "clip.mp4", files / "speech.wav", files / "masked", tmp_path / "r.mp4",
-                                    progress=False)  # fmt: skip
+    summary = inference.redub_video(
+        files / "clip.mp4", files / "speech.wav", files / "masked", tmp_path / "r.mp4", progress=False
+    )
     assert summary["frames"] == 39 and summary["frames_without_face"] == 6
     assert summary["stages"]["identity"]["seconds"] > 0
-    summary = inference.generate_video([files / "face.png"], files / "speech.wav", files / "masked",
-                                       tmp_path / "photo.mp4", crop=True, progress=False)  # a photo is its own target
+    # a photo is its own target
+    summary = inference.generate_video(
+        [files / "face.png"], files / "speech.wav", files / "masked", tmp_path / "photo.mp4", crop=True, progress=False
+    )
     assert summary["frames"] == audio.num_frames(int(1.3 * audio.SAMPLE_RATE))
 
 
@@ -176,12 +186,14 @@ def test_a_masked_target_model_sees_only_the_upper_half_of_its_target(files):
 @pytest.mark.parametrize(("fit", "frames"), [("trim", 30), ("pad", 30)])
 def test_redub_audio_fit(files, tmp_path, fit, frames):
     out = tmp_path / f"{fit}.mp4"
-    summary = inference.redub_video(files / "clip.mp4", files / "speech.wav", files / "model", out, audio_fit=fit,
-                                    progress=False)  # fmt: skip
+    summary = inference.redub_video(
+        files / "clip.mp4", files / "speech.wav", files / "model", out, audio_fit=fit, progress=False
+    )
     assert summary["frames"] == frames == _frame_count(out)
     short = tmp_path / f"{fit}_short.mp4"
-    summary = inference.redub_video(files / "clip.mp4", files / "silence.wav", files / "model", short, audio_fit=fit,
-                                    progress=False)  # fmt: skip
+    summary = inference.redub_video(
+        files / "clip.mp4", files / "silence.wav", files / "model", short, audio_fit=fit, progress=False
+    )
     assert summary["frames"] == {"trim": 15, "pad": 30}[fit]
     assert abs(_duration(short) - summary["frames"] / 30) <= 1 / 30
 
@@ -189,15 +201,28 @@ def test_redub_audio_fit(files, tmp_path, fit, frames):
 def test_deblur_companion_is_found_and_can_be_skipped(files, tmp_path):
     _save_untrained(files / "model" / "deblur", "deblur_tiny")
     try:
-        summary = inference.generate_video([files / "face.png"], files / "silence.wav", files / "model",
-                                           tmp_path / "a.mp4", progress=False)  # fmt: skip
+        summary = inference.generate_video(
+            [files / "face.png"], files / "silence.wav", files / "model", tmp_path / "a.mp4", progress=False
+        )
         assert summary["deblur"].startswith("keras") and summary["stages"]["deblur"]["seconds"] > 0
-        summary = inference.generate_video([files / "face.png"], files / "silence.wav", files / "model",
-                                           tmp_path / "b.mp4", no_deblur=True, progress=False)  # fmt: skip
+        summary = inference.generate_video(
+            [files / "face.png"],
+            files / "silence.wav",
+            files / "model",
+            tmp_path / "b.mp4",
+            no_deblur=True,
+            progress=False,
+        )
         assert summary["deblur"].startswith("off") and not summary["stages"]["deblur"]["seconds"]
         with pytest.raises(backends.ModelError, match="not a deblurring CNN"):
-            inference.generate_video([files / "face.png"], files / "silence.wav", files / "model", tmp_path / "c.mp4",
-                                     deblur=files / "model", progress=False)  # fmt: skip
+            inference.generate_video(
+                [files / "face.png"],
+                files / "silence.wav",
+                files / "model",
+                tmp_path / "c.mp4",
+                deblur=files / "model",
+                progress=False,
+            )
     finally:
         import shutil
 
@@ -217,8 +242,9 @@ def test_an_interrupted_run_leaves_no_output(files, tmp_path, monkeypatch):
     monkeypatch.setattr(backends.KerasGenerator, "generate_frame_pcm", interrupted)
     out = tmp_path / "talking.mp4"
     with pytest.raises(KeyboardInterrupt):
-        inference.generate_video([files / "face.png"], files / "speech.wav", files / "model", out, batch_size=8,
-                                 progress=False)  # fmt: skip
+        inference.generate_video(
+            [files / "face.png"], files / "speech.wav", files / "model", out, batch_size=8, progress=False
+        )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -250,8 +276,14 @@ def test_bad_inputs_name_the_file_and_the_problem(files, tmp_path):
             call()
         assert message in str(error.value), (message, str(error.value))
     assert list(tmp_path.iterdir()) == []
-    summary = inference.generate_video([files / "two.png"], files / "silence.wav", files / "model",
-                                       tmp_path / "right.mp4", face_index=1, progress=False)  # fmt: skip
+    summary = inference.generate_video(
+        [files / "two.png"],
+        files / "silence.wav",
+        files / "model",
+        tmp_path / "right.mp4",
+        face_index=1,
+        progress=False,
+    )
     assert (summary["width"], summary["height"]) == (2 * SIZE, SIZE)
 
 
@@ -260,14 +292,31 @@ def test_command_lines_report_errors_and_keep_existing_outputs(files, tmp_path):
     existing.write_bytes(b"keep me")
 
     def run(module, *args):
-        return subprocess.run([sys.executable, "-m", f"keras_s2v.{module}", "--model", str(files / "model"), "--quiet",
-                               *args], capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+        return subprocess.run(
+            [sys.executable, "-m", f"keras_s2v.{module}", "--model", str(files / "model"), "--quiet", *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
 
-    result = run("generate", "--face", str(files / "face.png"), "--audio", str(files / "speech.wav"), "--out", str(existing))
+    result = run(
+        "generate", "--face", str(files / "face.png"), "--audio", str(files / "speech.wav"), "--out", str(existing)
+    )
     assert result.returncode == 2 and "already exists" in result.stderr and "Traceback" not in result.stderr
     assert existing.read_bytes() == b"keep me"
-    result = run("redub", "--video", str(files / "clip.mp4"), "--audio", str(files / "silence.wav"), "--out",
-                 str(existing), "--overwrite", "--audio-fit", "trim")  # fmt: skip
+    result = run(
+        "redub",
+        "--video",
+        str(files / "clip.mp4"),
+        "--audio",
+        str(files / "silence.wav"),
+        "--out",
+        str(existing),
+        "--overwrite",
+        "--audio-fit",
+        "trim",
+    )
     assert result.returncode == 0, result.stderr[-1500:]
     assert "15 frames" in result.stdout and media.probe(existing).has_video
     assert not list(tmp_path.glob(".*partial*"))
@@ -291,8 +340,23 @@ def _no_model(*args):
 def test_truncated_audio_is_an_error_and_leaves_no_output(files, tmp_path, monkeypatch):
     inputs, outputs = tmp_path / "in", tmp_path / "out"
     inputs.mkdir(), outputs.mkdir()
-    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=300:duration=3", "-c:a", "aac",
-                    "-movflags", "+faststart", str(inputs / "speech.m4a")], check=True)  # fmt: skip
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=300:duration=3",
+            "-c:a",
+            "aac",
+            "-movflags",
+            "+faststart",
+            str(inputs / "speech.m4a"),
+        ],
+        check=True,
+    )
     cut = _cut(inputs / "speech.m4a")
     with monkeypatch.context() as patch:
         patch.setattr(inference, "_load", _no_model)
@@ -301,8 +365,9 @@ def test_truncated_audio_is_an_error_and_leaves_no_output(files, tmp_path, monke
     # Found only when the stream ends (as if the first check missed it): the partial video is deleted.
     monkeypatch.setattr(media, "check_audio", lambda *args: None)
     with pytest.raises(media.MediaError, match=r"cut_speech.m4a: truncated or damaged"):
-        inference.generate_video([files / "face.png"], cut, files / "model", outputs / "b.mp4", batch_size=8,
-                                 progress=False)  # fmt: skip
+        inference.generate_video(
+            [files / "face.png"], cut, files / "model", outputs / "b.mp4", batch_size=8, progress=False
+        )
     assert list(outputs.iterdir()) == []
 
 
@@ -313,17 +378,26 @@ def test_truncated_video_in_redub_is_an_error_and_leaves_no_output(files, tmp_pa
     with media.VideoWriter(inputs / "clip.mp4", SIZE, SIZE, 25) as writer:  # 3 s; noise spreads the bytes over time
         for _ in range(75):
             writer.write(np.clip(portrait + rng.integers(-20, 20, portrait.shape), 0, 255).astype(np.uint8))
-    subprocess.run(["ffmpeg", "-v", "error", "-i", str(inputs / "clip.mp4"), "-c", "copy", str(inputs / "clip.mkv")],
-                   check=True)  # fmt: skip
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(inputs / "clip.mp4"), "-c", "copy", str(inputs / "clip.mkv")], check=True
+    )
     with monkeypatch.context() as patch:
         patch.setattr(inference, "_load", _no_model)
         with pytest.raises(media.MediaError, match=r"cut_clip.mp4: truncated or damaged: the video holds \d+ frames"):
-            inference.redub_video(_cut(inputs / "clip.mp4"), files / "speech.wav", files / "model", outputs / "a.mp4",
-                                  progress=False)  # fmt: skip
+            inference.redub_video(
+                _cut(inputs / "clip.mp4"), files / "speech.wav", files / "model", outputs / "a.mp4", progress=False
+            )
     # Matroska declares no frame count: found when its frames run out, after part of the video was made.
     with pytest.raises(media.MediaError, match=r"cut_clip.mkv: truncated or damaged: the video decodes to 1\.\d+ s"):
-        inference.redub_video(_cut(inputs / "clip.mkv"), files / "speech.wav", files / "model", outputs / "b.mp4",
-                              audio_fit="pad", batch_size=8, progress=False)  # fmt: skip
+        inference.redub_video(
+            _cut(inputs / "clip.mkv"),
+            files / "speech.wav",
+            files / "model",
+            outputs / "b.mp4",
+            audio_fit="pad",
+            batch_size=8,
+            progress=False,
+        )
     assert list(outputs.iterdir()) == []
 
 
@@ -345,8 +419,9 @@ def test_non_finite_audio_is_blamed_on_the_audio_before_the_model_runs(files, tm
 def test_relative_names_with_a_colon_are_files_not_protocols(files, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "take1:final.wav").write_bytes((files / "silence.wav").read_bytes())
-    summary = inference.generate_video([files / "face.png"], "take1:final.wav", files / "model", "talking:1.mp4",
-                                       crop=True, progress=False)  # fmt: skip
+    summary = inference.generate_video(
+        [files / "face.png"], "take1:final.wav", files / "model", "talking:1.mp4", crop=True, progress=False
+    )
     assert summary["frames"] == 13 and media.probe(tmp_path / "talking:1.mp4").has_audio
 
 
@@ -355,5 +430,6 @@ def test_a_face_photo_declaring_too_many_pixels_is_refused(files, tmp_path):
 
     (tmp_path / "huge.png").write_bytes(_png_header(50000, 50000))
     with pytest.raises(media.MediaError, match=r"huge.png: image too large: 50000 x 50000 pixels"):
-        inference.generate_video([tmp_path / "huge.png"], files / "speech.wav", files / "model", tmp_path / "a.mp4",
-                                 progress=False)  # fmt: skip
+        inference.generate_video(
+            [tmp_path / "huge.png"], files / "speech.wav", files / "model", tmp_path / "a.mp4", progress=False
+        )

@@ -52,12 +52,15 @@ def _python_lambda_model(path):
     keras.Model(inputs, keras.layers.Lambda(lambda x: x * 3)(inputs)).save(path)
 
 
-@pytest.mark.parametrize("damage, problem", [
-    ("cut", r"not a whole \.keras archive \(\d+ bytes: cut short"),
-    ("unknown_function", "cannot be loaded: Could not locate function 'no_such_function'"),
-    ("python_lambda", "cannot be loaded: .* is a Python lambda .refused in safe mode"),  # still refused
-    ("foreign", "holds a Functional model, not the Speech2Vid expected here"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "damage, problem",
+    [
+        ("cut", r"not a whole \.keras archive \(\d+ bytes: cut short"),
+        ("unknown_function", "cannot be loaded: Could not locate function 'no_such_function'"),
+        ("python_lambda", "cannot be loaded: .* is a Python lambda .refused in safe mode"),  # still refused
+        ("foreign", "holds a Functional model, not the Speech2Vid expected here"),
+    ],
+)
 def test_model_keras_that_does_not_load_is_named(damage, problem, tmp_path):
     workdir = _workdir(tmp_path / "run")
     model = workdir / "model.keras"
@@ -110,7 +113,9 @@ def test_saved_model_that_does_not_load_is_named(damage, saved_model):
     assert "experimental_io_device" not in str(error.value)
 
 
-@pytest.mark.parametrize("content", [b"", b"\x1c\x00\x00\x00TFL3" + bytes(100), np.arange(5000, dtype=np.uint8).tobytes()])
+@pytest.mark.parametrize(
+    "content", [b"", b"\x1c\x00\x00\x00TFL3" + bytes(100), np.arange(5000, dtype=np.uint8).tobytes()]
+)
 def test_tflite_that_does_not_load_is_named(content, tmp_path):
     path = tmp_path / "model.tflite"
     path.write_bytes(content)
@@ -123,9 +128,29 @@ def test_generate_reports_a_cut_model_in_one_line(tmp_path):
     _cut(_keras_file(workdir / "model.keras"))
     cv2.imwrite(str(tmp_path / "face.png"), np.full((64, 64, 3), 128, np.uint8))
     media.write_wav(tmp_path / "speech.wav", np.zeros(audio.SAMPLE_RATE // 2, np.float32))
-    result = subprocess.run([sys.executable, "-m", "keras_s2v.generate", "--model", str(workdir), "--face",
-                             str(tmp_path / "face.png"), "--audio", str(tmp_path / "speech.wav"), "--out",
-                             str(tmp_path / "out.mp4"), "--quiet"], capture_output=True, text=True, timeout=300)  # fmt: skip
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "keras_s2v.generate",
+            "--model",
+            str(workdir),
+            "--face",
+            str(tmp_path / "face.png"),
+            "--audio",
+            str(tmp_path / "speech.wav"),
+            "--out",
+            str(tmp_path / "out.mp4"),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 2, result.stderr[-3000:]
-    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {workdir / 'model.keras'}: not a whole .keras archive")
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"error: {workdir / 'model.keras'}: not a whole .keras archive")
+    )
     assert "Traceback" not in result.stderr and not (tmp_path / "out.mp4").exists()

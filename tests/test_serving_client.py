@@ -53,10 +53,15 @@ def _inputs(batch=2, seed=0):
 
 def test_rest_url():
     assert serving_client.rest_url("localhost", "s2v_small") == "http://localhost:8501/v1/models/s2v_small:predict"
-    assert (serving_client.rest_url("10.0.0.2", "s2v_small", version=3, port=9000)
-            == "http://10.0.0.2:9000/v1/models/s2v_small/versions/3:predict")  # fmt: skip
+    assert (
+        serving_client.rest_url("10.0.0.2", "s2v_small", version=3, port=9000)
+        == "http://10.0.0.2:9000/v1/models/s2v_small/versions/3:predict"
+    )
     assert serving_client.rest_url("::1", "m") == "http://[::1]:8501/v1/models/m:predict"
-    assert serving_client.rest_url("https://serve.example/", "m", 2) == "https://serve.example/v1/models/m/versions/2:predict"
+    assert (
+        serving_client.rest_url("https://serve.example/", "m", 2)
+        == "https://serve.example/v1/models/m/versions/2:predict"
+    )
 
 
 def test_rest_payload_json_round_trip_keeps_values_and_dtypes():
@@ -120,22 +125,46 @@ def test_signature_shapes_of_a_rest_metadata_answer():
 
     answer = {
         "model_spec": {"name": "glance", "signature_name": "", "version": "1"},
-        "metadata": {"signature_def": {
-            "@type": "type.googleapis.com/tensorflow.serving.SignatureDefMap",
+        "metadata": {
             "signature_def": {
-                "generate_window": {
-                    "inputs": {"pcm": {"dtype": "DT_FLOAT", "tensor_shape": dim(-1, 10480), "name": "generate_window_pcm:0"}},
-                    "outputs": {"frames": {"dtype": "DT_FLOAT", "tensor_shape": dim(-1, 16, 64, 64, 3), "name": "x:0"}},
-                    "method_name": "tensorflow/serving/predict"},
-                "__saved_model_init_op": {"inputs": {}, "outputs": {"__saved_model_init_op": {"dtype": "DT_INVALID",
-                                          "tensor_shape": {"dim": [], "unknown_rank": True}, "name": "NoOp"}}},
-            }}},
-    }  # fmt: skip
+                "@type": "type.googleapis.com/tensorflow.serving.SignatureDefMap",
+                "signature_def": {
+                    "generate_window": {
+                        "inputs": {
+                            "pcm": {
+                                "dtype": "DT_FLOAT",
+                                "tensor_shape": dim(-1, 10480),
+                                "name": "generate_window_pcm:0",
+                            }
+                        },
+                        "outputs": {
+                            "frames": {"dtype": "DT_FLOAT", "tensor_shape": dim(-1, 16, 64, 64, 3), "name": "x:0"}
+                        },
+                        "method_name": "tensorflow/serving/predict",
+                    },
+                    "__saved_model_init_op": {
+                        "inputs": {},
+                        "outputs": {
+                            "__saved_model_init_op": {
+                                "dtype": "DT_INVALID",
+                                "tensor_shape": {"dim": [], "unknown_rank": True},
+                                "name": "NoOp",
+                            }
+                        },
+                    },
+                },
+            }
+        },
+    }
     assert serving_client.signature_shapes(answer) == {
-        "generate_window": {"inputs": {"pcm": (-1, 10480)}, "outputs": {"frames": (-1, 16, 64, 64, 3)}}}
+        "generate_window": {"inputs": {"pcm": (-1, 10480)}, "outputs": {"frames": (-1, 16, 64, 64, 3)}}
+    }
     with pytest.raises(ValueError, match="not a model metadata answer"):
         serving_client.signature_shapes({"model_version_status": []})
-    assert serving_client.rest_url("h", "m", 2, 9000, method="/metadata") == "http://h:9000/v1/models/m/versions/2/metadata"
+    assert (
+        serving_client.rest_url("h", "m", 2, 9000, method="/metadata")
+        == "http://h:9000/v1/models/m/versions/2/metadata"
+    )
 
 
 def test_backend_refuses_a_model_that_is_not_a_keras_s2v_export():
@@ -308,8 +337,7 @@ def tiny_saved_model(tmp_path_factory):
         input_signature=[spec["identity"], spec["skip_14"], spec["skip_6"], spec["pcm"]],
     )
     module.serving_default = tf.function(
-        lambda faces, pcm: decode(**features(faces), audio=pcm_level(pcm)),
-        input_signature=[spec["faces"], spec["pcm"]],
+        lambda faces, pcm: decode(**features(faces), audio=pcm_level(pcm)), input_signature=[spec["faces"], spec["pcm"]]
     )
     path = tmp_path_factory.mktemp("export") / "serving" / MODEL / "1"
     signatures = {name: getattr(module, name).get_concrete_function() for name in SPEECH2VID_SIGNATURES}
@@ -359,8 +387,9 @@ def grpc_server(tiny_saved_model):
 
 @pytest.fixture(params=["rest", "grpc"])
 def client(request, rest_server, grpc_server):
-    with ServingClient("127.0.0.1", MODEL, protocol=request.param, rest_port=rest_server,
-                       grpc_port=grpc_server, timeout=30) as client:  # fmt: skip
+    with ServingClient(
+        "127.0.0.1", MODEL, protocol=request.param, rest_port=rest_server, grpc_port=grpc_server, timeout=30
+    ) as client:
         yield client
 
 
@@ -369,8 +398,10 @@ def test_client_identity_then_frames(client, tiny_saved_model):
     inputs = _inputs(batch=3)
     identity = client.identity_features(inputs["faces"][0])  # one face, no batch axis
     assert {k: (v.shape, v.dtype) for k, v in identity.items()} == {
-        "identity": ((1, EMBED), np.float32), "skip_14": ((1, 14, 14, C14), np.float32),
-        "skip_6": ((1, 6, 6, C6), np.float32)}  # fmt: skip
+        "identity": ((1, EMBED), np.float32),
+        "skip_14": ((1, 14, 14, C14), np.float32),
+        "skip_6": ((1, 6, 6, C6), np.float32),
+    }
     expected = serving_fakes.run_signature(loaded, "identity_features", {"faces": inputs["faces"][:1]})
     for key in expected:
         np.testing.assert_allclose(identity[key], expected[key], rtol=1e-6, err_msg=key)
@@ -389,7 +420,8 @@ def test_client_reads_the_signatures_and_drives_a_speech2vid_model_itself(client
     assert set(signatures) == set(SPEECH2VID_SIGNATURES)
     assert signatures["identity_features"] == {
         "inputs": {"faces": (-1, 112, 112, 3)},
-        "outputs": {"identity": (-1, EMBED), "skip_14": (-1, 14, 14, C14), "skip_6": (-1, 6, 6, C6)}}  # fmt: skip
+        "outputs": {"identity": (-1, EMBED), "skip_14": (-1, 14, 14, C14), "skip_6": (-1, 6, 6, C6)},
+    }
     assert signatures["generate_frame_pcm"]["inputs"]["pcm"] == (-1, PCM)
     assert serving_client.backend(client) is client
     assert not client.masked_target and (client.num_identity_images, client.face_size) == (1, 112)
@@ -404,8 +436,14 @@ def test_client_talking_frames(client):
 
 
 def test_server_errors_name_the_problem(client):
-    wrong = ServingClient(client.host, "no_such_model", protocol=client.protocol, rest_port=client.rest_port,
-                          grpc_port=client.grpc_port, timeout=30)  # fmt: skip
+    wrong = ServingClient(
+        client.host,
+        "no_such_model",
+        protocol=client.protocol,
+        rest_port=client.rest_port,
+        grpc_port=client.grpc_port,
+        timeout=30,
+    )
     with wrong, pytest.raises(ServingError, match="Servable not found.*check --model"):
         wrong.identity_features(np.zeros((112, 112, 3), np.uint8))
     with pytest.raises(ServingError, match="generate_frame takes inputs"):
@@ -434,10 +472,17 @@ def masked_saved_model(tmp_path_factory):
 
     module = tf.Module()
     module.identity_features = tf.function(features, input_signature=[image("target"), image("faces")])
-    module.generate_frame_pcm = tf.function(generate, input_signature=[
-        tf.TensorSpec([None, EMBED], tf.float32, name="identity"), tf.TensorSpec([None, PCM], tf.float32, name="pcm")])  # fmt: skip
+    module.generate_frame_pcm = tf.function(
+        generate,
+        input_signature=[
+            tf.TensorSpec([None, EMBED], tf.float32, name="identity"),
+            tf.TensorSpec([None, PCM], tf.float32, name="pcm"),
+        ],
+    )
     path = tmp_path_factory.mktemp("masked") / "serving" / MODEL / "1"
-    signatures = {name: getattr(module, name).get_concrete_function() for name in ("identity_features", "generate_frame_pcm")}
+    signatures = {
+        name: getattr(module, name).get_concrete_function() for name in ("identity_features", "generate_frame_pcm")
+    }
     tf.saved_model.save(module, str(path), signatures=signatures)
     return tf.saved_model.load(str(path)), path
 
@@ -446,8 +491,9 @@ def masked_saved_model(tmp_path_factory):
 def masked_client(request, masked_saved_model):
     server = serving_fakes.rest_server if request.param == "rest" else serving_fakes.grpc_server
     with server(*masked_saved_model, MODEL) as port:
-        with ServingClient("127.0.0.1", MODEL, protocol=request.param, rest_port=port, grpc_port=port,
-                           timeout=30) as client:  # fmt: skip
+        with ServingClient(
+            "127.0.0.1", MODEL, protocol=request.param, rest_port=port, grpc_port=port, timeout=30
+        ) as client:
             yield client
 
 
@@ -459,7 +505,9 @@ def test_client_of_a_masked_model_sends_each_rows_target(masked_client, masked_s
     faces = rng.integers(0, 256, (1, 112, 112, 3), dtype=np.uint8)
     targets = rng.integers(0, 256, (3, 112, 112, 3), dtype=np.uint8)
     identity = masked_client.identity_features(frame_loop.identity_faces(masked_client, faces, targets))
-    expected = serving_fakes.run_signature(loaded, "identity_features", {"target": targets, "faces": np.repeat(faces, 3, 0)})
+    expected = serving_fakes.run_signature(
+        loaded, "identity_features", {"target": targets, "faces": np.repeat(faces, 3, 0)}
+    )
     np.testing.assert_allclose(identity["identity"], expected["identity"], rtol=1e-6)
     pcm = _inputs(batch=3)["pcm"]
     frames = masked_client.generate_frame_pcm(identity, pcm)  # window i with identity row i
@@ -475,10 +523,12 @@ def test_client_of_a_masked_model_sends_each_rows_target(masked_client, masked_s
 
 
 def test_rest_path_imports_no_tensorflow():
-    code = ("import sys, numpy as np; from keras_s2v import serving_client, frame_loop; "
-            "serving_client.rest_payload('x', {'a': np.zeros(2)}); "
-            "serving_client.parse_rest_response({'outputs': [1.0]}); "
-            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")  # fmt: skip
+    code = (
+        "import sys, numpy as np; from keras_s2v import serving_client, frame_loop; "
+        "serving_client.rest_payload('x', {'a': np.zeros(2)}); "
+        "serving_client.parse_rest_response({'outputs': [1.0]}); "
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
@@ -486,8 +536,14 @@ def test_rest_path_imports_no_tensorflow():
 
 
 def _run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "keras_s2v.serving_client", *args],
-                          check=False, capture_output=True, text=True, cwd=ROOT, timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "keras_s2v.serving_client", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -512,18 +568,40 @@ def test_cli_writes_video(cli_inputs, rest_server, grpc_server, tmp_path, protoc
     from keras_s2v.data import media
 
     out = tmp_path / "out.mp4"
-    result = _run_cli("--host", "127.0.0.1", "--model", MODEL, f"--protocol={protocol}",
-                      f"--rest_port={rest_server}", f"--grpc_port={grpc_server}", "--batch_size=5",
-                      "--face", str(cli_inputs / "face.png"), "--audio", str(cli_inputs / "speech.wav"),
-                      "--out", str(out))  # fmt: skip
+    result = _run_cli(
+        "--host",
+        "127.0.0.1",
+        "--model",
+        MODEL,
+        f"--protocol={protocol}",
+        f"--rest_port={rest_server}",
+        f"--grpc_port={grpc_server}",
+        "--batch_size=5",
+        "--face",
+        str(cli_inputs / "face.png"),
+        "--audio",
+        str(cli_inputs / "speech.wav"),
+        "--out",
+        str(out),
+    )
     assert result.returncode == 0, result.stderr
     assert f"wrote {out}: 13 frames" in result.stdout
     info = media.probe(out)
     assert info.has_video and info.has_audio and (info.width, info.height) == (112, 112)
     assert len(list(media.iter_frames(out))) == 13
-    again = _run_cli("--host", "127.0.0.1", "--model", MODEL, f"--rest_port={rest_server}",
-                     "--face", str(cli_inputs / "face.png"), "--audio", str(cli_inputs / "speech.wav"),
-                     "--out", str(out))  # fmt: skip
+    again = _run_cli(
+        "--host",
+        "127.0.0.1",
+        "--model",
+        MODEL,
+        f"--rest_port={rest_server}",
+        "--face",
+        str(cli_inputs / "face.png"),
+        "--audio",
+        str(cli_inputs / "speech.wav"),
+        "--out",
+        str(out),
+    )
     assert again.returncode == 2 and "already exists" in again.stderr
 
 
@@ -537,8 +615,17 @@ def test_cli_writes_video(cli_inputs, rest_server, grpc_server, tmp_path, protoc
     ],
 )
 def test_cli_bad_input_names_the_file(cli_inputs, tmp_path, face, audio, expected):
-    result = _run_cli("--host", "127.0.0.1", f"--rest_port={_free_port()}", "--face", str(cli_inputs / face),
-                      "--audio", str(cli_inputs / audio), "--out", str(tmp_path / "out.mp4"))  # fmt: skip
+    result = _run_cli(
+        "--host",
+        "127.0.0.1",
+        f"--rest_port={_free_port()}",
+        "--face",
+        str(cli_inputs / face),
+        "--audio",
+        str(cli_inputs / audio),
+        "--out",
+        str(tmp_path / "out.mp4"),
+    )
     assert result.returncode == 2
     assert re.search(expected, result.stderr), result.stderr
     assert "Traceback" not in result.stderr
@@ -547,20 +634,38 @@ def test_cli_bad_input_names_the_file(cli_inputs, tmp_path, face, audio, expecte
 
 @pytest.mark.skipif(not shutil.which("ffmpeg"), reason="ffmpeg not installed")
 def test_make_video_of_a_masked_model_takes_the_photo_as_its_target(cli_inputs, masked_client, tmp_path):
-    count, _ = serving_client.make_video(masked_client, [cli_inputs / "face.png"], cli_inputs / "speech.wav",
-                                         tmp_path / "out.mp4", progress=False)  # fmt: skip
+    count, _ = serving_client.make_video(
+        masked_client, [cli_inputs / "face.png"], cli_inputs / "speech.wav", tmp_path / "out.mp4", progress=False
+    )
     assert count == 13
-    with pytest.raises(ValueError, match=r"needs 1 aligned face crop\(s\) \(--face IMAGE, repeated\), got 2; the first "
-                                         "is also the frame being made"):  # fmt: skip
-        serving_client.make_video(masked_client, [cli_inputs / "face.png"] * 2, cli_inputs / "speech.wav",
-                                  tmp_path / "two.mp4", progress=False)  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=r"needs 1 aligned face crop\(s\) \(--face IMAGE, repeated\), got 2; the first "
+        "is also the frame being made",
+    ):
+        serving_client.make_video(
+            masked_client,
+            [cli_inputs / "face.png"] * 2,
+            cli_inputs / "speech.wav",
+            tmp_path / "two.mp4",
+            progress=False,
+        )
     assert not (tmp_path / "two.mp4").exists()
 
 
 def test_cli_unreachable_server(cli_inputs, tmp_path):
     port = _free_port()
-    result = _run_cli("--host", "127.0.0.1", f"--rest_port={port}", "--face", str(cli_inputs / "face.png"),
-                      "--audio", str(cli_inputs / "speech.wav"), "--out", str(tmp_path / "out.mp4"))  # fmt: skip
+    result = _run_cli(
+        "--host",
+        "127.0.0.1",
+        f"--rest_port={port}",
+        "--face",
+        str(cli_inputs / "face.png"),
+        "--audio",
+        str(cli_inputs / "speech.wav"),
+        "--out",
+        str(tmp_path / "out.mp4"),
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"127.0.0.1:{port}" in result.stderr and "is TF Serving running" in result.stderr
     assert not (tmp_path / "out.mp4").exists()

@@ -489,8 +489,24 @@ for _name in ("glance", *GLANCE_ABLATIONS):
     register(f"{_name}_small")(lambda _base=_name: _glance_cpu_sized(_EXPERIMENTS[_base]()))
 
 
-for _name in ("s2v", "s2v_5img", "s2v_noskip", "deblur", "s2v_small", "s2v_mobile", "s2v_real", "syncnet",
-              "syncnet_real", "s2v_real_sync", "tgan", "tgan_mfcc_spp", "glance", *GLANCE_ABLATIONS, "lipflow", "lipae"):  # fmt: skip
+for _name in (
+    "s2v",
+    "s2v_5img",
+    "s2v_noskip",
+    "deblur",
+    "s2v_small",
+    "s2v_mobile",
+    "s2v_real",
+    "syncnet",
+    "syncnet_real",
+    "s2v_real_sync",
+    "tgan",
+    "tgan_mfcc_spp",
+    "glance",
+    *GLANCE_ABLATIONS,
+    "lipflow",
+    "lipae",
+):
     register(f"{_name}_tiny")(lambda _base=_name: _tiny(_EXPERIMENTS[_base]()))
 
 
@@ -529,7 +545,9 @@ def apply_overrides(config: ExperimentConfig, overrides) -> ExperimentConfig:
             if not dataclasses.is_dataclass(target) or not hasattr(target, part):
                 raise ValueError(f"unknown config field {key!r}")
             target = getattr(target, part)
-        field = {f.name: f for f in dataclasses.fields(target)}.get(parts[-1]) if dataclasses.is_dataclass(target) else None
+        field = (
+            {f.name: f for f in dataclasses.fields(target)}.get(parts[-1]) if dataclasses.is_dataclass(target) else None
+        )
         if field is None or dataclasses.is_dataclass(getattr(target, parts[-1])):
             raise ValueError(f"unknown config field {key!r}")
         hints = typing.get_type_hints(type(target))

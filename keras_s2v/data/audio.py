@@ -188,9 +188,7 @@ def mel_matrix(bands: int, fmin: float, fmax: float) -> np.ndarray:
     """``(FFT_LENGTH // 2 + 1, bands)`` HTK mel filterbank, float32."""
     import librosa
 
-    fb = librosa.filters.mel(
-        sr=SAMPLE_RATE, n_fft=FFT_LENGTH, n_mels=bands, fmin=fmin, fmax=fmax, htk=True, norm=None
-    )
+    fb = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=FFT_LENGTH, n_mels=bands, fmin=fmin, fmax=fmax, htk=True, norm=None)
     return np.ascontiguousarray(fb.T.astype(np.float32))
 
 
@@ -279,8 +277,10 @@ def parameters() -> dict:
 def mfcc_windows(waveform: np.ndarray, frames: int) -> np.ndarray:
     """``(frames, 12, 35)`` Speech2Vid MFCC windows, one per video frame."""
     seq = mfcc_sequence(waveform, frames)
-    return np.stack([seq[:, slice(*mfcc_window_slice(t))] for t in range(frames)]) if frames else np.zeros(
-        (0, MFCC_COEFFS, MFCC_WINDOW_HOPS), np.float32
+    return (
+        np.stack([seq[:, slice(*mfcc_window_slice(t))] for t in range(frames)])
+        if frames
+        else np.zeros((0, MFCC_COEFFS, MFCC_WINDOW_HOPS), np.float32)
     )
 
 
@@ -300,7 +300,9 @@ def log_mel_frames(waveform: np.ndarray, frames: int) -> np.ndarray:
 
 def log_mel_from_pcm_window(window: np.ndarray, frames: int = GLANCE_FRAMES) -> np.ndarray:
     """``(log_mel_window_samples(frames),)`` raw samples -> ``(4 frames, 128)`` log-mel, as ``log_mel_frames`` makes it."""
-    power = _power_spectrum(np.asarray(window, np.float32), _LOG_MEL_MARGIN + LOG_MEL_FIRST_CENTRE, HOPS_PER_FRAME * frames)
+    power = _power_spectrum(
+        np.asarray(window, np.float32), _LOG_MEL_MARGIN + LOG_MEL_FIRST_CENTRE, HOPS_PER_FRAME * frames
+    )
     log_mel = np.log(power @ mel_matrix(LOG_MEL_BANDS, LOG_MEL_FMIN, LOG_MEL_FMAX) + LOG_FLOOR)
     return log_mel.astype(np.float32)
 

@@ -98,10 +98,14 @@ class Segment:
         }
         for name, shape in expected.items():
             if getattr(self, name).shape != shape:
-                raise ValueError(f"segment {self.clip_id}/{self.track_id}: {name} shape {getattr(self, name).shape} != {shape}")
+                raise ValueError(
+                    f"segment {self.clip_id}/{self.track_id}: {name} shape {getattr(self, name).shape} != {shape}"
+                )
         start, stop = audio_lib.segment_pcm_range(0, t)
         if self.pcm.shape != (stop - start,) or self.pcm.dtype != np.int16:
-            raise ValueError(f"segment {self.clip_id}/{self.track_id}: pcm {self.pcm.shape} {self.pcm.dtype} != ({stop - start},) int16")
+            raise ValueError(
+                f"segment {self.clip_id}/{self.track_id}: pcm {self.pcm.shape} {self.pcm.dtype} != ({stop - start},) int16"
+            )
         if self.split not in SPLITS:
             raise ValueError(f"segment {self.clip_id}: unknown split {self.split!r}")
 
@@ -247,4 +251,7 @@ def shard_pattern(data_dir, split: str) -> str:
 
 def list_shards(data_dir, split: str) -> list[str]:
     """The shard files of ``split`` in ``data_dir``, sorted."""
-    return sorted(str(p) for p in Path(data_dir).glob(f"{split}-[0-9][0-9][0-9][0-9][0-9]-of-[0-9][0-9][0-9][0-9][0-9]{SHARD_SUFFIX}"))
+    return sorted(
+        str(p)
+        for p in Path(data_dir).glob(f"{split}-[0-9][0-9][0-9][0-9][0-9]-of-[0-9][0-9][0-9][0-9][0-9]{SHARD_SUFFIX}")
+    )

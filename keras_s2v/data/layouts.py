@@ -60,7 +60,9 @@ def read_split_table(path) -> dict[str, tuple[str, str]]:
         if row["split"] not in SPLITS:
             raise ValueError(f"{path}: {row['file']}: split must be one of {SPLITS}, got {row['split']!r}")
         if splits.setdefault(row["speaker"], row["split"]) != row["split"]:
-            raise ValueError(f"{path}: speaker {row['speaker']!r} is in both {splits[row['speaker']]} and {row['split']}")
+            raise ValueError(
+                f"{path}: speaker {row['speaker']!r} is in both {splits[row['speaker']]} and {row['split']}"
+            )
         table[row["file"]] = (row["speaker"], row["split"])
     return table
 
@@ -77,8 +79,14 @@ def lookup_split_table(table: dict[str, tuple[str, str]], relative_path: str, ta
     return found[0]
 
 
-def identify(relative_path: str, speaker_from: str | None = None, forced_split: str | None = None,
-             validation_fraction: float = 0.1, test_fraction: float = 0.1, split_table=None) -> ClipOrigin:  # fmt: skip
+def identify(
+    relative_path: str,
+    speaker_from: str | None = None,
+    forced_split: str | None = None,
+    validation_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    split_table=None,
+) -> ClipOrigin:
     """Speaker and split of a clip from its path relative to the input it was found under.
 
     A ``split_table`` (``read_split_table``'s path) decides both, and a clip it does not list is an

@@ -137,11 +137,7 @@ def probe(path) -> MediaInfo:
     streams = info.get("streams", [])
     # Cover art in audio files shows up as a one-frame video stream.
     video = next(
-        (
-            s
-            for s in streams
-            if s.get("codec_type") == "video" and not s.get("disposition", {}).get("attached_pic")
-        ),
+        (s for s in streams if s.get("codec_type") == "video" and not s.get("disposition", {}).get("attached_pic")),
         None,
     )
     audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
@@ -166,8 +162,19 @@ def probe(path) -> MediaInfo:
         width, height = height, width
     num, _, den = (video.get("avg_frame_rate") or "0/1").partition("/")
     fps = float(num) / float(den) if float(den or 0) else 0.0
-    return MediaInfo(str(path), width, height, fps, duration, True, has_audio, rotation, video.get("codec_name"),
-                     container, **declared)  # fmt: skip
+    return MediaInfo(
+        str(path),
+        width,
+        height,
+        fps,
+        duration,
+        True,
+        has_audio,
+        rotation,
+        video.get("codec_name"),
+        container,
+        **declared,
+    )
 
 
 def _said(errors) -> str:
@@ -182,13 +189,17 @@ def _check_length(path, kind: str, decoded: float, declared: float | None, said:
     """``MediaError`` when ``kind`` decoded materially shorter than the file declares: a cut file."""
     if declared is None or declared - decoded <= max(SHORTFALL_SECONDS, SHORTFALL_SHARE * declared):
         return
-    raise MediaError(path, f"truncated or damaged: the {kind} decodes to {decoded:.2f} s of the {declared:.2f} s "
-                           f"the file declares{f' (ffmpeg: {said})' if said else ''}; if the shorter {kind} is "
-                           "right, re-encode the file (ffmpeg -i FILE NEW_FILE)")  # fmt: skip
+    raise MediaError(
+        path,
+        f"truncated or damaged: the {kind} decodes to {decoded:.2f} s of the {declared:.2f} s "
+        f"the file declares{f' (ffmpeg: {said})' if said else ''}; if the shorter {kind} is "
+        "right, re-encode the file (ffmpeg -i FILE NEW_FILE)",
+    )
 
 
-def _decode_audio(path, info: MediaInfo | None, chunk_samples: int, sample_rate: int, sample_format: str
-                  ) -> Iterator[np.ndarray]:  # fmt: skip
+def _decode_audio(
+    path, info: MediaInfo | None, chunk_samples: int, sample_rate: int, sample_format: str
+) -> Iterator[np.ndarray]:
     """The first audio track as float32 mono chunks, decoded by ffmpeg to ``sample_format`` (s16le or f32le).
 
     ffmpeg exits 0 on a truncated file (it says "partial file" and stops), so
@@ -197,8 +208,23 @@ def _decode_audio(path, info: MediaInfo | None, chunk_samples: int, sample_rate:
     info = info or probe(path)
     if not info.has_audio:
         raise MediaError(path, "no audio stream")
-    cmd = [require_tool("ffmpeg"), "-v", "error", "-nostdin", "-i", _file(path), "-map", "0:a:0", "-ac", "1",
-           "-ar", str(sample_rate), "-f", sample_format, "-"]  # fmt: skip
+    cmd = [
+        require_tool("ffmpeg"),
+        "-v",
+        "error",
+        "-nostdin",
+        "-i",
+        _file(path),
+        "-map",
+        "0:a:0",
+        "-ac",
+        "1",
+        "-ar",
+        str(sample_rate),
+        "-f",
+        sample_format,
+        "-",
+    ]
     dtype = np.dtype(np.int16 if sample_format == "s16le" else np.float32)
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors)
@@ -209,8 +235,11 @@ def _decode_audio(path, info: MediaInfo | None, chunk_samples: int, sample_rate:
                 chunk = audio_lib.to_float(np.frombuffer(buf[: len(buf) // dtype.itemsize * dtype.itemsize], dtype))
                 bad = np.flatnonzero(~np.isfinite(chunk)) if dtype == np.float32 else ()
                 if len(bad):  # the AAC encoder refuses them, after the whole video is made
-                    raise MediaError(path, "the audio holds samples that are not a number (NaN) or infinite, the "
-                                           f"first at {(total + bad[0]) / sample_rate:.2f} s")  # fmt: skip
+                    raise MediaError(
+                        path,
+                        "the audio holds samples that are not a number (NaN) or infinite, the "
+                        f"first at {(total + bad[0]) / sample_rate:.2f} s",
+                    )
                 if chunk.size:
                     total += chunk.size
                     yield chunk
@@ -229,8 +258,12 @@ def _decode_audio(path, info: MediaInfo | None, chunk_samples: int, sample_rate:
     _check_length(path, "audio", total / sample_rate, info.audio_duration, said)
 
 
-def iter_audio(path, chunk_samples: int = 10 * audio_lib.SAMPLE_RATE, sample_rate: int = audio_lib.SAMPLE_RATE,
-               info: MediaInfo | None = None) -> Iterator[np.ndarray]:  # fmt: skip
+def iter_audio(
+    path,
+    chunk_samples: int = 10 * audio_lib.SAMPLE_RATE,
+    sample_rate: int = audio_lib.SAMPLE_RATE,
+    info: MediaInfo | None = None,
+) -> Iterator[np.ndarray]:
     """Yield the audio track as float32 mono chunks of ``chunk_samples`` at ``sample_rate``.
 
     Any format ffmpeg reads, resampled and downmixed by ffmpeg to 16 bits,
@@ -265,8 +298,17 @@ def check_packets(path) -> None:
     117 MB mp4. Containers that declare no count (Matroska, MPEG-TS) pass
     here; decoding them checks their length at the end.
     """
-    cmd = [require_tool("ffprobe"), "-v", "error", "-count_packets", "-of", "json", "-show_entries",
-           "stream=codec_type,nb_frames,nb_read_packets,duration:stream_disposition=attached_pic", _file(path)]  # fmt: skip
+    cmd = [
+        require_tool("ffprobe"),
+        "-v",
+        "error",
+        "-count_packets",
+        "-of",
+        "json",
+        "-show_entries",
+        "stream=codec_type,nb_frames,nb_read_packets,duration:stream_disposition=attached_pic",
+        _file(path),
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         raise MediaError(path, f"not a media file ffmpeg can read ({_last_line(result.stderr)})")
@@ -280,8 +322,11 @@ def check_packets(path) -> None:
         except (KeyError, ValueError):
             continue
         if declared > 0 and (declared - read) / declared * seconds > max(SHORTFALL_SECONDS, SHORTFALL_SHARE * seconds):
-            raise MediaError(path, f"truncated or damaged: the {kind} holds {read} frames of the {declared} its "
-                                   f"container declares ({read / declared * seconds:.2f} s of {seconds:.2f} s)")  # fmt: skip
+            raise MediaError(
+                path,
+                f"truncated or damaged: the {kind} holds {read} frames of the {declared} its "
+                f"container declares ({read / declared * seconds:.2f} s of {seconds:.2f} s)",
+            )
 
 
 def read_audio(path, sample_rate: int = audio_lib.SAMPLE_RATE) -> np.ndarray:
@@ -298,8 +343,9 @@ def output_size(info: MediaInfo, max_side: int | None) -> tuple[int, int]:
     return width, height
 
 
-def iter_frames(path, fps: float = audio_lib.FPS, max_side: int | None = None, info: MediaInfo | None = None
-                ) -> Iterator[np.ndarray]:  # fmt: skip
+def iter_frames(
+    path, fps: float = audio_lib.FPS, max_side: int | None = None, info: MediaInfo | None = None
+) -> Iterator[np.ndarray]:
     """Yield upright RGB uint8 frames resampled to a constant ``fps``.
 
     Streams through a pipe, so memory does not grow with the video's length.
@@ -312,8 +358,23 @@ def iter_frames(path, fps: float = audio_lib.FPS, max_side: int | None = None, i
         raise MediaError(path, "no video stream")
     width, height = output_size(info, max_side)
     filters = f"fps={fps},scale={width}:{height}:flags=area"
-    cmd = [require_tool("ffmpeg"), "-v", "error", "-nostdin", "-i", _file(path), "-map", "0:V:0", "-vf", filters,
-           "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]  # fmt: skip
+    cmd = [
+        require_tool("ffmpeg"),
+        "-v",
+        "error",
+        "-nostdin",
+        "-i",
+        _file(path),
+        "-map",
+        "0:V:0",
+        "-vf",
+        filters,
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-",
+    ]
     frame_bytes = width * height * 3
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors)
@@ -342,8 +403,25 @@ def read_frame_at(path, seconds: float, info: MediaInfo | None = None) -> np.nda
     info = info or probe(path)
     if not info.has_video:
         raise MediaError(path, "no video stream")
-    cmd = [require_tool("ffmpeg"), "-v", "error", "-nostdin", "-ss", f"{max(seconds, 0.0):.3f}", "-i", _file(path),
-           "-map", "0:V:0", "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]  # fmt: skip
+    cmd = [
+        require_tool("ffmpeg"),
+        "-v",
+        "error",
+        "-nostdin",
+        "-ss",
+        f"{max(seconds, 0.0):.3f}",
+        "-i",
+        _file(path),
+        "-map",
+        "0:V:0",
+        "-frames:v",
+        "1",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-",
+    ]
     result = subprocess.run(cmd, capture_output=True, check=False)
     frame_bytes = info.width * info.height * 3
     if result.returncode != 0 or len(result.stdout) < frame_bytes:
@@ -386,8 +464,11 @@ def read_image(path) -> np.ndarray:
     data = np.fromfile(str(path), np.uint8)
     size = image_size(data[: 1 << 20].tobytes())  # a JPEG's frame header comes after its EXIF, within 1 MiB
     if size and size[0] * size[1] > MAX_IMAGE_PIXELS:
-        raise MediaError(path, f"image too large: {size[0]} x {size[1]} pixels ({size[0] * size[1] / 1e6:.0f} "
-                               f"megapixels, the limit is {MAX_IMAGE_PIXELS / 1e6:.0f}); scale it down")  # fmt: skip
+        raise MediaError(
+            path,
+            f"image too large: {size[0]} x {size[1]} pixels ({size[0] * size[1] / 1e6:.0f} "
+            f"megapixels, the limit is {MAX_IMAGE_PIXELS / 1e6:.0f}); scale it down",
+        )
     try:
         image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     except cv2.error as error:  # other formats: OpenCV refuses more than 2**30 pixels itself
@@ -425,9 +506,17 @@ class VideoWriter:
 
     AUDIO_RATE = 48000
 
-    def __init__(self, path, width: int, height: int, fps: float = audio_lib.FPS,
-                 audio: np.ndarray | str | Path | None = None, sample_rate: int = audio_lib.SAMPLE_RATE,
-                 overwrite: bool = False, crf: int = 18):  # fmt: skip
+    def __init__(
+        self,
+        path,
+        width: int,
+        height: int,
+        fps: float = audio_lib.FPS,
+        audio: np.ndarray | str | Path | None = None,
+        sample_rate: int = audio_lib.SAMPLE_RATE,
+        overwrite: bool = False,
+        crf: int = 18,
+    ):
         self.path, self.width, self.height, self.fps = Path(path), width, height, fps
         self.audio, self.sample_rate, self.overwrite, self.crf = audio, sample_rate, overwrite, crf
         self.frames_written = 0
@@ -436,14 +525,42 @@ class VideoWriter:
         self._output = atomic_output(self.path, self.overwrite)
         self._tmp = self._output.__enter__()
         # Beside the output, not in /tmp: an hour of video can be larger than /tmp.
-        self._tmpdir = tempfile.TemporaryDirectory(prefix=outputs.temporary_name(self.path, ".parts", reserve=8),
-                                                   dir=self.path.parent)  # fmt: skip
+        self._tmpdir = tempfile.TemporaryDirectory(
+            prefix=outputs.temporary_name(self.path, ".parts", reserve=8), dir=self.path.parent
+        )
         self._video = self._tmp if self.audio is None else Path(self._tmpdir.name) / "video.mp4"
         # yuv420p needs even sizes: pad by one pixel where needed.
-        cmd = [require_tool("ffmpeg"), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
-               "-s", f"{self.width}x{self.height}", "-r", str(self.fps), "-i", "-",
-               "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-c:v", "libx264", "-preset", "veryfast",
-               "-crf", str(self.crf), "-pix_fmt", "yuv420p", "-movflags", "+faststart", "-f", "mp4", _file(self._video)]  # fmt: skip
+        cmd = [
+            require_tool("ffmpeg"),
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-s",
+            f"{self.width}x{self.height}",
+            "-r",
+            str(self.fps),
+            "-i",
+            "-",
+            "-vf",
+            "pad=ceil(iw/2)*2:ceil(ih/2)*2",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-crf",
+            str(self.crf),
+            "-pix_fmt",
+            "yuv420p",
+            "-movflags",
+            "+faststart",
+            "-f",
+            "mp4",
+            _file(self._video),
+        ]
         self._stderr = tempfile.TemporaryFile()
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=self._stderr)
         return self
@@ -461,10 +578,34 @@ class VideoWriter:
             audio = Path(self._tmpdir.name) / "audio.wav"
             write_wav(audio, self.audio, self.sample_rate)
         samples = round(self.frames_written / self.fps * self.AUDIO_RATE)
-        cmd = [require_tool("ffmpeg"), "-v", "error", "-y", "-nostdin", "-i", _file(self._video), "-i", _file(audio),
-               "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy",
-               "-af", f"aresample={self.AUDIO_RATE},apad=whole_len={samples},atrim=end_sample={samples}",
-               "-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart", "-f", "mp4", _file(self._tmp)]  # fmt: skip
+        cmd = [
+            require_tool("ffmpeg"),
+            "-v",
+            "error",
+            "-y",
+            "-nostdin",
+            "-i",
+            _file(self._video),
+            "-i",
+            _file(audio),
+            "-map",
+            "0:v:0",
+            "-map",
+            "1:a:0",
+            "-c:v",
+            "copy",
+            "-af",
+            f"aresample={self.AUDIO_RATE},apad=whole_len={samples},atrim=end_sample={samples}",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "128k",
+            "-movflags",
+            "+faststart",
+            "-f",
+            "mp4",
+            _file(self._tmp),
+        ]
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         return None if result.returncode == 0 else _last_line(result.stderr)
 

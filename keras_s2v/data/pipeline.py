@@ -52,9 +52,15 @@ def _segments(data_dir, split: str, training: bool, seed: int):
     dataset = tf.data.Dataset.from_tensor_slices(files)
     if training:
         dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(files)),
-                                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)  # fmt: skip
-    dataset = dataset.map(lambda s: features.decode_example(s, decode_frames=False), num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=min(4, len(files)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    dataset = dataset.map(
+        lambda s: features.decode_example(s, decode_frames=False), num_parallel_calls=tf.data.AUTOTUNE
+    )
     if training:
         dataset = dataset.repeat()
     keys = tf.data.Dataset.random(seed=seed).batch(2).map(lambda k: tf.cast(k, tf.int64))
@@ -71,8 +77,11 @@ def _frame_picks(num_frames, count: int, key, training: bool):
 
 def _decode_frames(jpegs, indices):
     tf = _tf()
-    images = tf.map_fn(lambda i: tf.io.decode_jpeg(tf.gather(jpegs, i), channels=3), indices,
-                       fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8))  # fmt: skip
+    images = tf.map_fn(
+        lambda i: tf.io.decode_jpeg(tf.gather(jpegs, i), channels=3),
+        indices,
+        fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8),
+    )
     return tf.cast(images, tf.float32) / 255.0
 
 
@@ -83,7 +92,9 @@ def _identity_indices(seed, num_frames, target, count: int, min_gap: float):
     gap = tf.maximum(1, tf.cast(tf.cast(num_frames, tf.float32) * min_gap, tf.int32))
     far = tf.abs(frames - target) >= gap
     # Short segments may have no frame that far: then take the farthest ones.
-    far = tf.cond(tf.reduce_any(far), lambda: far, lambda: tf.abs(frames - target) >= tf.reduce_max(tf.abs(frames - target)))
+    far = tf.cond(
+        tf.reduce_any(far), lambda: far, lambda: tf.abs(frames - target) >= tf.reduce_max(tf.abs(frames - target))
+    )
     logits = tf.where(far, 0.0, -1e9)[None, :]
     return tf.cast(tf.random.stateless_categorical(logits, count, seed)[0], tf.int32)
 
@@ -98,10 +109,19 @@ def _speech2vid_sample(example, target, identity, num_images: int, masked_target
     return {"faces": faces, "mfcc": mfcc}, frames[num_images]
 
 
-def speech2vid_dataset(data_dir, split: str, batch_size: int, num_identity_images: int = 1,
-                       samples_per_segment: int = 16, min_identity_gap: float = 0.5, training: bool = True,
-                       shuffle_buffer: int = 1024, augment: bool = True, seed: int = 0,
-                       masked_target: bool = False):  # fmt: skip
+def speech2vid_dataset(
+    data_dir,
+    split: str,
+    batch_size: int,
+    num_identity_images: int = 1,
+    samples_per_segment: int = 16,
+    min_identity_gap: float = 0.5,
+    training: bool = True,
+    shuffle_buffer: int = 1024,
+    augment: bool = True,
+    seed: int = 0,
+    masked_target: bool = False,
+):
     """Batches of ``({"faces": (B,S,S,3n), "mfcc": (B,12,35)}, frame (B,S,S,3))``.
 
     ``masked_target``: faces are (B,S,S,3(n+1)), the target frame itself first
@@ -114,17 +134,25 @@ def speech2vid_dataset(data_dir, split: str, batch_size: int, num_identity_image
     tf = _tf()
     dataset = _segments(data_dir, split, training, seed)
     if training:
+
         def draws(example, key):
             n = tf.cast(example["num_frames"], tf.int32)
             keys = tf.random.experimental.stateless_split(key, samples_per_segment + 1)
             targets = _frame_picks(n, samples_per_segment, keys[0], training)
             samples = tf.data.Dataset.from_tensor_slices((targets, keys[1:]))
-            return samples.map(lambda t, k: _speech2vid_sample(
-                example, t, _identity_indices(k, n, t, num_identity_images, min_identity_gap), num_identity_images,
-                masked_target))
+            return samples.map(
+                lambda t, k: _speech2vid_sample(
+                    example,
+                    t,
+                    _identity_indices(k, n, t, num_identity_images, min_identity_gap),
+                    num_identity_images,
+                    masked_target,
+                )
+            )
 
         dataset = dataset.flat_map(draws).shuffle(shuffle_buffer, seed=seed)
     else:
+
         def fixed(example, key):
             n = tf.cast(example["num_frames"], tf.int32)
             targets = _frame_picks(n, samples_per_segment, key, training)
@@ -149,11 +177,14 @@ def joint_augmenter(seed: int):
     """
     import keras
 
-    augment = keras.layers.Pipeline([
-        keras.layers.RandomFlip("horizontal", seed=seed),
-        keras.layers.RandomBrightness(0.1, value_range=(0.0, 1.0), seed=seed + 1),
-        keras.layers.RandomContrast(0.1, seed=seed + 2),
-    ], name="joint_augment")  # fmt: skip
+    augment = keras.layers.Pipeline(
+        [
+            keras.layers.RandomFlip("horizontal", seed=seed),
+            keras.layers.RandomBrightness(0.1, value_range=(0.0, 1.0), seed=seed + 1),
+            keras.layers.RandomContrast(0.1, seed=seed + 2),
+        ],
+        name="joint_augment",
+    )
 
     def apply(inputs, target):
         tf = _tf()
@@ -196,9 +227,19 @@ def _sequence_sample(example, first, still, length: int, audio_input: str):
     return {"faces": still_frame, "audio": _audio_windows(example, first, length, audio_input)}, frames
 
 
-def sequence_dataset(data_dir, split: str, batch_size: int, lengths=(16,), audio_input: str = "pcm",
-                     samples_per_segment: int = 4, min_identity_gap: float = 0.5, training: bool = True,
-                     shuffle_buffer: int = 256, augment: bool = True, seed: int = 0):  # fmt: skip
+def sequence_dataset(
+    data_dir,
+    split: str,
+    batch_size: int,
+    lengths=(16,),
+    audio_input: str = "pcm",
+    samples_per_segment: int = 4,
+    min_identity_gap: float = 0.5,
+    training: bool = True,
+    shuffle_buffer: int = 256,
+    augment: bool = True,
+    seed: int = 0,
+):
     """Batches of ``({"faces": (B,S,S,3), "audio": (B,L,*window)}, frames (B,L,S,S,3))``.
 
     A sample is ``L`` consecutive frames of a segment, their audio windows
@@ -223,8 +264,12 @@ def sequence_dataset(data_dir, split: str, batch_size: int, lengths=(16,), audio
             keys = tf.random.experimental.stateless_split(key, samples_per_segment + 1)
             firsts = _frame_picks(n - length + 1, samples_per_segment, keys[0], training)
             if training:
-                stills = tf.stack([_identity_indices(keys[i + 1], n, firsts[i] + length // 2, 1, min_identity_gap)[0]
-                                   for i in range(samples_per_segment)])  # fmt: skip
+                stills = tf.stack(
+                    [
+                        _identity_indices(keys[i + 1], n, firsts[i] + length // 2, 1, min_identity_gap)[0]
+                        for i in range(samples_per_segment)
+                    ]
+                )
             else:
                 stills = (firsts + length // 2 + n // 2) % n
             samples = tf.data.Dataset.from_tensor_slices((firsts, stills))
@@ -263,9 +308,19 @@ def sequence_augmenter(seed: int):
 
 # --- Lips at a glance -------------------------------------------------------------------------
 
-def glance_dataset(data_dir, split: str, batch_size: int, frames: int = audio_lib.GLANCE_FRAMES,
-                   samples_per_segment: int = 4, min_identity_gap: float = 0.5, training: bool = True,
-                   shuffle_buffer: int = 256, augment: bool = True, seed: int = 0):  # fmt: skip
+
+def glance_dataset(
+    data_dir,
+    split: str,
+    batch_size: int,
+    frames: int = audio_lib.GLANCE_FRAMES,
+    samples_per_segment: int = 4,
+    min_identity_gap: float = 0.5,
+    training: bool = True,
+    shuffle_buffer: int = 256,
+    augment: bool = True,
+    seed: int = 0,
+):
     """Batches of ``({"lips": (B, 64, 64, 3), "log_mel": (B, 4 frames, 128)}, lip clips (B, frames, 64, 64, 3))``.
 
     ``sequence_dataset``'s windows (one still of the same track far from the
@@ -276,13 +331,26 @@ def glance_dataset(data_dir, split: str, batch_size: int, frames: int = audio_li
 
     tf = _tf()
     face_size = prepared.data_parameters(data_dirs(data_dir))["crop_size"]
-    dataset = sequence_dataset(data_dir, split, batch_size, (frames,), "log_mel", samples_per_segment, min_identity_gap,
-                               training, shuffle_buffer, augment, seed)  # fmt: skip
+    dataset = sequence_dataset(
+        data_dir,
+        split,
+        batch_size,
+        (frames,),
+        "log_mel",
+        samples_per_segment,
+        min_identity_gap,
+        training,
+        shuffle_buffer,
+        augment,
+        seed,
+    )
 
     def to_lips(inputs, clip):
         log_mel = tf.reshape(inputs["audio"], [-1, frames * audio_lib.HOPS_PER_FRAME, audio_lib.LOG_MEL_BANDS])
-        return ({"lips": lip_crops(inputs["faces"], face_size=face_size), "log_mel": log_mel},
-                lip_crops(clip, face_size=face_size))  # fmt: skip
+        return (
+            {"lips": lip_crops(inputs["faces"], face_size=face_size), "log_mel": log_mel},
+            lip_crops(clip, face_size=face_size),
+        )
 
     return dataset.map(to_lips, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
@@ -316,9 +384,19 @@ def _syncnet_sample(example, t, max_shift: int, crop: str = "lower_half", face_s
     return {"lips": window, "mfcc": mfcc}, tf.constant(max_shift, tf.int32)
 
 
-def syncnet_dataset(data_dir, split: str, batch_size: int, max_shift: int = 5, samples_per_segment: int = 16,
-                    training: bool = True, shuffle_buffer: int = 1024, augment: bool = True, seed: int = 0,
-                    crop: str = "lower_half", geometry: float = 0.0):  # fmt: skip
+def syncnet_dataset(
+    data_dir,
+    split: str,
+    batch_size: int,
+    max_shift: int = 5,
+    samples_per_segment: int = 16,
+    training: bool = True,
+    shuffle_buffer: int = 1024,
+    augment: bool = True,
+    seed: int = 0,
+    crop: str = "lower_half",
+    geometry: float = 0.0,
+):
     """Batches of ``({"lips": (B, H, W, 5), "mfcc": (B, 2K+1, 12, 20)}, in-sync index (B,) = K)``.
 
     ``crop``: ``syncnet.sync_region``; ``geometry``: with ``augment``, random shifts and zooms of up
@@ -339,7 +417,8 @@ def syncnet_dataset(data_dir, split: str, batch_size: int, max_shift: int = 5, s
         span = n - 2 * (max_shift + half)  # valid centres: [K + 2, n - K - 2)
         picks = _frame_picks(span, samples_per_segment, key, training) + max_shift + half
         return tf.data.Dataset.from_tensor_slices(picks).map(
-            lambda t: _syncnet_sample(example, t, max_shift, crop, face_size))
+            lambda t: _syncnet_sample(example, t, max_shift, crop, face_size)
+        )
 
     dataset = dataset.flat_map(draws)
     if training:
@@ -347,8 +426,9 @@ def syncnet_dataset(data_dir, split: str, batch_size: int, max_shift: int = 5, s
     dataset = dataset.batch(batch_size, drop_remainder=training)
     if training and augment:
         flip = lips_augmenter(seed, geometry)
-        dataset = dataset.map(lambda x, y: ({"lips": flip(x["lips"]), "mfcc": x["mfcc"]}, y),
-                              num_parallel_calls=tf.data.AUTOTUNE)  # fmt: skip
+        dataset = dataset.map(
+            lambda x, y: ({"lips": flip(x["lips"]), "mfcc": x["mfcc"]}, y), num_parallel_calls=tf.data.AUTOTUNE
+        )
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
@@ -363,8 +443,10 @@ def lips_augmenter(seed: int, geometry: float = 0.0):
         keras.layers.RandomContrast(0.2, seed=seed + 2),
     ]
     if geometry:
-        layers += [keras.layers.RandomTranslation(geometry, geometry, fill_mode="reflect", seed=seed + 3),
-                   keras.layers.RandomZoom(geometry, fill_mode="reflect", seed=seed + 4)]  # fmt: skip
+        layers += [
+            keras.layers.RandomTranslation(geometry, geometry, fill_mode="reflect", seed=seed + 3),
+            keras.layers.RandomZoom(geometry, fill_mode="reflect", seed=seed + 4),
+        ]
     augment = keras.layers.Pipeline(layers, name="lips_augment")
     return lambda x: _tf().clip_by_value(augment(x, training=True), 0.0, 1.0)
 
@@ -402,8 +484,17 @@ def blur(image, kernel):
     return tf.nn.depthwise_conv2d(padded, weights, [1, 1, 1, 1], "VALID")[0]
 
 
-def deblur_dataset(data_dir, split: str, batch_size: int, samples_per_segment: int = 16, training: bool = True,
-                   shuffle_buffer: int = 1024, max_sigma: float = 3.0, max_motion: int = 9, seed: int = 0):  # fmt: skip
+def deblur_dataset(
+    data_dir,
+    split: str,
+    batch_size: int,
+    samples_per_segment: int = 16,
+    training: bool = True,
+    shuffle_buffer: int = 1024,
+    max_sigma: float = 3.0,
+    max_motion: int = 9,
+    seed: int = 0,
+):
     """Batches of (blurred frame, sharp frame), both (B, S, S, 3) in [0, 1]."""
     tf = _tf()
     dataset = _segments(data_dir, split, training, seed)

@@ -129,8 +129,14 @@ def process_clip(path: str, relative: str, config: PrepareConfig, analyzer, prog
     key = clip_id(path, relative)
     entry = {"clip_id": key, "source": path, "relative": relative, **_source_stamp(path)}
     try:
-        origin = layouts.identify(relative, config.speaker_from, config.split, config.validation_fraction,
-                                  config.test_fraction, config.split_table)  # fmt: skip
+        origin = layouts.identify(
+            relative,
+            config.speaker_from,
+            config.split,
+            config.validation_fraction,
+            config.test_fraction,
+            config.split_table,
+        )
         entry.update(speaker=origin.speaker, split=origin.split, layout=origin.layout)
         segments, stats = _process(path, relative, key, origin, config, analyzer, progress, sync_expert)
         entry.update(status="ok", **stats)
@@ -171,8 +177,13 @@ def _process(path, relative, key, origin, config, analyzer, progress, sync_exper
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=max(1, round(info.duration * audio_lib.FPS)), desc=relative[-40:], unit="frame",
-                   leave=False, file=sys.stderr)  # fmt: skip
+        bar = tqdm(
+            total=max(1, round(info.duration * audio_lib.FPS)),
+            desc=relative[-40:],
+            unit="frame",
+            leave=False,
+            file=sys.stderr,
+        )
     try:
         for t, frame in enumerate(media.iter_frames(path, audio_lib.FPS, info=info)):
             frame_count += 1
@@ -203,7 +214,9 @@ def _process(path, relative, key, origin, config, analyzer, progress, sync_exper
             long_enough.append(track)
     if not long_enough:
         longest = max(len(t) for t in tracker.tracks)
-        raise ClipSkipped(TRACK_TOO_SHORT, f"longest face track has {longest} frames, fewer than {config.min_track_frames}")
+        raise ClipSkipped(
+            TRACK_TOO_SHORT, f"longest face track has {longest} frames, fewer than {config.min_track_frames}"
+        )
 
     total_frames = max(frame_count, audio_lib.num_frames(len(waveform)))
     mfcc = audio_lib.mfcc_sequence(waveform, total_frames)
@@ -213,13 +226,17 @@ def _process(path, relative, key, origin, config, analyzer, progress, sync_exper
             first = track.frame_index[0]
             cols = slice(audio_lib.mfcc_window_slice(first)[0], audio_lib.mfcc_window_slice(track.last_frame)[1])
             result = sync_expert.score(np.stack(track.crops), mfcc[:, cols])
-            scores_of = {"offset": result.offset, "confidence": round(result.confidence, 4),
-                         "distance": round(result.min_distance, 4)}  # fmt: skip
+            scores_of = {
+                "offset": result.offset,
+                "confidence": round(result.confidence, 4),
+                "distance": round(result.min_distance, 4),
+            }
             sync_scores[str(track.track_id)] = scores_of
             if result.confidence >= config.sync_min_confidence:
                 offsets[track.track_id] = result.offset
         kept, not_speaking, scores = tracks.pick_active_speakers(
-            long_enough, scores={t.track_id: sync_scores[str(t.track_id)]["confidence"] for t in long_enough})
+            long_enough, scores={t.track_id: sync_scores[str(t.track_id)]["confidence"] for t in long_enough}
+        )
     else:
         energy = audio_lib.frame_rms(waveform, total_frames)
         kept, not_speaking, scores = tracks.pick_active_speakers(long_enough, energy)
@@ -231,8 +248,11 @@ def _process(path, relative, key, origin, config, analyzer, progress, sync_exper
         """MFCC, log-mel and PCM of the audio advanced by ``offset`` frames (frame t hears t + offset)."""
         if offset not in features_at:
             shifted = audio_lib.delayed(waveform, -offset)
-            features_at[offset] = (audio_lib.mfcc_sequence(shifted, total_frames),
-                                   audio_lib.log_mel_frames(shifted, total_frames), audio_lib.to_int16(shifted))  # fmt: skip
+            features_at[offset] = (
+                audio_lib.mfcc_sequence(shifted, total_frames),
+                audio_lib.log_mel_frames(shifted, total_frames),
+                audio_lib.to_int16(shifted),
+            )
         return features_at[offset]
 
     segments = []
@@ -244,10 +264,16 @@ def _process(path, relative, key, origin, config, analyzer, progress, sync_exper
             for index, (offset, length) in enumerate(_segments_of(stop - start, config.max_segment_frames)):
                 part = slice(start + offset, start + offset + length)
                 first = track.frame_index[part.start]
-                mfcc_cols = slice(audio_lib.mfcc_window_slice(first)[0], audio_lib.mfcc_window_slice(first + length - 1)[1])
+                mfcc_cols = slice(
+                    audio_lib.mfcc_window_slice(first)[0], audio_lib.mfcc_window_slice(first + length - 1)[1]
+                )
                 segment = features.Segment(
-                    clip_id=key, source=relative, speaker=origin.speaker, split=split,
-                    track_id=track.track_id, segment=segment_index,
+                    clip_id=key,
+                    source=relative,
+                    speaker=origin.speaker,
+                    split=split,
+                    track_id=track.track_id,
+                    segment=segment_index,
                     frame_index=np.asarray(track.frame_index[part], np.int64),
                     frames=np.stack(track.crops[part]),
                     landmarks=np.stack(track.landmarks[part]).astype(np.float32),
@@ -257,7 +283,7 @@ def _process(path, relative, key, origin, config, analyzer, progress, sync_exper
                     mfcc=np.ascontiguousarray(mfcc[:, mfcc_cols]),
                     log_mel=np.ascontiguousarray(log_mel[first : first + length]),
                     offset_frames=av_offset,
-                )  # fmt: skip
+                )
                 segment.validate()
                 segments.append(segment)
                 segment_index += 1
@@ -270,9 +296,14 @@ def _process(path, relative, key, origin, config, analyzer, progress, sync_exper
         "tracks_kept": len(kept),
         "segments": len(segments),
         "frames_written": int(sum(s.num_frames for s in segments)),
-        "examples": {sp: sum(s.split == sp for s in segments) for sp in features.SPLITS if any(s.split == sp for s in segments)},
-        "frames_by_split": {sp: int(sum(s.num_frames for s in segments if s.split == sp))
-                            for sp in features.SPLITS if any(s.split == sp for s in segments)},
+        "examples": {
+            sp: sum(s.split == sp for s in segments) for sp in features.SPLITS if any(s.split == sp for s in segments)
+        },
+        "frames_by_split": {
+            sp: int(sum(s.num_frames for s in segments if s.split == sp))
+            for sp in features.SPLITS
+            if any(s.split == sp for s in segments)
+        },
         "speaking_scores": {str(k): round(v, 3) for k, v in scores.items()},
         **({"sync": sync_scores} if sync_expert is not None else {}),
         "mean_eye_error_px": round(eye_error, 3),
@@ -357,8 +388,9 @@ def load_sync_expert(config: PrepareConfig, sync_loader=None):
     _check_sync_loader(config, sync_loader)
     expert = sync_loader(config.sync_model)
     if expert.face_size != config.crop_size:
-        raise ValueError(f"{config.sync_model}: the sync expert takes {expert.face_size} px faces, "
-                         f"not crop_size {config.crop_size}")  # fmt: skip
+        raise ValueError(
+            f"{config.sync_model}: the sync expert takes {expert.face_size} px faces, not crop_size {config.crop_size}"
+        )
     return expert
 
 
@@ -375,17 +407,24 @@ def _config_record(config: PrepareConfig) -> dict:
 
 def _check_sync_loader(config: PrepareConfig, sync_loader) -> None:
     if config.sync_model and sync_loader is None:
-        raise ValueError(f"sync_model {config.sync_model}: no sync_loader to load the sync expert with "
-                         "(python -m keras_s2v.prepare passes keras_s2v.evaluation.sync.SyncExpert)")  # fmt: skip
+        raise ValueError(
+            f"sync_model {config.sync_model}: no sync_loader to load the sync expert with "
+            "(python -m keras_s2v.prepare passes keras_s2v.evaluation.sync.SyncExpert)"
+        )
 
 
 def _check_out(out: Path, inputs, config: PrepareConfig, overwrite: bool) -> None:
     """Refuse, before any work, an ``out`` that is a file, an input, unwritable, or someone else's non-empty folder."""
-    given = [("--input", i) for i in inputs] + [("--sync_model", config.sync_model), ("--split_table", config.split_table)]
+    given = [("--input", i) for i in inputs] + [
+        ("--sync_model", config.sync_model),
+        ("--split_table", config.split_table),
+    ]
     outputs.check_folder(out, inputs=given, overwrite=True)  # resuming a folder of ours is no overwrite
     if out.is_dir() and any(out.iterdir()) and not (out / CONFIG_FILE).exists() and not overwrite:
-        raise FileExistsError(f"{out}: holds files prepare did not write (no {CONFIG_FILE}); use a new or empty "
-                              "--out, or --overwrite to write shards there anyway")  # fmt: skip
+        raise FileExistsError(
+            f"{out}: holds files prepare did not write (no {CONFIG_FILE}); use a new or empty "
+            "--out, or --overwrite to write shards there anyway"
+        )
 
 
 def _check_config(out: Path, config: PrepareConfig, overwrite: bool) -> None:
@@ -407,8 +446,16 @@ def _check_config(out: Path, config: PrepareConfig, overwrite: bool) -> None:
     (out / CONFIG_FILE).write_text(json.dumps(_config_record(config), indent=1))
 
 
-def prepare(inputs, out, config: PrepareConfig | None = None, workers: int = 1, overwrite: bool = False,
-            progress: bool = True, log=print, sync_loader=None) -> dict:  # fmt: skip
+def prepare(
+    inputs,
+    out,
+    config: PrepareConfig | None = None,
+    workers: int = 1,
+    overwrite: bool = False,
+    progress: bool = True,
+    log=print,
+    sync_loader=None,
+) -> dict:
     """Prepare every video under ``inputs`` into shards in ``out``; returns the manifest.
 
     Clips finished by an earlier run (same source size and mtime) are not
@@ -457,12 +504,19 @@ def prepare(inputs, out, config: PrepareConfig | None = None, workers: int = 1, 
 
             # spawn, not fork: TensorFlow and LiteRT threads do not survive a fork.
             with concurrent.futures.ProcessPoolExecutor(
-                workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker, initargs=(dataclasses.asdict(config), sync_loader),
-            ) as pool:  # fmt: skip
+                workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(dataclasses.asdict(config), sync_loader),
+            ) as pool:
                 futures = [pool.submit(_worker_task, str(out), p, r, False) for p, r in todo]
-                for future in tqdm(concurrent.futures.as_completed(futures), total=len(futures), unit="clip",
-                                   disable=not progress, file=sys.stderr):  # fmt: skip
+                for future in tqdm(
+                    concurrent.futures.as_completed(futures),
+                    total=len(futures),
+                    unit="clip",
+                    disable=not progress,
+                    file=sys.stderr,
+                ):
                     report(future.result())
     manifest = write_shards(out, [entries[k] for k in sorted(entries)], config)
     return manifest
@@ -538,16 +592,29 @@ def summary_table(manifest: dict) -> str:
     rows = [("clip", "status", "split", "frames", "tracks", "kept", "segments", "eye err px", "reason")]
     for e in manifest["entries"]:
         if e["status"] == "ok":
-            rows.append((e["relative"], "ok", "+".join(e["examples"]), str(e["frames"]), str(e["tracks"]), str(e["tracks_kept"]),
-                         str(e["segments"]), f"{e['mean_eye_error_px']:.2f}", ""))  # fmt: skip
+            rows.append(
+                (
+                    e["relative"],
+                    "ok",
+                    "+".join(e["examples"]),
+                    str(e["frames"]),
+                    str(e["tracks"]),
+                    str(e["tracks_kept"]),
+                    str(e["segments"]),
+                    f"{e['mean_eye_error_px']:.2f}",
+                    "",
+                )
+            )
         else:
             rows.append((e["relative"], "skipped", e.get("split", ""), "", "", "", "", "", e["reason"]))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     for split, s in manifest.get("splits", {}).items():
-        lines.append(f"{split}: {s['examples']} examples, {s['frames']} frames, {len(s['speakers'])} speakers, "
-                     f"{s['shards']} shard(s)")  # fmt: skip
+        lines.append(
+            f"{split}: {s['examples']} examples, {s['frames']} frames, {len(s['speakers'])} speakers, "
+            f"{s['shards']} shard(s)"
+        )
     lines.append(f"{manifest['clips_ok']} of {manifest['clips']} clips prepared, {manifest['clips_skipped']} skipped")
     return "\n".join(lines)
 
@@ -585,8 +652,9 @@ def _BeamPrepareClip(config_dict: dict, sync_loader=None):
     return _beam_prepare_clip_class()(config_dict, sync_loader)
 
 
-def prepare_beam(inputs, out, config: PrepareConfig | None = None, pipeline_args=None, overwrite: bool = False,
-                 sync_loader=None) -> dict:  # fmt: skip
+def prepare_beam(
+    inputs, out, config: PrepareConfig | None = None, pipeline_args=None, overwrite: bool = False, sync_loader=None
+) -> dict:
     """The same per-clip function as a Beam pipeline (DirectRunner unless flags say otherwise).
 
     Writes ``<split>-SSSSS-of-NNNNN.tfrecord`` shards and ``manifest.json``
@@ -612,7 +680,8 @@ def prepare_beam(inputs, out, config: PrepareConfig | None = None, pipeline_args
         results = (
             pipeline
             | "Clips" >> beam.Create(videos)
-            | "Prepare" >> beam.ParDo(_BeamPrepareClip(config_dict, sync_loader)).with_outputs("entries", *features.SPLITS)
+            | "Prepare"
+            >> beam.ParDo(_BeamPrepareClip(config_dict, sync_loader)).with_outputs("entries", *features.SPLITS)
         )
         for split in features.SPLITS:
             _ = results[split] | f"Write {split}" >> beam.io.WriteToTFRecord(
@@ -624,8 +693,9 @@ def prepare_beam(inputs, out, config: PrepareConfig | None = None, pipeline_args
             | "Entries" >> beam.io.WriteToText(str(out / ".entries"), shard_name_template="")
         )
     entries_file = out / ".entries"
-    entries = sorted((json.loads(line) for line in entries_file.read_text().splitlines() if line),
-                     key=lambda e: e["clip_id"])  # fmt: skip
+    entries = sorted(
+        (json.loads(line) for line in entries_file.read_text().splitlines() if line), key=lambda e: e["clip_id"]
+    )
     entries_file.unlink()
     splits = {}
     for split in features.SPLITS:

@@ -38,7 +38,10 @@ def data_parameters(data_dirs) -> dict:
             record = json.loads(path.read_text())
         except (OSError, ValueError) as error:
             raise ValueError(f"{path}: not a prepared data folder ({error}); run python -m keras_s2v.prepare") from None
-        found[str(folder)] = {"crop_size": record.get("crop_size", 112), "audio": record.get("audio", audio_lib.parameters())}
+        found[str(folder)] = {
+            "crop_size": record.get("crop_size", 112),
+            "audio": record.get("audio", audio_lib.parameters()),
+        }
     first, *others = found.items()
     for folder, params in others:
         differ = parameter_differences(first[1], params)

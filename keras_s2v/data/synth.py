@@ -159,8 +159,9 @@ class _EspeakEvent(ctypes.Structure):
     ]
 
 
-_SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int,
-                                   ctypes.POINTER(_EspeakEvent))  # fmt: skip
+_SYNTH_CALLBACK = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_EspeakEvent)
+)
 
 
 class EspeakError(RuntimeError):
@@ -198,8 +199,16 @@ class _Espeak:
         lib.espeak_SetVoiceByName.restype = ctypes.c_int
         lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
         lib.espeak_SetParameter.restype = ctypes.c_int
-        lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
-                                     ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]  # fmt: skip
+        lib.espeak_Synth.argtypes = [
+            ctypes.c_char_p,
+            ctypes.c_size_t,
+            ctypes.c_uint,
+            ctypes.c_int,
+            ctypes.c_uint,
+            ctypes.c_uint,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+        ]
         lib.espeak_Synth.restype = ctypes.c_int
         lib.espeak_Synchronize.restype = ctypes.c_int
         lib.espeak_Info.argtypes = [ctypes.POINTER(ctypes.c_char_p)]
@@ -213,11 +222,18 @@ class _Espeak:
         self._callback = _SYNTH_CALLBACK(self._on_synth)  # kept alive as long as the engine
         self.data_root = self._private_data_root()
         if self.data_root is None:
-            warnings.warn("espeak-ng: could not build the deterministic voice data; using the system's, "
-                          "so audio may differ between runs", RuntimeWarning, stacklevel=2)  # fmt: skip
-        rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0,
-                                     str(self.data_root).encode() if self.data_root else None,
-                                     _INITIALIZE_PHONEME_EVENTS)  # fmt: skip
+            warnings.warn(
+                "espeak-ng: could not build the deterministic voice data; using the system's, "
+                "so audio may differ between runs",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        rate = lib.espeak_Initialize(
+            _AUDIO_OUTPUT_SYNCHRONOUS,
+            0,
+            str(self.data_root).encode() if self.data_root else None,
+            _INITIALIZE_PHONEME_EVENTS,
+        )
         if rate <= 0:
             raise EspeakError(f"espeak_Initialize failed (returned {rate}); is espeak-ng-data installed?")
         self.sample_rate = int(rate)
@@ -367,8 +383,9 @@ def _resample(waveform: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     return (np.fft.irfft(spectrum, n_out) * (n_out / len(waveform))).astype(np.float32)
 
 
-def concatenate_speech(parts: Sequence[Speech], pauses: Sequence[float], lead: float = 0.0,
-                       total: float | None = None) -> Speech:  # fmt: skip
+def concatenate_speech(
+    parts: Sequence[Speech], pauses: Sequence[float], lead: float = 0.0, total: float | None = None
+) -> Speech:
     """Join utterances with silent pauses (``pauses[i]`` after part ``i``), padded to ``total`` s."""
     pieces, phonemes, offset = [], [], 0.0
 
@@ -444,6 +461,8 @@ VISEMES: dict[str, Viseme] = {
 }
 
 #: espeak-ng English phoneme mnemonics -> viseme(s); diphthongs split their time.
+# Laid out by hand, one row per viseme (the formatter would put each phoneme on its own line).
+# fmt: off
 PHONEME_VISEMES: dict[str, tuple[str, ...]] = {
     # pauses
     "_": ("rest",), "_:": ("rest",), "_!": ("rest",), "_|": ("rest",), "||": ("rest",),
@@ -471,7 +490,8 @@ PHONEME_VISEMES: dict[str, tuple[str, ...]] = {
     "e@": ("mid_front", "central"), "i@": ("close_front", "central"), "U@": ("rounded_close", "central"),
     "aI@": ("open", "close_front", "central"), "aU@": ("open", "rounded_close", "central"),
     "A@": ("open", "r"), "O@": ("rounded_open", "r"), "o@": ("rounded_mid", "r"),
-}  # fmt: skip
+}
+# fmt: on
 
 _VOWEL_LETTERS = "aAeEiIoOuUV@03"
 _STOPS = frozenset({"p", "b", "t", "d", "k", "g", "tS", "dZ"})
@@ -552,8 +572,9 @@ def viseme_segments(speech: Speech) -> list[VisemeSegment]:
             # Diphthong: the first target holds a little longer than the glide's end.
             weights = np.array([1.2] + [1.0] * (len(visemes) - 1))
             edges = start + (end - start) * np.concatenate([[0.0], np.cumsum(weights) / weights.sum()])
-            segments.extend(VisemeSegment(v, float(a), float(b), ph.symbol)
-                            for v, a, b in zip(visemes, edges[:-1], edges[1:]))  # fmt: skip
+            segments.extend(
+                VisemeSegment(v, float(a), float(b), ph.symbol) for v, a, b in zip(visemes, edges[:-1], edges[1:])
+            )
     if not segments or segments[0].start > 0:
         segments.insert(0, VisemeSegment("rest", 0.0, segments[0].start if segments else speech.duration, "_"))
     if segments[-1].end < speech.duration:
@@ -561,8 +582,13 @@ def viseme_segments(speech: Speech) -> list[VisemeSegment]:
     return [s for s in segments if s.end > s.start]
 
 
-def articulation_track(segments: Sequence[VisemeSegment], times: np.ndarray, duration: float,
-                       scale: float = 1.0, jitter: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+def articulation_track(
+    segments: Sequence[VisemeSegment],
+    times: np.ndarray,
+    duration: float,
+    scale: float = 1.0,
+    jitter: np.ndarray | None = None,
+) -> np.ndarray:
     """``(len(times), 5)`` articulation (``ARTICULATION_PARAMS``) at ``times`` (s).
 
     Dominance blending: each segment pulls each parameter towards its target
@@ -576,8 +602,18 @@ def articulation_track(segments: Sequence[VisemeSegment], times: np.ndarray, dur
     ends = np.array([s.end for s in segments])[:, None]
     outside = np.maximum(np.maximum(starts - grid[None], grid[None] - ends), 0.0)
     falloff = np.exp(-outside / _COARTICULATION_TAU)  # (S, G)
-    targets = np.array([[VISEMES[s.viseme].jaw, VISEMES[s.viseme].gap, VISEMES[s.viseme].width,
-                         VISEMES[s.viseme].round, VISEMES[s.viseme].tuck] for s in segments])  # fmt: skip
+    targets = np.array(
+        [
+            [
+                VISEMES[s.viseme].jaw,
+                VISEMES[s.viseme].gap,
+                VISEMES[s.viseme].width,
+                VISEMES[s.viseme].round,
+                VISEMES[s.viseme].tuck,
+            ]
+            for s in segments
+        ]
+    )
     targets[:, :2] *= scale * (jitter[:, None] if jitter is not None else 1.0)
     lips = np.array([VISEMES[s.viseme].lips for s in segments])[:, None] * falloff + 1e-9
     shape = np.array([VISEMES[s.viseme].shape for s in segments])[:, None] * falloff + 1e-9
@@ -662,8 +698,7 @@ def _default_portrait(name: str, detector: str) -> Portrait:
     return Portrait(name, image, _detect_landmarks(image, source, detector), source)
 
 
-def load_portrait(source: str | os.PathLike | np.ndarray, name: str | None = None,
-                  detector: str = "dlib") -> Portrait:  # fmt: skip
+def load_portrait(source: str | os.PathLike | np.ndarray, name: str | None = None, detector: str = "dlib") -> Portrait:
     """A portrait from an image file, an RGB array, or a default name (``DEFAULT_PORTRAITS``).
 
     Raises ``NoFaceError`` (no face) or ``media.MediaError`` (unreadable), naming the file.
@@ -767,14 +802,17 @@ class FaceRig:
         ring = centre + offset * np.minimum(1.0, room.min(1, keepdims=True))
         t = np.linspace(0, 1, _BORDER_PER_SIDE, endpoint=False)
         e = self.size - 0.5
-        border = np.concatenate([
-            np.stack([-0.5 + t * (e + 0.5), np.full_like(t, -0.5)], 1),
-            np.stack([np.full_like(t, e), -0.5 + t * (e + 0.5)], 1),
-            np.stack([e - t * (e + 0.5), np.full_like(t, e)], 1),
-            np.stack([np.full_like(t, -0.5), e - t * (e + 0.5)], 1),
-        ])  # fmt: skip
-        creases = np.array([rest[lid] + _CREASE_HEIGHT * (rest[list(brow)].mean(0) - rest[lid])
-                            for lid, brow in _CREASES])  # fmt: skip
+        border = np.concatenate(
+            [
+                np.stack([-0.5 + t * (e + 0.5), np.full_like(t, -0.5)], 1),
+                np.stack([np.full_like(t, e), -0.5 + t * (e + 0.5)], 1),
+                np.stack([e - t * (e + 0.5), np.full_like(t, e)], 1),
+                np.stack([np.full_like(t, -0.5), e - t * (e + 0.5)], 1),
+            ]
+        )
+        creases = np.array(
+            [rest[lid] + _CREASE_HEIGHT * (rest[list(brow)].mean(0) - rest[lid]) for lid, brow in _CREASES]
+        )
         self.local_creases = (creases - self.mouth_origin) @ self.axes.T
         self.num_face = 68 + len(creases)  # points posed in the face frame
         self.num_ring = len(ring)
@@ -785,7 +823,7 @@ class FaceRig:
         lips = np.zeros((self.size, self.size), np.uint8)
         cv2.fillPoly(lips, [np.round(rest[48:60]).astype(np.int32)], 1)
         cv2.fillPoly(lips, [np.round(rest[60:68]).astype(np.int32)], 0)
-        self.lip_colour = (self.base[lips > 0].mean(0) if lips.any() else np.array([150.0, 80.0, 80.0]))
+        self.lip_colour = self.base[lips > 0].mean(0) if lips.any() else np.array([150.0, 80.0, 80.0])
         cheek = np.round((rest[[2, 14]] * 0.6 + rest[[31, 35]] * 0.4)).astype(int).clip(0, self.size - 1)
         skin = self.base[cheek[:, 1], cheek[:, 0]].astype(np.float64).mean(0)
         self.tooth_colour = 0.8 * np.array([240.0, 238.0, 230.0]) + 0.2 * skin
@@ -808,8 +846,9 @@ class FaceRig:
 
     # ------------------------------------------------------------------ pose
 
-    def pose(self, articulation: np.ndarray, blink: float = 0.0,
-             head: Sequence[float] = (0.0, 1.0, 0.0, 0.0)) -> np.ndarray:  # fmt: skip
+    def pose(
+        self, articulation: np.ndarray, blink: float = 0.0, head: Sequence[float] = (0.0, 1.0, 0.0, 0.0)
+    ) -> np.ndarray:
         """All mesh points for one frame; the first 68 are the landmarks (output pixels).
 
         articulation: (jaw, gap, width, round, tuck) as in ``ARTICULATION_PARAMS``.
@@ -954,8 +993,9 @@ def _closed_spline(points: np.ndarray, steps: int = 6) -> np.ndarray:
     p0, p1 = np.roll(points, 1, 0), points
     p2, p3 = np.roll(points, -1, 0), np.roll(points, -2, 0)
     t = (np.arange(steps) / steps)[:, None, None]
-    curve = 0.5 * (2 * p1 + (-p0 + p2) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t**2
-                   + (-p0 + 3 * p1 - 3 * p2 + p3) * t**3)
+    curve = 0.5 * (
+        2 * p1 + (-p0 + p2) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t**2 + (-p0 + 3 * p1 - 3 * p2 + p3) * t**3
+    )
     return curve.transpose(1, 0, 2).reshape(-1, 2)
 
 
@@ -1014,8 +1054,9 @@ def _split_sentences(text: str) -> list[str]:
     return parts or [text]
 
 
-def compose_speech(rng: np.random.Generator, seconds: float, voice: str, rate: int, pitch: int,
-                   text: str | None = None) -> Speech:  # fmt: skip
+def compose_speech(
+    rng: np.random.Generator, seconds: float, voice: str, rate: int, pitch: int, text: str | None = None
+) -> Speech:
     """Speech of about ``seconds``: given ``text``, or sentences picked to fill the time.
 
     Sentences are added while they fit (within 0.5 s over); the rest is topped up
@@ -1077,9 +1118,19 @@ def head_track(rng: np.random.Generator, num_frames: int, size: int, fps: float 
     return out
 
 
-def plan_clip(speaker: str, seed: int = 0, index: int = 0, *, seconds: float = 3.0, size: int = 256,
-              text: str | None = None, voice: str | None = None, rate: int | None = None,
-              pitch: int | None = None, clip_id: str | None = None) -> ClipPlan:  # fmt: skip
+def plan_clip(
+    speaker: str,
+    seed: int = 0,
+    index: int = 0,
+    *,
+    seconds: float = 3.0,
+    size: int = 256,
+    text: str | None = None,
+    voice: str | None = None,
+    rate: int | None = None,
+    pitch: int | None = None,
+    clip_id: str | None = None,
+) -> ClipPlan:
     """Speech, articulation, blinks and head motion of clip ``index`` of ``speaker``.
 
     Unset voice/rate/pitch are drawn from the clip's RNG (so clips vary).
@@ -1100,8 +1151,15 @@ def plan_clip(speaker: str, seed: int = 0, index: int = 0, *, seconds: float = 3
     scale = float(style_rng.uniform(0.85, 1.15))
     jitter = style_rng.uniform(0.9, 1.1, len(segments))
     articulation = articulation_track(segments, frame_times(frames), speech.duration, scale, jitter)
-    return ClipPlan(clip_id or f"clip_{index:03d}", speech, tuple(segments), articulation,
-                    blink_track(blink_rng, frames), head_track(head_rng, frames, size), int(seed))  # fmt: skip
+    return ClipPlan(
+        clip_id or f"clip_{index:03d}",
+        speech,
+        tuple(segments),
+        articulation,
+        blink_track(blink_rng, frames),
+        head_track(head_rng, frames, size),
+        int(seed),
+    )
 
 
 # ============================================================================ Rendering clips
@@ -1162,14 +1220,27 @@ def clip_metadata(portrait: Portrait, plan: ClipPlan, landmarks: np.ndarray, siz
         "width": size,
         "height": size,
         "landmarks": _r(landmarks, 2),  # frames x 68 x 2, output pixels (integer = pixel centre)
-        "phonemes": [{"phoneme": p.symbol, "start": round(p.start, 4), "end": round(p.end, 4),
-                      "visemes": list(phoneme_visemes(p.symbol))} for p in speech.phonemes],  # fmt: skip
-        "visemes": [{"viseme": s.viseme, "start": round(s.start, 4), "end": round(s.end, 4), "phoneme": s.phoneme}
-                    for s in plan.segments],  # fmt: skip
+        "phonemes": [
+            {
+                "phoneme": p.symbol,
+                "start": round(p.start, 4),
+                "end": round(p.end, 4),
+                "visemes": list(phoneme_visemes(p.symbol)),
+            }
+            for p in speech.phonemes
+        ],
+        "visemes": [
+            {"viseme": s.viseme, "start": round(s.start, 4), "end": round(s.end, 4), "phoneme": s.phoneme}
+            for s in plan.segments
+        ],
         "articulation": {name: _r(plan.articulation[:, j], 4) for j, name in enumerate(ARTICULATION_PARAMS)},
         "blink": _r(plan.blink, 3),
-        "head": {"angle_deg": _r(np.degrees(plan.head[:, 0]), 3), "scale": _r(plan.head[:, 1], 4),
-                 "dx": _r(plan.head[:, 2], 2), "dy": _r(plan.head[:, 3], 2)},  # fmt: skip
+        "head": {
+            "angle_deg": _r(np.degrees(plan.head[:, 0]), 3),
+            "scale": _r(plan.head[:, 1], 4),
+            "dx": _r(plan.head[:, 2], 2),
+            "dy": _r(plan.head[:, 3], 2),
+        },
     }
 
 
@@ -1182,23 +1253,62 @@ def _as_portrait(portrait: Portrait | str | os.PathLike) -> Portrait:
     return portrait if isinstance(portrait, Portrait) else load_portrait(portrait)
 
 
-def synthesize_clip(portrait: Portrait | str | os.PathLike, *, seconds: float = 3.0, size: int = 256,
-                    seed: int = 0, index: int = 0, text: str | None = None, voice: str | None = None,
-                    rate: int | None = None, pitch: int | None = None, clip_id: str | None = None) -> Clip:  # fmt: skip
+def synthesize_clip(
+    portrait: Portrait | str | os.PathLike,
+    *,
+    seconds: float = 3.0,
+    size: int = 256,
+    seed: int = 0,
+    index: int = 0,
+    text: str | None = None,
+    voice: str | None = None,
+    rate: int | None = None,
+    pitch: int | None = None,
+    clip_id: str | None = None,
+) -> Clip:
     """A clip in memory (frames kept, no files): for tests and previews."""
     portrait = _as_portrait(portrait)
-    plan = plan_clip(portrait.name, seed, index, seconds=seconds, size=size, text=text, voice=voice,
-                     rate=rate, pitch=pitch, clip_id=clip_id)  # fmt: skip
+    plan = plan_clip(
+        portrait.name,
+        seed,
+        index,
+        seconds=seconds,
+        size=size,
+        text=text,
+        voice=voice,
+        rate=rate,
+        pitch=pitch,
+        clip_id=clip_id,
+    )
     frames, landmarks = zip(*render_frames(_rig(portrait, size), plan)) if plan.num_frames else ((), ())
     landmarks = np.array(landmarks, np.float32).reshape(-1, 68, 2)
-    return Clip(portrait.name, plan.clip_id, None, None, landmarks, plan.speech.waveform,
-                clip_metadata(portrait, plan, landmarks, size), np.array(frames, np.uint8))  # fmt: skip
+    return Clip(
+        portrait.name,
+        plan.clip_id,
+        None,
+        None,
+        landmarks,
+        plan.speech.waveform,
+        clip_metadata(portrait, plan, landmarks, size),
+        np.array(frames, np.uint8),
+    )
 
 
-def render_clip(portrait: Portrait | str | os.PathLike, out_path: str | os.PathLike, *, seconds: float = 3.0,
-                size: int = 256, seed: int = 0, index: int = 0, text: str | None = None,
-                voice: str | None = None, rate: int | None = None, pitch: int | None = None,
-                overwrite: bool = False, keep_frames: bool = False) -> Clip:  # fmt: skip
+def render_clip(
+    portrait: Portrait | str | os.PathLike,
+    out_path: str | os.PathLike,
+    *,
+    seconds: float = 3.0,
+    size: int = 256,
+    seed: int = 0,
+    index: int = 0,
+    text: str | None = None,
+    voice: str | None = None,
+    rate: int | None = None,
+    pitch: int | None = None,
+    overwrite: bool = False,
+    keep_frames: bool = False,
+) -> Clip:
     """Render one clip to ``out_path`` (.mp4, audio muxed) plus its ground truth beside it (.json).
 
     ``portrait`` is a Portrait, an image path or a default name ("astronaut").
@@ -1213,13 +1323,30 @@ def render_clip(portrait: Portrait | str | os.PathLike, out_path: str | os.PathL
     for path in (video, meta_path):
         if path.exists() and not overwrite:
             raise FileExistsError(f"{path}: already exists (pass overwrite=True / --overwrite to replace it)")
-    plan = plan_clip(portrait.name, seed, index, seconds=seconds, size=size, text=text, voice=voice,
-                     rate=rate, pitch=pitch, clip_id=video.stem)  # fmt: skip
+    plan = plan_clip(
+        portrait.name,
+        seed,
+        index,
+        seconds=seconds,
+        size=size,
+        text=text,
+        voice=voice,
+        rate=rate,
+        pitch=pitch,
+        clip_id=video.stem,
+    )
     rig = _rig(portrait, size)
     landmarks = np.zeros((plan.num_frames, 68, 2), np.float32)
     kept = np.zeros((plan.num_frames, size, size, 3), np.uint8) if keep_frames else None
-    with media.VideoWriter(video, size, size, audio_lib.FPS, audio=plan.speech.waveform,
-                           sample_rate=audio_lib.SAMPLE_RATE, overwrite=overwrite) as writer:  # fmt: skip
+    with media.VideoWriter(
+        video,
+        size,
+        size,
+        audio_lib.FPS,
+        audio=plan.speech.waveform,
+        sample_rate=audio_lib.SAMPLE_RATE,
+        overwrite=overwrite,
+    ) as writer:
         for t, (frame, points) in enumerate(render_frames(rig, plan)):
             writer.write(frame)
             landmarks[t] = points
@@ -1264,11 +1391,20 @@ def _unique_names(portraits: list[Portrait]) -> list[Portrait]:
     return out
 
 
-def make_corpus(out_dir: str | os.PathLike, *, portraits: Sequence[Portrait | str | os.PathLike] = (),
-                portrait_dir: str | os.PathLike | None = None, include_default_portraits: bool = True,
-                num_clips: int = 4, seconds: float = 4.0, size: int = 256, seed: int = 0,
-                overwrite: bool = False, detector: str = "dlib",
-                log: Callable[[str], None] | None = print) -> CorpusSummary:  # fmt: skip
+def make_corpus(
+    out_dir: str | os.PathLike,
+    *,
+    portraits: Sequence[Portrait | str | os.PathLike] = (),
+    portrait_dir: str | os.PathLike | None = None,
+    include_default_portraits: bool = True,
+    num_clips: int = 4,
+    seconds: float = 4.0,
+    size: int = 256,
+    seed: int = 0,
+    overwrite: bool = False,
+    detector: str = "dlib",
+    log: Callable[[str], None] | None = print,
+) -> CorpusSummary:
     """Render ``num_clips`` clips per portrait into ``out_dir/<speaker>/<clip_id>.mp4|.json``.
 
     Portraits: the defaults (astronaut, Grace Hopper) unless excluded, then
@@ -1306,14 +1442,15 @@ def make_corpus(out_dir: str | os.PathLike, *, portraits: Sequence[Portrait | st
             meta_path = video.with_suffix(".json")
             if not overwrite and (video.exists() or meta_path.exists()):
                 if not (video.exists() and meta_path.exists()):
-                    raise FileExistsError(f"{video.parent}: {clip_id} is incomplete (one of .mp4/.json missing); "
-                                          "delete it or pass --overwrite")  # fmt: skip
+                    raise FileExistsError(
+                        f"{video.parent}: {clip_id} is incomplete (one of .mp4/.json missing); "
+                        "delete it or pass --overwrite"
+                    )
                 summary.skipped_existing.append(key)
                 say(f"exists, skipped: {key} (pass --overwrite to replace)")
                 entries[key] = _index_entry(out_dir, json.loads(meta_path.read_text()), video, meta_path)
                 continue
-            clip = render_clip(portrait, video, seconds=seconds, size=size, seed=seed, index=index,
-                               overwrite=overwrite)  # fmt: skip
+            clip = render_clip(portrait, video, seconds=seconds, size=size, seed=seed, index=index, overwrite=overwrite)
             summary.written.append(key)
             summary.total_seconds += len(clip.waveform) / audio_lib.SAMPLE_RATE
             entries[key] = _index_entry(out_dir, clip.metadata, video, meta_path)
@@ -1325,11 +1462,16 @@ def make_corpus(out_dir: str | os.PathLike, *, portraits: Sequence[Portrait | st
 
 def _index_entry(root: Path, meta: dict, video: Path, meta_path: Path) -> dict:
     return {
-        "speaker": meta["speaker"], "clip_id": meta["clip_id"],
-        "video": video.relative_to(root).as_posix(), "ground_truth": meta_path.relative_to(root).as_posix(),
-        "num_frames": meta["num_frames"], "duration": meta["duration"], "text": meta["text"],
-        "voice": meta["voice"], "seed": meta["seed"],
-    }  # fmt: skip
+        "speaker": meta["speaker"],
+        "clip_id": meta["clip_id"],
+        "video": video.relative_to(root).as_posix(),
+        "ground_truth": meta_path.relative_to(root).as_posix(),
+        "num_frames": meta["num_frames"],
+        "duration": meta["duration"],
+        "text": meta["text"],
+        "voice": meta["voice"],
+        "seed": meta["seed"],
+    }
 
 
 def _write_index(path: Path, entries: dict[str, dict], seed: int, size: int) -> None:
@@ -1341,27 +1483,66 @@ def _write_index(path: Path, entries: dict[str, dict], seed: int, size: int) -> 
                     entries[key] = old
         except (ValueError, KeyError, TypeError):
             pass
-    index = {"format": "keras_s2v.synth.corpus/1", "fps": audio_lib.FPS, "sample_rate": audio_lib.SAMPLE_RATE,
-             "seed": seed, "size": size, "speakers": sorted({e["speaker"] for e in entries.values()}),
-             "clips": [entries[k] for k in sorted(entries)]}  # fmt: skip
+    index = {
+        "format": "keras_s2v.synth.corpus/1",
+        "fps": audio_lib.FPS,
+        "sample_rate": audio_lib.SAMPLE_RATE,
+        "seed": seed,
+        "size": size,
+        "speakers": sorted({e["speaker"] for e in entries.values()}),
+        "clips": [entries[k] for k in sorted(entries)],
+    }
     with media.atomic_output(path, overwrite=True) as tmp:
         tmp.write_text(json.dumps(index, indent=1))
 
 
 def summary_text(summary: CorpusSummary) -> str:
     """A few lines for the CLI."""
-    lines = [f"{summary.out_dir}: {len(summary.written)} clips written, {len(summary.skipped_existing)} existing "
-             f"kept, {summary.total_seconds:.1f} s of video in {summary.elapsed:.1f} s",
-             f"index: {summary.index_path}"]  # fmt: skip
+    lines = [
+        f"{summary.out_dir}: {len(summary.written)} clips written, {len(summary.skipped_existing)} existing "
+        f"kept, {summary.total_seconds:.1f} s of video in {summary.elapsed:.1f} s",
+        f"index: {summary.index_path}",
+    ]
     lines += [f"skipped portrait {path}: {reason}" for path, reason in summary.skipped_portraits]
     return "\n".join(lines)
 
 
 __all__ = [
-    "ARTICULATION_PARAMS", "Clip", "ClipPlan", "CorpusSummary", "DEFAULT_PORTRAITS", "EspeakError", "FaceRig",
-    "NoFaceError", "PHONEME_VISEMES", "Phoneme", "Portrait", "SENTENCES", "Speech", "VISEMES", "Viseme",
-    "VisemeSegment", "articulation_track", "blink_track", "clip_metadata", "compose_speech", "concatenate_speech",
-    "frame_times", "head_track", "inner_lip_gap", "jaw_opening", "load_portrait", "make_corpus",
-    "mouth_width", "phoneme_visemes", "plan_clip", "portrait_files", "render_clip", "render_frames", "speak",
-    "summary_text", "synthesize_clip", "viseme_segments",
-]  # fmt: skip
+    "ARTICULATION_PARAMS",
+    "Clip",
+    "ClipPlan",
+    "CorpusSummary",
+    "DEFAULT_PORTRAITS",
+    "EspeakError",
+    "FaceRig",
+    "NoFaceError",
+    "PHONEME_VISEMES",
+    "Phoneme",
+    "Portrait",
+    "SENTENCES",
+    "Speech",
+    "VISEMES",
+    "Viseme",
+    "VisemeSegment",
+    "articulation_track",
+    "blink_track",
+    "clip_metadata",
+    "compose_speech",
+    "concatenate_speech",
+    "frame_times",
+    "head_track",
+    "inner_lip_gap",
+    "jaw_opening",
+    "load_portrait",
+    "make_corpus",
+    "mouth_width",
+    "phoneme_visemes",
+    "plan_clip",
+    "portrait_files",
+    "render_clip",
+    "render_frames",
+    "speak",
+    "summary_text",
+    "synthesize_clip",
+    "viseme_segments",
+]

@@ -79,7 +79,9 @@ class FaceTracker:
                 track = Track(track_id=len(self.tracks), shot=shot)
                 self.tracks.append(track)
             crop, landmarks, transform = align.align_face(frame_rgb, face.landmarks, self.crop_size)
-            track.add(frame_index, tuple(map(float, face.box)), face.landmarks.astype(np.float32), crop, landmarks, transform)
+            track.add(
+                frame_index, tuple(map(float, face.box)), face.landmarks.astype(np.float32), crop, landmarks, transform
+            )
             alive.append(track)
         self._alive = alive
 
@@ -108,8 +110,9 @@ def speaking_score(track: Track, frame_energy: np.ndarray) -> float:
     return float(np.corrcoef(opening, energy)[0, 1])
 
 
-def pick_active_speakers(tracks: list[Track], frame_energy: np.ndarray | None = None, min_overlap: float = 0.5,
-                         scores: dict | None = None):  # fmt: skip
+def pick_active_speakers(
+    tracks: list[Track], frame_energy: np.ndarray | None = None, min_overlap: float = 0.5, scores: dict | None = None
+):
     """Split tracks into (kept, dropped, scores): a track is dropped when another
     track shares at least ``min_overlap`` of its frames and speaks more in step
     with the audio. A face alone in its frames is always kept.

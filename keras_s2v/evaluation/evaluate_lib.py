@@ -45,8 +45,9 @@ class Clip:
     def num_frames(self) -> int:
         return len(self.frames)
 
-    def pcm_windows(self, first: int = 0, count: int | None = None,
-                    samples: int = audio_lib.MFCC_WINDOW_SAMPLES) -> np.ndarray:  # fmt: skip
+    def pcm_windows(
+        self, first: int = 0, count: int | None = None, samples: int = audio_lib.MFCC_WINDOW_SAMPLES
+    ) -> np.ndarray:
         """(count, samples) generator windows of frames first.. (what ``generate_frame_pcm`` takes)."""
         count = self.num_frames - first if count is None else count
         starts = audio_lib.segment_window_start(first + np.arange(count), samples)
@@ -57,7 +58,9 @@ class Clip:
         return audio_lib.frame_rms(self.pcm[-audio_lib.MFCC_WINDOW_OFFSET :], self.num_frames)
 
 
-def clips_from_shards(data_dir, split: str, max_clips: int | None = None, max_frames: int | None = None) -> Iterator[Clip]:
+def clips_from_shards(
+    data_dir, split: str, max_clips: int | None = None, max_frames: int | None = None
+) -> Iterator[Clip]:
     """The segments of ``split`` in prepared shards, in order, as clips."""
     import tensorflow as tf
 
@@ -69,8 +72,13 @@ def clips_from_shards(data_dir, split: str, max_clips: int | None = None, max_fr
         n = int(example["num_frames"]) if max_frames is None else min(int(example["num_frames"]), max_frames)
         clip_id = f"{example['clip_id'].numpy().decode()}/{int(example['track_id'])}/{int(example['segment'])}"
         mfcc_columns = audio_lib.HOPS_PER_FRAME * (n - 1) + audio_lib.MFCC_WINDOW_HOPS
-        yield Clip(clip_id, example["speaker"].numpy().decode(), example["frames"].numpy()[:n],
-                   example["pcm"].numpy(), example["mfcc"].numpy()[:, :mfcc_columns])  # fmt: skip
+        yield Clip(
+            clip_id,
+            example["speaker"].numpy().decode(),
+            example["frames"].numpy()[:n],
+            example["pcm"].numpy(),
+            example["mfcc"].numpy()[:, :mfcc_columns],
+        )
 
 
 def clips_from_videos(paths, crop_size: int, max_frames: int | None = None, log=print) -> Iterator[Clip]:
@@ -86,8 +94,9 @@ def clips_from_videos(paths, crop_size: int, max_frames: int | None = None, log=
             log(f"skipped {entry['message']} [{entry['reason']}]")
             continue
         for s in segments:
-            yield Clip(f"{Path(path).stem}/{s.track_id}/{s.segment}", s.speaker, s.frames,
-                       audio_lib.to_float(s.pcm), s.mfcc)  # fmt: skip
+            yield Clip(
+                f"{Path(path).stem}/{s.track_id}/{s.segment}", s.speaker, s.frames, audio_lib.to_float(s.pcm), s.mfcc
+            )
 
 
 # --- Generation ---------------------------------------------------------------------------------
@@ -112,7 +121,9 @@ def generate(backend, clip: Clip, windows: np.ndarray, batch_size: int = 25) -> 
     for i in range(0, len(windows), batch_size):
         batch = windows[i : i + batch_size]
         if identity is None:
-            rows = backend.identity_features(frame_loop.identity_faces(backend, faces[None], clip.frames[i : i + len(batch)]))
+            rows = backend.identity_features(
+                frame_loop.identity_faces(backend, faces[None], clip.frames[i : i + len(batch)])
+            )
         out.append(backend.generate_frame_pcm(rows if identity is None else identity, batch))
     return frame_loop.to_uint8(np.concatenate(out))
 
@@ -165,7 +176,10 @@ class Scorer:
         """What every method of a clip is compared with: real landmarks, the still's descriptor."""
         landmarks = self.landmarks(clip.frames)
         still = identity_indices(clip.num_frames, 1)[0]
-        reference = {"landmarks": landmarks, "descriptor": self.descriptor.describe_one(clip.frames[still], landmarks[still])}
+        reference = {
+            "landmarks": landmarks,
+            "descriptor": self.descriptor.describe_one(clip.frames[still], landmarks[still]),
+        }
         if self.sync_expert is not None:  # the real clip's own AV offset, what a generated one is held to
             reference["sync_offset"] = self.sync_expert.score(clip.frames, clip.mfcc).offset
         return reference
@@ -186,15 +200,18 @@ class Scorer:
             "psnr": _mean_db(psnr),
             "ssim": float(np.mean([quality.ssim(r, f) for r, f in zip(real, frames)])),
             "psnr_lower": _mean_db(psnr_lower),
-            "ssim_lower": float(np.mean([quality.ssim(quality.lower_half(r), quality.lower_half(f)) for r, f in zip(real, frames)])),
+            "ssim_lower": float(
+                np.mean([quality.ssim(quality.lower_half(r), quality.lower_half(f)) for r, f in zip(real, frames)])
+            ),
             "psnr_lips": _mean_db([quality.psnr(r, f) for r, f in zip(real_lips, lips)]),
             "ssim_lips": float(np.mean([quality.ssim(r, f) for r, f in zip(real_lips, lips)])),
             "cpbd": float(np.mean([quality.cpbd(f) for f in frames])),
             "cpbd_lips": float(np.mean([quality.cpbd(f) for f in lips])),
             "fdbm": float(np.mean([quality.fdbm(f) for f in frames])),
             "lmd": quality.landmark_distance(reference["landmarks"], landmarks),
-            "acd": identity.average_content_distance(reference["descriptor"],
-                                                     self.descriptor.describe(frames[picked], landmarks[picked])),
+            "acd": identity.average_content_distance(
+                reference["descriptor"], self.descriptor.describe(frames[picked], landmarks[picked])
+            ),
             "blinks_per_minute": quality.blink_rate(quality.eye_aspect_ratio(landmarks), audio_lib.FPS),
             "silence_jitter": quality.silence_jitter(landmarks, quality.silent_frames(clip.frame_rms())),
             "mouth_correlation": quality.mouth_opening_correlation(real_opening, opening),
@@ -202,9 +219,13 @@ class Scorer:
         series = {"mouth_opening": opening, "real_mouth_opening": real_opening}
         if self.sync_expert is not None:
             result = self.sync_expert.score(frames, clip.mfcc)
-            metrics.update(sync_offset=result.offset, sync_abs_offset=abs(result.offset),
-                           sync_in_sync=float(abs(result.offset - reference["sync_offset"]) <= 1),
-                           sync_distance=result.min_distance, sync_confidence=result.confidence)  # fmt: skip
+            metrics.update(
+                sync_offset=result.offset,
+                sync_abs_offset=abs(result.offset),
+                sync_in_sync=float(abs(result.offset - reference["sync_offset"]) <= 1),
+                sync_distance=result.min_distance,
+                sync_confidence=result.confidence,
+            )
             series["sync"] = result.to_dict()
         return metrics, series
 
@@ -258,13 +279,27 @@ def check_parameters(model_name, model_params: dict, data_name, data_params: dic
         expected["audio"] = data_params.get("audio")
     differ = prepared.parameter_differences(expected, data_params)
     if differ:
-        raise ValueError(f"{model_name} and {data_name} do not match: {', '.join(differ)} (model vs data); "
-                         "prepare the data with the model's parameters")  # fmt: skip
+        raise ValueError(
+            f"{model_name} and {data_name} do not match: {', '.join(differ)} (model vs data); "
+            "prepare the data with the model's parameters"
+        )
 
 
-def evaluate(model, out, *, data=None, videos=(), split: str | None = None, sync_model=None,
-             max_clips: int | None = None, max_frames: int | None = None, overwrite: bool = False,
-             batch_size: int = 25, acd_stride: int = 5, log=print) -> dict:  # fmt: skip
+def evaluate(
+    model,
+    out,
+    *,
+    data=None,
+    videos=(),
+    split: str | None = None,
+    sync_model=None,
+    max_clips: int | None = None,
+    max_frames: int | None = None,
+    overwrite: bool = False,
+    batch_size: int = 25,
+    acd_stride: int = 5,
+    log=print,
+) -> dict:
     """Generate every evaluation clip, score it with the baselines, write the report into ``out``; returns it.
 
     ``out`` is written into a staging folder and renamed at the end: an
@@ -323,8 +358,14 @@ def evaluate(model, out, *, data=None, videos=(), split: str | None = None, sync
             entry["metrics"][method], entry["series"][method] = scorer.score(clip, generated, reference)
         per_clip.append(entry)
         sheets.append((clip.clip_id, {m: frames[m] for m in (TRUTH, MODEL, SHUFFLED)}))
-        log(f"  {index + 1}/{len(clips)} {clip.clip_id}: " + ", ".join(
-            f"{k} {entry['metrics'][MODEL][k]:.3g}" for k in ("psnr", "ssim", "lmd", "sync_offset") if k in entry["metrics"][MODEL]))
+        log(
+            f"  {index + 1}/{len(clips)} {clip.clip_id}: "
+            + ", ".join(
+                f"{k} {entry['metrics'][MODEL][k]:.3g}"
+                for k in ("psnr", "ssim", "lmd", "sync_offset")
+                if k in entry["metrics"][MODEL]
+            )
+        )
 
     result = {
         "model": str(model),

@@ -74,8 +74,10 @@ def _as_landmarks(landmarks, what: str = "landmarks") -> np.ndarray:
     """(68, 2) float64, or ValueError saying what was wrong."""
     lm = np.asarray(landmarks, dtype=np.float64)
     if lm.shape != (NUM_LANDMARKS, 2):
-        raise ValueError(f"{what} must have shape ({NUM_LANDMARKS}, 2) (dlib's 68-point scheme, x/y in the "
-                         f"image's pixels), got {lm.shape}")
+        raise ValueError(
+            f"{what} must have shape ({NUM_LANDMARKS}, 2) (dlib's 68-point scheme, x/y in the "
+            f"image's pixels), got {lm.shape}"
+        )
     if not np.all(np.isfinite(lm)):
         raise ValueError(f"{what} contain NaN or infinite values")
     return lm
@@ -108,8 +110,9 @@ class FaceDescriptor:
         dlib = self._dlib
         pts = np.rint(landmarks).astype(np.int64) + offset
         (x0, y0), (x1, y1) = pts.min(0), pts.max(0)
-        return dlib.full_object_detection(dlib.rectangle(int(x0), int(y0), int(x1), int(y1)),
-                                          [dlib.point(int(x), int(y)) for x, y in pts])
+        return dlib.full_object_detection(
+            dlib.rectangle(int(x0), int(y0), int(x1), int(y1)), [dlib.point(int(x), int(y)) for x, y in pts]
+        )
 
     def _chip_margin(self, detection, height: int, width: int) -> int:
         """Pixels of border the face chip needs beyond the image (0 when it lies inside)."""
@@ -152,19 +155,24 @@ class FaceDescriptor:
             images = list(images)
         lm = np.asarray(landmarks, dtype=np.float64)
         if lm.ndim != 3 or lm.shape[1:] != (NUM_LANDMARKS, 2):
-            raise ValueError(f"landmarks must have shape (N, {NUM_LANDMARKS}, 2) (dlib's 68-point scheme, x/y in "
-                             f"the images' pixels), got {lm.shape}")
+            raise ValueError(
+                f"landmarks must have shape (N, {NUM_LANDMARKS}, 2) (dlib's 68-point scheme, x/y in "
+                f"the images' pixels), got {lm.shape}"
+            )
         if len(images) != len(lm):
             raise ValueError(f"got {len(images)} images but {len(lm)} sets of landmarks")
-        prepared = [self._prepare(as_rgb_uint8(img), _as_landmarks(pts, f"landmarks[{i}]"))
-                    for i, (img, pts) in enumerate(zip(images, lm))]
+        prepared = [
+            self._prepare(as_rgb_uint8(img), _as_landmarks(pts, f"landmarks[{i}]"))
+            for i, (img, pts) in enumerate(zip(images, lm))
+        ]
         out = np.empty((len(prepared), DESCRIPTOR_SIZE), np.float32)
         for start in range(0, len(prepared), self.batch_size):
-            chunk = prepared[start:start + self.batch_size]
+            chunk = prepared[start : start + self.batch_size]
             batch_images = [img for img, _ in chunk]
             batch_faces = [self._dlib.full_object_detections([det]) for _, det in chunk]
-            vectors = self._model.compute_face_descriptor(batch_images, batch_faces, num_jitters=0,
-                                                          padding=CHIP_PADDING)
+            vectors = self._model.compute_face_descriptor(
+                batch_images, batch_faces, num_jitters=0, padding=CHIP_PADDING
+            )
             for i, per_image in enumerate(vectors):
                 out[start + i] = np.asarray(per_image[0], np.float32)
         return out
@@ -193,5 +201,12 @@ def average_content_distance(reference, descriptors) -> float:
     return float(np.linalg.norm(desc - ref, axis=1).mean())
 
 
-__all__ = ["CHIP_PADDING", "CHIP_SIZE", "DESCRIPTOR_SIZE", "SAME_PERSON_THRESHOLD", "FaceDescriptor",
-           "average_content_distance", "recognition_model_path"]
+__all__ = [
+    "CHIP_PADDING",
+    "CHIP_SIZE",
+    "DESCRIPTOR_SIZE",
+    "SAME_PERSON_THRESHOLD",
+    "FaceDescriptor",
+    "average_content_distance",
+    "recognition_model_path",
+]

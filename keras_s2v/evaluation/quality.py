@@ -183,7 +183,7 @@ def cpbd(image) -> float:
                 continue
             w = widths[block][widths[block] > 0]
             w_jnb = 5.0 if np.ptp(gray[block]) <= 50 else 3.0
-            p_blur.append(1 - np.exp(-np.abs(w / w_jnb) ** 3.6))
+            p_blur.append(1 - np.exp(-(np.abs(w / w_jnb) ** 3.6)))
     p_blur = np.concatenate(p_blur) if p_blur else np.zeros(0)
     return float(np.mean(np.round(p_blur * 100) <= 63)) if p_blur.size else 0.0
 

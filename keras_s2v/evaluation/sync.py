@@ -37,8 +37,13 @@ class SyncResult:
     distances: np.ndarray  # (2M+1,) mean distance at each
 
     def to_dict(self) -> dict:
-        return {"offset": self.offset, "min_distance": self.min_distance, "confidence": self.confidence,
-                "offsets": self.offsets.tolist(), "distances": [round(float(d), 5) for d in self.distances]}  # fmt: skip
+        return {
+            "offset": self.offset,
+            "min_distance": self.min_distance,
+            "confidence": self.confidence,
+            "offsets": self.offsets.tolist(),
+            "distances": [round(float(d), 5) for d in self.distances],
+        }
 
 
 def lips(frames: np.ndarray, crop: str = "lower_half") -> np.ndarray:
@@ -85,8 +90,9 @@ def distance_curve(video: np.ndarray, audio: np.ndarray, max_offset: int = MAX_O
 
 def score_curve(offsets: np.ndarray, distances: np.ndarray) -> SyncResult:
     best = int(np.argmin(distances))
-    return SyncResult(int(offsets[best]), float(distances[best]), float(np.median(distances) - distances[best]),
-                      offsets, distances)  # fmt: skip
+    return SyncResult(
+        int(offsets[best]), float(distances[best]), float(np.median(distances) - distances[best]), offsets, distances
+    )
 
 
 class SyncExpert:
@@ -112,13 +118,19 @@ class SyncExpert:
     def video_embeddings(self, frames: np.ndarray) -> np.ndarray:
         """(T, S, S, 3) uint8 aligned crops -> (T, D)."""
         if frames.shape[1:] != (self.face_size, self.face_size, 3):
-            raise ValueError(f"frames of shape {frames.shape[1:]}, the sync expert takes "
-                             f"{self.face_size} x {self.face_size} RGB crops")  # fmt: skip
-        return np.asarray(self.video_encoder.predict(lip_windows(frames, self.crop), batch_size=self.batch_size, verbose=0))
+            raise ValueError(
+                f"frames of shape {frames.shape[1:]}, the sync expert takes "
+                f"{self.face_size} x {self.face_size} RGB crops"
+            )
+        return np.asarray(
+            self.video_encoder.predict(lip_windows(frames, self.crop), batch_size=self.batch_size, verbose=0)
+        )
 
     def audio_embeddings(self, mfcc: np.ndarray, num_frames: int) -> np.ndarray:
         """MFCC sequence (12, >= 4 T + 27) -> (T, D)."""
-        return np.asarray(self.audio_encoder.predict(mfcc_windows(mfcc, num_frames), batch_size=self.batch_size, verbose=0))
+        return np.asarray(
+            self.audio_encoder.predict(mfcc_windows(mfcc, num_frames), batch_size=self.batch_size, verbose=0)
+        )
 
     def score(self, frames: np.ndarray, mfcc: np.ndarray, max_offset: int = MAX_OFFSET) -> SyncResult:
         """Offset, min distance and confidence of aligned crops against their MFCC sequence."""
@@ -153,13 +165,24 @@ def planted_offset_accuracy(expert: SyncExpert, clips, shifts=(0, 3, -3), max_of
         for shift in shifts:
             mfcc = audio_lib.mfcc_sequence(audio_lib.delayed(waveform, shift), len(clip.frames))
             result = score_curve(*distance_curve(video, expert.audio_embeddings(mfcc, len(clip.frames)), max_offset))
-            rows.append({"clip": getattr(clip, "clip_id", ""), "frames": len(clip.frames), "shift": shift,
-                         "found": result.offset, "confidence": round(result.confidence, 4)})  # fmt: skip
+            rows.append(
+                {
+                    "clip": getattr(clip, "clip_id", ""),
+                    "frames": len(clip.frames),
+                    "shift": shift,
+                    "found": result.offset,
+                    "confidence": round(result.confidence, 4),
+                }
+            )
     by_shift = {str(s): float(np.mean([r["found"] == s for r in rows if r["shift"] == s])) for s in shifts}
     # Relative: the found offset moves by the planted shift from where it was on the clip as given,
     # which stays meaningful when a real clip is itself out of sync by a frame or two.
     found = {(r["clip"], r["shift"]): r["found"] for r in rows}
     relative = [found[c, s] - found[c, 0] == s for c, s in found if s != 0 and (c, 0) in found]
-    return {"accuracy": float(np.mean([r["found"] == r["shift"] for r in rows])) if rows else float("nan"),
-            "by_shift": by_shift, "relative_accuracy": float(np.mean(relative)) if relative else float("nan"),
-            "clips": len(rows) // max(1, len(shifts)), "rows": rows}  # fmt: skip
+    return {
+        "accuracy": float(np.mean([r["found"] == r["shift"] for r in rows])) if rows else float("nan"),
+        "by_shift": by_shift,
+        "relative_accuracy": float(np.mean(relative)) if relative else float("nan"),
+        "clips": len(rows) // max(1, len(shifts)),
+        "rows": rows,
+    }

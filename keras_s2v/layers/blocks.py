@@ -14,8 +14,9 @@ def batch_norm(name: str):
 MIN_SEPARABLE_CHANNELS = 16
 
 
-def conv_bn_relu(x, filters: int, kernel_size, strides=1, padding: str = "same", separable: bool = False,
-                 name: str = "conv"):  # fmt: skip
+def conv_bn_relu(
+    x, filters: int, kernel_size, strides=1, padding: str = "same", separable: bool = False, name: str = "conv"
+):
     """Conv2D -> BatchNorm -> ReLU, layers named ``{name}``, ``{name}_bn``, ``{name}_relu``.
 
     With ``separable``, a k x k kernel (k > 1) over at least ``MIN_SEPARABLE_CHANNELS``
@@ -25,8 +26,15 @@ def conv_bn_relu(x, filters: int, kernel_size, strides=1, padding: str = "same",
     kernel = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
     if separable and max(kernel) > 1 and x.shape[-1] >= MIN_SEPARABLE_CHANNELS:
         return separable_conv_bn_relu(x, filters, kernel, strides, padding, name=name)
-    x = keras.layers.Conv2D(filters, kernel_size, strides=strides, padding=padding, use_bias=False,
-                            kernel_initializer="he_normal", name=name)(x)  # fmt: skip
+    x = keras.layers.Conv2D(
+        filters,
+        kernel_size,
+        strides=strides,
+        padding=padding,
+        use_bias=False,
+        kernel_initializer="he_normal",
+        name=name,
+    )(x)
     x = batch_norm(f"{name}_bn")(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
@@ -44,8 +52,14 @@ def separable_conv_bn_relu(x, filters: int, kernel_size, strides=1, padding: str
     # channels too (fan_in k^2 C), so each block shrank the signal by sqrt(C), and s2v_mobile's
     # untrained audio vector barely varied with the audio (BatchNorm's moving statistics start at 1).
     he_depthwise = keras.initializers.VarianceScaling(2.0 * int(x.shape[-1]), "fan_in", "truncated_normal")
-    x = keras.layers.DepthwiseConv2D(kernel_size, strides=strides, padding=padding, use_bias=False,
-                                     depthwise_initializer=he_depthwise, name=f"{name}_dw")(x)  # fmt: skip
+    x = keras.layers.DepthwiseConv2D(
+        kernel_size,
+        strides=strides,
+        padding=padding,
+        use_bias=False,
+        depthwise_initializer=he_depthwise,
+        name=f"{name}_dw",
+    )(x)
     x = batch_norm(f"{name}_dw_bn")(x)
     x = keras.layers.ReLU(name=f"{name}_dw_relu")(x)
     x = keras.layers.Conv2D(filters, 1, use_bias=False, kernel_initializer="he_normal", name=name)(x)
@@ -55,8 +69,15 @@ def separable_conv_bn_relu(x, filters: int, kernel_size, strides=1, padding: str
 
 def deconv_bn_relu(x, filters: int, kernel_size, strides=2, padding: str = "same", name: str = "deconv"):
     """Conv2DTranspose -> BatchNorm -> ReLU (the decoder's upsampling step)."""
-    x = keras.layers.Conv2DTranspose(filters, kernel_size, strides=strides, padding=padding, use_bias=False,
-                                     kernel_initializer="he_normal", name=name)(x)  # fmt: skip
+    x = keras.layers.Conv2DTranspose(
+        filters,
+        kernel_size,
+        strides=strides,
+        padding=padding,
+        use_bias=False,
+        kernel_initializer="he_normal",
+        name=name,
+    )(x)
     x = batch_norm(f"{name}_bn")(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
@@ -68,8 +89,11 @@ def resize_conv_bn_relu(x, filters: int, size: int, separable: bool = False, nam
     transposed convolutions leave. Layers ``{name}_resize`` then ``conv_bn_relu``'s ``{name}``...
     """
     doubling = size == 2 * x.shape[1]
-    x = (keras.layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_resize") if doubling else
-         BilinearResize(size, name=f"{name}_resize"))(x)  # fmt: skip
+    x = (
+        keras.layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_resize")
+        if doubling
+        else BilinearResize(size, name=f"{name}_resize")
+    )(x)
     return conv_bn_relu(x, filters, 3, separable=separable, name=name)
 
 
@@ -161,11 +185,19 @@ def scaled(filters: int, width: float) -> int:
     return max(4, int(round(filters * width)))
 
 
-def conv_bn_leaky(x, filters: int, kernel_size, strides=1, padding: str = "same", normalize: bool = True,
-                  name: str = "conv"):  # fmt: skip
+def conv_bn_leaky(
+    x, filters: int, kernel_size, strides=1, padding: str = "same", normalize: bool = True, name: str = "conv"
+):
     """Conv2D [-> BatchNorm] -> LeakyReLU(0.2): the discriminators' block (DCGAN: no BatchNorm on the first)."""
-    x = keras.layers.Conv2D(filters, kernel_size, strides=strides, padding=padding, use_bias=not normalize,
-                            kernel_initializer="he_normal", name=name)(x)  # fmt: skip
+    x = keras.layers.Conv2D(
+        filters,
+        kernel_size,
+        strides=strides,
+        padding=padding,
+        use_bias=not normalize,
+        kernel_initializer="he_normal",
+        name=name,
+    )(x)
     if normalize:
         x = batch_norm(f"{name}_bn")(x)
     return keras.layers.LeakyReLU(0.2, name=f"{name}_lrelu")(x)
@@ -173,14 +205,29 @@ def conv_bn_leaky(x, filters: int, kernel_size, strides=1, padding: str = "same"
 
 def conv1d_bn_relu(x, filters: int, kernel_size: int, strides: int = 1, padding: str = "same", name: str = "conv"):
     """Conv1D -> BatchNorm -> ReLU over a waveform or feature sequence."""
-    x = keras.layers.Conv1D(filters, kernel_size, strides=strides, padding=padding, use_bias=False,
-                            kernel_initializer="he_normal", name=name)(x)  # fmt: skip
+    x = keras.layers.Conv1D(
+        filters,
+        kernel_size,
+        strides=strides,
+        padding=padding,
+        use_bias=False,
+        kernel_initializer="he_normal",
+        name=name,
+    )(x)
     x = batch_norm(f"{name}_bn")(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
 
-def conv2plus1d(x, filters: int, kernel_size=(3, 3, 3), strides=(1, 1, 1), normalize: bool = True,
-                activation: str | None = "relu", use_bias: bool | None = None, name: str = "conv3d"):  # fmt: skip
+def conv2plus1d(
+    x,
+    filters: int,
+    kernel_size=(3, 3, 3),
+    strides=(1, 1, 1),
+    normalize: bool = True,
+    activation: str | None = "relu",
+    use_bias: bool | None = None,
+    name: str = "conv3d",
+):
     """A 3-D convolution factorised into space then time (R(2+1)D, Tran et al. 2018): (B, T, H, W, C) -> (B, T', H', W', f).
 
     A k x k Conv2D on every frame (``{name}_space``, the spatial strides),
@@ -210,13 +257,27 @@ def conv2plus1d(x, filters: int, kernel_size=(3, 3, 3), strides=(1, 1, 1), norma
         return y
 
     y = FoldTime(name=f"{name}_fold")(x)  # (B T, H, W, C)
-    y = keras.layers.Conv2D(filters, s_kernel, strides=s_stride, padding="same", use_bias=use_bias,
-                            kernel_initializer="he_normal", name=f"{name}_space")(y)  # fmt: skip
+    y = keras.layers.Conv2D(
+        filters,
+        s_kernel,
+        strides=s_stride,
+        padding="same",
+        use_bias=use_bias,
+        kernel_initializer="he_normal",
+        name=f"{name}_space",
+    )(y)
     y = finish(y, "space")
     y = UnfoldTime(name=f"{name}_unfold")([y, x])  # (B, T, H', W', f)
     height, width = y.shape[2], y.shape[3]
     y = keras.layers.Reshape((-1, height * width, filters), name=f"{name}_pixels")(y)  # (B, T, H' W', f)
-    y = keras.layers.Conv2D(filters, (t_kernel, 1), strides=(t_stride, 1), padding="same", use_bias=use_bias,
-                            kernel_initializer="he_normal", name=f"{name}_time")(y)  # fmt: skip
+    y = keras.layers.Conv2D(
+        filters,
+        (t_kernel, 1),
+        strides=(t_stride, 1),
+        padding="same",
+        use_bias=use_bias,
+        kernel_initializer="he_normal",
+        name=f"{name}_time",
+    )(y)
     y = finish(y, "time")
     return keras.layers.Reshape((-1, height, width, filters), name=f"{name}_frames")(y)  # (B, T', H', W', f)

@@ -79,8 +79,12 @@ def load(model_path, num_threads: int | None = None):
     backend = frame_loop.StreamingGenerator(
         lambda faces: dict(identity(**{FACES: faces})),
         lambda inputs: dict(step(**{k: np.asarray(inputs[k], np.float32) for k in details})),
-        states, int(details[NOISE]["shape"][-1]), int(details[PCM]["shape"][-1]), f"TFLite {path}",
-        int(identity.get_input_details()[FACES]["shape"][1]))  # fmt: skip
+        states,
+        int(details[NOISE]["shape"][-1]),
+        int(details[PCM]["shape"][-1]),
+        f"TFLite {path}",
+        int(identity.get_input_details()[FACES]["shape"][1]),
+    )
     backend.interpreter = interpreter
     return backend
 
@@ -98,11 +102,18 @@ def _windowed(path: Path, interpreter):
 
     def window_fn(identity_outputs, pcm):  # one window at a time, as on a phone
         inputs = {k: identity_outputs[k] for k in keys}
-        return np.concatenate([generate(**{PCM: window[None].astype(np.float32)}, **inputs)[FRAMES]
-                               for window in np.asarray(pcm)])  # fmt: skip
+        return np.concatenate(
+            [generate(**{PCM: window[None].astype(np.float32)}, **inputs)[FRAMES] for window in np.asarray(pcm)]
+        )
 
-    backend = frame_loop.WindowedGenerator(identity_fn, window_fn, int(frames_shape[1]), f"TFLite {path}",
-                                           int(identity.get_input_details()[FACES]["shape"][1]), int(frames_shape[2]))  # fmt: skip
+    backend = frame_loop.WindowedGenerator(
+        identity_fn,
+        window_fn,
+        int(frames_shape[1]),
+        f"TFLite {path}",
+        int(identity.get_input_details()[FACES]["shape"][1]),
+        int(frames_shape[2]),
+    )
     backend.interpreter = interpreter
     return backend
 
@@ -122,8 +133,10 @@ class LiteTalkingFace:
         signatures = self.interpreter.get_signature_list()
         missing = [s for s in (IDENTITY_FEATURES, GENERATE_FRAME_PCM) if s not in signatures]
         if missing:
-            raise ValueError(f"{self.path}: no {', '.join(missing)} signature (has {', '.join(signatures) or 'none'}); "
-                             "export it with python -m export")  # fmt: skip
+            raise ValueError(
+                f"{self.path}: no {', '.join(missing)} signature (has {', '.join(signatures) or 'none'}); "
+                "export it with python -m export"
+            )
         self._identity = self.interpreter.get_signature_runner(IDENTITY_FEATURES)
         self._generate = self.interpreter.get_signature_runner(GENERATE_FRAME_PCM)
         self.identity_keys = [k for k in signatures[GENERATE_FRAME_PCM]["inputs"] if k != PCM]
@@ -151,8 +164,10 @@ class LiteTalkingFace:
         """
         pcm = np.asarray(pcm, np.float32)
         rows = frame_loop.identity_rows({k: identity[k] for k in self.identity_keys}, len(pcm))
-        frames = [self._generate(**{PCM: window[None]}, **{k: v[i : i + 1] for k, v in rows.items()})[FRAME]
-                  for i, window in enumerate(pcm)]  # fmt: skip
+        frames = [
+            self._generate(**{PCM: window[None]}, **{k: v[i : i + 1] for k, v in rows.items()})[FRAME]
+            for i, window in enumerate(pcm)
+        ]
         return np.concatenate(frames)
 
 
@@ -183,10 +198,10 @@ def run(model_path, face_paths, audio_path, out, num_threads: int | None = None,
     faces = frame_loop.read_faces(face_paths)
     waveform = media.read_audio(audio_path)
     started = time.perf_counter()
-    with media.VideoWriter(out, frame_loop.FACE_SIZE, frame_loop.FACE_SIZE, audio_lib.FPS, audio=waveform,
-                           overwrite=overwrite) as writer:  # fmt: skip
+    with media.VideoWriter(
+        out, frame_loop.FACE_SIZE, frame_loop.FACE_SIZE, audio_lib.FPS, audio=waveform, overwrite=overwrite
+    ) as writer:
         for frame in stream_frames(client, faces, audio_chunks(waveform)):
             writer.write(frame)
     seconds = time.perf_counter() - started
     return {"frames": writer.frames_written, "seconds": seconds, "fps": writer.frames_written / max(seconds, 1e-9)}
-

@@ -18,13 +18,16 @@ class DeblurCNN(FunctionalModel):
 
     CONFIG_KEYS = ("depth", "filters", "image_size")
 
-    def __init__(self, depth: int = 10, filters: int = 64, image_size: int | None = IMAGE_SIZE,
-                 name: str = "deblur", **kwargs):  # fmt: skip
+    def __init__(
+        self, depth: int = 10, filters: int = 64, image_size: int | None = IMAGE_SIZE, name: str = "deblur", **kwargs
+    ):
         image = keras.Input((image_size, image_size, 3), name="image")
         x = image
         for i in range(depth - 1):
-            x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", kernel_initializer="he_normal",
-                                    name=f"conv{i + 1}")(x)  # (B, S, S, filters)  # fmt: skip
+            # (B, S, S, filters)
+            x = keras.layers.Conv2D(
+                filters, 3, padding="same", activation="relu", kernel_initializer="he_normal", name=f"conv{i + 1}"
+            )(x)
         residual = keras.layers.Conv2D(3, 3, padding="same", kernel_initializer="zeros", name=f"conv{depth}")(x)
         x = keras.layers.Add(name="add_residual")([image, residual])  # VDSR: learn only the missing detail
         outputs = keras.layers.ReLU(max_value=1.0, name="clip")(x)  # keep [0, 1]

@@ -33,8 +33,14 @@ class FrameDiscriminator(FunctionalModel):
 
     CONFIG_KEYS = ("image_size", "width", "style")
 
-    def __init__(self, image_size: int = IMAGE_SIZE, width: float = 1.0, style: str = "strided",
-                 name: str = "frame_discriminator", **kwargs):  # fmt: skip
+    def __init__(
+        self,
+        image_size: int = IMAGE_SIZE,
+        width: float = 1.0,
+        style: str = "strided",
+        name: str = "frame_discriminator",
+        **kwargs,
+    ):
         if style not in FRAME_STYLES:
             raise ValueError(f"unknown frame discriminator style {style!r} ({', '.join(FRAME_STYLES)})")
         frame = keras.Input((image_size, image_size, 3), name="frame")
@@ -66,9 +72,16 @@ class SequenceDiscriminator(FunctionalModel):
 
     CONFIG_KEYS = ("audio_input", "image_size", "width", "hidden_dim", "pooling")
 
-    def __init__(self, audio_input: str = "pcm", image_size: int = IMAGE_SIZE, width: float = 1.0,
-                 hidden_dim: int = 256, pooling: str = "last_state", name: str = "sequence_discriminator",
-                 **kwargs):  # fmt: skip
+    def __init__(
+        self,
+        audio_input: str = "pcm",
+        image_size: int = IMAGE_SIZE,
+        width: float = 1.0,
+        hidden_dim: int = 256,
+        pooling: str = "last_state",
+        name: str = "sequence_discriminator",
+        **kwargs,
+    ):
         if pooling not in SEQUENCE_POOLING:
             raise ValueError(f"unknown sequence pooling {pooling!r} ({', '.join(SEQUENCE_POOLING)})")
         frames = keras.Input((None, image_size, image_size, 3), name="frames")

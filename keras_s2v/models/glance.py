@@ -62,40 +62,17 @@ import keras
 
 from keras_s2v.data import audio as audio_lib
 from keras_s2v.data.face.align import LIP_SIZE
-from keras_s2v.layers.blocks import (
-    batch_norm,
-    conv2plus1d,
-    conv_bn_relu,
-    deconv_bn_relu,
-    scaled,
-)
+from keras_s2v.layers.blocks import batch_norm, conv2plus1d, conv_bn_relu, deconv_bn_relu, scaled
 from keras_s2v.layers.sequence import FoldTime, RepeatAlongAxis, UnfoldTime
 from keras_s2v.models.base import FunctionalModel
 
 GLANCE_FRAMES = 16  # video frames per generated window
 LOG_MEL_BANDS = audio_lib.LOG_MEL_BANDS  # 128
-IDENTITY_FILTERS = (
-    64,
-    128,
-    128,
-)  # identity encoder stages at width 1: maps S/2, S/4, S/8 (the last = C)
+IDENTITY_FILTERS = (64, 128, 128)  # identity encoder stages at width 1: maps S/2, S/4, S/8 (the last = C)
 AUDIO_FILTERS = (32, 64, 128, 128, 128)  # audio encoder at width 1 (the last = C)
-AUDIO_STRIDES = (
-    (1, 1),
-    (2, 2),
-    (2, 2),
-    (1, 2),
-    (1, 2),
-)  # (time, frequency): time / 4, frequency / 16
-DECODER_FILTERS = (
-    128,
-    64,
-    32,
-)  # per-frame transposed convolutions to S/4, S/2, S at width 1
-UPSAMPLING = (
-    "per_frame",
-    "3d",
-)  # the decoder's upsampling: 2-D per frame (default) | 3-D (the paper)
+AUDIO_STRIDES = ((1, 1), (2, 2), (2, 2), (1, 2), (1, 2))  # (time, frequency): time / 4, frequency / 16
+DECODER_FILTERS = (128, 64, 32)  # per-frame transposed convolutions to S/4, S/2, S at width 1
+UPSAMPLING = ("per_frame", "3d")  # the decoder's upsampling: 2-D per frame (default) | 3-D (the paper)
 FEATURE_SIZE = LOG_MEL_BANDS // 16  # 8: the audio map's frequency rows = the identity map's side
 
 
@@ -110,8 +87,9 @@ def skip_names(lip_size: int = LIP_SIZE) -> tuple[str, ...]:
 def residual_block(x, kernel_size=3, name: str = "res"):
     """x + (Conv2D -> BN -> ReLU -> Conv2D -> BN), then ReLU; keeps the shape."""
     y = conv_bn_relu(x, x.shape[-1], kernel_size, name=f"{name}_conv1")
-    y = keras.layers.Conv2D(x.shape[-1], kernel_size, padding="same", use_bias=False,
-                            kernel_initializer="he_normal", name=f"{name}_conv2")(y)  # fmt: skip
+    y = keras.layers.Conv2D(
+        x.shape[-1], kernel_size, padding="same", use_bias=False, kernel_initializer="he_normal", name=f"{name}_conv2"
+    )(y)
     y = batch_norm(f"{name}_conv2_bn")(y)
     x = keras.layers.Add(name=f"{name}_add")([x, y])
     return keras.layers.ReLU(name=f"{name}_relu")(x)
@@ -119,41 +97,28 @@ def residual_block(x, kernel_size=3, name: str = "res"):
 
 def conv3d_bn_relu(x, filters: int, kernel_size=3, strides=1, name: str = "conv3d"):
     """Conv3D -> BatchNorm -> ReLU, ``same`` padding, layers ``{name}``, ``{name}_bn``, ``{name}_relu``."""
-    x = keras.layers.Conv3D(filters, kernel_size, strides=strides, padding="same", use_bias=False,
-                            kernel_initializer="he_normal", name=name)(x)  # fmt: skip
+    x = keras.layers.Conv3D(
+        filters, kernel_size, strides=strides, padding="same", use_bias=False, kernel_initializer="he_normal", name=name
+    )(x)
     x = batch_norm(f"{name}_bn")(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
 
-def conv3d_bn_leaky(
-    x,
-    filters: int,
-    kernel_size=4,
-    strides=1,
-    normalize: bool = True,
-    name: str = "conv3d",
-):
+def conv3d_bn_leaky(x, filters: int, kernel_size=4, strides=1, normalize: bool = True, name: str = "conv3d"):
     """A factorised 3-D convolution [-> BatchNorm] -> LeakyReLU(0.2): the discriminator's block (``conv2plus1d``).
 
     (2+1)-D, not Conv3D: TensorFlow's gradients of a strided Conv3D take
     seconds per layer on CPU without oneDNN (10.8 s for the discriminator's
     step at width 0.25 against 0.2 s factorised).
     """
-    return conv2plus1d(
-        x,
-        filters,
-        kernel_size,
-        strides,
-        normalize=normalize,
-        activation="leaky",
-        name=name,
-    )
+    return conv2plus1d(x, filters, kernel_size, strides, normalize=normalize, activation="leaky", name=name)
 
 
 def deconv3d_bn_relu(x, filters: int, kernel_size=(3, 4, 4), strides=(1, 2, 2), name: str = "deconv3d"):
     """Conv3DTranspose -> BatchNorm -> ReLU: doubles height and width, keeps time (strides (1, 2, 2))."""
-    x = keras.layers.Conv3DTranspose(filters, kernel_size, strides=strides, padding="same", use_bias=False,
-                                     kernel_initializer="he_normal", name=name)(x)  # fmt: skip
+    x = keras.layers.Conv3DTranspose(
+        filters, kernel_size, strides=strides, padding="same", use_bias=False, kernel_initializer="he_normal", name=name
+    )(x)
     x = batch_norm(f"{name}_bn")(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
@@ -161,8 +126,9 @@ def deconv3d_bn_relu(x, filters: int, kernel_size=(3, 4, 4), strides=(1, 2, 2), 
 def residual3d_block(x, kernel_size=3, name: str = "res3d"):
     """x + (Conv3D -> BN -> ReLU -> Conv3D -> BN), then ReLU; keeps the shape."""
     y = conv3d_bn_relu(x, x.shape[-1], kernel_size, name=f"{name}_conv1")
-    y = keras.layers.Conv3D(x.shape[-1], kernel_size, padding="same", use_bias=False,
-                            kernel_initializer="he_normal", name=f"{name}_conv2")(y)  # fmt: skip
+    y = keras.layers.Conv3D(
+        x.shape[-1], kernel_size, padding="same", use_bias=False, kernel_initializer="he_normal", name=f"{name}_conv2"
+    )(y)
     y = batch_norm(f"{name}_conv2_bn")(y)
     x = keras.layers.Add(name=f"{name}_add")([x, y])
     return keras.layers.ReLU(name=f"{name}_relu")(x)
@@ -184,13 +150,7 @@ class GlanceIdentityEncoder(FunctionalModel):
 
     CONFIG_KEYS = ("lip_size", "width")
 
-    def __init__(
-        self,
-        lip_size: int = LIP_SIZE,
-        width: float = 1.0,
-        name: str = "identity_encoder",
-        **kwargs,
-    ):
+    def __init__(self, lip_size: int = LIP_SIZE, width: float = 1.0, name: str = "identity_encoder", **kwargs):
         if lip_size % 8:
             raise ValueError(f"lip_size must be a multiple of 8, got {lip_size}")
         lips = keras.Input((lip_size, lip_size, 3), name="lips")
@@ -211,13 +171,7 @@ class GlanceAudioEncoder(FunctionalModel):
 
     CONFIG_KEYS = ("frames", "width")
 
-    def __init__(
-        self,
-        frames: int = GLANCE_FRAMES,
-        width: float = 1.0,
-        name: str = "audio_encoder",
-        **kwargs,
-    ):
+    def __init__(self, frames: int = GLANCE_FRAMES, width: float = 1.0, name: str = "audio_encoder", **kwargs):
         hops = audio_lib.HOPS_PER_FRAME * frames
         log_mel = keras.Input((hops, LOG_MEL_BANDS), name="log_mel")
         x = keras.layers.Reshape((hops, LOG_MEL_BANDS, 1), name="add_channel")(log_mel)
@@ -246,15 +200,29 @@ class GlanceDecoder(FunctionalModel):
 
     CONFIG_KEYS = ("frames", "lip_size", "width", "skips", "upsampling")
 
-    def __init__(self, frames: int = GLANCE_FRAMES, lip_size: int = LIP_SIZE, width: float = 1.0,
-                 skips: bool = True, upsampling: str = "per_frame", name: str = "decoder", **kwargs):  # fmt: skip
+    def __init__(
+        self,
+        frames: int = GLANCE_FRAMES,
+        lip_size: int = LIP_SIZE,
+        width: float = 1.0,
+        skips: bool = True,
+        upsampling: str = "per_frame",
+        name: str = "decoder",
+        **kwargs,
+    ):
         if upsampling not in UPSAMPLING:
             raise ValueError(f"unknown upsampling {upsampling!r} ({', '.join(UPSAMPLING)})")
         channels = scaled(IDENTITY_FILTERS[-1], width) + scaled(AUDIO_FILTERS[-1], width)
         fused = keras.Input((frames, lip_size // 8, lip_size // 8, channels), name="fused")
         names = skip_names(lip_size)  # finest first
-        skip_inputs = {key: keras.Input((lip_size // 2 ** (i + 1),) * 2 + (scaled(f, width),), name=key)
-                       for i, (key, f) in enumerate(zip(names, IDENTITY_FILTERS))} if skips else {}  # fmt: skip
+        skip_inputs = (
+            {
+                key: keras.Input((lip_size // 2 ** (i + 1),) * 2 + (scaled(f, width),), name=key)
+                for i, (key, f) in enumerate(zip(names, IDENTITY_FILTERS))
+            }
+            if skips
+            else {}
+        )
         x = residual3d_block(fused, name="res1")
         x = residual3d_block(x, name="res2")  # (B, T, S/8, S/8, 2C)
         per_frame = upsampling == "per_frame"
@@ -280,12 +248,7 @@ class GlanceDecoder(FunctionalModel):
         else:
             x = keras.layers.Conv3D(3, 3, padding="same", kernel_initializer="he_normal", name="to_rgb")(x)
             frames_out = keras.layers.Activation("sigmoid", name="frames")(x)  # (B, T, S, S, 3)
-        super().__init__(
-            inputs={"fused": fused, **skip_inputs},
-            outputs=frames_out,
-            name=name,
-            **kwargs,
-        )
+        super().__init__(inputs={"fused": fused, **skip_inputs}, outputs=frames_out, name=name, **kwargs)
         self.frames = frames
         self.lip_size = lip_size
         self.width = width
@@ -299,9 +262,16 @@ class GlanceGenerator(FunctionalModel):
 
     CONFIG_KEYS = ("frames", "lip_size", "width", "skips", "upsampling")
 
-    def __init__(self, frames: int = GLANCE_FRAMES, lip_size: int = LIP_SIZE, width: float = 1.0,
-                 skips: bool = True, upsampling: str = "per_frame", name: str = "glance_generator",
-                 **kwargs):  # fmt: skip
+    def __init__(
+        self,
+        frames: int = GLANCE_FRAMES,
+        lip_size: int = LIP_SIZE,
+        width: float = 1.0,
+        skips: bool = True,
+        upsampling: str = "per_frame",
+        name: str = "glance_generator",
+        **kwargs,
+    ):
         if lip_size != 8 * FEATURE_SIZE:
             # The audio map has 8 frequency rows; duplication needs the identity map to be 8 x 8 too.
             raise ValueError(f"lip_size must be {8 * FEATURE_SIZE} (identity map = audio map side), got {lip_size}")
@@ -315,12 +285,7 @@ class GlanceGenerator(FunctionalModel):
         fused = fuse(identity["identity"], encoder(log_mel), frames)  # (B, T, 8, 8, 2C)
         skip_maps = {key: identity[key] for key in skip_names(lip_size)} if skips else {}
         frames_out = decoder({"fused": fused, **skip_maps})  # (B, T, S, S, 3)
-        super().__init__(
-            inputs={"lips": lips, "log_mel": log_mel},
-            outputs=frames_out,
-            name=name,
-            **kwargs,
-        )
+        super().__init__(inputs={"lips": lips, "log_mel": log_mel}, outputs=frames_out, name=name, **kwargs)
         self.frames = frames
         self.lip_size = lip_size
         self.width = width

@@ -47,51 +47,20 @@ from keras import ops
 
 from keras_s2v.data import audio as audio_lib
 from keras_s2v.data.face.align import LIP_SIZE
-from keras_s2v.layers.blocks import (
-    conv2plus1d,
-    conv_bn_leaky,
-    conv_bn_relu,
-    deconv_bn_relu,
-    scaled,
-)
+from keras_s2v.layers.blocks import conv2plus1d, conv_bn_leaky, conv_bn_relu, deconv_bn_relu, scaled
 from keras_s2v.layers.sequence import FoldTime, RepeatAlongAxis, UnfoldTime, fold_time
 from keras_s2v.models.base import FunctionalModel
-from keras_s2v.models.glance import (
-    GLANCE_FRAMES,
-    LOG_MEL_BANDS,
-    conv3d_bn_leaky,
-    residual_block,
-)
+from keras_s2v.models.glance import GLANCE_FRAMES, LOG_MEL_BANDS, conv3d_bn_leaky, residual_block
 
 MOTION_KINDS = ("flow", "difference")
 STREAMS = ("audio", "video", "flow")
 FLOW_FILTERS = (32, 64, 128, 256)  # flow encoder at width 1: maps S/2 .. S/16
 FLOW_SCALE = 4.0  # pixels per unit of the flow head: flows of a few pixels stay in the head's easy range
-LIP_ENCODER_FILTERS = (
-    32,
-    64,
-    128,
-)  # autoencoder at width 1: maps S, S/2, S/4 (the last = phi's channels)
-MOTION_FILTERS = (
-    32,
-    64,
-    64,
-    128,
-    128,
-    128,
-)  # 6 Conv3D, temporal kernel 3 each: receptive field 13 frames
-DERIVATIVE_FILTERS = (
-    128,
-    128,
-    128,
-)  # 3 hidden Conv1D + a linear one, kernel 3 each: receptive field 9 frames
+LIP_ENCODER_FILTERS = (32, 64, 128)  # autoencoder at width 1: maps S, S/2, S/4 (the last = phi's channels)
+MOTION_FILTERS = (32, 64, 64, 128, 128, 128)  # 6 Conv3D, temporal kernel 3 each: receptive field 13 frames
+DERIVATIVE_FILTERS = (128, 128, 128)  # 3 hidden Conv1D + a linear one, kernel 3 each: receptive field 9 frames
 DISCRIMINATOR_FILTERS = (64, 128, 256, 256)  # video and motion streams at width 1
-DISCRIMINATOR_STRIDES = (
-    (2, 2, 2),
-    (2, 2, 2),
-    (2, 2, 2),
-    (1, 2, 2),
-)  # (time, height, width): T/8, S/16
+DISCRIMINATOR_STRIDES = ((2, 2, 2), (2, 2, 2), (2, 2, 2), (1, 2, 2))  # (time, height, width): T/8, S/16
 AUDIO_STREAM_FILTERS = (32, 64, 128, 256)  # audio stream convolutions, stride 2 each
 
 
@@ -128,10 +97,7 @@ def warp(image, flow):
     x = ops.clip(xs + flow[..., 0], 0.0, ops.cast(width - 1, image.dtype))  # (B, H, W)
     y = ops.clip(ys + flow[..., 1], 0.0, ops.cast(height - 1, image.dtype))
     x0, y0 = ops.floor(x), ops.floor(y)
-    wx, wy = (
-        (x - x0)[..., None],
-        (y - y0)[..., None],
-    )  # (B, H, W, 1): the gradient path to the flow
+    wx, wy = ((x - x0)[..., None], (y - y0)[..., None])  # (B, H, W, 1): the gradient path to the flow
     x0, y0 = ops.cast(x0, "int32"), ops.cast(y0, "int32")
     x1, y1 = ops.minimum(x0 + 1, width - 1), ops.minimum(y0 + 1, height - 1)
     pixels = ops.reshape(image, (batch, -1, channels))  # (B, H W, C)
@@ -160,13 +126,7 @@ class LipFlowNet(FunctionalModel):
 
     CONFIG_KEYS = ("lip_size", "width")
 
-    def __init__(
-        self,
-        lip_size: int = LIP_SIZE,
-        width: float = 1.0,
-        name: str = "lip_flow_net",
-        **kwargs,
-    ):
+    def __init__(self, lip_size: int = LIP_SIZE, width: float = 1.0, name: str = "lip_flow_net", **kwargs):
         if lip_size % 16:
             raise ValueError(f"lip_size must be a multiple of 16, got {lip_size}")
         first = keras.Input((lip_size, lip_size, 3), name="first")
@@ -174,22 +134,17 @@ class LipFlowNet(FunctionalModel):
         x = pair = keras.layers.Concatenate(name="pair")([first, second])  # (B, S, S, 6)
         maps = []
         for i, filters in enumerate(FLOW_FILTERS, start=1):
-            x = conv_bn_leaky(
-                x,
-                scaled(filters, width),
-                3,
-                strides=2,
-                normalize=False,
-                name=f"down{i}",
-            )  # (B, S/2^i, S/2^i, f)
+            # (B, S/2^i, S/2^i, f)
+            x = conv_bn_leaky(x, scaled(filters, width), 3, strides=2, normalize=False, name=f"down{i}")
             maps.append(x)
         for skip, filters in zip([pair, *maps[:-1]][::-1], FLOW_FILTERS[::-1][1:] + (16,)):
             size = skip.shape[1]
             x = keras.layers.UpSampling2D(2, interpolation="bilinear", name=f"up{size}")(x)
             x = keras.layers.Concatenate(name=f"concat{size}")([x, skip])
             x = conv_bn_leaky(x, scaled(filters, width), 3, normalize=False, name=f"conv{size}")  # (B, size, size, f)
-        x = keras.layers.Conv2D(2, 3, padding="same", name="flow_head",
-                                kernel_initializer=keras.initializers.RandomNormal(stddev=0.01))(x)  # fmt: skip
+        x = keras.layers.Conv2D(
+            2, 3, padding="same", name="flow_head", kernel_initializer=keras.initializers.RandomNormal(stddev=0.01)
+        )(x)
         flow = keras.layers.Rescaling(FLOW_SCALE, name="flow")(x)  # (B, S, S, 2) pixels (dx, dy)
         super().__init__(inputs={"first": first, "second": second}, outputs=flow, name=name, **kwargs)
         self.lip_size = lip_size
@@ -222,8 +177,9 @@ class LipFeatureEncoder(FunctionalModel):
 
     CONFIG_KEYS = ("lip_size", "width", "res_blocks")
 
-    def __init__(self, lip_size: int = LIP_SIZE, width: float = 1.0, res_blocks: int = 6,
-                 name: str = "lip_encoder", **kwargs):  # fmt: skip
+    def __init__(
+        self, lip_size: int = LIP_SIZE, width: float = 1.0, res_blocks: int = 6, name: str = "lip_encoder", **kwargs
+    ):
         frames = keras.Input((lip_size, lip_size, 3), name="frames")
         x = conv_bn_relu(frames, scaled(LIP_ENCODER_FILTERS[0], width), 7, name="conv1")  # (B, S, S, 32)
         x = conv_bn_relu(x, scaled(LIP_ENCODER_FILTERS[1], width), 4, strides=2, name="conv2")  # (B, S/2, S/2, 64)
@@ -242,8 +198,9 @@ class LipAutoencoder(FunctionalModel):
 
     CONFIG_KEYS = ("lip_size", "width", "res_blocks")
 
-    def __init__(self, lip_size: int = LIP_SIZE, width: float = 1.0, res_blocks: int = 6,
-                 name: str = "lip_autoencoder", **kwargs):  # fmt: skip
+    def __init__(
+        self, lip_size: int = LIP_SIZE, width: float = 1.0, res_blocks: int = 6, name: str = "lip_autoencoder", **kwargs
+    ):
         if lip_size % 4:
             raise ValueError(f"lip_size must be a multiple of 4, got {lip_size}")
         encoder = LipFeatureEncoder(lip_size, width, res_blocks)
@@ -275,13 +232,25 @@ class AudioDerivativeEncoder(FunctionalModel):
 
     CONFIG_KEYS = ("frames", "width", "feature_dim")
 
-    def __init__(self, frames: int = GLANCE_FRAMES, width: float = 1.0, feature_dim: int = 64,
-                 name: str = "audio_derivative_encoder", **kwargs):  # fmt: skip
+    def __init__(
+        self,
+        frames: int = GLANCE_FRAMES,
+        width: float = 1.0,
+        feature_dim: int = 64,
+        name: str = "audio_derivative_encoder",
+        **kwargs,
+    ):
         audio = keras.Input((None, LOG_MEL_BANDS), name="audio")
         x = audio
         for i, filters in enumerate(DERIVATIVE_FILTERS, start=1):
-            x = keras.layers.Conv1D(scaled(filters, width), 3, padding="same", use_bias=False,
-                                    kernel_initializer="he_normal", name=f"conv{i}")(x)  # fmt: skip
+            x = keras.layers.Conv1D(
+                scaled(filters, width),
+                3,
+                padding="same",
+                use_bias=False,
+                kernel_initializer="he_normal",
+                name=f"conv{i}",
+            )(x)
             x = keras.layers.LeakyReLU(0.2, name=f"conv{i}_lrelu")(x)  # (B, T', f)
         x = keras.layers.Conv1D(feature_dim, 3, padding="same", use_bias=False, name="embedding")(x)  # (B, T', D)
         super().__init__(inputs=audio, outputs=x, name=name, **kwargs)
@@ -302,11 +271,19 @@ class MotionEncoder(FunctionalModel):
 
     CONFIG_KEYS = ("lip_size", "channels", "width", "feature_dim")
 
-    def __init__(self, lip_size: int = LIP_SIZE, channels: int = 2, width: float = 1.0, feature_dim: int = 64,
-                 name: str = "motion_encoder", **kwargs):  # fmt: skip
+    def __init__(
+        self,
+        lip_size: int = LIP_SIZE,
+        channels: int = 2,
+        width: float = 1.0,
+        feature_dim: int = 64,
+        name: str = "motion_encoder",
+        **kwargs,
+    ):
         motion = keras.Input((None, lip_size, lip_size, channels), name="motion")
         x = motion
         for i, filters in enumerate(MOTION_FILTERS, start=1):
+            # (B, T', S/2^i, S/2^i, f)
             x = conv2plus1d(
                 x,
                 scaled(filters, width),
@@ -316,7 +293,7 @@ class MotionEncoder(FunctionalModel):
                 activation="leaky",
                 use_bias=False,
                 name=f"conv{i}",
-            )  # (B, T', S/2^i, S/2^i, f)
+            )
         pooled = keras.layers.GlobalAveragePooling2D(name="spatial_mean")(FoldTime(name="fold")(x))  # (B T', C)
         x = UnfoldTime(name="unfold")([pooled, x])  # (B, T', C)
         x = keras.layers.Dense(feature_dim, use_bias=False, name="embedding")(x)  # (B, T', D)
@@ -339,9 +316,16 @@ class ThreeStreamDiscriminator(FunctionalModel):
 
     CONFIG_KEYS = ("frames", "lip_size", "width", "motion_channels", "streams")
 
-    def __init__(self, frames: int = GLANCE_FRAMES, lip_size: int = LIP_SIZE, width: float = 1.0,
-                 motion_channels: int = 2, streams: str = "audio,video,flow",
-                 name: str = "three_stream_discriminator", **kwargs):  # fmt: skip
+    def __init__(
+        self,
+        frames: int = GLANCE_FRAMES,
+        lip_size: int = LIP_SIZE,
+        width: float = 1.0,
+        motion_channels: int = 2,
+        streams: str = "audio,video,flow",
+        name: str = "three_stream_discriminator",
+        **kwargs,
+    ):
         names = parse_streams(streams)
         hops = audio_lib.HOPS_PER_FRAME * frames
         inputs = {"frames": keras.Input((frames, lip_size, lip_size, 3), name="frames")}
@@ -351,14 +335,7 @@ class ThreeStreamDiscriminator(FunctionalModel):
 
         def stream(x, prefix):  # (B, T, S, S, c) -> (B, T', S/16, S/16, 256)
             for i, (filters, strides) in enumerate(zip(DISCRIMINATOR_FILTERS, DISCRIMINATOR_STRIDES), start=1):
-                x = conv3d_bn_leaky(
-                    x,
-                    scaled(filters, width),
-                    4,
-                    strides,
-                    normalize=i > 1,
-                    name=f"{prefix}_conv{i}",
-                )
+                x = conv3d_bn_leaky(x, scaled(filters, width), 4, strides, normalize=i > 1, name=f"{prefix}_conv{i}")
             return x
 
         video = stream(inputs["frames"], "video")  # (B, T', S/16, S/16, 256)
@@ -370,14 +347,7 @@ class ThreeStreamDiscriminator(FunctionalModel):
 
         x = keras.layers.Reshape((hops, LOG_MEL_BANDS, 1), name="audio_add_channel")(inputs["log_mel"])
         for i, filters in enumerate(AUDIO_STREAM_FILTERS, start=1):  # (B, 4T / 2^i, 128 / 2^i, f)
-            x = conv_bn_leaky(
-                x,
-                scaled(filters, width),
-                3,
-                strides=2,
-                normalize=i > 1,
-                name=f"audio_conv{i}",
-            )
+            x = conv_bn_leaky(x, scaled(filters, width), 3, strides=2, normalize=i > 1, name=f"audio_conv{i}")
         x = keras.layers.Flatten(name="audio_flatten")(x)  # (B, T/4 x 8 x 256)
         x = keras.layers.Dense(scaled(256, width), name="audio_fc")(x)
         x = keras.layers.LeakyReLU(0.2, name="audio_fc_lrelu")(x)  # (B, A)

@@ -32,7 +32,8 @@ from keras_s2v.layers.blocks import MaskLowerHalf, batch_norm, conv_bn_relu, dec
 from keras_s2v.models.base import FunctionalModel
 
 IMAGE_SIZE = 112
-SKIP_NAMES = ("skip_112", "skip_56", "skip_28", "skip_14", "skip_6")  # identity-encoder maps the decoder may concatenate
+# identity-encoder maps the decoder may concatenate
+SKIP_NAMES = ("skip_112", "skip_56", "skip_28", "skip_14", "skip_6")
 FULL_RES_FILTERS = 32  # the 112 px stage of full_res_skip, times width
 UPSAMPLINGS = ("transpose", "resize")
 
@@ -43,13 +44,20 @@ class Speech2VidAudioEncoder(FunctionalModel):
 
     CONFIG_KEYS = ("width", "embedding_dim", "separable")
 
-    def __init__(self, width: float = 1.0, embedding_dim: int = 256, separable: bool = False,
-                 name: str = "audio_encoder", **kwargs):  # fmt: skip
+    def __init__(
+        self,
+        width: float = 1.0,
+        embedding_dim: int = 256,
+        separable: bool = False,
+        name: str = "audio_encoder",
+        **kwargs,
+    ):
         mfcc = keras.Input((audio_lib.MFCC_COEFFS, audio_lib.MFCC_WINDOW_HOPS), name="mfcc")
         x = keras.layers.Reshape((audio_lib.MFCC_COEFFS, audio_lib.MFCC_WINDOW_HOPS, 1), name="add_channel")(mfcc)
         # MFCC scales differ per coefficient; normalise with statistics learnt in training.
         x = batch_norm("input_norm")(x)  # (B, 12, 35, 1)
-        x = conv_bn_relu(x, scaled(64, width), 3, separable=separable, name="conv1")  # (B, 12, 35, 64): 1 channel in, standard
+        # conv1 sees 1 channel: standard even when separable.
+        x = conv_bn_relu(x, scaled(64, width), 3, separable=separable, name="conv1")  # (B, 12, 35, 64)
         x = conv_bn_relu(x, scaled(128, width), 3, separable=separable, name="conv2")  # (B, 12, 35, 128)
         x = keras.layers.MaxPooling2D(3, strides=(1, 2), padding="same", name="pool2")(x)  # (B, 12, 18, 128): time only
         x = conv_bn_relu(x, scaled(256, width), 3, separable=separable, name="conv3")
@@ -72,19 +80,36 @@ class Speech2VidIdentityEncoder(FunctionalModel):
     With ``masked_target`` faces are (B, 112, 112, 3 (n + 1)): the target frame first.
     """
 
-    CONFIG_KEYS = ("num_images", "width", "embedding_dim", "separable", "high_res_skips", "masked_target",
-                   "full_res_skip")  # fmt: skip
+    CONFIG_KEYS = (
+        "num_images",
+        "width",
+        "embedding_dim",
+        "separable",
+        "high_res_skips",
+        "masked_target",
+        "full_res_skip",
+    )
 
-    def __init__(self, num_images: int = 1, width: float = 1.0, embedding_dim: int = 256, separable: bool = False,
-                 high_res_skips: bool = False, masked_target: bool = False, full_res_skip: bool = False,
-                 name: str = "identity_encoder", **kwargs):  # fmt: skip
+    def __init__(
+        self,
+        num_images: int = 1,
+        width: float = 1.0,
+        embedding_dim: int = 256,
+        separable: bool = False,
+        high_res_skips: bool = False,
+        masked_target: bool = False,
+        full_res_skip: bool = False,
+        name: str = "identity_encoder",
+        **kwargs,
+    ):
         faces = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3 * (num_images + masked_target)), name="faces")
         pixels = MaskLowerHalf(3, name="mask_target")(faces) if masked_target else faces
         x = pixels
         # conv1 sees 3 n channels: standard even when separable.
         skip_56 = conv_bn_relu(x, scaled(96, width), 7, strides=2, separable=separable, name="conv1")  # (B, 56, 56, 96)
         pool1 = keras.layers.MaxPooling2D(3, strides=2, name="pool1")(skip_56)  # (B, 27, 27, 96)
-        skip_14 = conv_bn_relu(pool1, scaled(256, width), 5, strides=2, separable=separable, name="conv2")  # (B, 14, 14, 256)
+        # skip_14: (B, 14, 14, 256)
+        skip_14 = conv_bn_relu(pool1, scaled(256, width), 5, strides=2, separable=separable, name="conv2")
         x = keras.layers.MaxPooling2D(3, strides=2, name="pool2")(skip_14)  # (B, 6, 6, 256)
         x = conv_bn_relu(x, scaled(512, width), 3, separable=separable, name="conv3")
         x = conv_bn_relu(x, scaled(512, width), 3, separable=separable, name="conv4")
@@ -94,10 +119,12 @@ class Speech2VidIdentityEncoder(FunctionalModel):
         identity = keras.layers.Flatten(name="identity_vector")(x)  # (B, 256)
         outputs = {"identity": identity, "skip_14": skip_14, "skip_6": skip_6}
         if high_res_skips:  # the face's own texture at 56 and 28 px: what keeps generated faces sharp
-            outputs["skip_28"] = keras.layers.ZeroPadding2D(((0, 1), (0, 1)), name="skip_28_pad")(pool1)  # (B, 28, 28, 96)
+            # skip_28: (B, 28, 28, 96)
+            outputs["skip_28"] = keras.layers.ZeroPadding2D(((0, 1), (0, 1)), name="skip_28_pad")(pool1)
             outputs["skip_56"] = skip_56  # (B, 56, 56, 96)
         if full_res_skip:  # the pixels themselves: with a masked target, its upper face passes through unblurred
-            outputs["skip_112"] = conv_bn_relu(pixels, scaled(FULL_RES_FILTERS, width), 3, name="conv_skip112")  # (B, 112, 112, 32)
+            # skip_112: (B, 112, 112, 32)
+            outputs["skip_112"] = conv_bn_relu(pixels, scaled(FULL_RES_FILTERS, width), 3, name="conv_skip112")
         super().__init__(inputs=faces, outputs=outputs, name=name, **kwargs)
         self.num_images = num_images
         self.width = width
@@ -112,20 +139,38 @@ class Speech2VidIdentityEncoder(FunctionalModel):
 class Speech2VidDecoder(FunctionalModel):
     """[identity, audio] vectors (+ skips) -> frame (B, 112, 112, 3) in [0, 1]."""
 
-    CONFIG_KEYS = ("width", "embedding_dim", "skip_connections", "separable", "upsampling", "high_res_skips",
-                   "full_res_skip")  # fmt: skip
+    CONFIG_KEYS = (
+        "width",
+        "embedding_dim",
+        "skip_connections",
+        "separable",
+        "upsampling",
+        "high_res_skips",
+        "full_res_skip",
+    )
 
-    def __init__(self, width: float = 1.0, embedding_dim: int = 256, skip_connections: bool = True,
-                 separable: bool = False, upsampling: str = "transpose", high_res_skips: bool = False,
-                 full_res_skip: bool = False, name: str = "decoder", **kwargs):  # fmt: skip
+    def __init__(
+        self,
+        width: float = 1.0,
+        embedding_dim: int = 256,
+        skip_connections: bool = True,
+        separable: bool = False,
+        upsampling: str = "transpose",
+        high_res_skips: bool = False,
+        full_res_skip: bool = False,
+        name: str = "decoder",
+        **kwargs,
+    ):
         if upsampling not in UPSAMPLINGS:
             raise ValueError(f"upsampling must be one of {UPSAMPLINGS}, got {upsampling!r}")
         high_res_skips = high_res_skips and skip_connections
         full_res_skip = full_res_skip and skip_connections
         identity = keras.Input((embedding_dim,), name="identity")
         audio = keras.Input((embedding_dim,), name="audio")
-        skips = {"skip_14": keras.Input((14, 14, scaled(256, width)), name="skip_14"),
-                 "skip_6": keras.Input((6, 6, scaled(512, width)), name="skip_6")}  # fmt: skip
+        skips = {
+            "skip_14": keras.Input((14, 14, scaled(256, width)), name="skip_14"),
+            "skip_6": keras.Input((6, 6, scaled(512, width)), name="skip_6"),
+        }
         if high_res_skips:
             skips["skip_28"] = keras.Input((28, 28, scaled(96, width)), name="skip_28")
             skips["skip_56"] = keras.Input((56, 56, scaled(96, width)), name="skip_56")
@@ -190,20 +235,41 @@ class Speech2Vid(FunctionalModel):
     the target frame first with ``masked_target``.
     """
 
-    CONFIG_KEYS = ("num_identity_images", "width", "embedding_dim", "skip_connections", "separable", "upsampling",
-                   "high_res_skips", "masked_target", "full_res_skip")  # fmt: skip
+    CONFIG_KEYS = (
+        "num_identity_images",
+        "width",
+        "embedding_dim",
+        "skip_connections",
+        "separable",
+        "upsampling",
+        "high_res_skips",
+        "masked_target",
+        "full_res_skip",
+    )
 
-    def __init__(self, num_identity_images: int = 1, width: float = 1.0, embedding_dim: int = 256,
-                 skip_connections: bool = True, separable: bool = False, upsampling: str = "transpose",
-                 high_res_skips: bool = False, masked_target: bool = False, full_res_skip: bool = False,
-                 name: str = "speech2vid", **kwargs):  # fmt: skip
+    def __init__(
+        self,
+        num_identity_images: int = 1,
+        width: float = 1.0,
+        embedding_dim: int = 256,
+        skip_connections: bool = True,
+        separable: bool = False,
+        upsampling: str = "transpose",
+        high_res_skips: bool = False,
+        masked_target: bool = False,
+        full_res_skip: bool = False,
+        name: str = "speech2vid",
+        **kwargs,
+    ):
         high_res_skips = high_res_skips and skip_connections
         full_res_skip = full_res_skip and skip_connections
-        identity_encoder = Speech2VidIdentityEncoder(num_identity_images, width, embedding_dim, separable, high_res_skips,
-                                                     masked_target, full_res_skip)  # fmt: skip
+        identity_encoder = Speech2VidIdentityEncoder(
+            num_identity_images, width, embedding_dim, separable, high_res_skips, masked_target, full_res_skip
+        )
         audio_encoder = Speech2VidAudioEncoder(width, embedding_dim, separable)
-        decoder = Speech2VidDecoder(width, embedding_dim, skip_connections, separable, upsampling, high_res_skips,
-                                    full_res_skip)  # fmt: skip
+        decoder = Speech2VidDecoder(
+            width, embedding_dim, skip_connections, separable, upsampling, high_res_skips, full_res_skip
+        )
         faces = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3 * (num_identity_images + masked_target)), name="faces")
         mfcc = keras.Input((audio_lib.MFCC_COEFFS, audio_lib.MFCC_WINDOW_HOPS), name="mfcc")
         identity = identity_encoder(faces)

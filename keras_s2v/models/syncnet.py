@@ -28,6 +28,8 @@ from keras_s2v.layers.blocks import Centered, conv_bn_relu, scaled
 from keras_s2v.models.base import FunctionalModel
 
 FACE_SIZE = 112  # aligned crop side
+
+
 def lips_shape(face_size: int = FACE_SIZE, crop: str = "lower_half") -> tuple[int, int, int]:
     """(H, W, 5): the ``crop`` of ``SYNC_FRAMES`` aligned grey faces."""
     _, _, height, width = align.sync_region(face_size, crop)
@@ -40,9 +42,17 @@ class SyncVideoEncoder(FunctionalModel):
 
     CONFIG_KEYS = ("face_size", "width", "embedding_dim", "crop", "dropout", "centered")
 
-    def __init__(self, face_size: int = FACE_SIZE, width: float = 1.0, embedding_dim: int = 128,
-                 crop: str = "lower_half", dropout: float = 0.0, centered: bool = False, name: str = "sync_video_encoder",
-                 **kwargs):  # fmt: skip
+    def __init__(
+        self,
+        face_size: int = FACE_SIZE,
+        width: float = 1.0,
+        embedding_dim: int = 128,
+        crop: str = "lower_half",
+        dropout: float = 0.0,
+        centered: bool = False,
+        name: str = "sync_video_encoder",
+        **kwargs,
+    ):
         lips = keras.Input(lips_shape(face_size, crop), name="lips")
         # centered: only how the 5 frames differ from their mean, not the speaker's look (which a few
         # dozen speakers let the expert memorise)
@@ -73,8 +83,14 @@ class SyncAudioEncoder(FunctionalModel):
 
     CONFIG_KEYS = ("width", "embedding_dim", "centered")
 
-    def __init__(self, width: float = 1.0, embedding_dim: int = 128, centered: bool = False,
-                 name: str = "sync_audio_encoder", **kwargs):  # fmt: skip
+    def __init__(
+        self,
+        width: float = 1.0,
+        embedding_dim: int = 128,
+        centered: bool = False,
+        name: str = "sync_audio_encoder",
+        **kwargs,
+    ):
         mfcc = keras.Input((audio_lib.MFCC_COEFFS, audio_lib.SYNC_MFCC_HOPS), name="mfcc")
         # centered: cepstral mean normalisation over the window, which removes the microphone and the voice
         x = Centered(axis=-1, name="cepstral_mean_norm")(mfcc) if centered else mfcc
@@ -106,9 +122,18 @@ class SyncNet(FunctionalModel):
 
     CONFIG_KEYS = ("face_size", "width", "embedding_dim", "max_shift", "crop", "dropout", "centered")
 
-    def __init__(self, face_size: int = FACE_SIZE, width: float = 1.0, embedding_dim: int = 128, max_shift: int = 5,
-                 crop: str = "lower_half", dropout: float = 0.0, centered: bool = False, name: str = "syncnet",
-                 **kwargs):  # fmt: skip
+    def __init__(
+        self,
+        face_size: int = FACE_SIZE,
+        width: float = 1.0,
+        embedding_dim: int = 128,
+        max_shift: int = 5,
+        crop: str = "lower_half",
+        dropout: float = 0.0,
+        centered: bool = False,
+        name: str = "syncnet",
+        **kwargs,
+    ):
         video_encoder = SyncVideoEncoder(face_size, width, embedding_dim, crop, dropout, centered)
         audio_encoder = SyncAudioEncoder(width, embedding_dim, centered)
         candidates = 2 * max_shift + 1

@@ -64,8 +64,14 @@ class TemporalIdentityEncoder(FunctionalModel):
 
     CONFIG_KEYS = ("image_size", "width", "identity_dim")
 
-    def __init__(self, image_size: int = IMAGE_SIZE, width: float = 1.0, identity_dim: int = 50,
-                 name: str = "identity_encoder", **kwargs):  # fmt: skip
+    def __init__(
+        self,
+        image_size: int = IMAGE_SIZE,
+        width: float = 1.0,
+        identity_dim: int = 50,
+        name: str = "identity_encoder",
+        **kwargs,
+    ):
         if image_size % 16:
             raise ValueError(f"image_size must be a multiple of 16, got {image_size}")
         faces = keras.Input((image_size, image_size, 3), name="faces")
@@ -123,15 +129,25 @@ class TemporalFrameDecoder(FunctionalModel):
 
     CONFIG_KEYS = ("image_size", "width", "code_dim", "plain_convs")
 
-    def __init__(self, image_size: int = IMAGE_SIZE, width: float = 1.0, code_dim: int = 316,
-                 plain_convs: bool = False, name: str = "frame_decoder", **kwargs):  # fmt: skip
+    def __init__(
+        self,
+        image_size: int = IMAGE_SIZE,
+        width: float = 1.0,
+        code_dim: int = 316,
+        plain_convs: bool = False,
+        name: str = "frame_decoder",
+        **kwargs,
+    ):
         code = keras.Input((code_dim,), name="code")
         names = skip_names(image_size)
-        skips = {key: keras.Input((image_size // 2 ** (i + 1),) * 2 + (scaled(f, width),), name=key)
-                 for i, (key, f) in enumerate(zip(names, SKIP_FILTERS))}  # fmt: skip
+        skips = {
+            key: keras.Input((image_size // 2 ** (i + 1),) * 2 + (scaled(f, width),), name=key)
+            for i, (key, f) in enumerate(zip(names, SKIP_FILTERS))
+        }
         x = keras.layers.Reshape((1, 1, code_dim), name="to_map")(code)
         size = image_size // 16
-        x = deconv_bn_relu(x, scaled(512, width), size, strides=1, padding="valid", name=f"deconv{size}")  # (B, S/16, S/16, 512)
+        # (B, S/16, S/16, 512)
+        x = deconv_bn_relu(x, scaled(512, width), size, strides=1, padding="valid", name=f"deconv{size}")
         for j, (key, filters) in enumerate(zip(reversed(names), reversed(SKIP_FILTERS))):  # S/16 .. S/2
             x = keras.layers.Concatenate(name=f"concat_{key}")([x, skips[key]])
             if plain_convs:
@@ -166,13 +182,34 @@ class TemporalGenerator(FunctionalModel):
     and every runtime feed (part of the config so exports carry it).
     """
 
-    CONFIG_KEYS = ("audio_input", "image_size", "width", "identity_dim", "audio_dim", "context_dim", "noise_dim",
-                   "noise_layers", "plain_convs", "noise_std")  # fmt: skip
+    CONFIG_KEYS = (
+        "audio_input",
+        "image_size",
+        "width",
+        "identity_dim",
+        "audio_dim",
+        "context_dim",
+        "noise_dim",
+        "noise_layers",
+        "plain_convs",
+        "noise_std",
+    )
 
-    def __init__(self, audio_input: str = "pcm", image_size: int = IMAGE_SIZE, width: float = 1.0,
-                 identity_dim: int = 50, audio_dim: int = 256, context_dim: int = 256, noise_dim: int = 10,
-                 noise_layers: int = 1, plain_convs: bool = False, noise_std: float = 0.6,
-                 name: str = "temporal_generator", **kwargs):  # fmt: skip
+    def __init__(
+        self,
+        audio_input: str = "pcm",
+        image_size: int = IMAGE_SIZE,
+        width: float = 1.0,
+        identity_dim: int = 50,
+        audio_dim: int = 256,
+        context_dim: int = 256,
+        noise_dim: int = 10,
+        noise_layers: int = 1,
+        plain_convs: bool = False,
+        noise_std: float = 0.6,
+        name: str = "temporal_generator",
+        **kwargs,
+    ):
         identity_encoder = TemporalIdentityEncoder(image_size, width, identity_dim)
         encoder = audio_encoder(audio_input, width, audio_dim)
         decoder = TemporalFrameDecoder(image_size, width, identity_dim + context_dim + noise_dim, plain_convs)
@@ -189,9 +226,14 @@ class TemporalGenerator(FunctionalModel):
         noise_code = noise
         for gru in noise_grus:
             noise_code = gru(noise_code)  # (B, T, N)
-        code = keras.layers.Concatenate(name="concat_code")([
-            RepeatPerStep(name="repeat_identity")([identity["identity"], audio]),
-            FoldTime(name="fold_context")(context), FoldTime(name="fold_noise")(noise_code)])  # (B T, I + C + N)
+        # (B T, I + C + N)
+        code = keras.layers.Concatenate(name="concat_code")(
+            [
+                RepeatPerStep(name="repeat_identity")([identity["identity"], audio]),
+                FoldTime(name="fold_context")(context),
+                FoldTime(name="fold_noise")(noise_code),
+            ]
+        )
         skips = {k: RepeatPerStep(name=f"repeat_{k}")([identity[k], audio]) for k in skip_names(image_size)}
         frames = UnfoldTime(name="frames")([decoder({"code": code, **skips}), audio])  # (B, T, S, S, 3)
         super().__init__(inputs={"faces": faces, "audio": audio, "noise": noise}, outputs=frames, name=name, **kwargs)
@@ -247,5 +289,6 @@ class TemporalGenerator(FunctionalModel):
         code = keras.layers.Concatenate(name="concat_code")([identity["identity"], x, z])
         skips = {k: v for k, v in identity.items() if k != "identity"}
         frame = self.decoder({"code": code, **skips})
-        return keras.Model({**identity, "audio": audio, "noise": noise, **states}, {"frame": frame, **outputs},
-                           name="step_generator")  # fmt: skip
+        return keras.Model(
+            {**identity, "audio": audio, "noise": noise, **states}, {"frame": frame, **outputs}, name="step_generator"
+        )

@@ -88,8 +88,10 @@ def materialize(preset: dict) -> Path:
         return target
     weights = source / WEIGHTS_FILE
     if not weights.is_file() or _sha256(weights) != preset["sha256"]:
-        raise PresetError(f"preset {preset['name']}: {weights} is missing or does not match its SHA-256 "
-                          "(a partial checkout? git lfs?)")  # fmt: skip
+        raise PresetError(
+            f"preset {preset['name']}: {weights} is missing or does not match its SHA-256 "
+            "(a partial checkout? git lfs?)"
+        )
     model = build(source)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}.partial"
@@ -154,17 +156,29 @@ def save_preset(workdir, out, name: str, summary: str, card: str, float16: bool 
     # Replaces only an earlier version of a preset (its preset.json), never another folder; never the workdir.
     with outputs.atomic_folder(out, inputs=[("workdir", workdir)], overwrite=True, marker=PRESET_FILE) as staging:
         dtype = np.float16 if float16 else np.float32
-        arrays = {f"w{i:04d}": np.asarray(v.numpy()).astype(dtype if v.dtype == "float32" else v.dtype)
-                  for i, v in enumerate(model.weights)}  # fmt: skip
+        arrays = {
+            f"w{i:04d}": np.asarray(v.numpy()).astype(dtype if v.dtype == "float32" else v.dtype)
+            for i, v in enumerate(model.weights)
+        }
         np.savez(staging / WEIGHTS_FILE, **arrays)
         (staging / MODEL_FILE).write_text(json.dumps(keras.saving.serialize_keras_object(model), indent=1) + "\n")
         shutil.copy(workdir / "config.json", staging / "config.json")
         data = json.loads((workdir / "data.json").read_text()) if (workdir / "data.json").exists() else {}
-        (staging / "data.json").write_text(json.dumps({"data_parameters": data.get("data_parameters")}, indent=1) + "\n")
-        info = {"name": name, "family": family, "summary": summary, "experiment": config["name"],
-                "weights_dtype": np.dtype(dtype).name, "sha256": _sha256(staging / WEIGHTS_FILE)}  # fmt: skip
+        (staging / "data.json").write_text(
+            json.dumps({"data_parameters": data.get("data_parameters")}, indent=1) + "\n"
+        )
+        info = {
+            "name": name,
+            "family": family,
+            "summary": summary,
+            "experiment": config["name"],
+            "weights_dtype": np.dtype(dtype).name,
+            "sha256": _sha256(staging / WEIGHTS_FILE),
+        }
         size = (staging / WEIGHTS_FILE).stat().st_size
-        (staging / CARD_FILE).write_text(f"{card.rstrip()}\n\n## Weights\n\n`{WEIGHTS_FILE}`: {len(arrays)} arrays, "
-                                         f"{info['weights_dtype']}, {size} bytes, SHA-256 `{info['sha256']}`.\n")  # fmt: skip
+        (staging / CARD_FILE).write_text(
+            f"{card.rstrip()}\n\n## Weights\n\n`{WEIGHTS_FILE}`: {len(arrays)} arrays, "
+            f"{info['weights_dtype']}, {size} bytes, SHA-256 `{info['sha256']}`.\n"
+        )
         (staging / PRESET_FILE).write_text(json.dumps(info, indent=1) + "\n")
     return info

@@ -27,10 +27,12 @@ def main(argv=None) -> int:
     from keras_s2v import cli, pretrained
 
     if args.command == "save":
+
         def body():
             card = Path(args.card).read_text()
-            info = pretrained.save_preset(args.workdir, Path(args.out) / args.name, args.name, args.summary, card,
-                                          float16=not args.float32)  # fmt: skip
+            info = pretrained.save_preset(
+                args.workdir, Path(args.out) / args.name, args.name, args.summary, card, float16=not args.float32
+            )
             return f"saved preset {info['name']} ({info['family']}, {info['weights_dtype']}) in {Path(args.out) / args.name}"
 
         return cli.run_main(body)

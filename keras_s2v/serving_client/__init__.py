@@ -118,8 +118,9 @@ def _single_output_name(signature_name: str) -> str:
 # --- REST -------------------------------------------------------------------------------
 
 
-def rest_url(host: str, model_name: str, version: int | None = None, port: int = REST_PORT,
-             method: str = ":predict") -> str:  # fmt: skip
+def rest_url(
+    host: str, model_name: str, version: int | None = None, port: int = REST_PORT, method: str = ":predict"
+) -> str:
     """``http://host:port/v1/models/<name>[/versions/<v>]:predict`` (``method="/metadata"``: the model's metadata).
 
     ``host`` may also be a base URL (``https://serving.example.com``), used
@@ -158,8 +159,9 @@ def _to_array(value, dtype) -> np.ndarray:
     return array
 
 
-def parse_rest_response(response: Mapping, output_name: str = "output",
-                        dtypes: Mapping[str, np.dtype] | np.dtype | None = None) -> dict[str, np.ndarray]:  # fmt: skip
+def parse_rest_response(
+    response: Mapping, output_name: str = "output", dtypes: Mapping[str, np.dtype] | np.dtype | None = None
+) -> dict[str, np.ndarray]:
     """Arrays of a ``:predict`` answer, keyed by output name.
 
     Handles ``{"outputs": {name: value, ...}}`` (several outputs),
@@ -225,8 +227,10 @@ def _rest_json(url: str, payload: dict | None, timeout: float) -> dict:
 
 def _connection_problem(reason, api: str, timeout: float) -> str:
     if isinstance(reason, ConnectionRefusedError):
-        return (f"connection refused: is TF Serving running, with its {api} API on this port? "
-                "(docker run -p 8500:8500 -p 8501:8501 ... tensorflow/serving, see BUILD.md)")  # fmt: skip
+        return (
+            f"connection refused: is TF Serving running, with its {api} API on this port? "
+            "(docker run -p 8500:8500 -p 8501:8501 ... tensorflow/serving, see BUILD.md)"
+        )
     if isinstance(reason, TimeoutError):
         return f"no answer within {timeout:g} s (raise --timeout, or send fewer frames per request)"
     if isinstance(reason, socket.gaierror):
@@ -246,18 +250,22 @@ def signature_shapes(metadata: Mapping) -> dict[str, dict[str, dict[str, tuple]]
         raise ValueError(f"not a model metadata answer (keys {sorted(metadata)})") from None
 
     def shapes(tensors: Mapping) -> dict[str, tuple]:
-        return {name: tuple(int(d.get("size", -1)) for d in info.get("tensor_shape", {}).get("dim", []))
-                for name, info in tensors.items()}  # fmt: skip
+        return {
+            name: tuple(int(d.get("size", -1)) for d in info.get("tensor_shape", {}).get("dim", []))
+            for name, info in tensors.items()
+        }
 
-    return {name: {"inputs": shapes(sig.get("inputs", {})), "outputs": shapes(sig.get("outputs", {}))}
-            for name, sig in signature_defs.items() if name != "__saved_model_init_op"}  # fmt: skip
+    return {
+        name: {"inputs": shapes(sig.get("inputs", {})), "outputs": shapes(sig.get("outputs", {}))}
+        for name, sig in signature_defs.items()
+        if name != "__saved_model_init_op"
+    }
 
 
 # --- gRPC -----------------------------------------------------------------------------
 
 
-def predict_request(model_name: str, signature_name: str, inputs: Mapping[str, np.ndarray],
-                    version: int | None = None):  # fmt: skip
+def predict_request(model_name: str, signature_name: str, inputs: Mapping[str, np.ndarray], version: int | None = None):
     """A ``tensorflow_serving.apis.predict_pb2.PredictRequest`` with each input as a tensor proto."""
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2
@@ -305,8 +313,10 @@ def _grpc_problem(error, timeout: float) -> str:
 
     code, details = error.code(), error.details()
     if code == grpc.StatusCode.UNAVAILABLE:
-        return (f"cannot connect ({details}): is TF Serving running, with its gRPC API on this port? "
-                "(docker run -p 8500:8500 -p 8501:8501 ... tensorflow/serving, see BUILD.md)")  # fmt: skip
+        return (
+            f"cannot connect ({details}): is TF Serving running, with its gRPC API on this port? "
+            "(docker run -p 8500:8500 -p 8501:8501 ... tensorflow/serving, see BUILD.md)"
+        )
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return f"no answer within {timeout:g} s (raise --timeout, or send fewer frames per request)"
     if code == grpc.StatusCode.NOT_FOUND:
@@ -331,8 +341,16 @@ class ServingClient:
 
     window_samples = MFCC_WINDOW_SAMPLES  # generate_frame_pcm's window
 
-    def __init__(self, host: str, model_name: str, version: int | None = None, protocol: str = "rest",
-                 rest_port: int = REST_PORT, grpc_port: int = GRPC_PORT, timeout: float = DEFAULT_TIMEOUT):  # fmt: skip
+    def __init__(
+        self,
+        host: str,
+        model_name: str,
+        version: int | None = None,
+        protocol: str = "rest",
+        rest_port: int = REST_PORT,
+        grpc_port: int = GRPC_PORT,
+        timeout: float = DEFAULT_TIMEOUT,
+    ):
         if protocol not in ("rest", "grpc"):
             raise ValueError(f"protocol must be 'rest' or 'grpc', got {protocol!r}")
         self.host, self.model_name, self.version, self.protocol = host, model_name, version, protocol
@@ -380,8 +398,11 @@ class ServingClient:
     def _face_shapes(self) -> dict[str, tuple]:
         signatures = self.signatures()
         if IDENTITY_FEATURES not in signatures:
-            raise ServingError(self.target, f"{self.model_name} serves {sorted(signatures)}: no {IDENTITY_FEATURES} "
-                                            "signature (python -m export writes it)")  # fmt: skip
+            raise ServingError(
+                self.target,
+                f"{self.model_name} serves {sorted(signatures)}: no {IDENTITY_FEATURES} "
+                "signature (python -m export writes it)",
+            )
         return signatures[IDENTITY_FEATURES]["inputs"]
 
     @property
@@ -450,8 +471,10 @@ class ServingClient:
             import grpc
             from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-            options = [("grpc.max_send_message_length", _MAX_GRPC_MESSAGE),
-                       ("grpc.max_receive_message_length", _MAX_GRPC_MESSAGE)]  # fmt: skip
+            options = [
+                ("grpc.max_send_message_length", _MAX_GRPC_MESSAGE),
+                ("grpc.max_receive_message_length", _MAX_GRPC_MESSAGE),
+            ]
             self._channel = grpc.insecure_channel(self.target, options=options)
             self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         return self._stub
@@ -492,13 +515,17 @@ def backend(client: ServingClient):
     description = f"TF Serving {client.model_name} at {client.target}"
     generators = {GENERATE_FRAME_PCM, GENERATE_STEP, GENERATE_WINDOW} & set(signatures)
     if IDENTITY_FEATURES not in signatures or not generators:
-        raise ServingError(client.target, f"{client.model_name} serves {sorted(signatures)}: not a keras_s2v export "
-                                          "(python -m export writes identity_features and a generator)")  # fmt: skip
+        raise ServingError(
+            client.target,
+            f"{client.model_name} serves {sorted(signatures)}: not a keras_s2v export "
+            "(python -m export writes identity_features and a generator)",
+        )
     face_size = signatures[IDENTITY_FEATURES]["inputs"][FACES][1]
     if GENERATE_WINDOW in signatures:
         _, window_frames, lip_size, _, _ = signatures[GENERATE_WINDOW]["outputs"][FRAMES]
-        return frame_loop.WindowedGenerator(client.identity_features, client.generate_window, window_frames,
-                                            description, face_size, lip_size)  # fmt: skip
+        return frame_loop.WindowedGenerator(
+            client.identity_features, client.generate_window, window_frames, description, face_size, lip_size
+        )
     if GENERATE_STEP in signatures:
         inputs = signatures[GENERATE_STEP]["inputs"]
         identity_keys = signatures[IDENTITY_FEATURES]["outputs"]
@@ -507,16 +534,25 @@ def backend(client: ServingClient):
         def step(values):  # one frame: identity outputs, pcm, noise and states -> frame and new states
             return client.predict(GENERATE_STEP, **{k: values[k] for k in inputs})
 
-        return frame_loop.StreamingGenerator(client.identity_features, step, states, inputs[NOISE][-1],
-                                             inputs[PCM][-1], description, face_size)  # fmt: skip
+        return frame_loop.StreamingGenerator(
+            client.identity_features, step, states, inputs[NOISE][-1], inputs[PCM][-1], description, face_size
+        )
     return client
 
 
 # --- What the command runs (python -m keras_s2v.serving_client: __main__.py) --------------
 
 
-def make_video(client, face_paths, audio_path, out, batch_size: int = 25, fps: float = 25.0,
-               overwrite: bool = False, progress: bool = True) -> tuple[int, float]:  # fmt: skip
+def make_video(
+    client,
+    face_paths,
+    audio_path,
+    out,
+    batch_size: int = 25,
+    fps: float = 25.0,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> tuple[int, float]:
     """Read the face crop(s) and the audio, write ``out``; (frames, seconds of audio)."""
     from keras_s2v import frame_loop, outputs
     from keras_s2v.data import audio as audio_lib
@@ -536,4 +572,3 @@ def make_video(client, face_paths, audio_path, out, batch_size: int = 25, fps: f
     faces = frame_loop.identity_faces(model, faces)  # a masked-target model: the first crop is the target too
     count = frame_loop.write_talking_video(model, faces, waveform, out, batch_size, fps, overwrite, progress, inputs)
     return count, len(waveform) / audio_lib.SAMPLE_RATE
-

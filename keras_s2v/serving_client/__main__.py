@@ -16,8 +16,12 @@ def _define_flags() -> None:
     flags.DEFINE_enum("protocol", "rest", ["rest", "grpc"], "REST (JSON) or gRPC (binary tensors).")
     flags.DEFINE_integer("rest_port", REST_PORT, "TF Serving's REST port (--rest_api_port).")
     flags.DEFINE_integer("grpc_port", GRPC_PORT, "TF Serving's gRPC port (--port).")
-    flags.DEFINE_multi_string("face", [], "Aligned square face crop (repeat 5 times for a 5-image model; a "
-                              "masked-target model also takes the first as the frame being made).")
+    flags.DEFINE_multi_string(
+        "face",
+        [],
+        "Aligned square face crop (repeat 5 times for a 5-image model; a "
+        "masked-target model also takes the first as the frame being made).",
+    )
     flags.DEFINE_string("audio", None, "Speech recording (wav, mp3, m4a, ...).", required=True)
     flags.DEFINE_string("out", None, "Output video (.mp4).", required=True)
     flags.DEFINE_integer("batch_size", 25, "Audio windows (video frames) per request.", lower_bound=1)

@@ -156,8 +156,10 @@ class EpochCheckpoints(keras.callbacks.Callback):
                 self.log(f"resuming from {path} (epoch {epoch})")
             return
         if problems:
-            raise CheckpointsUnreadable(f"{self.folder.parent}: no checkpoint to resume from loads ("
-                                        f"{'; '.join(problems)}); use a new --workdir, or delete this one to start again")  # fmt: skip
+            raise CheckpointsUnreadable(
+                f"{self.folder.parent}: no checkpoint to resume from loads ("
+                f"{'; '.join(problems)}); use a new --workdir, or delete this one to start again"
+            )
 
     def _load(self, path: Path) -> None:
         model = self.model

@@ -39,8 +39,16 @@ class TemporalGANTrainer(Trainer):
     """
 
     def __init__(self, generator, frame_discriminator, sequence_discriminator, seed: int = 0, **kwargs):
-        names = ("loss", "g_loss", "g_adversarial", "d_frame", "d_sequence", "d_frame_real_wins",
-                 "d_sequence_real_wins", "psnr")  # fmt: skip
+        names = (
+            "loss",
+            "g_loss",
+            "g_adversarial",
+            "d_frame",
+            "d_sequence",
+            "d_frame_real_wins",
+            "d_sequence_real_wins",
+            "psnr",
+        )
         super().__init__("generator", names, name="temporal_gan", **kwargs)
         self.generator = generator
         self.frame_discriminator = frame_discriminator
@@ -54,8 +62,11 @@ class TemporalGANTrainer(Trainer):
         self.d_sequence_optimizer = d_sequence_optimizer
         # Built here, under the caller's strategy scope: built lazily inside the distributed step,
         # their slots fail with 2+ replicas (unfed placeholders in a cond).
-        for optimizer, player in ((g_optimizer, self.generator), (d_frame_optimizer, self.frame_discriminator),
-                                  (d_sequence_optimizer, self.sequence_discriminator)):  # fmt: skip
+        for optimizer, player in (
+            (g_optimizer, self.generator),
+            (d_frame_optimizer, self.frame_discriminator),
+            (d_sequence_optimizer, self.sequence_discriminator),
+        ):
             optimizer.build(player.trainable_variables)
         self.l1_weight = l1_weight
         self.reconstruction_loss = LowerFaceL1()
@@ -108,8 +119,9 @@ class TemporalGANTrainer(Trainer):
             fake = self.generator({**inputs, "noise": noise}, training=True)
             frame_logits = self._frame_logits(fake, inputs["faces"])
             sequence_logits = self.sequence_discriminator({"frames": fake, "audio": inputs["audio"]}, training=True)
-            adversarial = (fooled_loss(self.adversarial_loss, frame_logits)
-                           + fooled_loss(self.adversarial_loss, sequence_logits))  # fmt: skip
+            adversarial = fooled_loss(self.adversarial_loss, frame_logits) + fooled_loss(
+                self.adversarial_loss, sequence_logits
+            )
             l1 = self.reconstruction_loss(real, fake)
             g_loss = adversarial + self.l1_weight * l1
         g_grads = tape.gradient(g_loss, self.generator.trainable_weights)

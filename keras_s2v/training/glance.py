@@ -84,8 +84,10 @@ def farneback_flows(first, second):
     def grey(frame):
         return cv2.cvtColor((np.clip(frame, 0.0, 1.0) * 255.0).round().astype(np.uint8), cv2.COLOR_RGB2GRAY)
 
-    flows = [cv2.calcOpticalFlowFarneback(grey(a), grey(b), None, 0.5, 3, 9, 3, 5, 1.1, 0)
-             for a, b in zip(np.asarray(first), np.asarray(second))]  # fmt: skip
+    flows = [
+        cv2.calcOpticalFlowFarneback(grey(a), grey(b), None, 0.5, 3, 9, 3, 5, 1.1, 0)
+        for a, b in zip(np.asarray(first), np.asarray(second))
+    ]
     return np.stack(flows).astype(np.float32) if flows else np.zeros((0, *np.shape(first)[1:3], 2), np.float32)
 
 
@@ -135,7 +137,9 @@ class FlowTrainer(Trainer):
             "smoothness": self.smoothness(flow, flow),
             "teacher": self.teacher(fold_time(teacher), flow),
         }
-        loss = terms["photometric"] + self.smoothness_weight * terms["smoothness"] + self.teacher_weight * terms["teacher"]
+        loss = (
+            terms["photometric"] + self.smoothness_weight * terms["smoothness"] + self.teacher_weight * terms["teacher"]
+        )
         terms["zero_flow_photometric"] = self.photometric(first, second)  # what the flow must beat
         return loss, terms
 
@@ -160,10 +164,7 @@ class FlowTrainer(Trainer):
 
 def frame_audio(log_mel, frames: int):
     """(B, 4 T, 128) log-mel -> (B, T, 128): each video frame's 4 spectral rows averaged."""
-    return ops.mean(
-        ops.reshape(log_mel, (-1, frames, audio_lib.HOPS_PER_FRAME, audio_lib.LOG_MEL_BANDS)),
-        axis=2,
-    )
+    return ops.mean(ops.reshape(log_mel, (-1, frames, audio_lib.HOPS_PER_FRAME, audio_lib.LOG_MEL_BANDS)), axis=2)
 
 
 class GlanceTrainer(Trainer):
@@ -183,11 +184,32 @@ class GlanceTrainer(Trainer):
     generated one (``d_real_wins``) and above the mismatched one (``d_mismatch_wins``).
     """
 
-    def __init__(self, generator, discriminator, flow_net=None, perceptual_encoder=None, audio_encoder=None,
-                 motion_encoder=None, correlation: str = "derivative", motion: str = "flow", seed: int = 0,
-                 **kwargs):  # fmt: skip
-        names = ("loss", "g_loss", "correlation", "correlation_real", "pixel", "perceptual", "adversarial", "d_loss",
-                 "d_real_wins", "d_mismatch_wins", "psnr")  # fmt: skip
+    def __init__(
+        self,
+        generator,
+        discriminator,
+        flow_net=None,
+        perceptual_encoder=None,
+        audio_encoder=None,
+        motion_encoder=None,
+        correlation: str = "derivative",
+        motion: str = "flow",
+        seed: int = 0,
+        **kwargs,
+    ):
+        names = (
+            "loss",
+            "g_loss",
+            "correlation",
+            "correlation_real",
+            "pixel",
+            "perceptual",
+            "adversarial",
+            "d_loss",
+            "d_real_wins",
+            "d_mismatch_wins",
+            "psnr",
+        )
         super().__init__("generator", names, name="glance_trainer", **kwargs)
         if correlation not in CORRELATIONS:
             raise ValueError(f"unknown correlation {correlation!r} ({', '.join(CORRELATIONS)})")
@@ -204,13 +226,26 @@ class GlanceTrainer(Trainer):
             if frozen is not None:
                 frozen.trainable = False
 
-    def compile(self, g_optimizer, d_optimizer, correlation_weight: float = 1.0, pixel_weight: float = 0.5,
-                perceptual_weight: float = 1.0, adversarial_weight: float = 1.0, mismatch_weight: float = 0.5,
-                generated_weight: float = 0.5, **kwargs):  # fmt: skip
+    def compile(
+        self,
+        g_optimizer,
+        d_optimizer,
+        correlation_weight: float = 1.0,
+        pixel_weight: float = 0.5,
+        perceptual_weight: float = 1.0,
+        adversarial_weight: float = 1.0,
+        mismatch_weight: float = 0.5,
+        generated_weight: float = 0.5,
+        **kwargs,
+    ):
         super().compile(**kwargs)
         self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
-        self.weights_ = {"correlation": correlation_weight if self.correlation != "none" else 0.0,
-                         "pixel": pixel_weight, "perceptual": perceptual_weight, "adversarial": adversarial_weight}  # fmt: skip
+        self.weights_ = {
+            "correlation": correlation_weight if self.correlation != "none" else 0.0,
+            "pixel": pixel_weight,
+            "perceptual": perceptual_weight,
+            "adversarial": adversarial_weight,
+        }
         if self.weights_["perceptual"] and self.perceptual_encoder is None:
             raise ValueError("a perceptual loss weight without a trained perceptual autoencoder")
         self.mismatch_weight, self.generated_weight = mismatch_weight, generated_weight
@@ -239,20 +274,15 @@ class GlanceTrainer(Trainer):
         """(B,) 1 - cos of phi_s(audio change) and phi_v(motion); ``plain``: audio against the frames."""
         audio = frame_audio(log_mel, log_mel.shape[1] // audio_lib.HOPS_PER_FRAME)  # (B, T, 128)
         if self.correlation == "derivative":
-            audio, visual = (
-                audio[:, 1:] - audio[:, :-1],
-                motion,
-            )  # (B, T-1, 128), (B, T-1, 64, 64, M)
+            audio, visual = (audio[:, 1:] - audio[:, :-1], motion)  # (B, T-1, 128), (B, T-1, 64, 64, M)
         else:
             audio, visual = audio[:, 1:], clips[:, 1:]
-        return self.correlation_loss(self.audio_encoder(audio, training=True),
-                                     self.motion_encoder(visual, training=True))  # fmt: skip
+        return self.correlation_loss(
+            self.audio_encoder(audio, training=True), self.motion_encoder(visual, training=True)
+        )
 
     def _discriminate(self, clips, motion, log_mel, training=True):
-        inputs = {
-            "frames": ops.convert_to_tensor(clips),
-            "log_mel": ops.convert_to_tensor(log_mel),
-        }
+        inputs = {"frames": ops.convert_to_tensor(clips), "log_mel": ops.convert_to_tensor(log_mel)}
         if _uses_motion(self.discriminator):
             inputs["motion"] = ops.convert_to_tensor(motion)
         return self.discriminator(inputs, training=training)
@@ -272,8 +302,13 @@ class GlanceTrainer(Trainer):
         with tf.GradientTape() as tape:
             fake = self.generator(inputs, training=True)
             fake_motion = self.clip_motion(fake) if needs_motion else None
-            terms = {"pixel": self.pixel_loss(real, fake), "perceptual": zero, "correlation": zero,
-                     "correlation_real": zero, "adversarial": zero}  # fmt: skip
+            terms = {
+                "pixel": self.pixel_loss(real, fake),
+                "perceptual": zero,
+                "correlation": zero,
+                "correlation_real": zero,
+                "adversarial": zero,
+            }
             if w["perceptual"]:
                 terms["perceptual"] = self.perceptual_loss(real, fake)
             if w["correlation"]:
@@ -287,8 +322,14 @@ class GlanceTrainer(Trainer):
         player = self.generator_player_weights
         g_grads = tape.gradient(tape_loss, player)
         if w["adversarial"]:
-            self._discriminator_step(real, real_motion, ops.stop_gradient(fake),
-                                     None if fake_motion is None else ops.stop_gradient(fake_motion), log_mel, mismatched)  # fmt: skip
+            self._discriminator_step(
+                real,
+                real_motion,
+                ops.stop_gradient(fake),
+                None if fake_motion is None else ops.stop_gradient(fake_motion),
+                log_mel,
+                mismatched,
+            )
         self.g_optimizer.apply_gradients(zip(g_grads, player))
         self.track_losses(loss=terms["pixel"], g_loss=g_loss, **terms)
         self.trackers["psnr"].update_state(mean_psnr(real, fake))
@@ -297,12 +338,16 @@ class GlanceTrainer(Trainer):
     def discriminator_losses(self, real, real_motion, fake, fake_motion, log_mel, mismatched):
         """(d_loss, logits of the three pair kinds): real, generated and mismatched (real video, other audio)."""
         bce = self.adversarial_loss
-        logits = {"real": self._discriminate(real, real_motion, log_mel),
-                  "generated": self._discriminate(fake, fake_motion, log_mel),
-                  "mismatched": self._discriminate(real, real_motion, mismatched)}  # fmt: skip
-        d_loss = (bce(ops.ones_like(logits["real"]), logits["real"])
-                  + self.generated_weight * bce(ops.zeros_like(logits["generated"]), logits["generated"])
-                  + self.mismatch_weight * bce(ops.zeros_like(logits["mismatched"]), logits["mismatched"]))  # fmt: skip
+        logits = {
+            "real": self._discriminate(real, real_motion, log_mel),
+            "generated": self._discriminate(fake, fake_motion, log_mel),
+            "mismatched": self._discriminate(real, real_motion, mismatched),
+        }
+        d_loss = (
+            bce(ops.ones_like(logits["real"]), logits["real"])
+            + self.generated_weight * bce(ops.zeros_like(logits["generated"]), logits["generated"])
+            + self.mismatch_weight * bce(ops.zeros_like(logits["mismatched"]), logits["mismatched"])
+        )
         return d_loss, logits
 
     def _discriminator_step(self, real, real_motion, fake, fake_motion, log_mel, mismatched):

@@ -61,8 +61,15 @@ class LipSyncTrainer(Trainer):
         self.crop = getattr(expert, "crop", "lower_half")
         self.discriminator = discriminator  # a FrameDiscriminator of mouth boxes, or None
 
-    def compile(self, optimizer, reconstruction_loss, sync_weight: float = 0.1, d_optimizer=None,
-                adversarial_weight: float = 0.0, **kwargs):  # fmt: skip
+    def compile(
+        self,
+        optimizer,
+        reconstruction_loss,
+        sync_weight: float = 0.1,
+        d_optimizer=None,
+        adversarial_weight: float = 0.0,
+        **kwargs,
+    ):
         super().compile(**kwargs)
         self.g_optimizer = optimizer
         optimizer.build(self.generator.trainable_variables)  # under the caller's strategy scope
@@ -145,8 +152,10 @@ class LipSyncTrainer(Trainer):
         frames, reconstruction, sync, loss = self._generate_and_score(inputs, truth, training=False)
         if self.discriminator is not None:  # the validation monitor stays the generator's loss without it
             fake = self.mouth_logits(frames, inputs["faces"], training=False)
-            self.track_losses(adversarial=fooled_loss(self.gan_loss, fake),
-                              d_loss=self.discriminator_loss(inputs, truth, frames, training=False))  # fmt: skip
+            self.track_losses(
+                adversarial=fooled_loss(self.gan_loss, fake),
+                d_loss=self.discriminator_loss(inputs, truth, frames, training=False),
+            )
         return self._log(frames, truth, reconstruction, sync, loss)
 
     def _log(self, frames, truth, reconstruction, sync, loss):

@@ -45,8 +45,14 @@ class FaceReconstructionLoss(keras.losses.Loss):
     restoration with neural networks", 2017). With both weights 0 this is the paper's L1.
     """
 
-    def __init__(self, mouth_weight: float = 0.0, ssim_weight: float = 0.0, image_size: int = 112,
-                 name: str = "face_reconstruction", **kwargs):  # fmt: skip
+    def __init__(
+        self,
+        mouth_weight: float = 0.0,
+        ssim_weight: float = 0.0,
+        image_size: int = 112,
+        name: str = "face_reconstruction",
+        **kwargs,
+    ):
         super().__init__(name=name, **kwargs)
         self.mouth_weight, self.ssim_weight, self.image_size = mouth_weight, ssim_weight, image_size
 
@@ -65,8 +71,12 @@ class FaceReconstructionLoss(keras.losses.Loss):
         return loss
 
     def get_config(self):
-        return {**super().get_config(), "mouth_weight": self.mouth_weight, "ssim_weight": self.ssim_weight,
-                "image_size": self.image_size}  # fmt: skip
+        return {
+            **super().get_config(),
+            "mouth_weight": self.mouth_weight,
+            "ssim_weight": self.ssim_weight,
+            "image_size": self.image_size,
+        }
 
 
 @keras.saving.register_keras_serializable(package="keras_s2v")

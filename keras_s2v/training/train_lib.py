@@ -143,7 +143,9 @@ def train(config: ExperimentConfig, data_dir, workdir, strategy=None, extra_call
         *extra_callbacks,
     ]
     if config.train.early_stopping_patience > 0:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.train.early_stopping_patience))
+        callbacks.append(
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.train.early_stopping_patience)
+        )
     callbacks += task.callbacks(config)
     if task.image_grid:  # generators: identity | generated | truth each epoch
         grid_batch = next(iter(val_ds.unbatch().batch(config.train.image_grid_size)))
@@ -157,5 +159,9 @@ def train(config: ExperimentConfig, data_dir, workdir, strategy=None, extra_call
         verbose=2,
     )
     records = json.loads((workdir / "history.json").read_text()) if (workdir / "history.json").exists() else []
-    return {"history": history.history, "epochs": records, "model": str(workdir / MODEL_FILE),
-            "replicas": strategy.num_replicas_in_sync}  # fmt: skip
+    return {
+        "history": history.history,
+        "epochs": records,
+        "model": str(workdir / MODEL_FILE),
+        "replicas": strategy.num_replicas_in_sync,
+    }

@@ -31,16 +31,28 @@ def test_json_round_trip(name):
 
 
 def test_overrides_parse_by_field_type():
-    config = experiments.apply_overrides(experiments.get_experiment("s2v"), [
-        "train.epochs=3", "train.learning_rate=2e-4", "model.skip_connections=false",
-        "train.optimizer=adam", "model.identity_weights=/w.h5", "model.width=0.5"])  # fmt: skip
+    config = experiments.apply_overrides(
+        experiments.get_experiment("s2v"),
+        [
+            "train.epochs=3",
+            "train.learning_rate=2e-4",
+            "model.skip_connections=false",
+            "train.optimizer=adam",
+            "model.identity_weights=/w.h5",
+            "model.width=0.5",
+        ],
+    )
     assert (config.train.epochs, config.train.learning_rate, config.model.skip_connections) == (3, 2e-4, False)
     assert (config.train.optimizer, config.model.identity_weights, config.model.width) == ("adam", "/w.h5", 0.5)
     assert experiments.apply_overrides(config, ["model.identity_weights=none"]).model.identity_weights is None
     assert experiments.get_experiment("s2v").train.epochs != 3  # the registry is not mutated
-    for bad, message in [("train.epoch=3", "unknown config field"), ("train=3", "unknown config field"),
-                         ("train.epochs", "not key=value"), ("train.epochs=many", "override"),
-                         ("model.skip_connections=maybe", "not a boolean")]:  # fmt: skip
+    for bad, message in [
+        ("train.epoch=3", "unknown config field"),
+        ("train=3", "unknown config field"),
+        ("train.epochs", "not key=value"),
+        ("train.epochs=many", "override"),
+        ("model.skip_connections=maybe", "not a boolean"),
+    ]:
         with pytest.raises(ValueError, match=message):
             experiments.apply_overrides(config, [bad])
 

@@ -32,7 +32,9 @@ def test_the_mouth_does_not_move_the_crop():
     open_mouth = face.copy()
     open_mouth[48:68, 1] += 30  # jaw drops, lips part
     open_mouth[5:12, 1] += 30
-    np.testing.assert_allclose(align.alignment_transform(face, 112), align.alignment_transform(open_mouth, 112), atol=1e-5)
+    np.testing.assert_allclose(
+        align.alignment_transform(face, 112), align.alignment_transform(open_mouth, 112), atol=1e-5
+    )
 
 
 def test_downscaled_crop_matches_direct_warp_on_smooth_image():

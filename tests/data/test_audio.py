@@ -45,7 +45,9 @@ def test_first_and_last_frames_read_silence_outside_the_clip():
     first = audio.pcm_window(wave, 0)
     assert first.shape == (audio.MFCC_WINDOW_SAMPLES,)
     assert np.all(first[: -audio.MFCC_WINDOW_OFFSET] == 0)  # 2600 samples before the clip
-    np.testing.assert_array_equal(first[-audio.MFCC_WINDOW_OFFSET :], wave[: audio.MFCC_WINDOW_SAMPLES + audio.MFCC_WINDOW_OFFSET])
+    np.testing.assert_array_equal(
+        first[-audio.MFCC_WINDOW_OFFSET :], wave[: audio.MFCC_WINDOW_SAMPLES + audio.MFCC_WINDOW_OFFSET]
+    )
     last = audio.pcm_window(wave, frames - 1)
     start, stop = audio.mfcc_window_range(frames - 1)
     assert np.all(last[len(wave) - start :] == 0)
@@ -83,7 +85,9 @@ def test_mfcc_matches_librosa_reference():
     # Framing as ours (400-sample Hamming frames zero-padded to 512), then librosa's mel + DCT.
     frames = librosa.util.frame(window, frame_length=audio.WIN_LENGTH, hop_length=audio.HOP_LENGTH)
     spec = np.abs(np.fft.rfft(frames.T * audio.hamming_window(), n=audio.FFT_LENGTH)) ** 2
-    mel = librosa.feature.melspectrogram(S=spec.T, sr=audio.SAMPLE_RATE, n_mels=40, fmin=300, fmax=3700, htk=True, norm=None)
+    mel = librosa.feature.melspectrogram(
+        S=spec.T, sr=audio.SAMPLE_RATE, n_mels=40, fmin=300, fmax=3700, htk=True, norm=None
+    )
     reference = librosa.feature.mfcc(S=np.log(mel + audio.LOG_FLOOR), n_mfcc=13, dct_type=2, norm="ortho")[1:13]
     assert ours.shape == reference.shape == (12, 35)
     np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=1e-3)
@@ -132,7 +136,9 @@ def test_glance_windows_give_the_training_log_mel_in_numpy_and_in_the_graph():
     wave = _speechlike(1.5)
     frames = audio.num_frames(len(wave))
     stored = audio.log_mel_frames(wave, frames).reshape(-1, audio.LOG_MEL_BANDS)
-    assert audio.log_mel_window_samples() == 10480 == audio.log_mel_window_range(3)[1] - audio.log_mel_window_range(3)[0]
+    assert (
+        audio.log_mel_window_samples() == 10480 == audio.log_mel_window_range(3)[1] - audio.log_mel_window_range(3)[0]
+    )
     windows = []
     for first in (0, 8, frames - audio.GLANCE_FRAMES, frames - 4):  # the last runs past the end: zeros, as stored
         window = audio.padded_slice(wave, *audio.log_mel_window_range(first))
@@ -157,8 +163,10 @@ def test_float16_tflite_keeps_the_in_graph_log_mel():
     frames = 4
     wave = _speechlike(1.0, seed=5)
     window = audio.padded_slice(wave, *audio.log_mel_window_range(6, frames))
-    fn = tf.function(lambda pcm: audio.log_mel_tf(pcm, frames),
-                     input_signature=[tf.TensorSpec([1, audio.log_mel_window_samples(frames)], tf.float32)])  # fmt: skip
+    fn = tf.function(
+        lambda pcm: audio.log_mel_tf(pcm, frames),
+        input_signature=[tf.TensorSpec([1, audio.log_mel_window_samples(frames)], tf.float32)],
+    )
     converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], fn)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.target_spec.supported_types = [tf.float16]

@@ -11,13 +11,7 @@ import pytest
 
 from keras_s2v.data.face import MOUTH, NOSE, NUM_LANDMARKS, Face, FaceAnalyzer
 from keras_s2v.data.face import models
-from keras_s2v.data.face.detect import (
-    BLAZEFACE_CONFIGS,
-    BlazeFaceDetector,
-    DlibHogDetector,
-    ssd_anchors,
-    weighted_nms,
-)
+from keras_s2v.data.face.detect import BLAZEFACE_CONFIGS, BlazeFaceDetector, DlibHogDetector, ssd_anchors, weighted_nms
 from keras_s2v.data.face.landmark_scheme import LEFT_EYE, RIGHT_EYE
 from keras_s2v.data.face.landmarks import LandmarkPredictor
 
@@ -209,10 +203,14 @@ def test_blazeface_landmarks_agree_with_dlib_hog_pipeline(media, analyzer, hog_a
     (p95 2.7 %, max 5.5 %). On the 10 faces here (5 stills, first frames of 4
     clips) it measured mean 0.91 px = 1.4 % of inter-ocular, max 4.7 %.
     """
-    images = [read_rgb(media / "stills" / name) for name in
-              ("woman_portrait.jpg", "woman_smile.png", "man_256.jpg", "older_man_256.jpg", "two_faces.jpg")]
-    images += [first_frame(media / "clips" / name) for name in
-               ("hdtf_aoc.mp4", "st_obama_1.mp4", "vr_woman_glasses.mp4", "mead_m030_silent.mp4")]
+    images = [
+        read_rgb(media / "stills" / name)
+        for name in ("woman_portrait.jpg", "woman_smile.png", "man_256.jpg", "older_man_256.jpg", "two_faces.jpg")
+    ]
+    images += [
+        first_frame(media / "clips" / name)
+        for name in ("hdtf_aoc.mp4", "st_obama_1.mp4", "vr_woman_glasses.mp4", "mead_m030_silent.mp4")
+    ]
     errors = []
     for image in images:
         reference = hog_analyzer.analyze(image)

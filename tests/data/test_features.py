@@ -11,10 +11,16 @@ def make_segment(frames: int = 6, size: int = 32, seed: int = 0, split: str = "t
     start, stop = audio.segment_pcm_range(0, frames)
     # Smooth images survive JPEG nearly unchanged; noise would not.
     yy, xx = np.mgrid[0:size, 0:size]
-    images = np.stack([np.stack([(xx * 4 + t) % 256, (yy * 4) % 256, np.full_like(xx, 40 * t % 256)], -1)
-                       for t in range(frames)]).astype(np.uint8)  # fmt: skip
+    images = np.stack(
+        [np.stack([(xx * 4 + t) % 256, (yy * 4) % 256, np.full_like(xx, 40 * t % 256)], -1) for t in range(frames)]
+    ).astype(np.uint8)
     return features.Segment(
-        clip_id="spk1/clip-0001", source="spk1/clip.mp4", speaker="spk1", split=split, track_id=2, segment=1,
+        clip_id="spk1/clip-0001",
+        source="spk1/clip.mp4",
+        speaker="spk1",
+        split=split,
+        track_id=2,
+        segment=1,
         frame_index=np.arange(10, 10 + frames, dtype=np.int64),
         frames=images,
         landmarks=rng.uniform(0, size, (frames, 68, 2)).astype(np.float32),
@@ -24,7 +30,7 @@ def make_segment(frames: int = 6, size: int = 32, seed: int = 0, split: str = "t
         mfcc=rng.normal(size=(12, 4 * (frames - 1) + 35)).astype(np.float32),
         log_mel=rng.normal(size=(frames, 4, 128)).astype(np.float32),
         offset_frames=-1,
-    )  # fmt: skip
+    )
 
 
 def test_round_trip():

@@ -54,8 +54,9 @@ def test_speaker_from_pattern_and_forced_split():
 
 def test_a_split_table_decides_speaker_and_split(tmp_path):
     table = tmp_path / "split.tsv"
-    table.write_text("# comment\nfile\tspeaker\tsplit\ncorpus/a.mp4\tann\ttrain\ncorpus/b.mp4\tann\ttrain\n"
-                     "clips/c.mp4\tbob\ttest\n")  # fmt: skip
+    table.write_text(
+        "# comment\nfile\tspeaker\tsplit\ncorpus/a.mp4\tann\ttrain\ncorpus/b.mp4\tann\ttrain\nclips/c.mp4\tbob\ttest\n"
+    )
     assert identify("a.mp4", split_table=str(table)) == ClipOrigin("ann", "train", "split_table")
     assert identify("clips/c.mp4", split_table=str(table)) == ClipOrigin("bob", "test", "split_table")
     with pytest.raises(ValueError, match="d.mp4 is not in"):

@@ -32,8 +32,23 @@ def clips(tmp_path_factory):
     tone = ["-f", "lavfi", "-i", "sine=frequency=440:duration=6", "-ar", audio.SAMPLE_RATE]
     _ffmpeg(*tone, "-c:a", "aac", "-movflags", "+faststart", root / "speech.m4a")
     _ffmpeg(*tone, root / "speech.wav")
-    _ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x64:rate=25:duration=6", *tone, "-shortest", "-c:v", "libx264",
-            "-g", "25", "-c:a", "aac", "-movflags", "+faststart", root / "clip.mp4")  # fmt: skip
+    _ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=64x64:rate=25:duration=6",
+        *tone,
+        "-shortest",
+        "-c:v",
+        "libx264",
+        "-g",
+        "25",
+        "-c:a",
+        "aac",
+        "-movflags",
+        "+faststart",
+        root / "clip.mp4",
+    )
     _ffmpeg("-i", root / "clip.mp4", "-c", "copy", root / "clip.mkv")
     return root
 
@@ -90,13 +105,23 @@ def test_a_truncated_mp4_is_found_before_decoding(clips):
 
 def test_files_that_declare_no_length_still_decode(clips, tmp_path):
     streamed = tmp_path / "streamed.wav"  # a wav written to a pipe: "size unknown" in its header
-    streamed.write_bytes(subprocess.run(["ffmpeg", "-v", "error", "-i", str(clips / "speech.wav"), "-f", "wav", "-"],
-                                        capture_output=True, check=True).stdout)  # fmt: skip
+    streamed.write_bytes(
+        subprocess.run(
+            ["ffmpeg", "-v", "error", "-i", str(clips / "speech.wav"), "-f", "wav", "-"],
+            capture_output=True,
+            check=True,
+        ).stdout
+    )
     adts = tmp_path / "raw.aac"  # no container: ffprobe estimates the length from the bit rate
     _ffmpeg("-i", clips / "speech.wav", "-c:a", "aac", adts)
     piped = tmp_path / "piped.mkv"  # Matroska written to a pipe: no duration at all
-    piped.write_bytes(subprocess.run(["ffmpeg", "-v", "error", "-i", str(clips / "clip.mp4"), "-c", "copy", "-f",
-                                      "matroska", "-"], capture_output=True, check=True).stdout)  # fmt: skip
+    piped.write_bytes(
+        subprocess.run(
+            ["ffmpeg", "-v", "error", "-i", str(clips / "clip.mp4"), "-c", "copy", "-f", "matroska", "-"],
+            capture_output=True,
+            check=True,
+        ).stdout
+    )
     for path in (streamed, adts, piped, _cut(streamed), _cut(adts), _cut(piped)):
         assert _decoded_seconds(path) > 2.5
         media.check_audio(path)
@@ -112,8 +137,11 @@ def test_non_finite_audio_samples_are_the_audio_files_fault(tmp_path):
     waveform = 0.3 * np.sin(np.arange(2 * audio.SAMPLE_RATE) * 0.05)
     waveform[int(1.5 * audio.SAMPLE_RATE)] = np.nan
     soundfile.write(str(tmp_path / "nan.wav"), waveform, audio.SAMPLE_RATE, subtype="FLOAT")
-    with pytest.raises(media.MediaError, match=r"nan.wav: the audio holds samples that are not a number \(NaN\) or "
-                                               r"infinite, the first at 1\.50 s"):  # fmt: skip
+    with pytest.raises(
+        media.MediaError,
+        match=r"nan.wav: the audio holds samples that are not a number \(NaN\) or "
+        r"infinite, the first at 1\.50 s",
+    ):
         media.check_audio(tmp_path / "nan.wav")
 
 

@@ -27,7 +27,9 @@ def test_blur_kernels_are_normalised_and_blur():
 
 
 def test_samples_hold_the_target_frames_own_window(synth_shards):
-    example = features.decode_example(next(iter(tf.data.TFRecordDataset(features.list_shards(synth_shards, "validation")))))
+    example = features.decode_example(
+        next(iter(tf.data.TFRecordDataset(features.list_shards(synth_shards, "validation"))))
+    )
     n = int(example["num_frames"])
     dataset = pipeline.speech2vid_dataset(synth_shards, "validation", 64, samples_per_segment=4, training=False)
     inputs, target = next(iter(dataset))
@@ -40,8 +42,13 @@ def test_samples_hold_the_target_frames_own_window(synth_shards):
 
 def test_training_batches_are_deterministic_under_a_seed(synth_shards):
     def first(seed):
-        inputs, target = next(iter(pipeline.speech2vid_dataset(synth_shards, "train", 4, num_identity_images=5,
-                                                                shuffle_buffer=16, seed=seed)))  # fmt: skip
+        inputs, target = next(
+            iter(
+                pipeline.speech2vid_dataset(
+                    synth_shards, "train", 4, num_identity_images=5, shuffle_buffer=16, seed=seed
+                )
+            )
+        )
         return inputs["faces"].numpy(), inputs["mfcc"].numpy(), target.numpy()
 
     a, b, c = first(1), first(1), first(2)
@@ -67,10 +74,13 @@ def test_lip_box_is_the_mouth_and_crops_match_it():
 
 
 def test_glance_windows_hold_lip_clips_and_their_own_log_mel(synth_shards):
-    example = features.decode_example(next(iter(tf.data.TFRecordDataset(features.list_shards(synth_shards, "validation")))))
+    example = features.decode_example(
+        next(iter(tf.data.TFRecordDataset(features.list_shards(synth_shards, "validation"))))
+    )
     n = int(example["num_frames"])
-    inputs, clips = next(iter(pipeline.glance_dataset(synth_shards, "validation", 8, frames=8, samples_per_segment=2,
-                                                      training=False)))  # fmt: skip
+    inputs, clips = next(
+        iter(pipeline.glance_dataset(synth_shards, "validation", 8, frames=8, samples_per_segment=2, training=False))
+    )
     assert inputs["lips"].shape[1:] == (64, 64, 3) and inputs["log_mel"].shape[1:] == (32, 128)
     assert clips.shape[1:] == (8, 64, 64, 3)
     first = np.linspace(0, n - 8, 2).astype(int)[0]

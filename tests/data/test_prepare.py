@@ -21,8 +21,9 @@ def analyzer():
 
 def trim(source, target, seconds: float):
     """Copy the first seconds of a clip (stream copy: fast, keeps the codec)."""
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(source), "-t", str(seconds), "-c", "copy", str(target)],
-                   check=True)  # fmt: skip
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-i", str(source), "-t", str(seconds), "-c", "copy", str(target)], check=True
+    )
     return target
 
 
@@ -47,8 +48,9 @@ def test_bad_inputs_are_reported_and_the_run_continues(tmp_path, media):
     before = {p.name: p.read_bytes() for p in given}
 
     messages = []
-    manifest = prepare.prepare([str(p) for p in given], tmp_path / "out", prepare.PrepareConfig(),
-                               progress=False, log=messages.append)  # fmt: skip
+    manifest = prepare.prepare(
+        [str(p) for p in given], tmp_path / "out", prepare.PrepareConfig(), progress=False, log=messages.append
+    )
     by_name = {e["relative"]: e for e in manifest["entries"]}
     expected = {
         "empty.mp4": (prepare.DECODE_FAILURE, "empty file"),
@@ -111,7 +113,9 @@ def test_resume_after_an_interrupted_run(tmp_path, media, monkeypatch):
         prepare.prepare([str(inputs.parent)], out, config, progress=False)
     assert not (out / prepared.MANIFEST_FILE).exists()
 
-    monkeypatch.setattr(prepare, "process_clip", lambda path, *a, **k: (calls.append(path), real_process(path, *a, **k))[1])
+    monkeypatch.setattr(
+        prepare, "process_clip", lambda path, *a, **k: (calls.append(path), real_process(path, *a, **k))[1]
+    )
     calls.clear()
     manifest = prepare.prepare([str(inputs.parent)], out, config, progress=False)
     assert [c.rsplit("/", 1)[-1] for c in calls] == ["b.mp4"]  # a.mp4 was finished before the crash
@@ -138,13 +142,15 @@ def test_examples_hold_what_the_contract_says(tmp_path, media, analyzer):
     # The stored MFCC is exactly the timing module's window of each stored frame.
     for i in (0, segment.num_frames - 1):
         window = wave[audio.SAMPLES_PER_FRAME * i : audio.SAMPLES_PER_FRAME * i + audio.MFCC_WINDOW_SAMPLES]
-        np.testing.assert_allclose(segment.mfcc[:, slice(*audio.mfcc_window_slice(i))],
-                                   audio.mfcc_from_pcm_window(window), atol=2e-2)  # fmt: skip
+        np.testing.assert_allclose(
+            segment.mfcc[:, slice(*audio.mfcc_window_slice(i))], audio.mfcc_from_pcm_window(window), atol=2e-2
+        )
     # Landmarks in the crop are the source landmarks through the stored transform.
     from keras_s2v.data.face import align
 
-    np.testing.assert_allclose(align.apply_transform(segment.transform[0], segment.source_landmarks[0]),
-                               segment.landmarks[0], atol=1e-3)  # fmt: skip
+    np.testing.assert_allclose(
+        align.apply_transform(segment.transform[0], segment.source_landmarks[0]), segment.landmarks[0], atol=1e-3
+    )
     json.dumps(entry)  # the manifest entry is plain JSON
 
 
@@ -156,8 +162,12 @@ def test_beam_runner_writes_the_same_contract(tmp_path, media):
     trim(media / "clips/may_5s.mp4", inputs / "00001.mp4", 1.5)
     (inputs / "00002.mp4").write_bytes(b"")  # a bad clip does not stop the pipeline
     out = tmp_path / "beam"
-    manifest = prepare.prepare_beam([str(tmp_path / "inputs")], out, prepare.PrepareConfig(min_track_frames=10, split="train"),
-                                    ["--direct_num_workers=1"])  # fmt: skip
+    manifest = prepare.prepare_beam(
+        [str(tmp_path / "inputs")],
+        out,
+        prepare.PrepareConfig(min_track_frames=10, split="train"),
+        ["--direct_num_workers=1"],
+    )
     assert manifest["clips_ok"] == 1 and manifest["skip_reasons"] == {prepare.DECODE_FAILURE: 1}
     assert manifest["splits"]["train"]["speakers"] == ["id00042"]
     shards = features.list_shards(out, "train")
@@ -170,17 +180,49 @@ def test_beam_runner_writes_the_same_contract(tmp_path, media):
 def test_rotated_phone_video_is_read_upright(tmp_path, media, analyzer):
     """A portrait clip stored sideways with a display-rotation tag, as phones record."""
     sideways = tmp_path / "sideways.mp4"
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(media / "clips/may_5s.mp4"), "-t", "1.5",
-                    "-vf", "crop=400:512,transpose=1", "-c:a", "copy", str(sideways)], check=True)  # fmt: skip
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            str(media / "clips/may_5s.mp4"),
+            "-t",
+            "1.5",
+            "-vf",
+            "crop=400:512,transpose=1",
+            "-c:a",
+            "copy",
+            str(sideways),
+        ],
+        check=True,
+    )
     rotated = tmp_path / "rotated.mp4"
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(sideways), "-c", "copy",
-                    "-metadata:s:v:0", "rotate=90", str(rotated)], check=True)  # fmt: skip
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            str(sideways),
+            "-c",
+            "copy",
+            "-metadata:s:v:0",
+            "rotate=90",
+            str(rotated),
+        ],
+        check=True,
+    )
     from keras_s2v.data import media as media_io
 
     info = media_io.probe(rotated)
     assert info.rotation % 180 != 0 and (info.width, info.height) == (400, 512)
     assert next(media_io.iter_frames(rotated)).shape == (512, 400, 3)
-    segments, entry = prepare.process_clip(str(rotated), "rotated.mp4", prepare.PrepareConfig(min_track_frames=10), analyzer)
+    segments, entry = prepare.process_clip(
+        str(rotated), "rotated.mp4", prepare.PrepareConfig(min_track_frames=10), analyzer
+    )
     assert entry["status"] == "ok" and entry["mean_eye_error_px"] < 3.0
 
 

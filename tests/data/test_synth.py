@@ -60,9 +60,11 @@ def test_speech_is_reproducible_across_processes():
     Within one process espeak-ng keeps some state across utterances in other voices, so only a
     fresh process (what `python -m keras_s2v.synth` is) promises byte-identical output.
     """
-    code = ("import hashlib; from keras_s2v.data import synth; "
-            "s = synth.speak('papa mama baby. The birch canoe slid.', 'en-us+m3', 170, 50); "
-            "print(hashlib.sha1(s.waveform.tobytes()).hexdigest(), hashlib.sha1(repr(s.phonemes).encode()).hexdigest())")  # fmt: skip
+    code = (
+        "import hashlib; from keras_s2v.data import synth; "
+        "s = synth.speak('papa mama baby. The birch canoe slid.', 'en-us+m3', 170, 50); "
+        "print(hashlib.sha1(s.waveform.tobytes()).hexdigest(), hashlib.sha1(repr(s.phonemes).encode()).hexdigest())"
+    )
     runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120) for _ in range(2)]
     assert all(r.returncode == 0 for r in runs), runs[0].stderr[-2000:]
     assert runs[0].stdout.split() == runs[1].stdout.split() and len(runs[0].stdout.split()) == 2
@@ -172,8 +174,11 @@ def test_clips_are_deterministic_under_a_seed():
     np.testing.assert_array_equal(a.frames, b.frames)
     assert a.metadata == b.metadata
     c = synth.synthesize_clip("astronaut", seconds=1.2, seed=8, size=96)
-    assert c.metadata["voice"] != a.metadata["voice"] or c.metadata["text"] != a.metadata["text"] \
-        or not np.array_equal(c.landmarks, a.landmarks)  # fmt: skip
+    assert (
+        c.metadata["voice"] != a.metadata["voice"]
+        or c.metadata["text"] != a.metadata["text"]
+        or not np.array_equal(c.landmarks, a.landmarks)
+    )
 
 
 # --------------------------------------------------------------------------- portraits and corpus
@@ -196,8 +201,15 @@ def test_make_corpus_skips_faceless_portraits_and_existing_clips(tmp_path):
     write_rgb(portraits / "wall.png", np.full((120, 160, 3), 90, np.uint8))
     out = tmp_path / "corpus"
     messages: list[str] = []
-    kwargs = dict(portrait_dir=portraits, include_default_portraits=False, num_clips=2, seconds=1.0, size=64,
-                  seed=3, log=messages.append)  # fmt: skip
+    kwargs = dict(
+        portrait_dir=portraits,
+        include_default_portraits=False,
+        num_clips=2,
+        seconds=1.0,
+        size=64,
+        seed=3,
+        log=messages.append,
+    )
     summary = synth.make_corpus(out, **kwargs)
     assert summary.written == ["eileen/clip_000", "eileen/clip_001"]
     assert [Path(p).name for p, _ in summary.skipped_portraits] == ["wall.png"]
@@ -211,8 +223,9 @@ def test_make_corpus_skips_faceless_portraits_and_existing_clips(tmp_path):
     assert again.written == [] and again.skipped_existing == ["eileen/clip_000", "eileen/clip_001"]
     assert (out / "eileen" / "clip_000.mp4").stat().st_mtime_ns == before
     with pytest.raises(ValueError, match="wall.png"):
-        synth.make_corpus(tmp_path / "none", portraits=[portraits / "wall.png"], include_default_portraits=False,
-                          log=None)  # fmt: skip
+        synth.make_corpus(
+            tmp_path / "none", portraits=[portraits / "wall.png"], include_default_portraits=False, log=None
+        )
 
 
 def test_cli_renders_a_corpus(tmp_path):
@@ -220,10 +233,27 @@ def test_cli_renders_a_corpus(tmp_path):
     portraits.mkdir()
     write_rgb(portraits / "eileen.jpg", synth.load_portrait("astronaut").image)
     result = subprocess.run(
-        [sys.executable, "-m", "keras_s2v.synth", "--out", str(tmp_path / "out"), "--num-clips", "1",
-         "--seconds", "1", "--size", "64", "--portraits", str(portraits), "--noinclude-default-portraits"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "keras_s2v.synth",
+            "--out",
+            str(tmp_path / "out"),
+            "--num-clips",
+            "1",
+            "--seconds",
+            "1",
+            "--size",
+            "64",
+            "--portraits",
+            str(portraits),
+            "--noinclude-default-portraits",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "1 clips written" in result.stdout
     assert (tmp_path / "out" / "eileen" / "clip_000.mp4").is_file()

@@ -17,10 +17,23 @@ def test_synthetic_clip_prepares_with_landmarks_matching_ground_truth(tmp_path):
     truth = json.loads(clip_path.with_suffix(".json").read_text())
     out = tmp_path / "shards"
     result = subprocess.run(
-        [sys.executable, "-m", "keras_s2v.prepare", "--input", str(tmp_path / "corpus"), "--out", str(out),
-         "--split", "train", "--min_track_frames", "25"],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "keras_s2v.prepare",
+            "--input",
+            str(tmp_path / "corpus"),
+            "--out",
+            str(out),
+            "--split",
+            "train",
+            "--min_track_frames",
+            "25",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "1 of 1 clips prepared" in result.stdout
     manifest = json.loads((out / "manifest.json").read_text())
@@ -48,7 +61,21 @@ def test_synthetic_clip_prepares_with_landmarks_matching_ground_truth(tmp_path):
 
     # The same command again does nothing new and refuses nothing.
     again = subprocess.run(
-        [sys.executable, "-m", "keras_s2v.prepare", "--input", str(tmp_path / "corpus"), "--out", str(out),
-         "--split", "train", "--min_track_frames", "25"], capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "keras_s2v.prepare",
+            "--input",
+            str(tmp_path / "corpus"),
+            "--out",
+            str(out),
+            "--split",
+            "train",
+            "--min_track_frames",
+            "25",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert again.returncode == 0 and "1 clip(s) already prepared" in again.stdout

@@ -24,14 +24,18 @@ def _train(name, data, workdir):
 @pytest.fixture(scope="module")
 def models(synth_shards, tmp_path_factory):
     root = tmp_path_factory.mktemp("evaluate")
-    return {"model": _train("s2v_tiny", synth_shards, root / "s2v"), "sync": _train("syncnet_tiny", synth_shards, root / "sync")}
+    return {
+        "model": _train("s2v_tiny", synth_shards, root / "s2v"),
+        "sync": _train("syncnet_tiny", synth_shards, root / "sync"),
+    }
 
 
 @pytest.fixture(scope="module")
 def evaluated(models, synth_shards, tmp_path_factory):
     out = tmp_path_factory.mktemp("report") / "report"
-    result = evaluate_lib.evaluate(models["model"], out, data=synth_shards, sync_model=models["sync"], acd_stride=10,
-                                   log=lambda _: None)  # fmt: skip
+    result = evaluate_lib.evaluate(
+        models["model"], out, data=synth_shards, sync_model=models["sync"], acd_stride=10, log=lambda _: None
+    )
     return out, result
 
 
@@ -41,11 +45,23 @@ def test_report_has_every_method_metric_and_plot(evaluated):
     summary = result["summary"]
     assert set(summary) == set(report.METHODS)
     for method in report.METHODS:
-        assert {"psnr", "ssim", "psnr_lower", "cpbd", "fdbm", "lmd", "acd", "sync_offset", "sync_confidence",
-                "blinks_per_minute"} <= set(summary[method]), method  # fmt: skip
+        assert {
+            "psnr",
+            "ssim",
+            "psnr_lower",
+            "cpbd",
+            "fdbm",
+            "lmd",
+            "acd",
+            "sync_offset",
+            "sync_confidence",
+            "blinks_per_minute",
+        } <= set(summary[method]), method
     # The ceilings: ground truth is identical to itself; the still's descriptor is the reference's.
     assert summary["ground truth"]["psnr"]["mean"] == float("inf") and summary["ground truth"]["ssim"]["mean"] == 1.0
-    assert summary["ground truth"]["lmd"]["mean"] == 0.0 and summary["ground truth"]["mouth_correlation"]["mean"] > 0.999
+    assert (
+        summary["ground truth"]["lmd"]["mean"] == 0.0 and summary["ground truth"]["mouth_correlation"]["mean"] > 0.999
+    )
     assert summary["still"]["acd"]["mean"] < 1e-6
     assert summary["ground truth"]["sync_in_sync"]["mean"] == 1.0  # the real clip is held to its own offset
     assert "mouth_correlation" not in summary["still"]  # a still mouth has no correlation: left out, not 0
@@ -103,14 +119,21 @@ def test_metrics_against_references(evaluated, synth_shards):
 
 
 def _run(*args):
-    return subprocess.run([sys.executable, "-m", "keras_s2v.evaluate", *map(str, args)], check=False, capture_output=True,
-                          text=True, timeout=600)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "keras_s2v.evaluate", *map(str, args)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_command_line_and_bad_inputs(models, synth_shards, tmp_path):
     # Data prepared with another face size or other audio parameters is refused, naming the parameter.
-    for field, value, expected in (("crop_size", 96, "crop_size (112 vs 96)"),
-                                   ("audio", {"sample_rate": 8000}, "audio.sample_rate (16000 vs 8000)")):  # fmt: skip
+    for field, value, expected in (
+        ("crop_size", 96, "crop_size (112 vs 96)"),
+        ("audio", {"sample_rate": 8000}, "audio.sample_rate (16000 vs 8000)"),
+    ):
         other = tmp_path / f"other_{field}"
         shutil.copytree(synth_shards, other)
         config = json.loads((other / "prepare_config.json").read_text())
@@ -130,8 +153,18 @@ def test_command_line_and_bad_inputs(models, synth_shards, tmp_path):
     assert run.returncode == 2 and "--overwrite" in run.stderr
     assert (tmp_path / "r4" / "keep.txt").read_text() == "mine"
     # A good run through the command line, without a sync expert: no sync columns.
-    run = _run("--model", models["model"], "--data", synth_shards, "--out", tmp_path / "r5", "--max_clips", "1",
-               "--acd_stride", "20")  # fmt: skip
+    run = _run(
+        "--model",
+        models["model"],
+        "--data",
+        synth_shards,
+        "--out",
+        tmp_path / "r5",
+        "--max_clips",
+        "1",
+        "--acd_stride",
+        "20",
+    )
     assert run.returncode == 0, run.stderr
     assert "| model |" in run.stdout and "LSE-C" not in run.stdout
     assert (tmp_path / "r5" / "report.md").exists()
@@ -142,8 +175,9 @@ def test_videos_are_prepared_on_the_fly_and_a_bad_one_is_skipped(models, synth_s
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video")
     messages = []
-    result = evaluate_lib.evaluate(models["model"], tmp_path / "r", videos=[broken, video], max_frames=30,
-                                   acd_stride=30, log=messages.append)  # fmt: skip
+    result = evaluate_lib.evaluate(
+        models["model"], tmp_path / "r", videos=[broken, video], max_frames=30, acd_stride=30, log=messages.append
+    )
     lengths = [c["frames"] for c in result["per_clip"]]
     assert max(lengths) <= 30 and result["clips"] == -(-result["frames"] // 30) and result["frames"] > 60
     assert any("broken.mp4" in m and "skipped" in m for m in messages)

@@ -10,11 +10,7 @@ import pytest
 
 from keras_s2v.data import media as media_io
 from keras_s2v.data.face import FaceAnalyzer, align, largest_face
-from keras_s2v.evaluation.identity import (
-    SAME_PERSON_THRESHOLD,
-    FaceDescriptor,
-    average_content_distance,
-)
+from keras_s2v.evaluation.identity import SAME_PERSON_THRESHOLD, FaceDescriptor, average_content_distance
 
 # One talking-head clip per person (MANIFEST.tsv); hdtf_aoc and vr_woman_flag are both AOC.
 CLIPS = ["hdtf_aoc", "hdtf_katiehill", "may_5s", "st_obama_1", "vr_man_suit"]
@@ -35,8 +31,11 @@ def analyzer() -> FaceAnalyzer:
 def read_frames(path, indices) -> list[np.ndarray]:
     """Frames at these indices of the 25 fps stream, as the evaluation reads videos."""
     wanted = set(indices)
-    frames = {i: f for i, f in enumerate(itertools.islice(media_io.iter_frames(path, fps=25.0), max(indices) + 1))
-              if i in wanted}
+    frames = {
+        i: f
+        for i, f in enumerate(itertools.islice(media_io.iter_frames(path, fps=25.0), max(indices) + 1))
+        if i in wanted
+    }
     assert sorted(frames) == sorted(wanted), f"{path}: has fewer than {max(indices) + 1} frames"
     return [frames[i] for i in indices]
 
@@ -74,9 +73,17 @@ def distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def test_same_clip_closer_than_other_people(crop_descriptors):
     """Within a clip (frames 4 s apart) the faces are closer than to any frame of anyone else."""
-    matrix = np.array([[distances(crop_descriptors[a], crop_descriptors[b])[np.triu_indices(len(FRAMES), 1)].mean()
-                        if a == b else distances(crop_descriptors[a], crop_descriptors[b]).mean()
-                        for b in CLIPS] for a in CLIPS])
+    matrix = np.array(
+        [
+            [
+                distances(crop_descriptors[a], crop_descriptors[b])[np.triu_indices(len(FRAMES), 1)].mean()
+                if a == b
+                else distances(crop_descriptors[a], crop_descriptors[b]).mean()
+                for b in CLIPS
+            ]
+            for a in CLIPS
+        ]
+    )
     print("\nmean descriptor distance (diagonal: between the clip's own frames)")
     print(" " * 16 + " ".join(f"{c[:14]:>14s}" for c in CLIPS))
     for clip, row in zip(CLIPS, matrix):

@@ -40,9 +40,8 @@ def test_psnr_and_ssim_match_skimage_on_real_frames(media):
     for real, fake in ((first, later), (first, noisy)):
         expected_psnr = peak_signal_noise_ratio(real, fake, data_range=255)
         expected_ssim = structural_similarity(
-            real, fake, channel_axis=-1, gaussian_weights=True, sigma=1.5,
-            use_sample_covariance=False, data_range=255,
-        )  # fmt: skip
+            real, fake, channel_axis=-1, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255
+        )
         assert q.psnr(real, fake) == pytest.approx(expected_psnr, rel=1e-6)
         assert q.ssim(real, fake) == pytest.approx(expected_ssim, abs=1e-6)
         # floats in [0, 1] with data_range=1 give the same numbers

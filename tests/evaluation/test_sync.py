@@ -31,7 +31,10 @@ def test_syncnet_config_round_trip_and_reload(tmp_path):
 
     model = SyncNet(width=0.125, embedding_dim=16, max_shift=2)
     assert SyncNet.from_config(model.get_config()).get_config() == model.get_config()
-    x = {"lips": np.random.rand(2, 56, 112, 5).astype("float32"), "mfcc": np.random.randn(2, 5, 12, 20).astype("float32")}
+    x = {
+        "lips": np.random.rand(2, 56, 112, 5).astype("float32"),
+        "mfcc": np.random.randn(2, 5, 12, 20).astype("float32"),
+    }
     distances = model.predict(x, verbose=0)
     assert distances.shape == (2, 5) and np.all(distances >= 0) and np.all(distances <= 2 + 1e-5)
     model.save(tmp_path / "sync.keras")
@@ -65,7 +68,9 @@ def test_dataset_pairs_each_window_with_its_shifted_audio(synth_shards):
     from keras_s2v.data import features
 
     k = 3
-    (x, y), = pipeline.syncnet_dataset(synth_shards, "train", 4, max_shift=k, samples_per_segment=2, training=False).take(1)
+    ((x, y),) = pipeline.syncnet_dataset(
+        synth_shards, "train", 4, max_shift=k, samples_per_segment=2, training=False
+    ).take(1)
     assert x["lips"].shape == (4, 56, 112, 5) and x["mfcc"].shape == (4, 2 * k + 1, 12, 20)
     assert np.all(y.numpy() == k)
     # The in-sync candidate of the first sample is the contract's MFCC at sync_mfcc_slice of its centre frame.
@@ -74,8 +79,9 @@ def test_dataset_pairs_each_window_with_its_shifted_audio(synth_shards):
     centre = int(np.linspace(0, n - 2 * (k + 2) - 1, 2).astype(int)[0]) + k + 2
     expected = example["mfcc"].numpy()[:, slice(*audio.sync_mfcc_slice(centre))]
     np.testing.assert_allclose(x["mfcc"][0, k], expected, atol=1e-6)
-    np.testing.assert_allclose(x["mfcc"][0, k + 1], example["mfcc"].numpy()[:, slice(*audio.sync_mfcc_slice(centre + 1))],
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        x["mfcc"][0, k + 1], example["mfcc"].numpy()[:, slice(*audio.sync_mfcc_slice(centre + 1))], atol=1e-6
+    )
     # Lips: grey lower half of frames centre-2 .. centre+2, same as the NumPy twin used at scoring time.
     frames = example["frames"].numpy()[centre - 2 : centre + 3]
     np.testing.assert_allclose(x["lips"][0].numpy(), np.moveaxis(sync.lips(frames), 0, -1), atol=2e-3)
@@ -85,8 +91,10 @@ def test_dataset_pairs_each_window_with_its_shifted_audio(synth_shards):
 def expert_workdir(synth_shards, tmp_path_factory):
     """A tiny sync expert after a few real training steps."""
     workdir = tmp_path_factory.mktemp("syncnet")
-    config = experiments.apply_overrides(experiments.get_experiment("syncnet_tiny"),
-                                         ["train.epochs=1", "train.steps_per_epoch=2", "train.validation_steps=1"])
+    config = experiments.apply_overrides(
+        experiments.get_experiment("syncnet_tiny"),
+        ["train.epochs=1", "train.steps_per_epoch=2", "train.validation_steps=1"],
+    )
     result = train_lib.train(config, synth_shards, workdir)
     assert np.isfinite(result["epochs"][-1]["loss"])
     return workdir
@@ -115,15 +123,19 @@ def test_prepare_with_the_expert_records_offsets(expert_workdir, synth_shards, t
 
     corpus = synth_shards.parent / "corpus"
     video = min(corpus.rglob("*.mp4"))
-    config = prepare.PrepareConfig(split="train", min_track_frames=20, sync_model=str(expert_workdir), sync_min_confidence=0.0)
+    config = prepare.PrepareConfig(
+        split="train", min_track_frames=20, sync_model=str(expert_workdir), sync_min_confidence=0.0
+    )
     expert = prepare.load_sync_expert(config, sync.SyncExpert)
     segments, entry = prepare.process_clip(str(video), video.name, config, FaceAnalyzer(), sync_expert=expert)
     assert entry["status"] == "ok", entry
-    (_track, scores), = entry["sync"].items()
+    ((_track, scores),) = entry["sync"].items()
     assert set(scores) == {"offset", "confidence", "distance"}
     # The segment's audio is shifted by the offset found (confidence threshold 0: always applied).
     assert all(s.offset_frames == scores["offset"] for s in segments)
-    plain, _ = prepare.process_clip(str(video), video.name, prepare.PrepareConfig(split="train", min_track_frames=20), FaceAnalyzer())
+    plain, _ = prepare.process_clip(
+        str(video), video.name, prepare.PrepareConfig(split="train", min_track_frames=20), FaceAnalyzer()
+    )
     shift = scores["offset"] * audio.SAMPLES_PER_FRAME  # segment sample j now holds what was sample j + shift
     a, b = segments[0].pcm, plain[0].pcm
     lo, hi = max(0, -shift), min(len(a), len(b) - shift)
@@ -136,8 +148,9 @@ def test_the_mouth_crop_is_the_same_in_the_graph_and_in_numpy(synth_shards):
 
     from keras_s2v.data.face.align import lip_box
 
-    (x, _), = pipeline.syncnet_dataset(synth_shards, "train", 2, max_shift=2, samples_per_segment=1, training=False,
-                                       crop="mouth").take(1)  # fmt: skip
+    ((x, _),) = pipeline.syncnet_dataset(
+        synth_shards, "train", 2, max_shift=2, samples_per_segment=1, training=False, crop="mouth"
+    ).take(1)
     top, left, side = lip_box(112)
     assert x["lips"].shape == (2, side, side, 5) and (top, left) == (45, 28)
     frames = (np.random.default_rng(0).random((5, 112, 112, 3)) * 255).astype(np.uint8)
@@ -157,6 +170,7 @@ def test_centred_windows_see_motion_and_audio_changes_not_appearance():
     mfcc = rng.normal(size=(2, 12, 20)).astype(np.float32)
     still = rng.random((2, 56, 56, 1), dtype=np.float32)  # the same picture added to all 5 frames
     np.testing.assert_allclose(model.video_encoder(lips + still), model.video_encoder(lips), atol=1e-5)
-    np.testing.assert_allclose(model.audio_encoder(mfcc + rng.normal(size=(2, 12, 1)).astype(np.float32)),
-                               model.audio_encoder(mfcc), atol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        model.audio_encoder(mfcc + rng.normal(size=(2, 12, 1)).astype(np.float32)), model.audio_encoder(mfcc), atol=1e-5
+    )
     assert SyncNet.from_config(model.get_config()).get_config() == model.get_config()

@@ -34,7 +34,9 @@ def workdir(synth_shards, tmp_path_factory):
 @pytest.fixture(scope="module")
 def exported(workdir, tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
-    report = export_model(workdir, root / "out", android_assets=root / "android", calibration_samples=16, log=lambda _: None)
+    report = export_model(
+        workdir, root / "out", android_assets=root / "android", calibration_samples=16, log=lambda _: None
+    )
     return report, root / "out", root / "android"
 
 
@@ -89,10 +91,19 @@ def test_saved_model_answers_serving_requests_by_signature_name(exported, workdi
     rng = np.random.default_rng(0)
     faces = rng.integers(0, 256, (2, 112, 112, 3), dtype=np.uint8)
     pcm = (0.1 * rng.standard_normal((2, audio.MFCC_WINDOW_SAMPLES))).astype(np.float32)
-    identity = {k: v.numpy() for k, v in loaded.signatures["identity_features"](**_payload_inputs("identity_features", {"faces": faces})).items()}
+    identity = {
+        k: v.numpy()
+        for k, v in loaded.signatures["identity_features"](
+            **_payload_inputs("identity_features", {"faces": faces})
+        ).items()
+    }
     assert set(identity) == {"identity", "skip_14", "skip_6"}
-    frame = loaded.signatures["generate_frame_pcm"](**_payload_inputs("generate_frame_pcm", {**identity, "pcm": pcm}))["frame"]
-    one_call = loaded.signatures["serving_default"](**_payload_inputs("serving_default", {"faces": faces, "pcm": pcm}))["frame"]
+    frame = loaded.signatures["generate_frame_pcm"](**_payload_inputs("generate_frame_pcm", {**identity, "pcm": pcm}))[
+        "frame"
+    ]
+    one_call = loaded.signatures["serving_default"](**_payload_inputs("serving_default", {"faces": faces, "pcm": pcm}))[
+        "frame"
+    ]
     np.testing.assert_allclose(frame.numpy(), one_call.numpy(), atol=1e-5)
     model = workdirs.load_trained_model(workdir)
     mfcc = np.stack([audio.mfcc_from_pcm_window(p) for p in pcm]).astype(np.float32)
@@ -106,8 +117,13 @@ def test_saved_model_answers_serving_requests_by_signature_name(exported, workdi
 def test_saved_model_cli_lists_the_signatures(exported):
     _, out, _ = exported
     cli = Path(sys.executable).parent / "saved_model_cli"
-    result = subprocess.run([str(cli), "show", "--dir", str(out / "serving" / "s2v_tiny" / "1"), "--all"],
-                            check=False, capture_output=True, text=True, timeout=300)  # fmt: skip
+    result = subprocess.run(
+        [str(cli), "show", "--dir", str(out / "serving" / "s2v_tiny" / "1"), "--all"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     for name in SIGNATURES:
         assert f"signature_def['{name}']" in result.stdout
@@ -128,8 +144,19 @@ def test_lite_client_reproduces_the_golden_frames(exported, tmp_path):
         for index, expected in zip(metadata["golden_frame_indices"], golden):
             assert np.abs(frames[index].astype(int) - expected).max() <= 1, (quantization, index)
     out = tmp_path / "talking.mp4"
-    args = [sys.executable, "-m", "keras_s2v.lite_client", "--model", str(android / metadata["models"]["int8"]),
-            "--face", str(android / metadata["face"]), "--audio", str(android / metadata["speech"]), "--out", str(out)]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "keras_s2v.lite_client",
+        "--model",
+        str(android / metadata["models"]["int8"]),
+        "--face",
+        str(android / metadata["face"]),
+        "--audio",
+        str(android / metadata["speech"]),
+        "--out",
+        str(out),
+    ]
     result = subprocess.run(args, check=False, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     info = media.probe(out)
@@ -140,7 +167,9 @@ def test_lite_client_reproduces_the_golden_frames(exported, tmp_path):
 
 def test_mobile_model_exports_to_int8_within_tolerance(synth_shards, tmp_path):
     workdir = _train("s2v_mobile_tiny", synth_shards, tmp_path / "mobile")
-    report = export_model(workdir, tmp_path / "out", "tflite", "float32,int8", calibration_samples=8, log=lambda _: None)
+    report = export_model(
+        workdir, tmp_path / "out", "tflite", "float32,int8", calibration_samples=8, log=lambda _: None
+    )
     assert all(r["ok"] for r in report["parity"])
     assert "DEPTHWISE_CONV_2D" in formats.tflite_ops(tmp_path / "out" / "tflite" / "s2v_mobile_tiny_int8.tflite")
 
@@ -191,8 +220,13 @@ def test_bad_inputs_get_clear_messages(workdir, tmp_path):
 
 
 def test_cli_reports_a_bad_workdir_without_a_traceback(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "export", "--workdir", str(tmp_path / "missing"), "--out", str(tmp_path / "o")],
-                            check=False, capture_output=True, text=True, timeout=300)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "export", "--workdir", str(tmp_path / "missing"), "--out", str(tmp_path / "o")],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 2
     assert "no such training workdir" in result.stderr and "Traceback" not in result.stderr
 
@@ -220,7 +254,8 @@ def test_generate_runs_the_same_pipeline_on_every_model_form(exported, workdir, 
     np.testing.assert_allclose(frames["saved_model"], frames["keras"], atol=1e-4)
     np.testing.assert_allclose(frames["tflite"], frames["keras"], atol=1e-4)
     speech = android / metadata["speech"]
-    summary = inference.generate_video([android / metadata["face"]], speech, forms["tflite"], tmp_path / "lite.mp4",
-                                       crop=True, progress=False)  # fmt: skip
+    summary = inference.generate_video(
+        [android / metadata["face"]], speech, forms["tflite"], tmp_path / "lite.mp4", crop=True, progress=False
+    )
     assert summary["model"].startswith("TFLite")
     assert summary["frames"] == audio.num_frames(len(media.read_audio(speech)))

@@ -31,8 +31,15 @@ def workdir(synth_shards, tmp_path_factory):
 def exported(workdir, tmp_path_factory):
     """One export for every test: float16 too, as the Android assets ship it (a second export would cost more)."""
     root = tmp_path_factory.mktemp("export")
-    report = export_model(workdir, root / "out", "saved_model,tflite,onnx", "float32,float16,int8",
-                          android_assets=root / "android", calibration_samples=8, log=lambda _: None)  # fmt: skip
+    report = export_model(
+        workdir,
+        root / "out",
+        "saved_model,tflite,onnx",
+        "float32,float16,int8",
+        android_assets=root / "android",
+        calibration_samples=8,
+        log=lambda _: None,
+    )
     return report, root / "out", root / "android"
 
 
@@ -41,7 +48,9 @@ def test_export_writes_every_format_with_passing_parity(exported):
     rows = json.loads((out / "parity.json").read_text())["rows"]
     assert rows == report["parity"] and all(r["ok"] for r in rows)
     expected = [f"identity_features/{k}" for k in ("identity", "skip_32", "skip_16")] + [
-        "generate_window", "chain identity_features -> generate_window"]  # fmt: skip
+        "generate_window",
+        "chain identity_features -> generate_window",
+    ]
     for fmt in FORMATS:
         assert [r["check"] for r in rows if r["format"] == fmt] == expected, fmt
     for r in rows:
@@ -57,8 +66,11 @@ def test_export_writes_every_format_with_passing_parity(exported):
         runner = formats.LiteRunner(path)
         assert sorted(runner.signature_names()) == sorted(WINDOW_SIGNATURES)
         details = runner.interpreter.get_signature_runner("generate_window").get_input_details()
+        # the phone's fixed batch of 1
         assert {k: list(d["shape"]) for k, d in details.items()} == {
-            **{k: [1, *shape] for k, shape in IDENTITY.items()}, "pcm": [1, PCM]}  # the phone's fixed batch of 1
+            **{k: [1, *shape] for k, shape in IDENTITY.items()},
+            "pcm": [1, PCM],
+        }
         embedded = model_files.read_embedded_metadata(path)
         assert embedded["quantization"] == quantization and embedded["windowed"]["window_frames"] == WINDOW_FRAMES
     assert sorted(p.name for p in (out / "onnx").glob("*.onnx")) == ["generate_window.onnx", "identity_features.onnx"]
@@ -75,14 +87,19 @@ def test_saved_model_has_the_documented_window_signatures(exported, workdir, syn
     assert set(loaded.signatures) == {*WINDOW_SIGNATURES, "serving_default"}
     identity = loaded.signatures["identity_features"]
     assert {k: (s.shape.as_list(), s.dtype) for k, s in identity.structured_input_signature[1].items()} == {
-        "faces": ([None, 112, 112, 3], tf.uint8)}  # fmt: skip
+        "faces": ([None, 112, 112, 3], tf.uint8)
+    }
     assert {k: s.shape.as_list() for k, s in identity.structured_outputs.items()} == {
-        k: [None, *shape] for k, shape in IDENTITY.items()}  # fmt: skip
+        k: [None, *shape] for k, shape in IDENTITY.items()
+    }
     generate = loaded.signatures["generate_window"]
     assert {k: s.shape.as_list() for k, s in generate.structured_input_signature[1].items()} == {
-        **{k: [None, *shape] for k, shape in IDENTITY.items()}, "pcm": [None, PCM]}  # fmt: skip
+        **{k: [None, *shape] for k, shape in IDENTITY.items()},
+        "pcm": [None, PCM],
+    }
     assert {k: s.shape.as_list() for k, s in generate.structured_outputs.items()} == {
-        "frames": [None, WINDOW_FRAMES, 64, 64, 3]}  # fmt: skip
+        "frames": [None, WINDOW_FRAMES, 64, 64, 3]
+    }
 
     # The two signatures chained equal the trained model on the lip crop and the training log-mel.
     samples = exporter.read_samples(synth_shards, "validation", 1, 2, window_frames=WINDOW_FRAMES)
@@ -147,15 +164,23 @@ def test_every_model_form_gives_the_same_frames_and_runs_generate_and_redub(expo
     np.testing.assert_array_equal(reference[:, outside], np.repeat(face[:, outside], 40, axis=0))
     assert backends.data_parameters(forms["keras"], loaded["keras"])["crop_size"] == 112
 
-    summary = inference.generate_video([_still(corpus_video, tmp_path)], corpus_video, forms["tflite"],
-                                       tmp_path / "talking.mp4", progress=False)  # fmt: skip
+    summary = inference.generate_video(
+        [_still(corpus_video, tmp_path)], corpus_video, forms["tflite"], tmp_path / "talking.mp4", progress=False
+    )
     assert summary["frames"] == audio.num_frames(round(media.probe(corpus_video).duration * audio.SAMPLE_RATE))
-    summary = inference.redub_video(corpus_video, corpus_video, forms["saved_model"], tmp_path / "redub.mp4",
-                                    progress=False)  # fmt: skip
+    summary = inference.redub_video(
+        corpus_video, corpus_video, forms["saved_model"], tmp_path / "redub.mp4", progress=False
+    )
     assert summary["frames"] > 0 and summary["frames_without_face"] < summary["frames"]
     with pytest.raises(ValueError, match="30 fps.*25 fps video only"):  # windows are timed in 25 fps frames
-        inference.generate_video([_still(corpus_video, tmp_path)], corpus_video, forms["tflite"],
-                                 tmp_path / "talking30.mp4", fps=30.0, progress=False)  # fmt: skip
+        inference.generate_video(
+            [_still(corpus_video, tmp_path)],
+            corpus_video,
+            forms["tflite"],
+            tmp_path / "talking30.mp4",
+            fps=30.0,
+            progress=False,
+        )
     assert not (tmp_path / "talking30.mp4").exists()
 
 
@@ -182,7 +207,9 @@ def test_tf_serving_client_runs_the_windows(exported, synth_shards, tmp_path):
         speech_path = tmp_path / "speech.wav"
         media.write_wav(speech_path, speech)
         with pytest.raises(ValueError, match="30 fps.*25 fps video only"):
-            serving_client.make_video(client, [_still(corpus_video, tmp_path)], speech_path, tmp_path / "out.mp4", fps=30.0)
+            serving_client.make_video(
+                client, [_still(corpus_video, tmp_path)], speech_path, tmp_path / "out.mp4", fps=30.0
+            )
     assert served.shape == expected.shape == (20, 112, 112, 3)
     assert np.abs(served.astype(int) - expected.astype(int)).max() <= 1
     assert not (tmp_path / "out.mp4").exists()

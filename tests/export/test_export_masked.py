@@ -31,8 +31,9 @@ def workdir(synth_shards, tmp_path_factory):
 def exported(workdir, tmp_path_factory):
     """One export for every test, with the Android assets (float16 and int8, as they ship)."""
     root = tmp_path_factory.mktemp("export")
-    report = export_model(workdir, root / "out", android_assets=root / "android", calibration_samples=8,
-                          log=lambda _: None)  # fmt: skip
+    report = export_model(
+        workdir, root / "out", android_assets=root / "android", calibration_samples=8, log=lambda _: None
+    )
     return report, root / "out", root / "android"
 
 
@@ -67,8 +68,11 @@ def test_export_takes_the_target_and_passes_parity(exported):
 
 
 def _forms(workdir, out):
-    return {"keras": backends.load_generator(workdir), "saved_model": backends.load_generator(out),
-            "tflite": backends.load_generator(out / "tflite" / "s2v_tiny_float32.tflite")}  # fmt: skip
+    return {
+        "keras": backends.load_generator(workdir),
+        "saved_model": backends.load_generator(out),
+        "tflite": backends.load_generator(out / "tflite" / "s2v_tiny_float32.tflite"),
+    }
 
 
 def test_every_backend_takes_one_target_per_row_and_agrees_with_keras(exported, workdir, clip):
@@ -80,7 +84,9 @@ def test_every_backend_takes_one_target_per_row_and_agrees_with_keras(exported, 
         identity = backend.identity_features(frame_loop.identity_faces(backend, faces, targets))  # a video's frames
         assert {len(v) for v in identity.values()} == {3}, name
         frames[name] = backend.generate_frame_pcm(identity, pcm)  # window i with row i
-        photo[name] = backend.generate_frame_pcm(backend.identity_features(frame_loop.identity_faces(backend, faces)), pcm)
+        photo[name] = backend.generate_frame_pcm(
+            backend.identity_features(frame_loop.identity_faces(backend, faces)), pcm
+        )
     assert frames["keras"].shape == photo["keras"].shape == (3, 112, 112, 3)
     for name in ("saved_model", "tflite"):
         np.testing.assert_allclose(frames[name], frames["keras"], atol=1e-4, err_msg=name)
@@ -102,7 +108,9 @@ def test_only_the_upper_half_of_the_target_reaches_the_frame(exported, workdir, 
         np.testing.assert_array_equal(made["lower"], made["same"], err_msg=name)
         assert np.abs(made["upper"] - made["same"]).max() > 1e-3, name
         if name != "keras":
-            with pytest.raises(ValueError, match=r"takes the target frame and 1 reference face.*got \(1, 112, 112, 3\)"):
+            with pytest.raises(
+                ValueError, match=r"takes the target frame and 1 reference face.*got \(1, 112, 112, 3\)"
+            ):
                 backend.identity_features(faces)  # the target left out
 
 
@@ -114,12 +122,19 @@ def test_redub_and_generate_run_the_exported_model(exported, synth_shards, tmp_p
     corpus_video = min((synth_shards.parent / "corpus").rglob("*.mp4"))
     speech = android / "speech.wav"
     frames = audio.num_frames(len(media.read_audio(speech)))
-    summary = inference.redub_video(corpus_video, speech, out / "tflite" / "s2v_tiny_float32.tflite",
-                                    tmp_path / "redub.mp4", audio_fit="trim", progress=False)  # fmt: skip
+    summary = inference.redub_video(
+        corpus_video,
+        speech,
+        out / "tflite" / "s2v_tiny_float32.tflite",
+        tmp_path / "redub.mp4",
+        audio_fit="trim",
+        progress=False,
+    )
     assert summary["model"].startswith("TFLite") and summary["frames"] == frames
     assert summary["frames_without_face"] < summary["frames"]
-    summary = inference.generate_video([android / "face.png"], speech, out, tmp_path / "photo.mp4", crop=True,
-                                       progress=False)  # fmt: skip
+    summary = inference.generate_video(
+        [android / "face.png"], speech, out, tmp_path / "photo.mp4", crop=True, progress=False
+    )
     assert summary["model"].startswith("SavedModel") and summary["frames"] == frames
 
 
@@ -132,10 +147,14 @@ def test_lite_client_makes_the_golden_frames_from_the_photo(exported, tmp_path):
     model = android / metadata["models"]["int8"]
     client = lite_client.LiteTalkingFace(model)
     frames = list(lite_client.stream_frames(client, faces, lite_client.audio_chunks(waveform, 999)))
-    golden = np.split(cv2.imread(str(android / metadata["golden"]["int8"]))[..., ::-1], len(metadata["golden_frame_indices"]), axis=1)
+    golden = np.split(
+        cv2.imread(str(android / metadata["golden"]["int8"]))[..., ::-1], len(metadata["golden_frame_indices"]), axis=1
+    )
     for index, expected in zip(metadata["golden_frame_indices"], golden):
         assert np.abs(frames[index].astype(int) - expected).max() <= 1, index
-    with pytest.raises(ValueError, match=r"needs 1 aligned face crop\(s\) .*got 2; the first is also the frame being made"):
+    with pytest.raises(
+        ValueError, match=r"needs 1 aligned face crop\(s\) .*got 2; the first is also the frame being made"
+    ):
         lite_client.run(model, [face, face], speech, tmp_path / "two.mp4")
     result = lite_client.run(model, [face], speech, tmp_path / "talking.mp4")
     assert result["frames"] == len(frames) == audio.num_frames(len(waveform))

@@ -34,8 +34,15 @@ def workdir(synth_shards, tmp_path_factory):
 @pytest.fixture(scope="module")
 def exported(workdir, tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
-    report = export_model(workdir, root / "out", "saved_model,tflite,onnx", "float32,float16,int8",
-                          android_assets=root / "android", calibration_samples=8, log=lambda _: None)  # fmt: skip
+    report = export_model(
+        workdir,
+        root / "out",
+        "saved_model,tflite,onnx",
+        "float32,float16,int8",
+        android_assets=root / "android",
+        calibration_samples=8,
+        log=lambda _: None,
+    )
     return report, root / "out", root / "android"
 
 
@@ -53,8 +60,12 @@ def test_export_writes_streaming_formats_with_passing_parity(exported):
     report, out, _ = exported
     rows = json.loads((out / "parity.json").read_text())["rows"]
     assert rows == report["parity"] and all(r["ok"] for r in rows)
-    expected = ([f"identity_features/{k}" for k in IDENTITY] + ["generate_step/frame"]
-                + [f"generate_step/{k}" for k in STATES] + ["chain identity_features -> generate_step x4"])  # fmt: skip
+    expected = (
+        [f"identity_features/{k}" for k in IDENTITY]
+        + ["generate_step/frame"]
+        + [f"generate_step/{k}" for k in STATES]
+        + ["chain identity_features -> generate_step x4"]
+    )
     for fmt in ("saved_model", "tflite_float32", "tflite_float16", "tflite_int8", "onnx"):
         assert [r["check"] for r in rows if r["format"] == fmt] == expected, fmt
     for r in rows:
@@ -85,23 +96,40 @@ def test_saved_model_has_the_documented_streaming_signatures(exported):
     for name in ("identity_features", "serving_default"):
         identity = loaded.signatures[name]
         assert {k: (s.shape.as_list(), s.dtype) for k, s in identity.structured_input_signature[1].items()} == {
-            "faces": ([None, 112, 112, 3], tf.uint8)}  # fmt: skip
+            "faces": ([None, 112, 112, 3], tf.uint8)
+        }
         assert set(identity.structured_outputs) == set(IDENTITY)
     step = loaded.signatures["generate_step"]
     inputs = {k: s.shape.as_list() for k, s in step.structured_input_signature[1].items()}
-    assert inputs == {"identity": [None, 16], "skip_56": [None, 56, 56, 8], "skip_28": [None, 28, 28, 16],
-                      "skip_14": [None, 14, 14, 32], "skip_7": [None, 7, 7, 64], "pcm": [None, 2560],
-                      "noise": [None, 4], "context_state1": [None, 32], "context_state2": [None, 32],
-                      "noise_state1": [None, 4]}  # fmt: skip
+    assert inputs == {
+        "identity": [None, 16],
+        "skip_56": [None, 56, 56, 8],
+        "skip_28": [None, 28, 28, 16],
+        "skip_14": [None, 14, 14, 32],
+        "skip_7": [None, 7, 7, 64],
+        "pcm": [None, 2560],
+        "noise": [None, 4],
+        "context_state1": [None, 32],
+        "context_state2": [None, 32],
+        "noise_state1": [None, 4],
+    }
     outputs = {k: s.shape.as_list() for k, s in step.structured_outputs.items()}
-    assert outputs == {"frame": [None, 112, 112, 3], "context_state1": [None, 32], "context_state2": [None, 32],
-                       "noise_state1": [None, 4]}  # fmt: skip
+    assert outputs == {
+        "frame": [None, 112, 112, 3],
+        "context_state1": [None, 32],
+        "context_state2": [None, 32],
+        "noise_state1": [None, 4],
+    }
 
 
 def _keras_sequence(workdir, faces, pcm, noise):
     """The whole-sequence Keras model on the same face, windows and noise: (T, S, S, 3)."""
     model = workdirs.load_trained_model(workdir)
-    inputs = {"faces": faces[None].astype(np.float32) / 255.0, "audio": pcm[None], "noise": model.noise_std * noise[None]}
+    inputs = {
+        "faces": faces[None].astype(np.float32) / 255.0,
+        "audio": pcm[None],
+        "noise": model.noise_std * noise[None],
+    }
     return np.asarray(model(inputs, training=False))[0]
 
 
@@ -118,8 +146,9 @@ def test_streaming_frame_by_frame_equals_the_whole_sequence_model(exported, work
     states = {k: tf.zeros((1, *shape)) for k, shape in STATE_SHAPES.items()}
     frames = []
     for t in range(STEPS):
-        result = loaded.signatures["generate_step"](**identity, pcm=tf.constant(pcm[t : t + 1]),
-                                                    noise=tf.constant(noise[t : t + 1]), **states)  # fmt: skip
+        result = loaded.signatures["generate_step"](
+            **identity, pcm=tf.constant(pcm[t : t + 1]), noise=tf.constant(noise[t : t + 1]), **states
+        )
         frames.append(result["frame"].numpy()[0])
         states = {k: result[k] for k in STATES}
     np.testing.assert_allclose(np.stack(frames), expected, atol=1e-4)
@@ -148,7 +177,10 @@ def test_metadata_describes_streaming(exported):
     assert "mfcc" not in metadata["audio"]  # the waveform model reads raw samples
     streaming = metadata["streaming"]
     assert [(s["name"], s["shape"]) for s in streaming["states"]] == [
-        ("context_state1", [-1, 32]), ("context_state2", [-1, 32]), ("noise_state1", [-1, 4])]  # fmt: skip
+        ("context_state1", [-1, 32]),
+        ("context_state2", [-1, 32]),
+        ("noise_state1", [-1, 4]),
+    ]
     assert streaming["noise_dim"] == 4 and streaming["noise_std"] == pytest.approx(0.6)
     assert "zeros first" in streaming["usage"] and streaming["signature"] == "generate_step"
     assert metadata["signatures"]["generate_step"]["inputs"]["pcm"] == {"shape": [-1, 2560], "dtype": "float32"}
@@ -220,21 +252,26 @@ def test_every_model_form_streams_through_generate_redub_and_evaluate(exported, 
     corpus_video = sorted((synth_shards.parent / "corpus").rglob("*.mp4"))[0]
     speech = media.read_audio(corpus_video)[: audio.SAMPLE_RATE]
     face = next(evaluate_lib.clips_from_shards(synth_shards, "validation")).frames[0][None]
-    frames = {name: np.stack(list(frame_loop.talking_frames(b, face, speech, batch_size=7))) for name, b in loaded.items()}
+    frames = {
+        name: np.stack(list(frame_loop.talking_frames(b, face, speech, batch_size=7))) for name, b in loaded.items()
+    }
     for name in ("saved_model", "tflite"):
         assert np.abs(frames[name].astype(int) - frames["keras"].astype(int)).max() <= 1, name
     # A second run starts a new sequence: same frames (zero states, the noise stream restarted).
     again = np.stack(list(frame_loop.talking_frames(loaded["keras"], face, speech, batch_size=25)))
     np.testing.assert_array_equal(again, frames["keras"])
 
-    summary = inference.generate_video([_still(corpus_video, tmp_path)], corpus_video, forms["tflite"],
-                                       tmp_path / "talking.mp4", progress=False)  # fmt: skip
+    summary = inference.generate_video(
+        [_still(corpus_video, tmp_path)], corpus_video, forms["tflite"], tmp_path / "talking.mp4", progress=False
+    )
     assert summary["frames"] == audio.num_frames(round(media.probe(corpus_video).duration * audio.SAMPLE_RATE))
-    summary = inference.redub_video(corpus_video, corpus_video, forms["saved_model"], tmp_path / "redub.mp4",
-                                    progress=False)  # fmt: skip
+    summary = inference.redub_video(
+        corpus_video, corpus_video, forms["saved_model"], tmp_path / "redub.mp4", progress=False
+    )
     assert summary["frames"] > 0 and summary["frames_without_face"] < summary["frames"]
-    result = evaluate_lib.evaluate(forms["keras"], tmp_path / "report", data=synth_shards, acd_stride=10,
-                                   log=lambda _: None)  # fmt: skip
+    result = evaluate_lib.evaluate(
+        forms["keras"], tmp_path / "report", data=synth_shards, acd_stride=10, log=lambda _: None
+    )
     assert result["clips"] == 2 and (tmp_path / "report" / "report.md").exists()
 
 
@@ -251,8 +288,10 @@ def test_tf_serving_client_streams_the_steps(exported, synth_shards):
     face = next(evaluate_lib.clips_from_shards(synth_shards, "validation")).frames[0][None]
     speech = media.read_audio(min((synth_shards.parent / "corpus").rglob("*.mp4")))[: audio.SAMPLE_RATE // 2]
     expected = np.stack(list(frame_loop.talking_frames(backends.load_generator(out), face, speech, batch_size=7)))
-    with (serving_fakes.grpc_server(tf.saved_model.load(str(version)), version, "tgan_tiny") as port,
-          serving_client.ServingClient("127.0.0.1", "tgan_tiny", protocol="grpc", grpc_port=port) as client):  # fmt: skip
+    with (
+        serving_fakes.grpc_server(tf.saved_model.load(str(version)), version, "tgan_tiny") as port,
+        serving_client.ServingClient("127.0.0.1", "tgan_tiny", protocol="grpc", grpc_port=port) as client,
+    ):
         model = serving_client.backend(client)
         assert isinstance(model, frame_loop.StreamingGenerator)
         assert model.state_shapes == STATE_SHAPES and model.window_samples == audio.WAVE_WINDOW_SAMPLES

@@ -11,14 +11,18 @@ from keras_s2v.models import glance, lip_motion
 
 WIDTH = 0.125
 # Batch 1 for the generators: TensorFlow's default CPU Conv3DTranspose is very slow on batches > 1.
-VARIANTS = {"16_frames_per_frame_skips": {"frames": 16, "skips": True, "upsampling": "per_frame"},
-            "8_frames_3d_no_skips": {"frames": 8, "skips": False, "upsampling": "3d"}}  # fmt: skip
+VARIANTS = {
+    "16_frames_per_frame_skips": {"frames": 16, "skips": True, "upsampling": "per_frame"},
+    "8_frames_3d_no_skips": {"frames": 8, "skips": False, "upsampling": "3d"},
+}
 
 
 def _generator_inputs(frames, batch=1, seed=0):
     rng = np.random.default_rng(seed)
-    return {"lips": rng.random((batch, 64, 64, 3), dtype=np.float32),
-            "log_mel": (3.0 * rng.standard_normal((batch, 4 * frames, 128)) - 5.0).astype(np.float32)}  # fmt: skip
+    return {
+        "lips": rng.random((batch, 64, 64, 3), dtype=np.float32),
+        "log_mel": (3.0 * rng.standard_normal((batch, 4 * frames, 128)) - 5.0).astype(np.float32),
+    }
 
 
 def _assert_config_and_save_reload(model, inputs, tmp_path, atol=1e-6):
@@ -53,7 +57,9 @@ def test_generator_shapes_and_fusion(generator):
     fused = np.asarray(keras.Model(generator.input, generator.get_layer("fused").output)(x))
     assert fused.shape == (1, frames, 8, 8, 2 * channels)
     # Duplication: the identity map in every frame, each frame's audio row copied along the columns.
-    np.testing.assert_allclose(fused[:, :, :, :, :channels], np.asarray(identity["identity"])[:, None].repeat(frames, 1), atol=1e-6)
+    np.testing.assert_allclose(
+        fused[:, :, :, :, :channels], np.asarray(identity["identity"])[:, None].repeat(frames, 1), atol=1e-6
+    )
     np.testing.assert_allclose(fused[:, :, :, :, channels:], np.asarray(speech)[:, :, :, None].repeat(8, 3), atol=1e-6)
 
 
@@ -62,8 +68,9 @@ def test_window_generator_equals_the_generator(generator):
     window = generator.window_generator()
     identity = {k: np.asarray(v) for k, v in generator.identity_encoder(x["lips"]).items()}
     assert set(window.input) == {"identity", "skip_32", "skip_16", "log_mel"}
-    np.testing.assert_allclose(np.asarray(window({**identity, "log_mel": x["log_mel"]})), np.asarray(generator(x)),
-                               atol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(
+        np.asarray(window({**identity, "log_mel": x["log_mel"]})), np.asarray(generator(x)), atol=1e-6
+    )
 
 
 def test_generator_audio_and_lips_move_the_frames(generator):
@@ -125,8 +132,9 @@ def test_flow_net_and_clip_motion(tmp_path):
     assert flow_net(pair).shape == (1, 64, 64, 2)
     flows = np.asarray(lip_motion.clip_motion(flow_net, clips, "flow"))
     assert flows.shape == (1, 3, 64, 64, 2)
-    np.testing.assert_allclose(flows[:, 1], np.asarray(flow_net({"first": clips[:, 1], "second": clips[:, 2]})),
-                               atol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        flows[:, 1], np.asarray(flow_net({"first": clips[:, 1], "second": clips[:, 2]})), atol=1e-5
+    )
     differences = np.asarray(lip_motion.clip_motion(flow_net, clips, "difference"))
     np.testing.assert_allclose(differences, clips[:, 1:] - clips[:, :-1], atol=1e-6)
     with pytest.raises(ValueError):
@@ -167,8 +175,10 @@ def test_correlation_encoders_keep_any_length(tmp_path):
 def test_three_stream_discriminator(streams, tmp_path):
     model = lip_motion.ThreeStreamDiscriminator(frames=8, width=WIDTH, streams=streams)
     rng = np.random.default_rng(0)
-    x = {"frames": rng.random((2, 8, 64, 64, 3), dtype=np.float32),
-         "log_mel": rng.standard_normal((2, 32, 128)).astype(np.float32)}  # fmt: skip
+    x = {
+        "frames": rng.random((2, 8, 64, 64, 3), dtype=np.float32),
+        "log_mel": rng.standard_normal((2, 32, 128)).astype(np.float32),
+    }
     if streams == "audio,video,flow":
         x["motion"] = rng.standard_normal((2, 7, 64, 64, 2)).astype(np.float32)
     assert set(model.input) == set(x)

@@ -5,12 +5,7 @@ import numpy as np
 import pytest
 
 from keras_s2v.models.deblur import DeblurCNN
-from keras_s2v.models.speech2vid import (
-    Speech2Vid,
-    Speech2VidAudioEncoder,
-    Speech2VidDecoder,
-    Speech2VidIdentityEncoder,
-)
+from keras_s2v.models.speech2vid import Speech2Vid, Speech2VidAudioEncoder, Speech2VidDecoder, Speech2VidIdentityEncoder
 
 
 def _inputs(batch=2, images=1, seed=0):
@@ -28,7 +23,10 @@ def test_paper_sized_parts_have_the_papers_shapes():
     identity = Speech2VidIdentityEncoder()
     assert identity.get_layer("pool2").output.shape[1:] == (6, 6, 256)  # fc6 is a 6 x 6 valid conv
     assert {k: tuple(v.shape[1:]) for k, v in identity.output.items()} == {
-        "identity": (256,), "skip_14": (14, 14, 256), "skip_6": (6, 6, 512)}  # fmt: skip
+        "identity": (256,),
+        "skip_14": (14, 14, 256),
+        "skip_6": (6, 6, 512),
+    }
     five = Speech2VidIdentityEncoder(num_images=5)
     # Five stacked faces change only the first convolution.
     assert five.count_params() - identity.count_params() == 7 * 7 * 12 * 96
@@ -49,7 +47,11 @@ def test_config_round_trip_gives_equal_outputs():
     model = Speech2Vid(num_identity_images=5, width=0.125, embedding_dim=32, skip_connections=False)
     config = model.get_config()
     assert {k: config[k] for k in ("num_identity_images", "width", "embedding_dim", "skip_connections")} == {
-        "num_identity_images": 5, "width": 0.125, "embedding_dim": 32, "skip_connections": False}  # fmt: skip
+        "num_identity_images": 5,
+        "width": 0.125,
+        "embedding_dim": 32,
+        "skip_connections": False,
+    }
     clone = Speech2Vid.from_config(config)
     clone.set_weights(model.get_weights())
     x = _inputs(images=5)
@@ -85,13 +87,21 @@ def test_deblur_starts_as_identity_and_keeps_range():
     model = DeblurCNN(depth=4, filters=8)
     image = np.random.default_rng(0).random((2, 112, 112, 3), dtype=np.float32)
     np.testing.assert_allclose(np.asarray(model(image)), image, atol=1e-6)  # zero-initialised residual
-    assert DeblurCNN(depth=10, filters=64).count_params() == 3 * 3 * 3 * 64 + 64 + 8 * (3 * 3 * 64 * 64 + 64) + 3 * 3 * 64 * 3 + 3
+    assert (
+        DeblurCNN(depth=10, filters=64).count_params()
+        == 3 * 3 * 3 * 64 + 64 + 8 * (3 * 3 * 64 * 64 + 64) + 3 * 3 * 64 * 3 + 3
+    )
 
 
 def _shapes(model: keras.Model) -> dict:
     """Every input and output of the model and of its parts, by name."""
-    parts = {"model": model, "generator": model.frame_generator(), "identity": model.identity_encoder,
-             "audio": model.audio_encoder, "decoder": model.decoder}  # fmt: skip
+    parts = {
+        "model": model,
+        "generator": model.frame_generator(),
+        "identity": model.identity_encoder,
+        "audio": model.audio_encoder,
+        "decoder": model.decoder,
+    }
     shapes = {}
     for part, m in parts.items():
         for kind, tensors in (("in", m.input), ("out", m.output)):
@@ -108,14 +118,25 @@ def test_separable_model_keeps_every_shape_and_name():
     assert frame.shape == (2, 112, 112, 3) and frame.min() >= 0 and frame.max() <= 1
     # Body convolutions become depthwise + pointwise; the pointwise keeps the standard conv's name.
     decoder, identity, audio = separable.decoder, separable.identity_encoder, separable.audio_encoder
-    for part, name in [(decoder, "conv6"), (decoder, "conv14"), (identity, "conv2"), (identity, "conv5"), (audio, "conv3")]:
+    for part, name in [
+        (decoder, "conv6"),
+        (decoder, "conv14"),
+        (identity, "conv2"),
+        (identity, "conv5"),
+        (audio, "conv3"),
+    ]:
         assert isinstance(part.get_layer(f"{name}_dw"), keras.layers.DepthwiseConv2D)
         assert part.get_layer(name).kernel_size == (1, 1)
         same_part = standard.get_layer(part.name)
         assert part.get_layer(f"{name}_relu").output.shape == same_part.get_layer(f"{name}_relu").output.shape
     # Standard where separable gains nothing: RGB / MFCC input, whole-map fc6, 1 x 1 fc7.
-    for part, name, kernel in [(identity, "conv1", (7, 7)), (audio, "conv1", (3, 3)), (identity, "fc6", (6, 6)),
-                               (audio, "fc6", (5, 8)), (audio, "fc7", (1, 1))]:  # fmt: skip
+    for part, name, kernel in [
+        (identity, "conv1", (7, 7)),
+        (audio, "conv1", (3, 3)),
+        (identity, "fc6", (6, 6)),
+        (audio, "fc6", (5, 8)),
+        (audio, "fc7", (1, 1)),
+    ]:
         assert type(part.get_layer(name)) is keras.layers.Conv2D and part.get_layer(name).kernel_size == kernel
         assert f"{name}_dw" not in [layer.name for layer in part.layers]
     assert type(decoder.get_layer("deconv14")) is keras.layers.Conv2DTranspose
@@ -131,8 +152,11 @@ def test_separable_config_round_trip_and_old_configs():
     clone.set_weights(model.get_weights())
     x = _inputs()
     np.testing.assert_array_equal(np.asarray(clone(x)), np.asarray(model(x)))
-    for part in (Speech2VidAudioEncoder(0.125, 32, True), Speech2VidIdentityEncoder(1, 0.125, 32, True),
-                 Speech2VidDecoder(0.125, 32, True, True)):  # fmt: skip
+    for part in (
+        Speech2VidAudioEncoder(0.125, 32, True),
+        Speech2VidIdentityEncoder(1, 0.125, 32, True),
+        Speech2VidDecoder(0.125, 32, True, True),
+    ):
         assert part.get_config()["separable"] is True
         assert type(part).from_config(part.get_config()).get_config() == part.get_config()
     # A config saved before `separable` existed still loads, as the standard model.
@@ -187,8 +211,9 @@ def test_resize_decoder_with_high_res_skips_round_trips_and_splits_for_export():
 
 def test_full_res_skip_passes_the_faces_pixels_to_a_112_px_stage():
     """The 112 px stage: its map is an identity output like the other skips, so the export split still holds."""
-    model = Speech2Vid(width=0.125, embedding_dim=32, upsampling="resize", high_res_skips=True, masked_target=True,
-                       full_res_skip=True)  # fmt: skip
+    model = Speech2Vid(
+        width=0.125, embedding_dim=32, upsampling="resize", high_res_skips=True, masked_target=True, full_res_skip=True
+    )
     assert tuple(model.identity_encoder.output["skip_112"].shape[1:]) == (112, 112, 4)
     assert model.decoder.get_layer("to_rgb").kernel.shape == (1, 1, 4, 3)
     x = _inputs(batch=2)

@@ -8,15 +8,21 @@ from keras_s2v.layers.sequence import SpatialPyramidPooling1D
 from keras_s2v.models import discriminators, temporal_gan
 
 TINY = {"width": 0.125, "identity_dim": 8, "audio_dim": 16, "context_dim": 16, "noise_dim": 4}
-VARIANTS = {"tgan": {"audio_input": "pcm"},
-            "tgan_mfcc_spp": {"audio_input": "mfcc", "noise_layers": 2, "plain_convs": True}}  # fmt: skip
+VARIANTS = {
+    "tgan": {"audio_input": "pcm"},
+    "tgan_mfcc_spp": {"audio_input": "mfcc", "noise_layers": 2, "plain_convs": True},
+}
 
 
 def _inputs(audio_input, batch=2, steps=5, noise_dim=4, seed=0):
     rng = np.random.default_rng(seed)
-    return {"faces": rng.random((batch, 112, 112, 3), dtype=np.float32),
-            "audio": (0.1 * rng.standard_normal((batch, steps, *temporal_gan.window_shape(audio_input)))).astype(np.float32),
-            "noise": rng.standard_normal((batch, steps, noise_dim)).astype(np.float32)}  # fmt: skip
+    return {
+        "faces": rng.random((batch, 112, 112, 3), dtype=np.float32),
+        "audio": (0.1 * rng.standard_normal((batch, steps, *temporal_gan.window_shape(audio_input)))).astype(
+            np.float32
+        ),
+        "noise": rng.standard_normal((batch, steps, noise_dim)).astype(np.float32),
+    }
 
 
 @pytest.fixture(scope="module", params=sorted(VARIANTS))
@@ -102,8 +108,10 @@ def test_sequence_discriminator_takes_8_16_and_75_frames(pooling):
     rng = np.random.default_rng(0)
     sizes = set()
     for steps in (8, 16, 75):
-        x = {"frames": rng.random((1, steps, 112, 112, 3), dtype=np.float32),
-             "audio": rng.standard_normal((1, steps, 12, 35)).astype(np.float32)}  # fmt: skip
+        x = {
+            "frames": rng.random((1, steps, 112, 112, 3), dtype=np.float32),
+            "audio": rng.standard_normal((1, steps, 12, 35)).astype(np.float32),
+        }
         assert model(x).shape == (1, 1)
         if pooling == "pyramid":
             features = keras.Model(model.input, model.get_layer("pyramid").output)(x)

@@ -46,13 +46,23 @@ for name in sys.argv[1:2] or ["s2v_tiny"]:
         from keras_s2v.models.temporal_gan import window_shape
 
         steps = 2
-        batch = ({"faces": rng.random((8, 112, 112, 3), dtype=np.float32),
-                  "audio": (0.1 * rng.normal(size=(8, steps, *window_shape(config.model.audio_input)))).astype(np.float32)},
-                 rng.random((8, steps, 112, 112, 3), dtype=np.float32))  # fmt: skip
+        batch = (
+            {
+                "faces": rng.random((8, 112, 112, 3), dtype=np.float32),
+                "audio": (0.1 * rng.normal(size=(8, steps, *window_shape(config.model.audio_input)))).astype(
+                    np.float32
+                ),
+            },
+            rng.random((8, steps, 112, 112, 3), dtype=np.float32),
+        )
     else:
-        batch = ({"faces": rng.random((8, 112, 112, 3), dtype=np.float32),
-                  "mfcc": rng.normal(size=(8, 12, 35)).astype(np.float32)},
-                 rng.random((8, 112, 112, 3), dtype=np.float32))  # fmt: skip
+        batch = (
+            {
+                "faces": rng.random((8, 112, 112, 3), dtype=np.float32),
+                "mfcc": rng.normal(size=(8, 12, 35)).astype(np.float32),
+            },
+            rng.random((8, 112, 112, 3), dtype=np.float32),
+        )
     one = one_step(["/cpu:0"], initial, batch)
     two = one_step(["/cpu:0", "/cpu:1"], initial, batch)
     moved = max(float(np.abs(a - b).max()) for a, b in zip(one, initial))

@@ -35,8 +35,9 @@ def _logits(trainer, batch):
     scores = {}
     for name, frames in (("real", real), ("fake", fake)):
         scores[f"frame_{name}"] = float(np.mean(trainer._frame_logits(frames, inputs["faces"], training=True)))
-        scores[f"sequence_{name}"] = float(np.mean(trainer.sequence_discriminator(
-            {"frames": frames, "audio": inputs["audio"]}, training=True)))  # fmt: skip
+        scores[f"sequence_{name}"] = float(
+            np.mean(trainer.sequence_discriminator({"frames": frames, "audio": inputs["audio"]}, training=True))
+        )
     return scores
 
 
@@ -50,22 +51,30 @@ def test_discriminators_alone_learn_to_score_real_above_generated(trainer, batch
     assert scores["sequence_real"] > scores["sequence_fake"], scores
     # Only the discriminators moved: the generator's weights (BatchNorm statistics too) are untouched.
     assert all(np.array_equal(a, np.array(b)) for a, b in zip(generator_before, trainer.generator.weights))
-    assert any(not np.allclose(a, np.array(b)) for a, b in zip(frame_before, trainer.frame_discriminator.trainable_weights))
+    assert any(
+        not np.allclose(a, np.array(b)) for a, b in zip(frame_before, trainer.frame_discriminator.trainable_weights)
+    )
 
 
 def test_a_gan_step_updates_every_player_and_logs_its_losses(trainer, batch):
-    before = {name: [np.array(w) for w in getattr(trainer, name).trainable_weights]
-              for name in ("generator", "frame_discriminator", "sequence_discriminator")}  # fmt: skip
+    before = {
+        name: [np.array(w) for w in getattr(trainer, name).trainable_weights]
+        for name in ("generator", "frame_discriminator", "sequence_discriminator")
+    }
     logs = trainer.train_on_batch(*batch, return_dict=True)
     assert {"loss", "g_loss", "g_adversarial", "d_frame", "d_sequence"} <= set(logs)
     assert all(np.isfinite(v) for v in logs.values())
     assert logs["g_loss"] == pytest.approx(logs["g_adversarial"] + 400.0 * logs["loss"], rel=1e-4)
     for name, weights in before.items():
-        assert any(not np.allclose(a, np.array(b)) for a, b in zip(weights, getattr(trainer, name).trainable_weights)), name
+        assert any(
+            not np.allclose(a, np.array(b)) for a, b in zip(weights, getattr(trainer, name).trainable_weights)
+        ), name
 
 
 def test_learning_rate_drop_after_the_given_epoch():
-    trainer = types.SimpleNamespace(g_optimizer=keras.optimizers.Adam(2e-4), d_frame_optimizer=keras.optimizers.Adam(1e-3))
+    trainer = types.SimpleNamespace(
+        g_optimizer=keras.optimizers.Adam(2e-4), d_frame_optimizer=keras.optimizers.Adam(1e-3)
+    )
     drop = gan.LearningRateDrop({"g_optimizer": 2e-4, "d_frame_optimizer": 1e-3}, epoch=2, factor=0.5)
     drop.set_model(trainer)
     rates = []

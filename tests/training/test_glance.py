@@ -4,11 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_s2v.configs.experiments import (
-    GLANCE_ABLATIONS,
-    apply_overrides,
-    get_experiment,
-)
+from keras_s2v.configs.experiments import GLANCE_ABLATIONS, apply_overrides, get_experiment
 from keras_s2v.training import glance, train_lib
 from keras_s2v.training.tasks import glance as glance_task
 
@@ -25,7 +21,8 @@ def test_flow_trainer_learns_a_shift():
     clips = np.concatenate([base[:, :, :, 8:72], base[:, :, :, 6:70]], axis=1)  # first[x] = second[x + 2]
     teacher = glance.farneback_flows(clips[:, 0], clips[:, 1])[:, None]  # (4, 1, 64, 64, 2)
     inner = np.s_[:, :, 8:-8, 8:-8]
-    assert abs(teacher[inner][..., 0].mean() - 2.0) < 0.3  # Farneback: warp(second, flow)[x] = second[x + dx] = first[x]
+    # Farneback: warp(second, flow)[x] = second[x + dx] = first[x]
+    assert abs(teacher[inner][..., 0].mean() - 2.0) < 0.3
     trainer = glance.FlowTrainer(LipFlowNet(width=0.125))
     trainer.compile(optimizer=keras.optimizers.Adam(3e-3))
     before = trainer.evaluate(clips, teacher, verbose=0, return_dict=True)
@@ -44,8 +41,9 @@ def trainer():
     keras.utils.set_random_seed(1)
     config = get_experiment("glance_tiny")
     width = config.model.width
-    trainer = glance_task.glance_trainer(config, train_lib.build_model(config), LipFlowNet(width=width),
-                                         LipAutoencoder(width=width).encoder)  # fmt: skip
+    trainer = glance_task.glance_trainer(
+        config, train_lib.build_model(config), LipFlowNet(width=width), LipAutoencoder(width=width).encoder
+    )
     train_lib.compile_model(trainer, config)
     return trainer
 
@@ -61,20 +59,28 @@ def test_discriminator_sees_all_three_pair_kinds(trainer):
     inputs, real = _batch()
     fake = np.asarray(trainer.generator(inputs))
     mismatched = np.roll(inputs["log_mel"], 1, axis=0)
-    d_loss, logits = trainer.discriminator_losses(real, trainer.clip_motion(real), fake, trainer.clip_motion(fake),
-                                                  inputs["log_mel"], mismatched)  # fmt: skip
+    d_loss, logits = trainer.discriminator_losses(
+        real, trainer.clip_motion(real), fake, trainer.clip_motion(fake), inputs["log_mel"], mismatched
+    )
     assert set(logits) == {"real", "generated", "mismatched"}
     bce = keras.losses.BinaryCrossentropy(from_logits=True)
-    expected = (bce(np.ones((2, 1)), logits["real"]) + 0.5 * bce(np.zeros((2, 1)), logits["generated"])
-                + 0.5 * bce(np.zeros((2, 1)), logits["mismatched"]))  # fmt: skip
+    expected = (
+        bce(np.ones((2, 1)), logits["real"])
+        + 0.5 * bce(np.zeros((2, 1)), logits["generated"])
+        + 0.5 * bce(np.zeros((2, 1)), logits["mismatched"])
+    )
     assert float(d_loss) == pytest.approx(float(expected), rel=1e-5)
     # The mismatched pair is the real video with other audio: only the audio stream tells it apart.
     assert not np.allclose(logits["real"], logits["mismatched"])
 
 
 def test_train_step_moves_every_player_and_leaves_the_frozen_networks(trainer):
-    players = {"generator": trainer.generator, "discriminator": trainer.discriminator,
-               "phi_s": trainer.audio_encoder, "phi_v": trainer.motion_encoder}  # fmt: skip
+    players = {
+        "generator": trainer.generator,
+        "discriminator": trainer.discriminator,
+        "phi_s": trainer.audio_encoder,
+        "phi_v": trainer.motion_encoder,
+    }
     frozen = {"flow": trainer.flow_net, "perceptual": trainer.perceptual_encoder}
     before = {k: [np.array(w) for w in m.weights] for k, m in {**players, **frozen}.items()}
     logs = trainer.train_on_batch(*_batch(), return_dict=True)
@@ -82,14 +88,7 @@ def test_train_step_moves_every_player_and_leaves_the_frozen_networks(trainer):
         assert any(not np.array_equal(a, np.asarray(b)) for a, b in zip(before[name], model.trainable_weights)), name
     for name, model in frozen.items():
         assert all(np.array_equal(a, np.asarray(b)) for a, b in zip(before[name], model.weights)), name
-    for key in (
-        "correlation",
-        "correlation_real",
-        "pixel",
-        "perceptual",
-        "adversarial",
-        "d_loss",
-    ):
+    for key in ("correlation", "correlation_real", "pixel", "perceptual", "adversarial", "d_loss"):
         assert np.isfinite(logs[key]) and logs[key] > 0, key
 
 
@@ -105,8 +104,9 @@ def test_each_ablation_builds_the_trainer_it_names(name):
 
     config = get_experiment(f"{name}_tiny")
     m, t = config.model, config.train
-    trainer = glance_task.glance_trainer(config, train_lib.build_model(config), LipFlowNet(width=m.width),
-                                         LipAutoencoder(width=m.width).encoder)  # fmt: skip
+    trainer = glance_task.glance_trainer(
+        config, train_lib.build_model(config), LipFlowNet(width=m.width), LipAutoencoder(width=m.width).encoder
+    )
     train_lib.compile_model(trainer, config)
     has_motion = "motion" in trainer.discriminator.input
     assert has_motion == (name != "glance_two_stream")

@@ -13,8 +13,9 @@ def test_the_experts_audio_is_the_contracts_sync_window(synth_shards):
 
     from keras_s2v.data import features
 
-    (x, _), = pipeline.sequence_dataset(synth_shards, "train", 2, (5,), "mfcc", samples_per_segment=1,
-                                        training=False).take(1)  # fmt: skip
+    ((x, _),) = pipeline.sequence_dataset(
+        synth_shards, "train", 2, (5,), "mfcc", samples_per_segment=1, training=False
+    ).take(1)
     example = features.decode_example(next(iter(tf.data.TFRecordDataset(pipeline.shard_files(synth_shards, "train")))))
     centre = 2  # evenly spaced windows: the first covers frames 0 .. 4
     expected = example["mfcc"].numpy()[:, slice(*audio.sync_mfcc_slice(centre))]
@@ -24,8 +25,10 @@ def test_the_experts_audio_is_the_contracts_sync_window(synth_shards):
 @pytest.fixture(scope="module")
 def expert(synth_shards, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("expert")
-    config = experiments.apply_overrides(experiments.get_experiment("syncnet_real_tiny"),
-                                         ["train.epochs=1", "train.steps_per_epoch=2", "train.validation_steps=1"])  # fmt: skip
+    config = experiments.apply_overrides(
+        experiments.get_experiment("syncnet_real_tiny"),
+        ["train.epochs=1", "train.steps_per_epoch=2", "train.validation_steps=1"],
+    )
     train_lib.train(config, synth_shards, workdir)
     return workdir
 
@@ -33,9 +36,16 @@ def expert(synth_shards, tmp_path_factory):
 def test_a_step_moves_the_generator_and_leaves_the_expert(expert, synth_shards, tmp_path):
     import keras
 
-    config = experiments.apply_overrides(experiments.get_experiment("s2v_real_tiny"), [
-        "train.sync_weight=0.5", f"model.sync_model={expert}", "train.epochs=1", "train.steps_per_epoch=2",
-        "train.validation_steps=1"])  # fmt: skip
+    config = experiments.apply_overrides(
+        experiments.get_experiment("s2v_real_tiny"),
+        [
+            "train.sync_weight=0.5",
+            f"model.sync_model={expert}",
+            "train.epochs=1",
+            "train.steps_per_epoch=2",
+            "train.validation_steps=1",
+        ],
+    )
     trainer = train_lib.build_trainable(config)
     train_lib.compile_model(trainer, config)
     assert isinstance(trainer, lipsync.LipSyncTrainer) and trainer.crop == "mouth"
@@ -59,20 +69,33 @@ def test_sync_weight_without_an_expert_is_refused_before_the_workdir(synth_shard
 
 
 def test_the_mouth_discriminator_trains_on_its_own_tape(expert, synth_shards):
-    config = experiments.apply_overrides(experiments.get_experiment("s2v_real_tiny"), [
-        "train.sync_weight=0.5", f"model.sync_model={expert}", "train.mouth_adversarial_weight=0.1",
-        "train.steps_per_epoch=1", "train.validation_steps=1"])  # fmt: skip
+    config = experiments.apply_overrides(
+        experiments.get_experiment("s2v_real_tiny"),
+        [
+            "train.sync_weight=0.5",
+            f"model.sync_model={expert}",
+            "train.mouth_adversarial_weight=0.1",
+            "train.steps_per_epoch=1",
+            "train.validation_steps=1",
+        ],
+    )
     trainer = train_lib.build_trainable(config)
     train_lib.compile_model(trainer, config)
     assert trainer.discriminator.input["frame"].shape[1:] == (56, 56, 3)  # the mouth box (align.lip_box)
-    before = {name: [np.array(w) for w in getattr(trainer, name).weights] for name in ("generator", "discriminator", "expert")}
+    before = {
+        name: [np.array(w) for w in getattr(trainer, name).weights] for name in ("generator", "discriminator", "expert")
+    }
     train, val = train_lib.make_datasets(config, synth_shards, 2)
     logs = trainer.fit(train, epochs=1, steps_per_epoch=1, validation_data=val, validation_steps=1, verbose=0).history
     assert {"adversarial", "d_loss", "val_adversarial", "val_d_loss"} <= set(logs)
     assert all(np.isfinite(logs[k][-1]) and logs[k][-1] > 0 for k in ("adversarial", "d_loss", "val_d_loss"))
-    moved = {name: any(not np.allclose(a, np.array(b)) for a, b in zip(before[name], getattr(trainer, name).weights))
-             for name in before}  # fmt: skip
+    moved = {
+        name: any(not np.allclose(a, np.array(b)) for a, b in zip(before[name], getattr(trainer, name).weights))
+        for name in before
+    }
     assert moved == {"generator": True, "discriminator": True, "expert": False}
-    no_sync = experiments.apply_overrides(experiments.get_experiment("s2v_real_tiny"), ["train.mouth_adversarial_weight=0.1"])
+    no_sync = experiments.apply_overrides(
+        experiments.get_experiment("s2v_real_tiny"), ["train.mouth_adversarial_weight=0.1"]
+    )
     with pytest.raises(ValueError, match="set train.sync_weight too"):
         train_lib.check_inputs(no_sync, synth_shards)

@@ -8,8 +8,15 @@ from keras_s2v.training.tasks.base import Task
 from keras_s2v.workdirs import MODEL_CLASSES, MODEL_KINDS
 
 # The tiny experiment of each kind.
-TINY = {"speech2vid": "s2v_tiny", "deblur": "deblur_tiny", "syncnet": "syncnet_tiny", "tgan": "tgan_tiny",
-        "glance": "glance_tiny", "lipflow": "lipflow_tiny", "lipae": "lipae_tiny"}  # fmt: skip
+TINY = {
+    "speech2vid": "s2v_tiny",
+    "deblur": "deblur_tiny",
+    "syncnet": "syncnet_tiny",
+    "tgan": "tgan_tiny",
+    "glance": "glance_tiny",
+    "lipflow": "lipflow_tiny",
+    "lipae": "lipae_tiny",
+}
 
 
 def test_every_model_kind_has_one_registered_task():
@@ -43,7 +50,9 @@ def test_only_generators_draw_an_image_grid_and_only_glance_has_helpers():
     helpers = {kind: tasks.get_task(kind).pretrained_helpers(get_experiment(TINY[kind])) for kind in MODEL_KINDS}
     assert {kind for kind, found in helpers.items() if found} == {"glance"}
     assert {role: (field, helper.model.kind) for role, (field, helper) in helpers["glance"].items()} == {
-        "flow": ("flow_model", "lipflow"), "perceptual": ("perceptual_model", "lipae")}  # fmt: skip
+        "flow": ("flow_model", "lipflow"),
+        "perceptual": ("perceptual_model", "lipae"),
+    }
 
 
 @pytest.mark.parametrize("kind", sorted(set(MODEL_KINDS) - {"speech2vid"}))

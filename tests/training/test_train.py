@@ -22,8 +22,17 @@ SHORT = ["train.epochs=1", "train.steps_per_epoch=2", "train.validation_steps=1"
 @pytest.mark.parametrize("name", ["s2v_tiny", "s2v_5img_tiny", "s2v_noskip_tiny", "deblur_tiny"])
 def test_every_experiment_trains_through_the_cli(name, synth_shards, tmp_path):
     workdir = tmp_path / name
-    args = [sys.executable, "-m", "keras_s2v.train", "--data", str(synth_shards), "--workdir", str(workdir),
-            "--experiment", name] + [f"--override={o}" for o in SHORT]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "keras_s2v.train",
+        "--data",
+        str(synth_shards),
+        "--workdir",
+        str(workdir),
+        "--experiment",
+        name,
+    ] + [f"--override={o}" for o in SHORT]
     result = subprocess.run(args, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((workdir / "config.json").read_text())["name"] == name
@@ -62,7 +71,9 @@ class _CrashInEpoch(keras.callbacks.Callback):
 
 
 def test_killed_run_resumes_from_the_last_epoch(synth_shards, tmp_path):
-    config = apply_overrides(get_experiment("s2v_tiny"), ["train.epochs=3", "train.steps_per_epoch=3", "train.validation_steps=1"])
+    config = apply_overrides(
+        get_experiment("s2v_tiny"), ["train.epochs=3", "train.steps_per_epoch=3", "train.validation_steps=1"]
+    )
     workdir = tmp_path / "run"
     with pytest.raises(_Crash):
         train_lib.train(config, synth_shards, workdir, extra_callbacks=[_CrashInEpoch(1)])
@@ -91,8 +102,12 @@ def stopped_run(synth_shards, tmp_path_factory):
     """A 3-epoch run killed after its second epoch (copy it before use)."""
     workdir = tmp_path_factory.mktemp("stopped") / "run"
     with pytest.raises(_Crash):
-        train_lib.train(apply_overrides(get_experiment("s2v_tiny"), RESUME), synth_shards, workdir,
-                        extra_callbacks=[_StopBeforeEpoch(2)])  # fmt: skip
+        train_lib.train(
+            apply_overrides(get_experiment("s2v_tiny"), RESUME),
+            synth_shards,
+            workdir,
+            extra_callbacks=[_StopBeforeEpoch(2)],
+        )
     return workdir
 
 
@@ -170,8 +185,17 @@ def test_bad_data_is_refused_before_the_workdir_is_locked(data, synth_shards, tm
 def test_workdir_that_is_a_file_is_one_error_line(synth_shards, tmp_path):
     workdir = tmp_path / "run.txt"
     workdir.write_text("mine")
-    args = [sys.executable, "-m", "keras_s2v.train", "--data", str(synth_shards), "--workdir", str(workdir),
-            "--experiment", "s2v_tiny"]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "keras_s2v.train",
+        "--data",
+        str(synth_shards),
+        "--workdir",
+        str(workdir),
+        "--experiment",
+        "s2v_tiny",
+    ]
     result = subprocess.run(args, capture_output=True, text=True, timeout=600)
     assert result.returncode == 2, result.stderr[-3000:]
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: {workdir}: not a folder")
@@ -192,6 +216,7 @@ def test_workdir_that_cannot_be_created_is_named_before_any_work(where, synth_sh
         parent.mkdir()
         parent.chmod(0o555)
         if os.geteuid() == 0:  # root writes anyway: fail mkdir the way a read-only folder does for anyone else
+
             def refused(self, *args, **kwargs):
                 raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
 
@@ -235,4 +260,7 @@ def test_only_the_newest_checkpoints_are_kept(tmp_path):
     model.compile("sgd", "mse")
     x, y = np.zeros((4, 2)), np.zeros((4, 1))
     model.fit(x, y, epochs=5, verbose=0, callbacks=[EpochCheckpoints(tmp_path / "checkpoints", keep=2)])
-    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["epoch_004.weights.h5", "epoch_005.weights.h5"]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
+        "epoch_004.weights.h5",
+        "epoch_005.weights.h5",
+    ]

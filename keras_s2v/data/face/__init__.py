@@ -16,6 +16,19 @@ from keras_s2v.data.face.landmark_scheme import (
 from keras_s2v.data.face.landmarks import Face, FaceAnalyzer, NoFaceError, largest_face
 
 __all__ = [
-    "Face", "FaceAnalyzer", "NoFaceError", "largest_face", "NUM_LANDMARKS", "JAW", "RIGHT_BROW", "LEFT_BROW", "NOSE", "RIGHT_EYE",
-    "LEFT_EYE", "MOUTH_OUTER", "MOUTH_INNER", "MOUTH", "LANDMARK_GROUPS",
+    "Face",
+    "FaceAnalyzer",
+    "NoFaceError",
+    "largest_face",
+    "NUM_LANDMARKS",
+    "JAW",
+    "RIGHT_BROW",
+    "LEFT_BROW",
+    "NOSE",
+    "RIGHT_EYE",
+    "LEFT_EYE",
+    "MOUTH_OUTER",
+    "MOUTH_INNER",
+    "MOUTH",
+    "LANDMARK_GROUPS",
 ]

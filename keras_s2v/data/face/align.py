@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 # (68, 2) canonical landmarks in a unit square crop (x right, y down).
+# Laid out by hand, four (x, y) points a row (the formatter would put each point on its own line).
+# fmt: off
 CANONICAL_68 = np.array([
     [0.1321, 0.3193], [0.1364, 0.4149], [0.1475, 0.5101], [0.1646, 0.6041],
     [0.1954, 0.6929], [0.2456, 0.7708], [0.3153, 0.8357], [0.3995, 0.8842],
@@ -31,7 +33,8 @@ CANONICAL_68 = np.array([
     [0.5378, 0.7178], [0.4989, 0.7216], [0.4602, 0.7175], [0.4106, 0.6962],
     [0.3896, 0.6483], [0.4627, 0.6264], [0.4979, 0.6284], [0.5341, 0.6264],
     [0.6097, 0.6485], [0.5354, 0.6632], [0.4989, 0.6668], [0.4627, 0.6626],
-], dtype=np.float32)  # fmt: skip
+], dtype=np.float32)
+# fmt: on
 
 RIGHT_EYE = slice(36, 42)
 LEFT_EYE = slice(42, 48)
@@ -156,7 +159,9 @@ def warp_face(image: np.ndarray, matrix: np.ndarray, size: int = 112) -> np.ndar
     import cv2
 
     warp_image, warp_matrix = _prefilter(image, matrix, size)
-    return cv2.warpAffine(warp_image, warp_matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpAffine(
+        warp_image, warp_matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
 
 
 def _prefilter(image: np.ndarray, matrix: np.ndarray, size: int):
@@ -171,7 +176,9 @@ def _prefilter(image: np.ndarray, matrix: np.ndarray, size: int):
     scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
     if scale >= 0.8:
         return image, matrix
-    corners = apply_transform(invert_transform(matrix), np.array([[0, 0], [size, 0], [0, size], [size, size]], np.float32))
+    corners = apply_transform(
+        invert_transform(matrix), np.array([[0, 0], [size, 0], [0, size], [size, size]], np.float32)
+    )
     height, width = image.shape[:2]
     x0, y0 = np.clip(np.floor(corners.min(0)).astype(int) - 2, 0, [width, height])
     x1, y1 = np.clip(np.ceil(corners.max(0)).astype(int) + 2, 0, [width, height])

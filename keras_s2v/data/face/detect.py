@@ -26,8 +26,7 @@ from keras_s2v.data.face.models import model_path
 Box = tuple[float, float, float, float]
 
 #: BlazeFace keypoint order (subject's right/left, i.e. image left/right for a frontal face).
-BLAZEFACE_KEYPOINTS = ("right_eye", "left_eye", "nose_tip", "mouth_center",
-                       "right_ear_tragion", "left_ear_tragion")
+BLAZEFACE_KEYPOINTS = ("right_eye", "left_eye", "nose_tip", "mouth_center", "right_ear_tragion", "left_ear_tragion")
 
 
 @dataclass(frozen=True, eq=False)  # eq on a numpy field would be ambiguous
@@ -127,8 +126,9 @@ def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
-def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
-                 iou_threshold: float) -> list[tuple[np.ndarray, np.ndarray, float]]:
+def weighted_nms(
+    boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, iou_threshold: float
+) -> list[tuple[np.ndarray, np.ndarray, float]]:
     """MediaPipe's WEIGHTED non-max suppression.
 
     Take the best remaining detection, gather every remaining one whose IoU with
@@ -163,9 +163,14 @@ class BlazeFaceDetector:
     thread-safe: use one instance per thread.
     """
 
-    def __init__(self, model: str = "full_range", min_score: float = 0.5,
-                 iou_threshold: float = 0.3, num_threads: int = 1,
-                 model_file: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        model: str = "full_range",
+        min_score: float = 0.5,
+        iou_threshold: float = 0.3,
+        num_threads: int = 1,
+        model_file: str | Path | None = None,
+    ) -> None:
         if model not in BLAZEFACE_CONFIGS:
             raise ValueError(f"model must be one of {sorted(BLAZEFACE_CONFIGS)}, got {model!r}")
         from ai_edge_litert.interpreter import Interpreter
@@ -215,8 +220,8 @@ class BlazeFaceDetector:
         px, py = (size - nw) // 2, (size - nh) // 2
         t = self._tensor
         t.fill(-1.0)  # BORDER_ZERO: black padding, i.e. -1 after normalisation
-        t[0, py:py + nh, px:px + nw] = resized.astype(np.float32) * (1.0 / 127.5) - 1.0
-        factor = 2.0 ** levels
+        t[0, py : py + nh, px : px + nw] = resized.astype(np.float32) * (1.0 / 127.5) - 1.0
+        factor = 2.0**levels
         return nw / w / factor, nh / h / factor, (factor - 1.0) / 2.0, float(px), float(py)
 
     def detect(self, image: np.ndarray) -> list[Detection]:
@@ -239,7 +244,7 @@ class BlazeFaceDetector:
         cx, cy = r[:, 0] + anchors[:, 0], r[:, 1] + anchors[:, 1]
         boxes = np.stack([cx - r[:, 2] / 2, cy - r[:, 3] / 2, cx + r[:, 2] / 2, cy + r[:, 3] / 2], axis=1)
         nk = self.config.num_keypoints
-        kps = r[:, 4:4 + 2 * nk].reshape(-1, nk, 2) + anchors[:, None, :]
+        kps = r[:, 4 : 4 + 2 * nk].reshape(-1, nk, 2) + anchors[:, None, :]
         h, w = image.shape[:2]
         dets = []
         for box, kp, score in weighted_nms(boxes, kps, scores[keep], self.iou_threshold):
@@ -250,9 +255,13 @@ class BlazeFaceDetector:
             ky = (kp[:, 1] * size - py) / sy - off - 0.5
             if bx[1] <= -0.5 or by[1] <= -0.5 or bx[0] >= w - 0.5 or by[0] >= h - 0.5:
                 continue  # entirely in the letterbox padding
-            dets.append(Detection(box=(float(bx[0]), float(by[0]), float(bx[1]), float(by[1])),
-                                  score=score,
-                                  keypoints=np.stack([kx, ky], axis=1).astype(np.float32)))
+            dets.append(
+                Detection(
+                    box=(float(bx[0]), float(by[0]), float(bx[1]), float(by[1])),
+                    score=score,
+                    keypoints=np.stack([kx, ky], axis=1).astype(np.float32),
+                )
+            )
         dets.sort(key=lambda d: -d.score)
         return dets
 
@@ -280,8 +289,7 @@ class DlibHogDetector:
     with pixel count and a face filling a 3511 px still needs no such detail.
     """
 
-    def __init__(self, upsample: int = 0, adjust_threshold: float = 0.0,
-                 max_side: int | None = 1024) -> None:
+    def __init__(self, upsample: int = 0, adjust_threshold: float = 0.0, max_side: int | None = 1024) -> None:
         import dlib
 
         self.upsample = int(upsample)
@@ -317,7 +325,17 @@ def make_detector(name: str = "blazeface", **kwargs: object) -> FaceDetector:
 
 
 __all__ = [
-    "BLAZEFACE_CONFIGS", "BLAZEFACE_KEYPOINTS", "BlazeFaceConfig", "BlazeFaceDetector", "Box",
-    "Detection", "DlibHogDetector", "FaceDetector", "as_rgb_uint8", "dlib_rect_to_box",
-    "make_detector", "ssd_anchors", "weighted_nms",
+    "BLAZEFACE_CONFIGS",
+    "BLAZEFACE_KEYPOINTS",
+    "BlazeFaceConfig",
+    "BlazeFaceDetector",
+    "Box",
+    "Detection",
+    "DlibHogDetector",
+    "FaceDetector",
+    "as_rgb_uint8",
+    "dlib_rect_to_box",
+    "make_detector",
+    "ssd_anchors",
+    "weighted_nms",
 ]

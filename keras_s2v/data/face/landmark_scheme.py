@@ -30,5 +30,16 @@ LANDMARK_GROUPS: dict[str, range] = {
     "mouth_inner": MOUTH_INNER,
 }
 
-__all__ = ["NUM_LANDMARKS", "JAW", "RIGHT_BROW", "LEFT_BROW", "NOSE", "RIGHT_EYE", "LEFT_EYE",
-           "MOUTH_OUTER", "MOUTH_INNER", "MOUTH", "LANDMARK_GROUPS"]
+__all__ = [
+    "NUM_LANDMARKS",
+    "JAW",
+    "RIGHT_BROW",
+    "LEFT_BROW",
+    "NOSE",
+    "RIGHT_EYE",
+    "LEFT_EYE",
+    "MOUTH_OUTER",
+    "MOUTH_INNER",
+    "MOUTH",
+    "LANDMARK_GROUPS",
+]

@@ -20,13 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_s2v.data.face.detect import (
-    BlazeFaceDetector,
-    Box,
-    Detection,
-    DlibHogDetector,
-    as_rgb_uint8,
-)
+from keras_s2v.data.face.detect import BlazeFaceDetector, Box, Detection, DlibHogDetector, as_rgb_uint8
 from keras_s2v.data.face.landmark_scheme import LEFT_EYE, MOUTH, NUM_LANDMARKS, RIGHT_EYE
 from keras_s2v.data.face.models import shape_predictor_path
 
@@ -117,8 +111,9 @@ class LandmarkPredictor:
         """
         image = as_rgb_uint8(image)
         x0, y0, x1, y1 = box
-        rect = self._dlib.rectangle(int(round(x0 + 0.5)), int(round(y0 + 0.5)),
-                                    int(round(x1 - 0.5)), int(round(y1 - 0.5)))
+        rect = self._dlib.rectangle(
+            int(round(x0 + 0.5)), int(round(y0 + 0.5)), int(round(x1 - 0.5)), int(round(y1 - 0.5))
+        )
         shape = self._predictor(image, rect)
         out = np.empty((NUM_LANDMARKS, 2), np.float32)
         for i in range(NUM_LANDMARKS):
@@ -172,9 +167,16 @@ class FaceAnalyzer:
     Not thread-safe (LiteRT interpreter); use one instance per thread.
     """
 
-    def __init__(self, detector: str = "blazeface", min_score: float | None = None,
-                 refine: bool | None = None, num_threads: int = 1, upsample: int = 0,
-                 max_faces: int | None = None, predictor: LandmarkPredictor | None = None) -> None:
+    def __init__(
+        self,
+        detector: str = "blazeface",
+        min_score: float | None = None,
+        refine: bool | None = None,
+        num_threads: int = 1,
+        upsample: int = 0,
+        max_faces: int | None = None,
+        predictor: LandmarkPredictor | None = None,
+    ) -> None:
         if detector not in _DETECTORS:
             raise ValueError(f"detector must be one of {_DETECTORS}, got {detector!r}")
         self.detector_name = detector
@@ -186,11 +188,13 @@ class FaceAnalyzer:
         self._detector: BlazeFaceDetector | DlibHogDetector
         if detector == "dlib":
             self._detector = DlibHogDetector(
-                upsample=upsample, adjust_threshold=0.0 if min_score is None else min_score)
+                upsample=upsample, adjust_threshold=0.0 if min_score is None else min_score
+            )
         else:
             model = "full_range" if detector == "blazeface" else "short_range"
             self._detector = BlazeFaceDetector(
-                model, min_score=0.5 if min_score is None else min_score, num_threads=num_threads)
+                model, min_score=0.5 if min_score is None else min_score, num_threads=num_threads
+            )
         self.predictor = predictor if predictor is not None else LandmarkPredictor()
 
     def _detect(self, image: np.ndarray) -> list[tuple[Detection, str | None]]:
@@ -202,8 +206,10 @@ class FaceAnalyzer:
             return [(d, self._detector.model) for d in dets]
         if self._fallback is None:
             self._fallback = BlazeFaceDetector(
-                "short_range", min_score=0.5 if self._min_score is None else self._min_score,
-                num_threads=self._num_threads)
+                "short_range",
+                min_score=0.5 if self._min_score is None else self._min_score,
+                num_threads=self._num_threads,
+            )
         return [(d, "short_range") for d in self._fallback.detect(image)]
 
     def _landmarks(self, image: np.ndarray, box: Box, model: str | None) -> np.ndarray:
@@ -221,8 +227,7 @@ class FaceAnalyzer:
         """All faces in an RGB uint8 image (grey accepted), best score first."""
         image = as_rgb_uint8(image)
         dets = self._detect(image)[: self.max_faces]
-        return [Face(box=d.box, score=d.score, landmarks=self._landmarks(image, d.box, model))
-                for d, model in dets]
+        return [Face(box=d.box, score=d.score, landmarks=self._landmarks(image, d.box, model)) for d, model in dets]
 
     def landmarks_for_box(self, image: np.ndarray, box: Box) -> np.ndarray:
         """(68, 2) landmarks for a box from this analyzer's detector (e.g. a tracked ``Face.box``).
@@ -235,12 +240,24 @@ class FaceAnalyzer:
         ``analyzer.predictor.predict(image, dlib_box_from_landmarks(previous_landmarks))``.
         """
         image = as_rgb_uint8(image)
-        model = None if self.detector_name == "dlib" else (
-            "full_range" if self.detector_name == "blazeface" else "short_range")
+        model = (
+            None
+            if self.detector_name == "dlib"
+            else ("full_range" if self.detector_name == "blazeface" else "short_range")
+        )
         return self._landmarks(image, box, model)
 
 
-__all__ = ["BLAZEFACE_TO_DLIB_BOX", "LANDMARKS_TO_DLIB_BOX", "BoxMapping", "Face", "FaceAnalyzer", "NoFaceError",
-           "largest_face",
-           "LandmarkPredictor", "dlib_box_from_blazeface", "dlib_box_from_landmarks",
-           "landmark_reference"]
+__all__ = [
+    "BLAZEFACE_TO_DLIB_BOX",
+    "LANDMARKS_TO_DLIB_BOX",
+    "BoxMapping",
+    "Face",
+    "FaceAnalyzer",
+    "NoFaceError",
+    "largest_face",
+    "LandmarkPredictor",
+    "dlib_box_from_blazeface",
+    "dlib_box_from_landmarks",
+    "landmark_reference",
+]

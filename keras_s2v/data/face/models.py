@@ -88,16 +88,37 @@ def shape_predictor_path() -> Path:
 
 def _download_wheel(tmpdir: Path) -> Path:
     """Fetch the mediapipe wheel with pip (no dependencies, binary only)."""
-    base = [sys.executable, "-m", "pip", "download", MEDIAPIPE_REQUIREMENT,
-            "--no-deps", "--only-binary=:all:", "--quiet", "-d", str(tmpdir)]
+    base = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        MEDIAPIPE_REQUIREMENT,
+        "--no-deps",
+        "--only-binary=:all:",
+        "--quiet",
+        "-d",
+        str(tmpdir),
+    ]
     try:
         subprocess.run(base, check=True)
     except subprocess.CalledProcessError:
         # The .tflite files are identical in every mediapipe wheel; if none fits
         # this interpreter (e.g. a newer Python), take the CPython 3.11 Linux one.
-        subprocess.run(base + ["--python-version", "3.11", "--implementation", "cp",
-                               "--abi", "cp311", "--platform", "manylinux_2_28_x86_64"],
-                       check=True)
+        subprocess.run(
+            base
+            + [
+                "--python-version",
+                "3.11",
+                "--implementation",
+                "cp",
+                "--abi",
+                "cp311",
+                "--platform",
+                "manylinux_2_28_x86_64",
+            ],
+            check=True,
+        )
     wheels = sorted(tmpdir.glob("mediapipe-*.whl"))
     if not wheels:
         raise RuntimeError(f"pip download {MEDIAPIPE_REQUIREMENT} produced no wheel in {tmpdir}")
@@ -126,8 +147,7 @@ def _extract(wheel: Path, dest: Path, filenames: list[str]) -> None:
                 raise
 
 
-def install_models(dest: str | os.PathLike[str] | None = None,
-                   wheel: str | os.PathLike[str] | None = None) -> Path:
+def install_models(dest: str | os.PathLike[str] | None = None, wheel: str | os.PathLike[str] | None = None) -> Path:
     """Make sure both BlazeFace ``.tflite`` files are in ``dest``; return ``dest``.
 
     Idempotent: files already present (non-empty) are kept and nothing is
@@ -135,8 +155,9 @@ def install_models(dest: str | os.PathLike[str] | None = None,
     """
     dest_dir = Path(dest) if dest is not None else default_model_dir()
     dest_dir.mkdir(parents=True, exist_ok=True)
-    missing = [f for f in BLAZEFACE_FILES.values()
-               if not ((dest_dir / f).is_file() and (dest_dir / f).stat().st_size > 0)]
+    missing = [
+        f for f in BLAZEFACE_FILES.values() if not ((dest_dir / f).is_file() and (dest_dir / f).stat().st_size > 0)
+    ]
     if missing:
         if wheel is not None:
             _extract(Path(wheel), dest_dir, missing)
@@ -153,8 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(description="Install the BlazeFace face-detection models.")
-    parser.add_argument("dest", nargs="?", default=None,
-                        help=f"target directory (default: ${MODEL_DIR_ENV} or {default_model_dir()})")
+    parser.add_argument(
+        "dest", nargs="?", default=None, help=f"target directory (default: ${MODEL_DIR_ENV} or {default_model_dir()})"
+    )
     parser.add_argument("--wheel", default=None, help="use this local mediapipe wheel instead of pip")
     args = parser.parse_args(argv)
     dest = install_models(args.dest, wheel=args.wheel)

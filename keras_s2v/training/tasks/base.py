@@ -89,8 +89,13 @@ def get_task(kind: str) -> Task:
 def splits(config: ExperimentConfig) -> tuple[dict, dict]:
     """Keyword arguments of ``pipeline``'s frame, sequence and glance datasets: (training split, validation split)."""
     d = config.data
-    train = {"samples_per_segment": d.samples_per_segment, "training": True, "shuffle_buffer": d.shuffle_buffer,
-             "augment": d.augment, "seed": config.train.seed}  # fmt: skip
+    train = {
+        "samples_per_segment": d.samples_per_segment,
+        "training": True,
+        "shuffle_buffer": d.shuffle_buffer,
+        "augment": d.augment,
+        "seed": config.train.seed,
+    }
     return train, {"samples_per_segment": d.validation_samples_per_segment, "training": False}
 
 
@@ -111,5 +116,6 @@ def compile_reconstruction(model, config: ExperimentConfig) -> None:
     replicas), PSNR and SSIM as metrics."""
     from keras_s2v.training import metrics
 
-    model.compile(optimizer=make_optimizer(config), loss=reconstruction_loss(config),
-                  metrics=[metrics.psnr, metrics.ssim])  # fmt: skip
+    model.compile(
+        optimizer=make_optimizer(config), loss=reconstruction_loss(config), metrics=[metrics.psnr, metrics.ssim]
+    )

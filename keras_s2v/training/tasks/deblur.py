@@ -17,10 +17,27 @@ class DeblurTask(Task):
         from keras_s2v.data import pipeline
 
         d, seed = config.data, config.train.seed
-        train = pipeline.deblur_dataset(data_dir, d.train_split, global_batch, d.samples_per_segment, True,
-                                        d.shuffle_buffer, d.blur_max_sigma, d.blur_max_motion, seed)  # fmt: skip
-        val = pipeline.deblur_dataset(data_dir, d.validation_split, global_batch, d.validation_samples_per_segment,
-                                      False, max_sigma=d.blur_max_sigma, max_motion=d.blur_max_motion, seed=seed + 1)  # fmt: skip
+        train = pipeline.deblur_dataset(
+            data_dir,
+            d.train_split,
+            global_batch,
+            d.samples_per_segment,
+            True,
+            d.shuffle_buffer,
+            d.blur_max_sigma,
+            d.blur_max_motion,
+            seed,
+        )
+        val = pipeline.deblur_dataset(
+            data_dir,
+            d.validation_split,
+            global_batch,
+            d.validation_samples_per_segment,
+            False,
+            max_sigma=d.blur_max_sigma,
+            max_motion=d.blur_max_motion,
+            seed=seed + 1,
+        )
         return train, val
 
     def compile(self, model, config: ExperimentConfig) -> None:

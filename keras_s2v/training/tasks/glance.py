@@ -29,24 +29,30 @@ def pretraining_config(config: ExperimentConfig, kind: str) -> ExperimentConfig:
 
 def glance_trainer(config: ExperimentConfig, generator, flow_net, perceptual_encoder):
     """The glance generator's trainer: a fresh discriminator and phi_s, phi_v around the frozen helpers."""
-    from keras_s2v.models.lip_motion import (
-        AudioDerivativeEncoder,
-        MotionEncoder,
-        ThreeStreamDiscriminator,
-    )
+    from keras_s2v.models.lip_motion import AudioDerivativeEncoder, MotionEncoder, ThreeStreamDiscriminator
     from keras_s2v.training.glance import GlanceTrainer
 
     m, t = config.model, config.train
     motion_channels = 2 if m.motion == "flow" else 3
-    discriminator = ThreeStreamDiscriminator(m.window_frames, width=m.width, motion_channels=motion_channels,
-                                             streams=m.discriminator_streams)  # fmt: skip
+    discriminator = ThreeStreamDiscriminator(
+        m.window_frames, width=m.width, motion_channels=motion_channels, streams=m.discriminator_streams
+    )
     audio_encoder = motion_encoder = None
     if m.correlation != "none":
         channels = motion_channels if m.correlation == "derivative" else 3  # plain: the frames themselves
         audio_encoder = AudioDerivativeEncoder(m.window_frames, width=m.width, feature_dim=m.correlation_dim)
         motion_encoder = MotionEncoder(channels=channels, width=m.width, feature_dim=m.correlation_dim)
-    return GlanceTrainer(generator, discriminator, flow_net, perceptual_encoder, audio_encoder, motion_encoder,
-                         m.correlation, m.motion, seed=t.seed)  # fmt: skip
+    return GlanceTrainer(
+        generator,
+        discriminator,
+        flow_net,
+        perceptual_encoder,
+        audio_encoder,
+        motion_encoder,
+        m.correlation,
+        m.motion,
+        seed=t.seed,
+    )
 
 
 class _LipClips(Task):
@@ -99,10 +105,16 @@ class GlanceTask(_LipClips):
     def compile(self, model, config: ExperimentConfig) -> None:
         """The generator's and the discriminator's optimizers, and the weights of the paper's loss terms."""
         t = config.train
-        model.compile(make_optimizer(config), make_optimizer(config), correlation_weight=t.correlation_weight,
-                      pixel_weight=t.pixel_weight, perceptual_weight=t.perceptual_weight,
-                      adversarial_weight=t.adversarial_weight, mismatch_weight=t.mismatch_weight,
-                      generated_weight=t.generated_weight)  # fmt: skip
+        model.compile(
+            make_optimizer(config),
+            make_optimizer(config),
+            correlation_weight=t.correlation_weight,
+            pixel_weight=t.pixel_weight,
+            perceptual_weight=t.perceptual_weight,
+            adversarial_weight=t.adversarial_weight,
+            mismatch_weight=t.mismatch_weight,
+            generated_weight=t.generated_weight,
+        )
 
 
 @register_task("lipflow")

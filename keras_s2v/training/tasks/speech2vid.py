@@ -31,8 +31,17 @@ class Speech2VidTask(Task):
         from keras_s2v.models.speech2vid import Speech2Vid
 
         m = config.model
-        model = Speech2Vid(m.num_identity_images, m.width, m.embedding_dim, m.skip_connections, m.separable,
-                           m.upsampling, m.high_res_skips, m.masked_target, m.full_res_skip)  # fmt: skip
+        model = Speech2Vid(
+            m.num_identity_images,
+            m.width,
+            m.embedding_dim,
+            m.skip_connections,
+            m.separable,
+            m.upsampling,
+            m.high_res_skips,
+            m.masked_target,
+            m.full_res_skip,
+        )
         if m.identity_weights:
             path = Path(m.identity_weights)
             if not path.exists():
@@ -53,8 +62,9 @@ class Speech2VidTask(Task):
             from keras_s2v.models.discriminators import FrameDiscriminator
             from keras_s2v.models.speech2vid import IMAGE_SIZE
 
-            discriminator = FrameDiscriminator(lip_box(IMAGE_SIZE)[2], config.model.width, "strided",
-                                               name="mouth_discriminator")  # fmt: skip
+            discriminator = FrameDiscriminator(
+                lip_box(IMAGE_SIZE)[2], config.model.width, "strided", name="mouth_discriminator"
+            )
         return LipSyncTrainer(model, load_trained_model(presets.resolve(config.model.sync_model)), discriminator)
 
     def datasets(self, config: ExperimentConfig, data_dir, global_batch: int):
@@ -66,12 +76,19 @@ class Speech2VidTask(Task):
             from keras_s2v.training.lipsync import SYNC_WINDOW
 
             common = {"lengths": (SYNC_WINDOW,), "audio_input": "mfcc", "min_identity_gap": d.min_identity_gap}
-            return (pipeline.sequence_dataset(data_dir, d.train_split, global_batch, **train_split, **common),
-                    pipeline.sequence_dataset(data_dir, d.validation_split, global_batch, **validation_split, **common))  # fmt: skip
-        common = {"num_identity_images": config.model.num_identity_images, "min_identity_gap": d.min_identity_gap,
-                  "masked_target": config.model.masked_target}  # fmt: skip
-        return (pipeline.speech2vid_dataset(data_dir, d.train_split, global_batch, **train_split, **common),
-                pipeline.speech2vid_dataset(data_dir, d.validation_split, global_batch, **validation_split, **common))  # fmt: skip
+            return (
+                pipeline.sequence_dataset(data_dir, d.train_split, global_batch, **train_split, **common),
+                pipeline.sequence_dataset(data_dir, d.validation_split, global_batch, **validation_split, **common),
+            )
+        common = {
+            "num_identity_images": config.model.num_identity_images,
+            "min_identity_gap": d.min_identity_gap,
+            "masked_target": config.model.masked_target,
+        }
+        return (
+            pipeline.speech2vid_dataset(data_dir, d.train_split, global_batch, **train_split, **common),
+            pipeline.speech2vid_dataset(data_dir, d.validation_split, global_batch, **validation_split, **common),
+        )
 
     def compile(self, model, config: ExperimentConfig) -> None:
         """``compile_reconstruction``; a ``LipSyncTrainer`` its loss, the sync weight and the mouth discriminator's
@@ -85,5 +102,10 @@ class Speech2VidTask(Task):
         d_optimizer = None
         if t.mouth_adversarial_weight:  # DCGAN's Adam for the discriminator
             d_optimizer = keras.optimizers.Adam(t.learning_rate, beta_1=0.5)
-        model.compile(make_optimizer(config), reconstruction_loss(config), sync_weight=t.sync_weight,
-                      d_optimizer=d_optimizer, adversarial_weight=t.mouth_adversarial_weight)  # fmt: skip
+        model.compile(
+            make_optimizer(config),
+            reconstruction_loss(config),
+            sync_weight=t.sync_weight,
+            d_optimizer=d_optimizer,
+            adversarial_weight=t.mouth_adversarial_weight,
+        )

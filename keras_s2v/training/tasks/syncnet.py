@@ -15,18 +15,43 @@ class SyncNetTask(Task):
         from keras_s2v.models.syncnet import SyncNet
 
         m = config.model
-        return SyncNet(width=m.width, embedding_dim=m.embedding_dim, max_shift=m.sync_max_shift, crop=m.sync_crop,
-                       dropout=m.sync_dropout, centered=m.sync_centered)  # fmt: skip
+        return SyncNet(
+            width=m.width,
+            embedding_dim=m.embedding_dim,
+            max_shift=m.sync_max_shift,
+            crop=m.sync_crop,
+            dropout=m.sync_dropout,
+            centered=m.sync_centered,
+        )
 
     def datasets(self, config: ExperimentConfig, data_dir, global_batch: int):
         from keras_s2v.data import pipeline
 
         d, seed = config.data, config.train.seed
         k, crop = config.model.sync_max_shift, config.model.sync_crop
-        train = pipeline.syncnet_dataset(data_dir, d.train_split, global_batch, k, d.samples_per_segment, True,
-                                         d.shuffle_buffer, d.augment, seed, crop, d.augment_geometry)  # fmt: skip
-        val = pipeline.syncnet_dataset(data_dir, d.validation_split, global_batch, k, d.validation_samples_per_segment,
-                                       False, seed=seed + 1, crop=crop)  # fmt: skip
+        train = pipeline.syncnet_dataset(
+            data_dir,
+            d.train_split,
+            global_batch,
+            k,
+            d.samples_per_segment,
+            True,
+            d.shuffle_buffer,
+            d.augment,
+            seed,
+            crop,
+            d.augment_geometry,
+        )
+        val = pipeline.syncnet_dataset(
+            data_dir,
+            d.validation_split,
+            global_batch,
+            k,
+            d.validation_samples_per_segment,
+            False,
+            seed=seed + 1,
+            crop=crop,
+        )
         return train, val
 
     def compile(self, model, config: ExperimentConfig) -> None:
@@ -34,5 +59,4 @@ class SyncNetTask(Task):
         from keras_s2v.training import metrics
         from keras_s2v.training.losses import OffsetContrastiveLoss
 
-        model.compile(optimizer=make_optimizer(config), loss=OffsetContrastiveLoss(),
-                      metrics=[metrics.offset_accuracy])  # fmt: skip
+        model.compile(optimizer=make_optimizer(config), loss=OffsetContrastiveLoss(), metrics=[metrics.offset_accuracy])

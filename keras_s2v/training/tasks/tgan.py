@@ -22,15 +22,20 @@ class TemporalGANTask(Task):
         from keras_s2v.models.temporal_gan import TemporalGenerator
 
         m = config.model
-        return TemporalGenerator(m.audio_input, width=m.width, identity_dim=m.identity_dim, audio_dim=m.embedding_dim,
-                                 context_dim=m.context_dim, noise_dim=m.noise_dim, noise_layers=m.noise_layers,
-                                 plain_convs=m.plain_convs, noise_std=m.noise_std)  # fmt: skip
+        return TemporalGenerator(
+            m.audio_input,
+            width=m.width,
+            identity_dim=m.identity_dim,
+            audio_dim=m.embedding_dim,
+            context_dim=m.context_dim,
+            noise_dim=m.noise_dim,
+            noise_layers=m.noise_layers,
+            plain_convs=m.plain_convs,
+            noise_std=m.noise_std,
+        )
 
     def build_trainable(self, config: ExperimentConfig, model, pretrained: dict):
-        from keras_s2v.models.discriminators import (
-            FrameDiscriminator,
-            SequenceDiscriminator,
-        )
+        from keras_s2v.models.discriminators import FrameDiscriminator, SequenceDiscriminator
         from keras_s2v.training.gan import TemporalGANTrainer
 
         m = config.model
@@ -47,14 +52,20 @@ class TemporalGANTask(Task):
         lengths = pipeline.sequence_lengths(d.sequence_lengths)
         common = {"lengths": lengths, "audio_input": config.model.audio_input, "min_identity_gap": d.min_identity_gap}
         train_split, validation_split = splits(config)
-        return (pipeline.sequence_dataset(data_dir, d.train_split, global_batch, **train_split, **common),
-                pipeline.sequence_dataset(data_dir, d.validation_split, global_batch, **validation_split, **common))  # fmt: skip
+        return (
+            pipeline.sequence_dataset(data_dir, d.train_split, global_batch, **train_split, **common),
+            pipeline.sequence_dataset(data_dir, d.validation_split, global_batch, **validation_split, **common),
+        )
 
     def compile(self, model, config: ExperimentConfig) -> None:
         """One optimizer per player: the generator's, the frame and the sequence discriminator's."""
         t = config.train
-        model.compile(make_optimizer(config), make_optimizer(config, t.d_frame_learning_rate),
-                      make_optimizer(config, t.d_sequence_learning_rate), l1_weight=t.l1_weight)  # fmt: skip
+        model.compile(
+            make_optimizer(config),
+            make_optimizer(config, t.d_frame_learning_rate),
+            make_optimizer(config, t.d_sequence_learning_rate),
+            l1_weight=t.l1_weight,
+        )
 
     def callbacks(self, config: ExperimentConfig) -> list:
         """The generator's and frame discriminator's rates dropped from ``train.learning_rate_drop_epoch`` on."""
