@@ -22,17 +22,17 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from keras_s2v.data.face.detect import BlazeFaceDetector, Detection, DlibHogDetector  # noqa: E402
-from keras_s2v.data.face.landmark_scheme import LEFT_EYE, RIGHT_EYE  # noqa: E402
-from keras_s2v.data.face.landmarks import (  # noqa: E402
+from keras_s2v.data.face.detect import BlazeFaceDetector, Detection, DlibHogDetector
+from keras_s2v.data.face.landmark_scheme import LEFT_EYE, RIGHT_EYE
+from keras_s2v.data.face.landmarks import (
     BLAZEFACE_TO_DLIB_BOX,
     LANDMARKS_TO_DLIB_BOX,
     LandmarkPredictor,
@@ -40,7 +40,7 @@ from keras_s2v.data.face.landmarks import (  # noqa: E402
     dlib_box_from_landmarks,
     landmark_reference,
 )
-from keras_s2v.data.face.models import install_models  # noqa: E402
+from keras_s2v.data.face.models import install_models
 
 FRAMES_PER_CLIP = 11
 MODELS = ("full_range", "short_range")

@@ -604,7 +604,8 @@ def print_experiment(report: dict, peak: dict) -> None:
     print(f"inputs (int8 calibration and timed frame): {report['inputs']}")
     print(
         f"GFLOP per frame: identity encoder {g['identity_encoder']:.3f}, frame generator {g['frame_generator']:.3f} "
-        f"(generate_frame_pcm adds ~{MFCC_GFLOP:.3f} for its in-graph MFCC, not counted), full model {g['full_model']:.3f}"
+        f"(generate_frame_pcm adds ~{MFCC_GFLOP:.3f} for its in-graph MFCC, not counted), "
+        f"full model {g['full_model']:.3f}"
     )
     print(
         f"frames/s at batch 1 (median of timed runs) and % of the FP32 peak ({peak['peak_gflops']:.0f} GFLOP/s); "
@@ -658,8 +659,9 @@ def print_experiment(report: dict, peak: dict) -> None:
     if cpu["other_cores"] is not None:
         warning = "  (figures may be low: the machine was shared)" if cpu["other_fraction"] > 0.1 else ""
         print(
-            f"while timing ({cpu['wall_s']:.0f} s): this process kept {cpu['own_cores']:.2f} cores busy, other processes "
-            f"and hypervisor steal {cpu['other_cores']:.2f} ({100 * cpu['other_fraction']:.0f}% of the machine){warning}"
+            f"while timing ({cpu['wall_s']:.0f} s): this process kept {cpu['own_cores']:.2f} cores busy, "
+            f"other processes and hypervisor steal {cpu['other_cores']:.2f} "
+            f"({100 * cpu['other_fraction']:.0f}% of the machine){warning}"
         )
     speedups = report["precompute_speedup"]
     print(
@@ -691,11 +693,13 @@ def print_limits(report: dict, peak: dict) -> None:
         return
     print(
         f"  the generator's largest layers, each converted and timed alone (LiteRT, {peak.get('threads', 2)} threads, "
-        "batch 1, free batch dimension as exported; int8 layers with int8 inputs and outputs; cores = CPU time / wall time):"
+        "batch 1, free batch dimension as exported; int8 layers with int8 inputs and outputs; "
+        "cores = CPU time / wall time):"
     )
     print(f"  {'':<44}|{'float32':^22}|{'int8':^38}|{'int8, batch fixed 1':^20}")
     print(
-        f"  {'layer':<22}{'kind':<16}{'GFLOP':>6}|{'ms':>7}{'cores':>6}{'XNNPACK':>9}|{'ms':>7}{'cores':>6}{'XNNPACK':>9}"
+        f"  {'layer':<22}{'kind':<16}{'GFLOP':>6}"
+        f"|{'ms':>7}{'cores':>6}{'XNNPACK':>9}|{'ms':>7}{'cores':>6}{'XNNPACK':>9}"
         f"{'GFLOP/s':>8}{'frame':>8}|{'ms':>7}{'XNNPACK':>9}{'':>4}"
     )
     for row in rows:
@@ -703,8 +707,9 @@ def print_limits(report: dict, peak: dict) -> None:
             f"{row['int8_batch1_ms']:>7.3f}{_yes_no(row['int8_batch1_xnnpack']):>9}" if "int8_batch1_ms" in row else ""
         )
         print(
-            f"  {row['layer']:<22}{row['kind']:<16}{row['gflop']:>6.3f}|{row['float32_ms']:>7.3f}{row['float32_cores']:>6.1f}"
-            f"{_yes_no(row['float32_xnnpack']):>9}|{row['int8_ms']:>7.3f}{row['int8_cores']:>6.1f}{_yes_no(row['int8_xnnpack']):>9}"
+            f"  {row['layer']:<22}{row['kind']:<16}{row['gflop']:>6.3f}"
+            f"|{row['float32_ms']:>7.3f}{row['float32_cores']:>6.1f}{_yes_no(row['float32_xnnpack']):>9}"
+            f"|{row['int8_ms']:>7.3f}{row['int8_cores']:>6.1f}{_yes_no(row['int8_xnnpack']):>9}"
             f"{row['gflop'] / row['int8_ms'] * 1000:>8.1f}{100 * row['int8_ms'] / frame_ms:>7.0f}%|{fixed}"
         )
     total = sum(r["int8_ms"] for r in rows)
@@ -720,7 +725,8 @@ def print_limits(report: dict, peak: dict) -> None:
         float_ms = sum(r["float32_ms"] for r in outside)
         print(
             f"  not taken by XNNPACK: {', '.join(r['layer'] for r in outside)} ({'/'.join(kinds)}): {ms:.2f} ms "
-            f"({100 * ms / frame_ms:.0f}% of the frame) for {100 * sum(r['share_of_generator_flops'] for r in outside):.0f}% "
+            f"({100 * ms / frame_ms:.0f}% of the frame) "
+            f"for {100 * sum(r['share_of_generator_flops'] for r in outside):.0f}% "
             f"of the FLOPs, {ms / float_ms:.1f}x their float32 time ({float_ms:.2f} ms, also outside XNNPACK)"
         )
         if any("int8_batch1_ms" in r for r in outside):

@@ -14,21 +14,21 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from keras_s2v.data.face.detect import BlazeFaceDetector, DlibHogDetector  # noqa: E402
-from keras_s2v.data.face.landmarks import (  # noqa: E402
+from keras_s2v.data.face.detect import BlazeFaceDetector, DlibHogDetector
+from keras_s2v.data.face.landmarks import (
     FaceAnalyzer,
     LandmarkPredictor,
     dlib_box_from_blazeface,
 )
-from keras_s2v.data.face.models import install_models  # noqa: E402
+from keras_s2v.data.face.models import install_models
 
 
 def media_dir() -> Path:

@@ -111,7 +111,8 @@ def memory_bench(kind: str, args, wavs: dict, tmp: Path) -> None:
     }[kind]
     print(f"\npeak memory, {kind} ({Path(source[1]).name}, model {args.model}), one subprocess per run:")
     print(
-        f"  {'audio':>7} {'frames':>7} {'wall s':>7} {'peak MiB':>9} {'+ffmpeg MiB':>12}  RSS MiB at 25/50/75/100% of the run"
+        f"  {'audio':>7} {'frames':>7} {'wall s':>7} {'peak MiB':>9} {'+ffmpeg MiB':>12}"
+        "  RSS MiB at 25/50/75/100% of the run"
     )
     runs = {}
     for name, wav in wavs.items():

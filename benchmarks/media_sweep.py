@@ -34,14 +34,14 @@ from fractions import Fraction
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from PIL import Image
 
 from keras_s2v import backends, inference
 from keras_s2v.data import media
 
+ROOT = Path(__file__).resolve().parents[1]
 STILL_OFFSET, CLIP_OFFSET = 1, 5  # speech index = (file index + offset) % number of speech files
 TWO_FACES = "two_faces.jpg"
 # "error: ..." + exit 2

@@ -1,6 +1,7 @@
 """How well the sync expert finds AV offsets: in-sync held-out clips, and the same with the audio delayed +-3 frames.
 
-    python benchmarks/sync_accuracy.py --sync_model WORKDIR --data SHARDS[,SHARDS] [--split validation] [--min_frames 30]
+    python benchmarks/sync_accuracy.py --sync_model WORKDIR --data SHARDS[,SHARDS] \\
+        [--split validation] [--min_frames 30]
 
 Prints accuracy overall, per planted shift and per data folder, and the clips it got wrong.
 """

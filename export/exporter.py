@@ -347,7 +347,8 @@ def build_metadata(
             "samples_per_frame": audio_lib.SAMPLES_PER_FRAME,
             "pcm_window_samples": window,
             "pcm_window_offset": audio_lib.window_range(0, audio_lib.FPS, window)[0],
-            "pcm_window": "frame t reads samples [t * samples_per_frame + pcm_window_offset, ... + pcm_window_samples), "
+            "pcm_window": "frame t reads samples "
+            "[t * samples_per_frame + pcm_window_offset, ... + pcm_window_samples), "
             "zero outside the audio",
             "mfcc": {
                 "coefficients": audio_lib.MFCC_COEFFS,

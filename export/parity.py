@@ -175,6 +175,7 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         tol = "-" if r["tolerance"] is None else f"{r['tolerance']:g}"
         lines.append(
-            f"{r['format']:<22} {r['check']:<48} {r['metric']:<14} {r['value']:>10.3g} {tol:>10}  {'yes' if r['ok'] else 'NO'}"
+            f"{r['format']:<22} {r['check']:<48} {r['metric']:<14} {r['value']:>10.3g} {tol:>10}  "
+            f"{'yes' if r['ok'] else 'NO'}"
         )
     return "\n".join(lines)

@@ -199,7 +199,7 @@ class SavedModelGenerator:
     """
 
     def __init__(self, path, loaded=None):
-        from keras_s2v import frame_loop, model_files
+        from keras_s2v import model_files
 
         self.path = Path(path)
         loaded = loaded if loaded is not None else model_files.load_saved_model(self.path)

@@ -77,7 +77,7 @@ def run_demo(
     manifest = prepare.prepare([str(out / "synth")], out / "shards", config, workers=2, progress=False, log=log)
     log(prepare.summary_table(manifest).splitlines()[-3] if manifest["splits"] else "no data prepared")
     log(
-        f"4/7 export the preset: SavedModel for TF Serving, TFLite float32/float16/int8 (calibrated on the shards), "
+        "4/7 export the preset: SavedModel for TF Serving, TFLite float32/float16/int8 (calibrated on the shards), "
         "ONNX, parity against Keras; the int8 model's video through the LiteRT client"
     )
     export = export_model(

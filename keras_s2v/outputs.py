@@ -162,7 +162,9 @@ def commit_file(tmp, out, overwrite: bool = False) -> None:
         if error.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
             raise
         if out.exists():  # no hard links here: check, then move
-            raise FileExistsError(f"{out}: appeared while this command ran; kept it (pass --overwrite to replace it)")
+            raise FileExistsError(
+                f"{out}: appeared while this command ran; kept it (pass --overwrite to replace it)"
+            ) from None
         os.replace(tmp, out)
         return
     os.unlink(tmp)

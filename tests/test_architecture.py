@@ -1,4 +1,7 @@
-"""The layers of ARCHITECTURE.md hold: import-linter's contracts (pyproject.toml) pass, name every module, and can fail."""
+"""The layers of ARCHITECTURE.md hold.
+
+import-linter's contracts (pyproject.toml) pass, name every module, and can fail.
+"""
 
 import pkgutil
 import shutil

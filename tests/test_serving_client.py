@@ -324,7 +324,9 @@ def tiny_saved_model(tmp_path_factory):
         "mfcc": tf.TensorSpec([None, 12, 35], tf.float32, name="mfcc"),
         "pcm": tf.TensorSpec([None, PCM], tf.float32, name="pcm"),
     }
-    pcm_level = lambda pcm: 10.0 * tf.reduce_mean(tf.abs(pcm), -1)
+
+    def pcm_level(pcm):
+        return 10.0 * tf.reduce_mean(tf.abs(pcm), -1)
 
     module = tf.Module()
     module.identity_features = tf.function(features, input_signature=[spec["faces"]])
@@ -459,7 +461,8 @@ def masked_saved_model(tmp_path_factory):
     reads only the target's upper half (what the model's mask leaves)."""
     import tensorflow as tf
 
-    image = lambda name: tf.TensorSpec([None, 112, 112, 3], tf.uint8, name=name)
+    def image(name):
+        return tf.TensorSpec([None, 112, 112, 3], tf.uint8, name=name)
 
     def features(target, faces):
         x = tf.cast(tf.concat([target, faces], -1), tf.float32) / 255.0  # (N, 112, 112, 6), the target first

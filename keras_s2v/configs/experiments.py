@@ -125,7 +125,7 @@ class ExperimentConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "ExperimentConfig":
+    def from_dict(cls, values: dict) -> ExperimentConfig:
         return cls(
             name=values["name"],
             model=ModelConfig(**values["model"]),

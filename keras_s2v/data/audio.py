@@ -176,14 +176,14 @@ def pcm_window(waveform: np.ndarray, t: int, fps: float = FPS, samples: int = MF
 # --- Constant matrices shared by the NumPy and TF implementations ----------------
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def hamming_window() -> np.ndarray:
     """Periodic Hamming window of ``WIN_LENGTH`` samples, float32."""
     n = np.arange(WIN_LENGTH)
     return (0.54 - 0.46 * np.cos(2 * np.pi * n / WIN_LENGTH)).astype(np.float32)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def mel_matrix(bands: int, fmin: float, fmax: float) -> np.ndarray:
     """``(FFT_LENGTH // 2 + 1, bands)`` HTK mel filterbank, float32."""
     import librosa
@@ -192,7 +192,7 @@ def mel_matrix(bands: int, fmin: float, fmax: float) -> np.ndarray:
     return np.ascontiguousarray(fb.T.astype(np.float32))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def dct_matrix() -> np.ndarray:
     """``(MFCC_MEL_BANDS, MFCC_COEFFS)`` orthonormal DCT-II, keeping cepstra 2..13."""
     n = MFCC_MEL_BANDS
@@ -299,7 +299,10 @@ def log_mel_frames(waveform: np.ndarray, frames: int) -> np.ndarray:
 
 
 def log_mel_from_pcm_window(window: np.ndarray, frames: int = GLANCE_FRAMES) -> np.ndarray:
-    """``(log_mel_window_samples(frames),)`` raw samples -> ``(4 frames, 128)`` log-mel, as ``log_mel_frames`` makes it."""
+    """``(log_mel_window_samples(frames),)`` raw samples -> ``(4 frames, 128)`` log-mel.
+
+    The same log-mel as ``log_mel_frames`` makes it.
+    """
     power = _power_spectrum(
         np.asarray(window, np.float32), _LOG_MEL_MARGIN + LOG_MEL_FIRST_CENTRE, HOPS_PER_FRAME * frames
     )

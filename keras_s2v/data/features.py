@@ -104,7 +104,8 @@ class Segment:
         start, stop = audio_lib.segment_pcm_range(0, t)
         if self.pcm.shape != (stop - start,) or self.pcm.dtype != np.int16:
             raise ValueError(
-                f"segment {self.clip_id}/{self.track_id}: pcm {self.pcm.shape} {self.pcm.dtype} != ({stop - start},) int16"
+                f"segment {self.clip_id}/{self.track_id}: "
+                f"pcm {self.pcm.shape} {self.pcm.dtype} != ({stop - start},) int16"
             )
         if self.split not in SPLITS:
             raise ValueError(f"segment {self.clip_id}: unknown split {self.split!r}")

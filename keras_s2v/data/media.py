@@ -15,14 +15,13 @@ import shutil
 import struct
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
 from keras_s2v import outputs
 from keras_s2v.data import audio as audio_lib
-
 
 # A stream that decodes shorter than its container declares, by more than this, is truncated or
 # damaged: AAC priming, encoder padding and resampling a variable frame rate stay far below it

@@ -261,7 +261,7 @@ def _process(path, relative, key, origin, config, analyzer, progress, sync_exper
         mfcc, log_mel, pcm_all = audio_features(av_offset)
         segment_index = 0
         for split, start, stop in _track_parts(len(track), origin.split, config.holdout_tail):
-            for index, (offset, length) in enumerate(_segments_of(stop - start, config.max_segment_frames)):
+            for offset, length in _segments_of(stop - start, config.max_segment_frames):
                 part = slice(start + offset, start + offset + length)
                 first = track.frame_index[part.start]
                 mfcc_cols = slice(

@@ -51,7 +51,10 @@ def data_parameters(data_dirs) -> dict:
 
 
 def parameter_differences(expected: dict, actual: dict) -> list[str]:
-    """Names of the data parameters that differ, e.g. ``["crop_size (112 vs 96)", "audio.sample_rate (16000 vs 8000)"]``."""
+    """Names of the data parameters that differ.
+
+    For example ``["crop_size (112 vs 96)", "audio.sample_rate (16000 vs 8000)"]``.
+    """
     out = []
     if expected.get("crop_size") != actual.get("crop_size"):
         out.append(f"crop_size ({expected.get('crop_size')} vs {actual.get('crop_size')})")

@@ -47,8 +47,8 @@ import threading
 import time
 import warnings
 import zlib
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -168,7 +168,7 @@ class EspeakError(RuntimeError):
     """libespeak-ng is missing or refused a request."""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _libc():
     return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
 
@@ -181,7 +181,7 @@ class _Espeak:
     rate and pitch itself and collects audio and phoneme events for that call.
     """
 
-    _instance: "_Espeak | None" = None
+    _instance: _Espeak | None = None
     _instance_lock = threading.Lock()
 
     def __init__(self) -> None:
@@ -240,7 +240,7 @@ class _Espeak:
         lib.espeak_SetSynthCallback(self._callback)
 
     @classmethod
-    def get(cls) -> "_Espeak":
+    def get(cls) -> _Espeak:
         with cls._instance_lock:
             if cls._instance is None:
                 cls._instance = cls()
@@ -546,7 +546,7 @@ def viseme_segments(speech: Speech) -> list[VisemeSegment]:
     threshold = 0.03 * float(rms.max()) if rms.size else 0.0
     segments: list[VisemeSegment] = []
     phonemes = [p for p in speech.phonemes if p.end > p.start]
-    for i, ph in enumerate(phonemes):
+    for ph in phonemes:
         start, end = ph.start, ph.end
         visemes = phoneme_visemes(ph.symbol)
         if ph.symbol.rstrip("#2") in _STOPS and segments and rms.size:
@@ -824,7 +824,7 @@ class FaceRig:
         cv2.fillPoly(lips, [np.round(rest[48:60]).astype(np.int32)], 1)
         cv2.fillPoly(lips, [np.round(rest[60:68]).astype(np.int32)], 0)
         self.lip_colour = self.base[lips > 0].mean(0) if lips.any() else np.array([150.0, 80.0, 80.0])
-        cheek = np.round((rest[[2, 14]] * 0.6 + rest[[31, 35]] * 0.4)).astype(int).clip(0, self.size - 1)
+        cheek = np.round(rest[[2, 14]] * 0.6 + rest[[31, 35]] * 0.4).astype(int).clip(0, self.size - 1)
         skin = self.base[cheek[:, 1], cheek[:, 0]].astype(np.float64).mean(0)
         self.tooth_colour = 0.8 * np.array([240.0, 238.0, 230.0]) + 0.2 * skin
         yy, xx = np.mgrid[0 : self.size, 0 : self.size].astype(np.float32)

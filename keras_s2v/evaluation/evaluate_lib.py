@@ -82,7 +82,10 @@ def clips_from_shards(
 
 
 def clips_from_videos(paths, crop_size: int, max_frames: int | None = None, log=print) -> Iterator[Clip]:
-    """Videos prepared on the fly (faces, landmarks, alignment, audio) into clips; a bad video is reported and skipped."""
+    """Videos prepared on the fly (faces, landmarks, alignment, audio) into clips.
+
+    A bad video is reported and skipped.
+    """
     from keras_s2v.data import prepare
     from keras_s2v.data.face import FaceAnalyzer
 

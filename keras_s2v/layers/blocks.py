@@ -228,7 +228,9 @@ def conv2plus1d(
     use_bias: bool | None = None,
     name: str = "conv3d",
 ):
-    """A 3-D convolution factorised into space then time (R(2+1)D, Tran et al. 2018): (B, T, H, W, C) -> (B, T', H', W', f).
+    """A 3-D convolution factorised into space then time (R(2+1)D, Tran et al. 2018).
+
+    (B, T, H, W, C) -> (B, T', H', W', f).
 
     A k x k Conv2D on every frame (``{name}_space``, the spatial strides),
     then a Conv2D of kernel (k_t, 1) over (time, pixels) (``{name}_time``, the

@@ -111,7 +111,7 @@ def materialize(preset: dict) -> Path:
     return target
 
 
-def build(folder) -> "keras.Model":  # noqa: F821
+def build(folder) -> keras.Model:  # noqa: F821
     """The preset's Keras model from ``model.json`` and ``weights.npz`` (float32 variables)."""
     import keras
     import numpy as np

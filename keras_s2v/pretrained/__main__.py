@@ -30,10 +30,9 @@ def main(argv=None) -> int:
 
         def body():
             card = Path(args.card).read_text()
-            info = pretrained.save_preset(
-                args.workdir, Path(args.out) / args.name, args.name, args.summary, card, float16=not args.float32
-            )
-            return f"saved preset {info['name']} ({info['family']}, {info['weights_dtype']}) in {Path(args.out) / args.name}"
+            folder = Path(args.out) / args.name
+            info = pretrained.save_preset(args.workdir, folder, args.name, args.summary, card, float16=not args.float32)
+            return f"saved preset {info['name']} ({info['family']}, {info['weights_dtype']}) in {folder}"
 
         return cli.run_main(body)
     for preset in pretrained.list_presets():

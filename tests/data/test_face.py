@@ -9,8 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from keras_s2v.data.face import MOUTH, NOSE, NUM_LANDMARKS, Face, FaceAnalyzer
-from keras_s2v.data.face import models
+from keras_s2v.data.face import MOUTH, NOSE, NUM_LANDMARKS, Face, FaceAnalyzer, models
 from keras_s2v.data.face.detect import BLAZEFACE_CONFIGS, BlazeFaceDetector, DlibHogDetector, ssd_anchors, weighted_nms
 from keras_s2v.data.face.landmark_scheme import LEFT_EYE, RIGHT_EYE
 from keras_s2v.data.face.landmarks import LandmarkPredictor

@@ -238,7 +238,10 @@ def test_holdout_tail_splits_every_track_in_time(tmp_path, media, analyzer):
 
 
 def test_a_sync_model_needs_the_callers_loader(tmp_path):
-    """The sync expert comes from the caller (the command passes ``evaluation.sync.SyncExpert``), refused before any work."""
+    """The sync expert comes from the caller (the command passes ``evaluation.sync.SyncExpert``).
+
+    Without it, a sync model is refused before any work.
+    """
     config = prepare.PrepareConfig(sync_model=str(tmp_path / "expert"))
     for run in (prepare.prepare, prepare.prepare_beam):
         with pytest.raises(ValueError, match="no sync_loader"):

@@ -12,8 +12,8 @@ import cv2
 import numpy as np
 import pytest
 
-from keras_s2v.data.media import MediaError
 from keras_s2v.data import audio, media, synth
+from keras_s2v.data.media import MediaError
 
 ROOT = Path(__file__).resolve().parents[2]
 

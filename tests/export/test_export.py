@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from export import ExportError, ParityError, export_model, formats, parity
-from keras_s2v.outputs import OutputError
 from keras_s2v import frame_loop, lite_client, model_files, serving_client, workdirs
 from keras_s2v.configs.experiments import apply_overrides, get_experiment
 from keras_s2v.data import audio, media
+from keras_s2v.outputs import OutputError
 from keras_s2v.signature_names import ON_DEVICE_SIGNATURES, SIGNATURES
 from keras_s2v.training import train_lib
 

@@ -205,9 +205,9 @@ def test_workdir_that_is_a_file_is_one_error_line(synth_shards, tmp_path):
 @pytest.mark.parametrize("where", ["under_a_file", "read_only"])
 def test_workdir_that_cannot_be_created_is_named_before_any_work(where, synth_shards, tmp_path, monkeypatch):
     import errno
-    import re
     import os
     import pathlib
+    import re
 
     parent = tmp_path / "parent"
     if where == "under_a_file":

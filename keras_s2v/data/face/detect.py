@@ -269,7 +269,7 @@ class BlazeFaceDetector:
 # --------------------------------------------------------------------------- dlib HOG
 
 
-def dlib_rect_to_box(rect: "object", sx: float = 1.0, sy: float = 1.0) -> Box:
+def dlib_rect_to_box(rect: object, sx: float = 1.0, sy: float = 1.0) -> Box:
     """dlib rectangle (inclusive integer pixel indices) -> continuous box.
 
     ``sx``/``sy`` are the factors the image was resized by before detection;
