@@ -1,4 +1,5 @@
-# keras_s2v: `make demo` sets everything up and runs the main job; `make test` runs the suite.
+# keras_s2v: `make demo` sets everything up and runs the main job; `make test` runs the suite; `make lint` checks
+# the Python's formatting and lint (ruff, configured in pyproject.toml).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -17,7 +18,7 @@ PRETRAIN_DIR ?= runs/pretrain
 S2V_REAL_EPOCHS ?= 40
 S2V_REAL_SYNC_EPOCHS ?= 12
 
-.PHONY: install system-deps demo test bench pretrain clean
+.PHONY: install system-deps demo test lint bench pretrain clean
 
 install: $(STAMP)
 
@@ -41,6 +42,11 @@ demo: install
 
 test: install
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
+
+# `$(VENV)/bin/ruff format .` and `$(VENV)/bin/ruff check --fix .` fix most of what this reports.
+lint: install
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
 
 # Reproduces the presets from ../shared/media (corpus/ and clips/, split by keras_s2v/pretrained/real_split.tsv):
 # hours on 2 CPU cores; re-running resumes every step. Then `python -m keras_s2v.pretrained save` ships a run.
