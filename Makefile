@@ -15,8 +15,10 @@ export KERAS_S2V_MEDIA ?= $(abspath ../shared/media)
 # Where `make pretrain` keeps the prepared corpus and the training runs (each step resumes when re-run).
 PRETRAIN_DIR ?= runs/pretrain
 # The presets' schedules (each preset's model card says how many of these epochs its weights saw).
-S2V_REAL_EPOCHS ?= 40
+S2V_REAL_EPOCHS ?= 30
 S2V_REAL_SYNC_EPOCHS ?= 12
+S2V_MOBILE_REAL_EPOCHS ?= 20
+S2V_MOBILE_REAL_SYNC_EPOCHS ?= 6
 
 .PHONY: install system-deps demo test lint bench pretrain clean
 
@@ -59,6 +61,11 @@ pretrain: install
 	$(PY) -m keras_s2v.train --data $(PRETRAIN_DIR)/real --workdir $(PRETRAIN_DIR)/s2v_real_sync \
 		--experiment s2v_real_sync --override model.sync_model=$(PRETRAIN_DIR)/syncnet_real \
 		--override model.init_from=$(PRETRAIN_DIR)/s2v_real --override train.epochs=$(S2V_REAL_SYNC_EPOCHS)
+	$(PY) -m keras_s2v.train --data $(PRETRAIN_DIR)/real --workdir $(PRETRAIN_DIR)/s2v_mobile_real \
+		--experiment s2v_mobile_real --override train.epochs=$(S2V_MOBILE_REAL_EPOCHS)
+	$(PY) -m keras_s2v.train --data $(PRETRAIN_DIR)/real --workdir $(PRETRAIN_DIR)/s2v_mobile_real_sync \
+		--experiment s2v_mobile_real_sync --override model.sync_model=$(PRETRAIN_DIR)/syncnet_real \
+		--override model.init_from=$(PRETRAIN_DIR)/s2v_mobile_real --override train.epochs=$(S2V_MOBILE_REAL_SYNC_EPOCHS)
 
 bench: install
 	$(PY) benchmarks/prepare_bench.py
