@@ -43,7 +43,7 @@ demo: install
 	$(PY) -m keras_s2v.demo --out $(DEMO_DIR)
 
 test: install
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=20 tests
 
 # `$(VENV)/bin/ruff format .` and `$(VENV)/bin/ruff check --fix .` fix most of what this reports.
 lint: install
