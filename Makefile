@@ -14,11 +14,6 @@ export KERAS_S2V_MEDIA ?= $(abspath ../shared/media)
 
 # Where `make pretrain` keeps the prepared corpus and the training runs (each step resumes when re-run).
 PRETRAIN_DIR ?= runs/pretrain
-# The presets' schedules (each preset's model card says how many of these epochs its weights saw).
-S2V_REAL_EPOCHS ?= 30
-S2V_REAL_SYNC_EPOCHS ?= 12
-S2V_MOBILE_REAL_EPOCHS ?= 20
-S2V_MOBILE_REAL_SYNC_EPOCHS ?= 6
 
 .PHONY: install system-deps demo test lint bench pretrain clean
 
@@ -56,16 +51,7 @@ pretrain: install
 	$(PY) -m keras_s2v.prepare --input $(KERAS_S2V_MEDIA)/corpus --input $(KERAS_S2V_MEDIA)/clips \
 		--out $(PRETRAIN_DIR)/real --split_table keras_s2v/pretrained/real_split.tsv --workers 2
 	$(PY) -m keras_s2v.train --data $(PRETRAIN_DIR)/real --workdir $(PRETRAIN_DIR)/syncnet_real --experiment syncnet_real
-	$(PY) -m keras_s2v.train --data $(PRETRAIN_DIR)/real --workdir $(PRETRAIN_DIR)/s2v_real --experiment s2v_real \
-		--override train.epochs=$(S2V_REAL_EPOCHS)
-	$(PY) -m keras_s2v.train --data $(PRETRAIN_DIR)/real --workdir $(PRETRAIN_DIR)/s2v_real_sync \
-		--experiment s2v_real_sync --override model.sync_model=$(PRETRAIN_DIR)/syncnet_real \
-		--override model.init_from=$(PRETRAIN_DIR)/s2v_real --override train.epochs=$(S2V_REAL_SYNC_EPOCHS)
-	$(PY) -m keras_s2v.train --data $(PRETRAIN_DIR)/real --workdir $(PRETRAIN_DIR)/s2v_mobile_real \
-		--experiment s2v_mobile_real --override train.epochs=$(S2V_MOBILE_REAL_EPOCHS)
-	$(PY) -m keras_s2v.train --data $(PRETRAIN_DIR)/real --workdir $(PRETRAIN_DIR)/s2v_mobile_real_sync \
-		--experiment s2v_mobile_real_sync --override model.sync_model=$(PRETRAIN_DIR)/syncnet_real \
-		--override model.init_from=$(PRETRAIN_DIR)/s2v_mobile_real --override train.epochs=$(S2V_MOBILE_REAL_SYNC_EPOCHS)
+	$(PY) -m keras_s2v.train --data $(PRETRAIN_DIR)/real --workdir $(PRETRAIN_DIR)/s2v_real --experiment s2v_real
 
 bench: install
 	$(PY) benchmarks/prepare_bench.py
