@@ -1,7 +1,7 @@
 """Evaluate a talking-face generator against real clips, with baselines, into a report.
 
     python -m keras_s2v.evaluate --model MODEL (--data SHARDS | --videos FILE [--videos FILE ...]) --out DIR \
-        [--sync_model SYNC_WORKDIR] [--split test] [--max_clips N]
+        [--sync_model SYNC_WORKDIR] [--split test] [--max_clips N] [--deblur WORKDIR | --no_deblur]
 
 MODEL is a training workdir, an export folder or a .tflite file. Writes
 DIR/report.json, DIR/report.md (one row per method, one column per metric,
@@ -27,6 +27,10 @@ _SYNC = flags.DEFINE_string(
     None,
     "Sync expert workdir (python -m keras_s2v.train --experiment syncnet); without it the sync columns are left out.",
 )
+_DEBLUR = flags.DEFINE_string(
+    "deblur", None, "Deblurring CNN workdir applied to the generated faces (default: MODEL/deblur if trained)."
+)
+_NO_DEBLUR = flags.DEFINE_bool("no_deblur", False, "Score the generator's faces without the deblurring CNN.")
 _MAX_CLIPS = flags.DEFINE_integer("max_clips", None, "Evaluate at most this many clips.")
 _MAX_FRAMES = flags.DEFINE_integer("max_frames", None, "Cut clips to at most this many frames.")
 _ACD_STRIDE = flags.DEFINE_integer("acd_stride", 5, "Face descriptor on every n-th frame (about 0.1 s each on CPU).")
@@ -34,6 +38,7 @@ _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing report f
 cli.check_flags("max_clips", "max_frames", "acd_stride", at_least=1)
 flags.DEFINE_alias("sync-model", "sync_model")
 flags.DEFINE_alias("max-clips", "max_clips")
+flags.DEFINE_alias("no-deblur", "no_deblur")
 
 
 def main(argv):
@@ -50,6 +55,8 @@ def main(argv):
             videos=_VIDEOS.value,
             split=_SPLIT.value,
             sync_model=_SYNC.value,
+            deblur=_DEBLUR.value,
+            no_deblur=_NO_DEBLUR.value,
             max_clips=_MAX_CLIPS.value,
             max_frames=_MAX_FRAMES.value,
             overwrite=_OVERWRITE.value,

@@ -110,11 +110,12 @@ def identity_indices(num_frames: int, num_images: int) -> list[int]:
     return [(k * num_frames) // num_images for k in range(num_images)]
 
 
-def generate(backend, clip: Clip, windows: np.ndarray, batch_size: int = 25) -> np.ndarray:
+def generate(backend, clip: Clip, windows: np.ndarray, batch_size: int = 25, deblur=None) -> np.ndarray:
     """(T, S, S, 3) uint8 frames from the clip's identity still(s) and the given pcm windows.
 
     A ``masked_target`` model re-dubs the clip, as ``redub`` does a video (and
     Wav2Lip's protocol): frame t's target is the real frame t, lower half unseen.
+    ``deblur`` (frames in [0, 1] -> frames), when given, sharpens the generated faces, as in ``generate``.
     """
     from keras_s2v import frame_loop
 
@@ -127,7 +128,8 @@ def generate(backend, clip: Clip, windows: np.ndarray, batch_size: int = 25) -> 
             rows = backend.identity_features(
                 frame_loop.identity_faces(backend, faces[None], clip.frames[i : i + len(batch)])
             )
-        out.append(backend.generate_frame_pcm(rows if identity is None else identity, batch))
+        generated = backend.generate_frame_pcm(rows if identity is None else identity, batch)
+        out.append(generated if deblur is None else deblur(generated))
     return frame_loop.to_uint8(np.concatenate(out))
 
 
@@ -141,13 +143,17 @@ def shuffled_windows(clips: list[Clip], index: int, samples: int = audio_lib.MFC
     return other.pcm_windows(0, clip.num_frames, samples)
 
 
-def method_frames(backend, clips: list[Clip], index: int, batch_size: int = 25) -> dict[str, np.ndarray]:
+def method_frames(backend, clips: list[Clip], index: int, batch_size: int = 25, deblur=None) -> dict[str, np.ndarray]:
     clip = clips[index]
     still = clip.frames[identity_indices(clip.num_frames, 1)[0]]
+    own, other = (
+        clip.pcm_windows(samples=backend.window_samples),
+        shuffled_windows(clips, index, backend.window_samples),
+    )
     return {
-        MODEL: generate(backend, clip, clip.pcm_windows(samples=backend.window_samples), batch_size),
+        MODEL: generate(backend, clip, own, batch_size, deblur),
         STILL: np.repeat(still[None], clip.num_frames, axis=0),
-        SHUFFLED: generate(backend, clip, shuffled_windows(clips, index, backend.window_samples), batch_size),
+        SHUFFLED: generate(backend, clip, other, batch_size, deblur),
         TRUTH: clip.frames,
     }
 
@@ -296,6 +302,8 @@ def evaluate(
     videos=(),
     split: str | None = None,
     sync_model=None,
+    deblur=None,
+    no_deblur: bool = False,
     max_clips: int | None = None,
     max_frames: int | None = None,
     overwrite: bool = False,
@@ -308,7 +316,9 @@ def evaluate(
     ``out`` is written into a staging folder and renamed at the end: an
     interrupted run leaves nothing under ``out``; an existing non-empty ``out``
     is kept unless ``overwrite``, and replaced only when it holds an earlier report; an ``out`` that
-    is, holds or lies inside an input is refused.
+    is, holds or lies inside an input is refused. The generated faces pass through the deblurring CNN
+    that ``generate`` and ``redub`` would use (``deblur``, else ``<model>/deblur`` if trained) unless
+    ``no_deblur``: the report scores what a user would watch.
     """
     import time
 
@@ -317,7 +327,8 @@ def evaluate(
     from keras_s2v.evaluation import report as report_lib
 
     started = time.time()
-    inputs = [("--model", model), ("--sync_model", sync_model), *(("--videos", v) for v in videos)]
+    inputs = [("--model", model), ("--sync_model", sync_model), ("--deblur", deblur)]
+    inputs += [("--videos", v) for v in videos]
     inputs += [("--data", d) for d in (str(data).split(",") if data is not None else [])]
     out = outputs.check_folder(out, inputs=inputs, overwrite=overwrite, marker=report_lib.REPORT_JSON)
     if not out.parent.is_dir():
@@ -326,6 +337,8 @@ def evaluate(
         raise ValueError("give either --data SHARDS or --videos FILES")
     backend = backends.load_generator(model)
     model_params = backends.data_parameters(model, backend)
+    deblur_path = None if no_deblur else (deblur if deblur is not None else backends.find_deblur(model))
+    deblurrer = backends.load_deblur(deblur_path) if deblur_path is not None else None
     if data is not None:
         data_params, data_name = prepared.data_parameters(pipeline.data_dirs(data)), str(data)
     else:
@@ -354,7 +367,7 @@ def evaluate(
     scorer = Scorer(expert, acd_stride=acd_stride)
     per_clip, sheets = [], []
     for index, clip in enumerate(clips):
-        frames = method_frames(backend, clips, index, batch_size)
+        frames = method_frames(backend, clips, index, batch_size, deblurrer)
         reference = scorer.reference(clip)
         entry = {"clip": clip.clip_id, "speaker": clip.speaker, "frames": clip.num_frames, "metrics": {}, "series": {}}
         for method, generated in frames.items():
@@ -373,6 +386,7 @@ def evaluate(
     result = {
         "model": str(model),
         "backend": backend.description,
+        "deblur": str(deblur_path) if deblur_path is not None else None,
         "data": str(data) if data is not None else [str(v) for v in videos],
         "split": split if data is not None else None,
         "sync_model": str(sync_model) if sync_model is not None else None,

@@ -92,6 +92,19 @@ def test_shuffled_audio_really_drives_the_model_with_other_audio(models, synth_s
     assert np.abs(own.astype(int) - other).max() > 0
 
 
+def test_the_deblurring_cnn_sharpens_the_model_and_shuffled_rows_alike(models, synth_shards):
+    from keras_s2v import backends
+
+    clips = list(evaluate_lib.clips_from_shards(synth_shards, "validation", max_frames=4))
+    backend = backends.load_generator(models["model"])
+    plain = evaluate_lib.method_frames(backend, clips, 0)
+    darker = evaluate_lib.method_frames(backend, clips, 0, deblur=lambda faces: np.asarray(faces) * 0.5)
+    for method in (evaluate_lib.MODEL, evaluate_lib.SHUFFLED):
+        np.testing.assert_allclose(darker[method], plain[method] * 0.5, atol=1.0)
+    for method in (evaluate_lib.STILL, evaluate_lib.TRUTH):  # the baselines are real frames, never deblurred
+        np.testing.assert_array_equal(darker[method], plain[method])
+
+
 def test_a_masked_target_model_is_evaluated_on_each_real_frame(synth_shards):
     from keras_s2v import backends, frame_loop
     from keras_s2v.models.speech2vid import Speech2Vid
@@ -145,6 +158,8 @@ def test_command_line_and_bad_inputs(models, synth_shards, tmp_path):
     # Not a generator; no data; an existing report.
     run = _run("--model", models["sync"], "--data", synth_shards, "--out", tmp_path / "r2")
     assert run.returncode == 2 and "not a talking-face generator" in run.stderr
+    run = _run("--model", models["model"], "--data", synth_shards, "--deblur", models["sync"], "--out", tmp_path / "r2")
+    assert run.returncode == 2 and "not a deblurring CNN" in run.stderr and "Traceback" not in run.stderr
     run = _run("--model", models["model"], "--data", tmp_path / "nowhere", "--out", tmp_path / "r3")
     assert run.returncode == 2 and "nowhere" in run.stderr and "Traceback" not in run.stderr
     (tmp_path / "r4").mkdir()
