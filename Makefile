@@ -15,7 +15,7 @@ export KERAS_S2V_MEDIA ?= $(abspath ../shared/media)
 # Where `make pretrain` keeps the prepared corpus and the training runs (each step resumes when re-run).
 PRETRAIN_DIR ?= runs/pretrain
 
-.PHONY: install system-deps demo test lint bench pretrain clean
+.PHONY: install system-deps demo test lint bench pretrain-data pretrain heldout clean
 
 install: $(STAMP)
 
@@ -47,11 +47,20 @@ lint: install
 
 # Reproduces the presets from ../shared/media (corpus/ and clips/, split by keras_s2v/pretrained/real_split.tsv):
 # hours on 2 CPU cores; re-running resumes every step. Then `python -m keras_s2v.pretrained save` ships a run.
-pretrain: install
+pretrain-data: install
 	$(PY) -m keras_s2v.prepare --input $(KERAS_S2V_MEDIA)/corpus --input $(KERAS_S2V_MEDIA)/clips \
 		--out $(PRETRAIN_DIR)/real --split_table keras_s2v/pretrained/real_split.tsv --workers 2
+
+pretrain: pretrain-data
 	$(PY) -m keras_s2v.train --data $(PRETRAIN_DIR)/real --workdir $(PRETRAIN_DIR)/syncnet_real --experiment syncnet_real
 	$(PY) -m keras_s2v.train --data $(PRETRAIN_DIR)/real --workdir $(PRETRAIN_DIR)/s2v_real --experiment s2v_real
+
+# The shipped preset on the 13 held-out test speakers, with the baselines: report.md and contact_sheet.png (real
+# against generated frames; kept out of the repository, as the clips' rights stay with their owners). ~15 min.
+HELDOUT_MODEL ?= s2v_real
+heldout: pretrain-data
+	$(PY) -m keras_s2v.evaluate --model $(HELDOUT_MODEL) --data $(PRETRAIN_DIR)/real --split test \
+		--sync_model syncnet_real --acd_stride 10 --out $(PRETRAIN_DIR)/heldout_$(HELDOUT_MODEL) --overwrite
 
 bench: install
 	$(PY) benchmarks/prepare_bench.py
