@@ -12,8 +12,10 @@ trained ``SyncNet``. It trains on windows of the expert's 5 frames: each ``train
       Wav2Lip's visual-quality discriminator): L1 and the expert both accept a blurred mouth, the
       discriminator does not.
 
-Regression alone settles on an average mouth that barely moves; the expert's distance is only
-small when the mouth moves with this audio. The generator's tape takes gradients over its weights
+Either critic may train alone: without an expert (``sync_weight`` 0) the sync term and its
+``sync_distance`` log are left out and the discriminator sharpens what L1 learnt. Regression alone
+settles on an average mouth that barely moves; the expert's distance is only small when the mouth
+moves with this audio. The generator's tape takes gradients over its weights
 only (the expert stays frozen, BatchNorm in inference mode); the discriminator has its own tape and
 optimizer. Every loss is a ``keras.losses.Loss`` called inside the replica, so MirroredStrategy
 scales it right.
@@ -42,7 +44,7 @@ def sync_mfcc(audio):
 
 
 class LipSyncTrainer(Trainer):
-    """Trains ``generator`` with reconstruction + the frozen ``expert``'s sync distance.
+    """Trains ``generator`` with reconstruction + the frozen ``expert``'s sync distance (``expert`` None: without).
 
     Data: ``sequence_dataset`` windows of 5 frames with MFCC audio,
     ``({"faces": (B, S, S, 3), "audio": (B, 5, 12, 35)}, frames (B, 5, S, S, 3))``.
@@ -50,14 +52,17 @@ class LipSyncTrainer(Trainer):
     (lower is better synced) and ``psnr``.
     """
 
-    def __init__(self, generator, expert, discriminator=None, **kwargs):
-        names = ("loss", "reconstruction", "sync_distance", "psnr")
+    def __init__(self, generator, expert=None, discriminator=None, **kwargs):
+        if expert is None and discriminator is None:
+            raise ValueError("LipSyncTrainer needs a sync expert, a mouth discriminator or both")
+        names = ("loss", "reconstruction") + (("sync_distance",) if expert is not None else ()) + ("psnr",)
         if discriminator is not None:
             names += ("adversarial", "d_loss")
         super().__init__("generator", names, name="lipsync", **kwargs)
         self.generator = generator
         self.expert = expert
-        self.expert.trainable = False
+        if expert is not None:
+            self.expert.trainable = False
         self.crop = getattr(expert, "crop", "lower_half")
         self.discriminator = discriminator  # a FrameDiscriminator of mouth boxes, or None
 
@@ -118,6 +123,8 @@ class LipSyncTrainer(Trainer):
     def _generate_and_score(self, inputs, truth, training):
         frames = self(inputs, training=training, targets=truth)
         reconstruction = self.reconstruction_loss(fold_time(truth), fold_time(frames))
+        if self.expert is None:
+            return frames, reconstruction, None, reconstruction
         video, speech = self.sync_embeddings(frames, inputs["audio"])
         sync = self.sync_loss(speech, video)
         return frames, reconstruction, sync, reconstruction + self.sync_weight * sync
@@ -159,6 +166,8 @@ class LipSyncTrainer(Trainer):
         return self._log(frames, truth, reconstruction, sync, loss)
 
     def _log(self, frames, truth, reconstruction, sync, loss):
-        self.track_losses(loss=loss, reconstruction=reconstruction, sync_distance=sync)
+        self.track_losses(loss=loss, reconstruction=reconstruction)
+        if sync is not None:
+            self.track_losses(sync_distance=sync)
         self.trackers["psnr"].update_state(mean_psnr(truth, frames))
         return self.results()

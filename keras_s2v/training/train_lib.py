@@ -101,8 +101,6 @@ def check_inputs(config: ExperimentConfig, data_dir) -> dict:
         given = getattr(m, field)
         if given and not (Path(presets.resolve(given)) / MODEL_FILE).exists():
             raise FileNotFoundError(f"{given}: model.{field} is neither a trained workdir nor a preset")
-    if config.train.mouth_adversarial_weight and not config.train.sync_weight:
-        raise ValueError("train.mouth_adversarial_weight trains with the sync expert: set train.sync_weight too")
     task.check_inputs(config)
     return record
 

@@ -94,8 +94,22 @@ def test_the_mouth_discriminator_trains_on_its_own_tape(expert, synth_shards):
         for name in before
     }
     assert moved == {"generator": True, "discriminator": True, "expert": False}
-    no_sync = experiments.apply_overrides(
-        experiments.get_experiment("s2v_real_tiny"), ["train.mouth_adversarial_weight=0.1"]
+
+
+def test_the_mouth_discriminator_trains_without_an_expert(synth_shards):
+    config = experiments.apply_overrides(
+        experiments.get_experiment("s2v_real_tiny"),
+        ["train.mouth_adversarial_weight=0.1", "train.steps_per_epoch=1", "train.validation_steps=1"],
     )
-    with pytest.raises(ValueError, match="set train.sync_weight too"):
-        train_lib.check_inputs(no_sync, synth_shards)
+    train_lib.check_inputs(config, synth_shards)
+    trainer = train_lib.build_trainable(config)
+    assert trainer.expert is None and trainer.discriminator is not None
+    train_lib.compile_model(trainer, config)
+    before = [np.array(w) for w in trainer.generator.weights]
+    train, val = train_lib.make_datasets(config, synth_shards, 2)
+    logs = trainer.fit(train, epochs=1, steps_per_epoch=1, validation_data=val, validation_steps=1, verbose=0).history
+    assert "sync_distance" not in logs and np.isfinite(logs["adversarial"][-1]) and np.isfinite(logs["val_loss"][-1])
+    assert any(not np.allclose(a, np.array(b)) for a, b in zip(before, trainer.generator.weights))
+    tgan = experiments.apply_overrides(experiments.get_experiment("tgan_tiny"), ["train.mouth_adversarial_weight=0.1"])
+    with pytest.raises(ValueError, match="Speech2Vid's alone"):
+        train_lib.check_inputs(tgan, synth_shards)

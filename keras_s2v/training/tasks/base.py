@@ -31,9 +31,11 @@ class Task:
     image_grid = True  # identity | generated | truth each epoch (a generator's); False for embeddings and flows
 
     def check_inputs(self, config: ExperimentConfig) -> None:
-        """Raise on what this kind cannot train with; ``train.sync_weight`` is Speech2Vid's alone."""
+        """Raise on what this kind cannot train with; the critics of ``training.lipsync`` are Speech2Vid's alone."""
         if config.train.sync_weight:
             raise ValueError(SYNC_WEIGHT_NEEDS)
+        if config.train.mouth_adversarial_weight:
+            raise ValueError(f"train.mouth_adversarial_weight is Speech2Vid's alone, not {self.kind}'s")
 
     def pretrained_helpers(self, config: ExperimentConfig) -> dict:
         """``{role: (model config field, the helper's experiment config)}``: frozen models trained first into
@@ -100,11 +102,11 @@ def splits(config: ExperimentConfig) -> tuple[dict, dict]:
 
 
 def reconstruction_loss(config: ExperimentConfig):
-    """L1 (the papers'); with ``train.mouth_weight``, ``ssim_weight`` or ``sync_weight``: ``FaceReconstructionLoss``."""
+    """L1 (the papers'); with ``train.mouth_weight``, ``ssim_weight`` or a critic: ``FaceReconstructionLoss``."""
     import keras
 
     t = config.train
-    if t.mouth_weight or t.ssim_weight or t.sync_weight:
+    if t.mouth_weight or t.ssim_weight or t.sync_weight or t.mouth_adversarial_weight:
         from keras_s2v.training.losses import FaceReconstructionLoss
 
         return FaceReconstructionLoss(t.mouth_weight, t.ssim_weight)

@@ -1,5 +1,6 @@
 """Speech2Vid (kind ``speech2vid``): frames from identity faces and MFCC, with L1 (or the face reconstruction
-loss); with ``train.sync_weight``, on windows of 5 frames against a frozen sync expert (``training.lipsync``)."""
+loss); with ``train.sync_weight`` or ``train.mouth_adversarial_weight``, on windows of 5 frames against a frozen
+sync expert, a mouth discriminator or both (``training.lipsync``)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ from keras_s2v.training.tasks.base import (
     splits,
 )
 from keras_s2v.workdirs import load_trained_model
+
+
+def windowed(config: ExperimentConfig) -> bool:
+    """Whether the model trains inside a ``LipSyncTrainer`` on windows of 5 frames (a critic is on)."""
+    return bool(config.train.sync_weight or config.train.mouth_adversarial_weight)
 
 
 @register_task("speech2vid")
@@ -50,8 +56,8 @@ class Speech2VidTask(Task):
         return model
 
     def build_trainable(self, config: ExperimentConfig, model, pretrained: dict):
-        """The model itself; with ``train.sync_weight`` a ``LipSyncTrainer`` around it and the sync expert."""
-        if not config.train.sync_weight:
+        """The model itself; with a critic a ``LipSyncTrainer`` around it, the sync expert and the discriminator."""
+        if not windowed(config):
             return model
         from keras_s2v import pretrained as presets
         from keras_s2v.training.lipsync import LipSyncTrainer
@@ -65,14 +71,15 @@ class Speech2VidTask(Task):
             discriminator = FrameDiscriminator(
                 lip_box(IMAGE_SIZE)[2], config.model.width, "strided", name="mouth_discriminator"
             )
-        return LipSyncTrainer(model, load_trained_model(presets.resolve(config.model.sync_model)), discriminator)
+        expert = load_trained_model(presets.resolve(config.model.sync_model)) if config.train.sync_weight else None
+        return LipSyncTrainer(model, expert, discriminator)
 
     def datasets(self, config: ExperimentConfig, data_dir, global_batch: int):
         from keras_s2v.data import pipeline
 
         d = config.data
         train_split, validation_split = splits(config)
-        if config.train.sync_weight:  # windows of the sync expert's 5 frames, each with its own MFCC window
+        if windowed(config):  # windows of the sync expert's 5 frames, each with its own MFCC window
             from keras_s2v.training.lipsync import SYNC_WINDOW
 
             common = {"lengths": (SYNC_WINDOW,), "audio_input": "mfcc", "min_identity_gap": d.min_identity_gap}
@@ -94,7 +101,7 @@ class Speech2VidTask(Task):
         """``compile_reconstruction``; a ``LipSyncTrainer`` its loss, the sync weight and the mouth discriminator's
         optimizer."""
         t = config.train
-        if not t.sync_weight:
+        if not windowed(config):
             compile_reconstruction(model, config)
             return
         import keras
