@@ -318,6 +318,19 @@ def s2v_real_sync() -> ExperimentConfig:
     return config
 
 
+@register("s2v_real_gan")
+def s2v_real_gan() -> ExperimentConfig:
+    """Phase 2 for sharper lips: an ``s2v_real`` run (``model.init_from``) trained on against the mouth-box
+    discriminator alone (Wav2Lip's visual-quality critic, ``train.mouth_adversarial_weight``) at a third of the
+    weight that tinted faces (0.1), without the sync expert; a third of the learning rate, windows of 5 frames.
+    """
+    config = s2v_real()
+    d, t = config.data, config.train
+    t.mouth_adversarial_weight = 0.03
+    t.learning_rate, d.batch_size, t.epochs = 1e-4, 8, 12
+    return config
+
+
 @register("s2v_mobile_real")
 def s2v_mobile_real() -> ExperimentConfig:
     """``s2v_real`` for phones: the same recipe with depthwise-separable body convolutions (``s2v_mobile``'s
