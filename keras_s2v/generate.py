@@ -3,8 +3,9 @@
     python -m keras_s2v.generate --face PHOTO [--face PHOTO ...] --audio SPEECH --model MODEL --out OUT.mp4
 
 MODEL is a training workdir, an export folder (SavedModel) or a .tflite file.
-By default the generated lower face is Poisson-blended back into the whole
-photo; --crop writes the aligned 112 x 112 face only. Any audio ffmpeg reads
+By default the generated lower face is blended back into the whole photo
+(--blend pyramid, the default, or poisson: cv2.seamlessClone, slower);
+--crop writes the aligned 112 x 112 face only. Any audio ffmpeg reads
 is resampled to 16 kHz mono and streamed, so an hour of speech needs no more
 memory than a minute. An existing output is kept unless --overwrite; an
 interrupted run leaves no partial file under OUT.
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from absl import app, flags
 
-from keras_s2v import cli
+from keras_s2v import cli, paste
 
 _FACE = flags.DEFINE_multi_string("face", [], "Photo of the face (repeat 5 times for a 5-image model).")
 _AUDIO = flags.DEFINE_string("audio", None, "Speech recording (wav, mp3, m4a, ...).", required=True)
@@ -26,6 +27,7 @@ _FACE_INDEX = flags.DEFINE_integer(
 )
 flags.DEFINE_alias("face-index", "face_index")
 cli.define_common_flags()
+_BLEND = flags.DEFINE_enum("blend", paste.DEFAULT_BLEND, paste.BLENDS, paste.BLEND_HELP)
 cli.check_flags("fps", above=0, at_most=120)  # more is a typo: each frame needs its own 0.35 s window
 cli.check_flags("face_index", at_least=0)
 
@@ -50,6 +52,7 @@ def main(argv):
                 overwrite=f.overwrite,
                 batch_size=f.batch_size,
                 progress=not f.quiet,
+                blend=f.blend,
             )
         )
 

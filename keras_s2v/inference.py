@@ -6,9 +6,9 @@ The library behind ``python -m keras_s2v.generate`` and ``python -m keras_s2v.re
 2. run the identity encoder once (1 aligned face, or 5 for the 5-image model);
 3. slide the 0.35 s window over the audio at the output frame rate and run
    the per-window generator (and the deblurring CNN) on batches of windows;
-4. paste each generated face back into its frame (``paste.paste_face``:
-   inverse similarity warp, Poisson blending of the lower face), or keep
-   the aligned crop with ``crop=True``;
+4. paste each generated face back into its frame (``paste.FaceBlender``:
+   inverse similarity warp, gradient-domain blending of the lower face,
+   ``blend="pyramid"`` or ``"poisson"``), or keep the aligned crop with ``crop=True``;
 5. stream the frames into ffmpeg, which muxes the audio from its file.
 
 Audio is decoded in chunks and video frame by frame, so memory does not grow
@@ -33,6 +33,7 @@ from keras_s2v import frame_loop
 from keras_s2v.data import audio as audio_lib
 from keras_s2v.data import media
 from keras_s2v.models.speech2vid import IMAGE_SIZE
+from keras_s2v.paste import BLENDS, DEFAULT_BLEND
 
 STAGES = ("decode", "detect", "identity", "generate", "deblur", "blend", "encode")
 AUDIO_FITS = ("loop", "trim", "pad")
@@ -195,6 +196,12 @@ def check_positive(**values) -> None:
             raise ValueError(f"--{name} must be a positive number, got {value}")
 
 
+def check_blend(blend: str) -> None:
+    """Refuse an unknown ``--blend`` before any work, naming the ones there are."""
+    if blend not in BLENDS:
+        raise ValueError(f"--blend must be one of {', '.join(BLENDS)}, got {blend!r}")
+
+
 def timed_audio(path, info, stages: Stages) -> Iterator[np.ndarray]:
     """The audio's chunks, decode time booked to ``decode``."""
     chunks = media.iter_audio(path, info=info)
@@ -238,6 +245,7 @@ def render(
     batch_size: int = 25,
     total: int | None = None,
     progress: bool = True,
+    blend: str = DEFAULT_BLEND,
 ) -> dict:
     """Generate one face per (target, window) pair and write the video; returns counts.
 
@@ -248,6 +256,9 @@ def render(
     """
     from tqdm import tqdm
 
+    from keras_s2v.paste import FaceBlender
+
+    blender = FaceBlender(blend)
     pairs = zip(targets, windows)
     first = next(pairs, None)
     if first is None:
@@ -276,7 +287,7 @@ def render(
                     frame, without_face = target.frame, without_face + 1
                 else:
                     with stages.time("blend"):
-                        frame = _paste(target, face)
+                        frame = blender.paste(target.frame, face, target.transform, target.landmarks_crop)
                 with stages.time("encode"):
                     writer.write(frame)
             bar.update(len(batch))
@@ -304,12 +315,6 @@ def frame_identity(backend, references: np.ndarray):
         return backend.identity_features(frame_loop.identity_faces(backend, references, np.stack(crops)))
 
     return per_frame
-
-
-def _paste(target: Target, face: np.ndarray) -> np.ndarray:
-    from keras_s2v.paste import paste_face
-
-    return paste_face(target.frame, face, target.transform, target.landmarks_crop)
 
 
 def _batched(iterable, size: int):
@@ -357,6 +362,7 @@ def generate_video(
     batch_size: int = 25,
     progress: bool = True,
     analyzer=None,
+    blend: str = DEFAULT_BLEND,
 ) -> dict:
     """A talking-face video of the photo(s) speaking ``audio_path``; returns a summary.
 
@@ -371,6 +377,7 @@ def generate_video(
     if not face_paths:
         raise ValueError("give the face photo with --face PHOTO")
     check_positive(fps=fps, batch_size=batch_size)
+    check_blend(blend)
     audio_info = media.probe(audio_path)
     if not audio_info.has_audio:
         raise media.MediaError(audio_path, "no audio stream")
@@ -407,6 +414,7 @@ def generate_video(
         batch_size,
         total,
         progress,
+        blend,
     )
     return _summary(
         result,
@@ -416,6 +424,7 @@ def generate_video(
         fps=fps,
         model=backend.description,
         deblur=deblur_note,
+        blend=blend,
         audio_seconds=round(audio_info.duration, 3),
     )
 
@@ -434,6 +443,7 @@ def redub_video(
     batch_size: int = 25,
     progress: bool = True,
     analyzer=None,
+    blend: str = DEFAULT_BLEND,
 ) -> dict:
     """``video_path`` re-dubbed with ``audio_path``, at its own resolution and frame rate; returns a summary.
 
@@ -448,6 +458,7 @@ def redub_video(
     inputs = [("--video", video_path), ("--audio", audio_path), ("--model", model), ("--deblur", deblur)]
     out = check_output(out, overwrite, inputs)
     check_positive(batch_size=batch_size)
+    check_blend(blend)
     if audio_fit not in AUDIO_FITS:
         raise ValueError(f"--audio_fit must be one of {', '.join(AUDIO_FITS)}, got {audio_fit!r}")
     video_info = media.probe(video_path)
@@ -491,6 +502,7 @@ def redub_video(
         batch_size,
         total,
         progress,
+        blend,
     )
     return _summary(
         result,
@@ -500,6 +512,7 @@ def redub_video(
         fps=round(fps, 3),
         model=backend.description,
         deblur=deblur_note,
+        blend=blend,
         audio_fit=audio_fit,
         audio_seconds=round(audio_info.duration, 3),
         video_seconds=round(video_info.duration, 3),
@@ -517,7 +530,8 @@ def format_summary(summary: dict) -> str:
     ]
     if summary.get("frames_without_face"):
         lines.append(f"{summary['frames_without_face']} frame(s) without a face passed through unchanged")
-    lines.append(f"model: {summary['model']}; deblur: {summary['deblur']}")
+    blend = f"; blend: {summary['blend']}" if summary.get("blend") else ""
+    lines.append(f"model: {summary['model']}; deblur: {summary['deblur']}{blend}")
     busy = {k: v for k, v in summary["stages"].items() if v["seconds"]}
     lines.append("stages: " + ", ".join(f"{k} {v['seconds']:.1f} s" for k, v in busy.items()))
     return "\n".join(lines)

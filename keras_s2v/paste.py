@@ -1,25 +1,49 @@
-"""Paste a generated face back into the full frame: inverse similarity warp + Poisson blending.
+"""Paste a generated face back into the full frame: inverse similarity warp + gradient-domain blending.
 
 Speech2Vid re-dubs a video by aligning each generated face to its frame and
 blending only the lower half of the face, from just below the eyes, where
 the mouth and jaw move: eyes, brows, hair and background stay the source's
-own. Poisson blending (``cv2.seamlessClone``) keeps the generated gradients
-inside the region and takes its boundary colour from the frame, so lighting
-and skin tone differences leave no seam.
+own. Poisson blending keeps the generated gradients inside the region and
+takes its boundary colour from the frame, so lighting and skin tone
+differences leave no seam: the result is the generated face plus a smooth
+membrane, the harmonic interpolation into the region of the difference
+(frame - generated) on its boundary.
 
-The generated face is 112 x 112; a large face in a big photo spans far more
-pixels. The Poisson solve runs at a working scale of at most
-``max_work_side`` pixels and only its correction (blended minus generated,
-a smooth membrane) is upsampled and added to the generated face warped at
-full resolution: the same result as solving at full size, in a fraction of
-the time.
+Two ways to make it (``BLENDS``; ``paste_face(..., blend=)``, ``FaceBlender``):
+
+``pyramid`` (the default) works in the aligned crop, where the mask is
+drawn, enlarged to about the face's own size in the frame (``work_side``:
+112 to 224 px, so the frame's detail along the mask's edge survives): the
+frame is warped to that crop (low-passed with ``pyrDown`` first when it
+shrinks), the boundary difference is filled into the mask by pull-push on
+an image pyramid (normalised convolution down, confidence-weighted fill
+up: an O(pixels) approximation of the membrane), and the corrected face is
+warped once into the face's bounding box of the frame and mixed in through
+the feathered mask. Its cost hardly depends on the frame's size, and the
+mask, the feathering, the box and the weight pyramid are reused while the
+face stays put (``generate``'s still photo).
+
+``poisson`` is ``cv2.seamlessClone`` on the frame at a working scale of at
+most ``max_work_side`` pixels: only its correction (blended minus
+generated, a smooth membrane) is upsampled and added to the generated face
+warped at full resolution. Several times slower; kept for comparison
+(``--blend poisson``).
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from keras_s2v.data.face import align
+
+BLENDS = ("pyramid", "poisson")
+DEFAULT_BLEND = "pyramid"
+BLEND_HELP = (
+    "How the generated lower face is blended into the frame: pyramid (pull-push membrane at the face's size, "
+    "several times faster) or poisson (cv2.seamlessClone, the former default)."
+)
 
 JAW_LINE = slice(0, 17)
 CHIN = slice(5, 12)
@@ -56,11 +80,11 @@ def lower_face_mask(
 
 def _region(mask_crop: np.ndarray, crop_to_frame: np.ndarray, frame_shape, margin: float = 0.15):
     """(x0, y0, x1, y1) of the frame covering the warped mask plus a margin, clipped to the frame."""
-    ys, xs = np.nonzero(mask_crop)
-    corners = np.array(
-        [[xs.min(), ys.min()], [xs.max() + 1, ys.min()], [xs.min(), ys.max() + 1], [xs.max() + 1, ys.max() + 1]],
-        np.float32,
-    )
+    import cv2
+
+    left, top, width, height = cv2.boundingRect(mask_crop)
+    right, bottom = left + width, top + height
+    corners = np.array([[left, top], [right, top], [left, bottom], [right, bottom]], np.float32)
     mapped = align.apply_transform(crop_to_frame, corners)
     low, high = mapped.min(0), mapped.max(0)
     pad = margin * (high - low).max() + 3
@@ -75,15 +99,27 @@ def paste_face(
     generated: np.ndarray,
     transform: np.ndarray,
     landmarks_crop: np.ndarray,
-    max_work_side: int = 256,
+    blend: str = DEFAULT_BLEND,
 ) -> np.ndarray:
-    """The frame with the generated face's lower half Poisson-blended in.
+    """The frame with the generated face's lower half blended in (``blend``: one of ``BLENDS``).
 
     frame: uint8 (H, W, 3). generated: uint8 (S, S, 3) aligned face.
     transform: the 2 x 3 alignment (frame -> crop) that made the crop.
     landmarks_crop: (68, 2) the frame face's landmarks in crop pixels.
     Returns a new frame; a face wholly outside the frame leaves it unchanged.
+    One face pasted again and again (a video of a photo) is faster through one ``FaceBlender``.
     """
+    return FaceBlender(blend).paste(frame, generated, transform, landmarks_crop)
+
+
+def poisson_paste(
+    frame: np.ndarray,
+    generated: np.ndarray,
+    transform: np.ndarray,
+    landmarks_crop: np.ndarray,
+    max_work_side: int = 256,
+) -> np.ndarray:
+    """``paste_face`` with ``blend="poisson"``: ``cv2.seamlessClone`` at <= ``max_work_side`` px."""
     import cv2
 
     size = generated.shape[0]
@@ -164,6 +200,201 @@ def _seamless_clone(source: np.ndarray, target: np.ndarray, mask: np.ndarray) ->
     anchored[1, 1] = anchored[height - 2, width - 2] = 255
     centre = (1 + (width - 2) // 2, 1 + (height - 2) // 2)
     return cv2.seamlessClone(source, target, anchored, centre, cv2.NORMAL_CLONE)
+
+
+# --- The pyramid blend -------------------------------------------------------------------------
+
+CONFIDENCE_GAIN = 4.0  # a coarse pixel counts as known once a quarter of what it averages is known
+MAX_WORK_SCALE = 2.0  # the pyramid blend works at the face's own size in the frame, up to this x the crop's
+
+
+@dataclasses.dataclass(eq=False)
+class _Placement:
+    """What pasting into one face needs besides its pixels: the same while the face stays put."""
+
+    work: int  # side of the crop the membrane is made at (the generated face is resized to it)
+    transform: np.ndarray  # 2 x 3, frame -> work crop
+    box: tuple[int, int, int, int]  # (x0, y0, x1, y1) of the frame the pasted face covers
+    to_box: np.ndarray  # 2 x 3, work crop -> box
+    alpha: np.ndarray  # float32 (h, w): the feathered mask in the box, the generated face's weight
+    beta: np.ndarray  # 1 - alpha, the frame's
+    ring: np.ndarray  # float32 (W, W, 1): 1 on the pixels just outside the mask, where the frame is known
+    on_ring: np.ndarray  # bool (W, W, 3)
+    # Per pyramid level (index 0, the work crop itself, is None: there the ring's own values are kept):
+    inverse_weights: list[np.ndarray | None]  # 1 / (the ring's share of each pixel), (h, w, 1)
+    confidence: list[np.ndarray | None]  # how much of a pixel's value that level gives, (h, w)
+    doubt: list[np.ndarray | None]  # 1 - confidence: how much the coarser level gives
+
+
+def work_side(transform: np.ndarray, size: int, max_scale: float = MAX_WORK_SCALE) -> int:
+    """The pyramid blend's crop side: about the face's own size in the frame, from ``size`` to ``max_scale`` x it.
+
+    A face smaller than the crop is blended at the crop's size; a larger one
+    at its own, so the frame's detail along the mask's edge is kept (in steps
+    of 16 px, so a face that moves slightly keeps its work size).
+    """
+    scale = float(np.sqrt(abs(np.linalg.det(np.asarray(transform, np.float64)[:, :2]))))  # crop px per frame px
+    face = size / max(scale, 1e-6)
+    return int(np.clip(16 * round(face / 16), size, round(max_scale * size)))
+
+
+def _placement(
+    frame_shape, transform: np.ndarray, landmarks_crop: np.ndarray, size: int, max_scale: float = MAX_WORK_SCALE
+) -> _Placement | None:
+    """None when there is nothing to paste (no mask, or a face outside the frame)."""
+    import cv2
+
+    work = work_side(transform, size, max_scale)
+    zoom = np.float32(work / size)
+    transform, landmarks_crop = transform * zoom, landmarks_crop * zoom
+    mask = lower_face_mask(landmarks_crop, work)
+    if not mask.any():
+        return None
+    alpha_crop = feathered(mask)
+    crop_to_frame = align.invert_transform(transform)
+    x0, y0, x1, y1 = _region((alpha_crop > 1 / 512).astype(np.uint8), crop_to_frame, frame_shape, margin=0.0)
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return None
+    to_box = crop_to_frame.copy()
+    to_box[:, 2] -= (x0, y0)
+    alpha = cv2.warpAffine(alpha_crop, to_box, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR)
+    ring = ((cv2.dilate(mask, np.ones((3, 3), np.uint8)) > 0) & (mask == 0)).astype(np.float32)
+    weights = [ring]
+    while weights[-1].shape[0] > 1 or weights[-1].shape[1] > 1:
+        weights.append(cv2.pyrDown(weights[-1]))
+    confidence = [np.minimum(CONFIDENCE_GAIN * w, 1.0) for w in weights[1:]]  # level 0 is the ring itself
+    return _Placement(
+        work=work,
+        transform=transform,
+        box=(x0, y0, x1, y1),
+        to_box=to_box,
+        alpha=alpha,
+        beta=1.0 - alpha,
+        ring=ring[..., None],
+        on_ring=np.repeat(ring[..., None] > 0, 3, axis=-1),
+        inverse_weights=[None] + [(1.0 / np.maximum(w, 1e-6))[..., None] for w in weights[1:]],
+        confidence=[None, *confidence],
+        doubt=[None] + [1.0 - c for c in confidence],
+    )
+
+
+def _pull_push(values: np.ndarray, placement: _Placement) -> np.ndarray:
+    """``values`` (W, W, 3) known on the ring, filled smoothly everywhere else (the membrane).
+
+    Pull: the ring's values and weights are averaged down the pyramid
+    (normalised convolution with ever wider kernels). Push: from the
+    coarsest level up, each pixel keeps its own level's average as far as
+    it is confident of it and takes the upsampled coarser estimate for the
+    rest. On the ring itself the result is ``values``.
+    """
+    import cv2
+
+    pulled = [values * placement.ring]
+    for _ in placement.inverse_weights[1:]:
+        pulled.append(cv2.pyrDown(pulled[-1]))
+    estimate = pulled[-1] * placement.inverse_weights[-1]
+    for level in range(len(pulled) - 2, 0, -1):
+        height, width = pulled[level].shape[:2]
+        coarse = cv2.pyrUp(estimate, dstsize=(width, height)).reshape(pulled[level].shape)
+        own = pulled[level] * placement.inverse_weights[level]
+        estimate = cv2.blendLinear(own, coarse, placement.confidence[level], placement.doubt[level])
+        estimate = estimate.reshape(pulled[level].shape)
+    estimate = cv2.pyrUp(estimate, dstsize=values.shape[1::-1]).reshape(values.shape)
+    np.copyto(estimate, values, where=placement.on_ring)  # level 0: the ring's own values, nothing else
+    return estimate
+
+
+def _frame_crop(frame: np.ndarray, transform: np.ndarray, side: int) -> np.ndarray:
+    """The ``side`` px crop ``transform`` maps the frame to, halved with ``pyrDown`` first while it
+    shrinks more than 1.5 x (low-passed like ``align.warp_face``'s area resize, at a fraction of its cost)."""
+    import cv2
+
+    scale = float(np.sqrt(abs(np.linalg.det(np.asarray(transform, np.float64)[:, :2]))))
+    if scale >= 2 / 3:
+        return cv2.warpAffine(frame, transform, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    corners = align.apply_transform(
+        align.invert_transform(transform), np.array([[0, 0], [side, 0], [0, side], [side, side]], np.float32)
+    )
+    height, width = frame.shape[:2]
+    x0, y0 = np.clip(np.floor(corners.min(0)).astype(int) - 4, 0, [width, height])
+    x1, y1 = np.clip(np.ceil(corners.max(0)).astype(int) + 4, 0, [width, height])
+    if x1 - x0 < 8 or y1 - y0 < 8:  # the crop lies (almost) outside the frame
+        return cv2.warpAffine(frame, transform, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    image, factor = frame[y0:y1, x0:x1], 1
+    while scale * factor < 2 / 3 and min(image.shape[:2]) >= 16:
+        image, factor = cv2.pyrDown(image), factor * 2  # pixel i of the result is centred on pixel 2 i
+    # frame point p = factor q + origin, so crop = A (factor q + origin) + t
+    matrix = np.hstack(
+        [transform[:, :2] * factor, (transform[:, :2] @ np.float32([x0, y0]) + transform[:, 2])[:, None]]
+    )
+    return cv2.warpAffine(
+        image, matrix.astype(np.float32), (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+
+
+def pyramid_paste(frame: np.ndarray, generated: np.ndarray, placement: _Placement) -> np.ndarray:
+    """``paste_face`` with ``blend="pyramid"`` for a ``_placement`` of this face."""
+    import cv2
+
+    work = placement.work
+    frame_crop = _frame_crop(frame, placement.transform, work)
+    if _is_grey(frame_crop[::4, ::4]):  # a black-and-white photo gets a black-and-white mouth
+        generated = np.repeat(cv2.cvtColor(generated, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=-1)
+    if generated.shape[0] != work:
+        generated = cv2.resize(generated, (work, work), interpolation=cv2.INTER_CUBIC)
+    face = generated.astype(np.float32)
+    membrane = _pull_push(frame_crop.astype(np.float32) - face, placement)
+    corrected = np.clip(face + membrane + 0.5, 0, 255).astype(np.uint8)
+    x0, y0, x1, y1 = placement.box
+    # Bilinear: the work crop is about the face's own size (the 112 px face was enlarged to it bicubically).
+    warped = cv2.warpAffine(
+        corrected, placement.to_box, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+    out = frame.copy()
+    out[y0:y1, x0:x1] = cv2.blendLinear(warped, frame[y0:y1, x0:x1], placement.alpha, placement.beta)
+    return out
+
+
+class FaceBlender:
+    """Pastes generated faces into frames with one of ``BLENDS``; keeps the last face's placement.
+
+    ``generate`` pastes every frame into the same photo at the same place:
+    the mask, its feathering, the face's box and the pull-push weights are
+    made once. A face that moves (``redub``) gets a new placement per frame,
+    which costs little (it is all at the work crop's size, at most 224 px).
+    """
+
+    def __init__(self, blend: str = DEFAULT_BLEND, max_work_side: int = 256, max_work_scale: float = MAX_WORK_SCALE):
+        if blend not in BLENDS:
+            raise ValueError(f"blend must be one of {', '.join(BLENDS)}, got {blend!r}")
+        self.blend = blend
+        self.max_work_side = max_work_side  # poisson
+        self.max_work_scale = max_work_scale  # pyramid
+        self._key = None
+        self._placement = None
+
+    def paste(
+        self, frame: np.ndarray, generated: np.ndarray, transform: np.ndarray, landmarks_crop: np.ndarray
+    ) -> np.ndarray:
+        """``paste_face``: a new frame with the generated face's lower half blended in."""
+        frame, generated = np.asarray(frame), np.asarray(generated, np.uint8)
+        if frame.ndim != 3 or frame.shape[-1] != 3:
+            raise ValueError(f"the frame must be an RGB image (H, W, 3), got shape {frame.shape}")
+        if generated.ndim != 3 or generated.shape[-1] != 3 or generated.shape[0] != generated.shape[1]:
+            raise ValueError(f"the generated face must be a square RGB crop (S, S, 3), got shape {generated.shape}")
+        if self.blend == "poisson":
+            return poisson_paste(frame, generated, transform, landmarks_crop, self.max_work_side)
+        transform = np.asarray(transform, np.float32)
+        landmarks_crop = np.asarray(landmarks_crop, np.float32)
+        key = (frame.shape, generated.shape, transform.tobytes(), landmarks_crop.tobytes())
+        if key != self._key:
+            self._placement = _placement(
+                frame.shape, transform, landmarks_crop, generated.shape[0], self.max_work_scale
+            )
+            self._key = key
+        if self._placement is None:
+            return frame
+        return pyramid_paste(frame, generated, self._placement)
 
 
 # --- Lips at a glance: generated lips into the aligned face ---------------------------------

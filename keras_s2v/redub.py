@@ -1,10 +1,12 @@
 """Re-dub a video with new speech: the face's lower half regenerated in sync, everything else kept.
 
     python -m keras_s2v.redub --video VIDEO --audio SPEECH --model MODEL --out OUT.mp4 [--audio_fit loop|trim|pad]
+        [--blend pyramid|poisson]
 
 Identity stills are sampled from the video itself (spread in time); landmarks
-are tracked on every frame, each generated face is aligned to its frame and
-Poisson-blended over the lower face. The output keeps the video's resolution
+are found on every frame, each generated face is aligned to its frame and
+blended over the lower face (--blend: pyramid, the default, or poisson, the
+slower cv2.seamlessClone). The output keeps the video's resolution
 and frame rate. Frames with no face pass through unchanged and are counted.
 --audio_fit: loop (default: as long as the audio, the video starts over),
 trim (the shorter of the two) or pad (as long as the video, silence after
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 from absl import app, flags
 
-from keras_s2v import cli
+from keras_s2v import cli, paste
 
 _VIDEO = flags.DEFINE_string("video", None, "Video whose face is re-dubbed.", required=True)
 _AUDIO = flags.DEFINE_string("audio", None, "New speech (wav, mp3, m4a, ...).", required=True)
@@ -27,6 +29,7 @@ _AUDIO_FIT = flags.DEFINE_enum(
 )
 flags.DEFINE_alias("audio-fit", "audio_fit")
 cli.define_common_flags()
+_BLEND = flags.DEFINE_enum("blend", paste.DEFAULT_BLEND, paste.BLENDS, paste.BLEND_HELP)
 
 
 def main(argv):
@@ -48,6 +51,7 @@ def main(argv):
                 overwrite=f.overwrite,
                 batch_size=f.batch_size,
                 progress=not f.quiet,
+                blend=f.blend,
             )
         )
 

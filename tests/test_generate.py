@@ -267,6 +267,8 @@ def _bad_inputs(files, tmp_path):
         (lambda: inference.redub_video(f / "broken.mp4", speech, model, out), "broken.mp4: no video frame could be"),
         (lambda: inference.redub_video(f / "clip.mp4", speech, model, out, audio_fit="stretch"), "audio_fit"),
         (lambda: inference.redub_video(f / "clip.mp4", f / "faceless.mp4", model, out), "faceless.mp4: no audio"),
+        (lambda: inference.redub_video(f / "clip.mp4", speech, model, out, blend="laplace"), "--blend must be one of"),
+        (lambda: inference.generate_video([face], speech, model, out, blend="laplace"), "pyramid, poisson, got"),
     ]
 
 
@@ -316,9 +318,11 @@ def test_command_lines_report_errors_and_keep_existing_outputs(files, tmp_path):
         "--overwrite",
         "--audio-fit",
         "trim",
+        "--blend",
+        "poisson",
     )
     assert result.returncode == 0, result.stderr[-1500:]
-    assert "15 frames" in result.stdout and media.probe(existing).has_video
+    assert "15 frames" in result.stdout and "blend: poisson" in result.stdout and media.probe(existing).has_video
     assert not list(tmp_path.glob(".*partial*"))
 
 
