@@ -119,29 +119,93 @@ def align_photo(path, analyzer=None, face_index: int | None = None, size: int = 
 
 
 class FaceFollower:
-    """The same face from frame to frame: the detection overlapping the last one most, else the largest."""
+    """The same face from frame to frame, as a ``Target`` per frame (``push``, then ``flush`` at the end).
 
-    def __init__(self, analyzer, size: int = IMAGE_SIZE):
+    ``track`` (the default): a ``tracking.LandmarkTracker`` (the landmarks
+    refitted from the last frame's, the face detected again every
+    ``redetect_every`` frames and whenever the refit loses it) and a
+    ``tracking.TrackSmoother`` (each frame's alignment and landmark shape a
+    local quadratic fit over the ``smooth_ahead`` frames either side: the
+    pasted mouth no longer shakes, and it does not lag a moving head); the
+    targets then come ``smooth_ahead`` frames late. Without: the face
+    detected on every frame, the detection overlapping the last one most,
+    else the largest, each frame's own landmarks as they are.
+    """
+
+    def __init__(
+        self, analyzer, size: int = IMAGE_SIZE, track: bool = True, redetect_every: int = 10, smooth_ahead: int = 3
+    ):
+        from keras_s2v.data.face import tracking
+
         self.analyzer = analyzer
         self.size = size
         self.box = None
+        self.tracker = tracking.LandmarkTracker(analyzer, redetect_every) if track else None
+        self.smoother = tracking.TrackSmoother(smooth_ahead) if track and smooth_ahead else None
+        self._previous = None  # the last frame's smoothed values (for the angle's continuity)
+
+    def reset(self) -> list[Target]:
+        """Forget the face (a cut: the video starts over); returns the targets still held back."""
+        held = self.flush()
+        self.box, self._previous = None, None
+        if self.tracker is not None:
+            self.tracker.reset()
+        return held
+
+    def push(self, frame: np.ndarray) -> list[Target]:
+        """Follow the face into ``frame``; the targets now ready, in order (none yet while smoothing looks ahead)."""
+        from keras_s2v.data.face import align, tracking
+
+        face = self.tracker.update(frame) if self.tracker is not None else self._detect(frame)
+        if face is None:
+            self._previous = None
+            if self.smoother is None:
+                return [Target(frame)]
+            return self._targets(self.smoother.push(frame, None))
+        transform = align.alignment_transform(face.landmarks, self.size)
+        landmarks_crop = align.apply_transform(transform, face.landmarks)
+        if self.smoother is None:
+            return [Target(frame, transform, landmarks_crop)]
+        new_track = self.tracker.new_track
+        values = tracking.face_values(transform, landmarks_crop, self.size, None if new_track else self._previous)
+        self._previous = values
+        return self._targets(self.smoother.push(frame, values, new_track))
+
+    def flush(self) -> list[Target]:
+        """The targets held back for smoothing (at the end of the video)."""
+        return self._targets(self.smoother.flush()) if self.smoother is not None else []
 
     def target(self, frame: np.ndarray) -> Target:
+        """One frame's target at once (no look-ahead: smoothing sees this frame alone)."""
+        (target,) = self.push(frame) + self.flush()
+        return target
+
+    def _targets(self, ready) -> list[Target]:
+        from keras_s2v.data.face import tracking
+
+        targets = []
+        for frame, values in ready:
+            if values is None:
+                targets.append(Target(frame))
+            else:
+                targets.append(Target(frame, *tracking.face_from_values(values, self.size)))
+        return targets
+
+    def _detect(self, frame: np.ndarray):
         from keras_s2v.data import tracks
-        from keras_s2v.data.face import align, largest_face
+        from keras_s2v.data.face import largest_face
 
         faces = self.analyzer.analyze(frame)
         if not faces:
             self.box = None
-            return Target(frame)
+            return None
         face = largest_face(faces)
         if self.box is not None:
             overlap, best = max((tracks.box_iou(self.box, f.box), i) for i, f in enumerate(faces))
             if overlap >= TRACK_IOU:
                 face = faces[best]
         self.box = face.box
-        transform = align.alignment_transform(face.landmarks, self.size)
-        return Target(frame, transform, align.apply_transform(transform, face.landmarks))
+        return face
 
 
 def video_identity_crops(path, info: media.MediaInfo, analyzer, count: int, size: int = IMAGE_SIZE) -> list[np.ndarray]:
@@ -224,8 +288,11 @@ def video_targets(path, info: media.MediaInfo, follower: FaceFollower, stages: S
                 break
             count += 1
             with stages.time("detect"):
-                target = follower.target(frame)
-            yield target
+                ready = follower.push(frame)
+            yield from ready
+        with stages.time("detect"):
+            ready = follower.reset()  # the frames held back for smoothing; the video may start over: a cut
+        yield from ready
         if not loop or count == 0:
             return
 
@@ -444,6 +511,7 @@ def redub_video(
     progress: bool = True,
     analyzer=None,
     blend: str = DEFAULT_BLEND,
+    track_faces: bool = True,
 ) -> dict:
     """``video_path`` re-dubbed with ``audio_path``, at its own resolution and frame rate; returns a summary.
 
@@ -451,6 +519,8 @@ def redub_video(
       ``loop``  the output is as long as the audio: the video starts over, or is cut;
       ``trim``  as long as the shorter of the two;
       ``pad``   as long as the video: the audio is padded with silence (closed mouth), or cut.
+    track_faces: follow the face with ``FaceFollower``'s tracker (landmarks refitted from frame to frame,
+    detected again every 10 frames or when lost, smoothed); False detects it on every frame.
     """
     from keras_s2v.data.face import FaceAnalyzer
 
@@ -477,7 +547,8 @@ def redub_video(
         stills = video_identity_crops(video_path, video_info, analyzer, backend.num_identity_images)
     with stages.time("identity"):
         identity = frame_identity(backend, frame_loop.face_input(stills))
-    targets = video_targets(video_path, video_info, FaceFollower(analyzer), stages, loop=audio_fit == "loop")
+    follower = FaceFollower(analyzer, track=track_faces)
+    targets = video_targets(video_path, video_info, follower, stages, loop=audio_fit == "loop")
     windows = frame_loop.audio_windows(
         timed_audio(audio_path, audio_info, stages),
         fps,
@@ -513,9 +584,20 @@ def redub_video(
         model=backend.description,
         deblur=deblur_note,
         blend=blend,
+        faces=_faces_note(follower),
         audio_fit=audio_fit,
         audio_seconds=round(audio_info.duration, 3),
         video_seconds=round(video_info.duration, 3),
+    )
+
+
+def _faces_note(follower: FaceFollower) -> str:
+    if follower.tracker is None:
+        return "detected on every frame"
+    stats = follower.tracker.stats
+    return (
+        f"tracked, detected on {stats.detections} of {stats.frames} frames "
+        f"({stats.scheduled} scheduled, {stats.lost} when the track was lost)"
     )
 
 
@@ -532,6 +614,8 @@ def format_summary(summary: dict) -> str:
         lines.append(f"{summary['frames_without_face']} frame(s) without a face passed through unchanged")
     blend = f"; blend: {summary['blend']}" if summary.get("blend") else ""
     lines.append(f"model: {summary['model']}; deblur: {summary['deblur']}{blend}")
+    if summary.get("faces"):
+        lines.append(f"faces: {summary['faces']}")
     busy = {k: v for k, v in summary["stages"].items() if v["seconds"]}
     lines.append("stages: " + ", ".join(f"{k} {v['seconds']:.1f} s" for k, v in busy.items()))
     return "\n".join(lines)

@@ -304,40 +304,12 @@ def _pull_push(values: np.ndarray, placement: _Placement) -> np.ndarray:
     return estimate
 
 
-def _frame_crop(frame: np.ndarray, transform: np.ndarray, side: int) -> np.ndarray:
-    """The ``side`` px crop ``transform`` maps the frame to, halved with ``pyrDown`` first while it
-    shrinks more than 1.5 x (low-passed like ``align.warp_face``'s area resize, at a fraction of its cost)."""
-    import cv2
-
-    scale = float(np.sqrt(abs(np.linalg.det(np.asarray(transform, np.float64)[:, :2]))))
-    if scale >= 2 / 3:
-        return cv2.warpAffine(frame, transform, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    corners = align.apply_transform(
-        align.invert_transform(transform), np.array([[0, 0], [side, 0], [0, side], [side, side]], np.float32)
-    )
-    height, width = frame.shape[:2]
-    x0, y0 = np.clip(np.floor(corners.min(0)).astype(int) - 4, 0, [width, height])
-    x1, y1 = np.clip(np.ceil(corners.max(0)).astype(int) + 4, 0, [width, height])
-    if x1 - x0 < 8 or y1 - y0 < 8:  # the crop lies (almost) outside the frame
-        return cv2.warpAffine(frame, transform, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    image, factor = frame[y0:y1, x0:x1], 1
-    while scale * factor < 2 / 3 and min(image.shape[:2]) >= 16:
-        image, factor = cv2.pyrDown(image), factor * 2  # pixel i of the result is centred on pixel 2 i
-    # frame point p = factor q + origin, so crop = A (factor q + origin) + t
-    matrix = np.hstack(
-        [transform[:, :2] * factor, (transform[:, :2] @ np.float32([x0, y0]) + transform[:, 2])[:, None]]
-    )
-    return cv2.warpAffine(
-        image, matrix.astype(np.float32), (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-    )
-
-
 def pyramid_paste(frame: np.ndarray, generated: np.ndarray, placement: _Placement) -> np.ndarray:
     """``paste_face`` with ``blend="pyramid"`` for a ``_placement`` of this face."""
     import cv2
 
     work = placement.work
-    frame_crop = _frame_crop(frame, placement.transform, work)
+    frame_crop = align.warp_face(frame, placement.transform, work, fast=True)  # low-passed: no aliasing on the ring
     if _is_grey(frame_crop[::4, ::4]):  # a black-and-white photo gets a black-and-white mouth
         generated = np.repeat(cv2.cvtColor(generated, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=-1)
     if generated.shape[0] != work:

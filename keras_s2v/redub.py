@@ -3,8 +3,10 @@
     python -m keras_s2v.redub --video VIDEO --audio SPEECH --model MODEL --out OUT.mp4 [--audio_fit loop|trim|pad]
         [--blend pyramid|poisson]
 
-Identity stills are sampled from the video itself (spread in time); landmarks
-are found on every frame, each generated face is aligned to its frame and
+Identity stills are sampled from the video itself (spread in time); the face
+is followed from frame to frame (landmarks refitted, detected again every 10
+frames or when lost, the alignment smoothed; --notrack_faces detects it on
+every frame), each generated face is aligned to its frame and
 blended over the lower face (--blend: pyramid, the default, or poisson, the
 slower cv2.seamlessClone). The output keeps the video's resolution
 and frame rate. Frames with no face pass through unchanged and are counted.
@@ -30,6 +32,13 @@ _AUDIO_FIT = flags.DEFINE_enum(
 flags.DEFINE_alias("audio-fit", "audio_fit")
 cli.define_common_flags()
 _BLEND = flags.DEFINE_enum("blend", paste.DEFAULT_BLEND, paste.BLENDS, paste.BLEND_HELP)
+_TRACK_FACES = flags.DEFINE_bool(
+    "track_faces",
+    True,
+    "Follow the face from frame to frame (landmarks refitted, detected again every 10 frames or when lost, "
+    "smoothed so the mouth does not jitter); --notrack_faces detects it on every frame.",
+)
+flags.DEFINE_alias("track-faces", "track_faces")
 
 
 def main(argv):
@@ -52,6 +61,7 @@ def main(argv):
                 batch_size=f.batch_size,
                 progress=not f.quiet,
                 blend=f.blend,
+                track_faces=f.track_faces,
             )
         )
 

@@ -131,6 +131,18 @@ def test_redub_keeps_size_and_rate_and_counts_faceless_frames(files, tmp_path):
     redubbed = np.stack(list(media.iter_frames(out, fps=30)))
     assert np.abs(redubbed[24:30].astype(int) - source[24:30]).max() <= 4  # passed through (up to H.264)
     assert np.abs(redubbed[:24].astype(int) - source[:24]).mean(axis=(1, 2, 3)).min() > 0.3  # faces replaced
+    assert summary["faces"].startswith("tracked, detected on ") and summary["blend"] == "pyramid"
+    # The former way, detecting on every frame, finds the same faces.
+    summary = inference.redub_video(
+        files / "clip.mp4",
+        files / "speech.wav",
+        files / "model",
+        out,
+        overwrite=True,
+        progress=False,
+        track_faces=False,
+    )
+    assert summary["frames_without_face"] == 6 and summary["faces"] == "detected on every frame"
 
 
 def test_a_masked_target_model_redubs_each_frame_from_that_frame(files, tmp_path):
