@@ -314,9 +314,8 @@ def pyramid_paste(frame: np.ndarray, generated: np.ndarray, placement: _Placemen
         generated = np.repeat(cv2.cvtColor(generated, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=-1)
     if generated.shape[0] != work:
         generated = cv2.resize(generated, (work, work), interpolation=cv2.INTER_CUBIC)
-    face = generated.astype(np.float32)
-    membrane = _pull_push(frame_crop.astype(np.float32) - face, placement)
-    corrected = np.clip(face + membrane + 0.5, 0, 255).astype(np.uint8)
+    membrane = _pull_push(cv2.subtract(frame_crop, generated, dtype=cv2.CV_32F), placement)
+    corrected = cv2.add(generated, membrane, dtype=cv2.CV_8U)  # rounded and saturated
     x0, y0, x1, y1 = placement.box
     # Bilinear: the work crop is about the face's own size (the 112 px face was enlarged to it bicubically).
     warped = cv2.warpAffine(
@@ -367,6 +366,27 @@ class FaceBlender:
         if self._placement is None:
             return frame
         return pyramid_paste(frame, generated, self._placement)
+
+
+def seam_strength(
+    out: np.ndarray, frame: np.ndarray, transform: np.ndarray, landmarks_crop: np.ndarray, size: int = 112
+) -> float:
+    """How strongly a pasted face's edge shows: the mean gradient, in levels per pixel, of the change
+    (``out`` - ``frame``, blurred over 2 px so texture averages out) in a band around the mask's edge
+    (``landmarks_crop`` in a ``size`` px crop).
+
+    A step where the blended region ends shows as a gradient there; a seamless blend fades in. For
+    comparing blends of the same face (tests, ``benchmarks/realtime_bench.py``), not an absolute scale.
+    """
+    import cv2
+
+    mask = cv2.warpAffine(lower_face_mask(landmarks_crop, size), align.invert_transform(transform), frame.shape[1::-1])
+    mask = (mask > 127).astype(np.uint8)
+    square = np.ones((3, 3), np.uint8)
+    band = cv2.dilate(cv2.dilate(mask, square) - cv2.erode(mask, square), np.ones((9, 9), np.uint8)) > 0
+    change = cv2.GaussianBlur(out.astype(np.float32) - frame, (0, 0), 2)
+    gradient = np.hypot(cv2.Sobel(change, cv2.CV_32F, 1, 0), cv2.Sobel(change, cv2.CV_32F, 0, 1)).mean(-1)
+    return float(gradient[band].mean()) if band.any() else 0.0
 
 
 # --- Lips at a glance: generated lips into the aligned face ---------------------------------

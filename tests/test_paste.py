@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from keras_s2v.data.face import align
-from keras_s2v.paste import BLENDS, FaceBlender, lower_face_mask, paste_face, poisson_paste
+from keras_s2v.paste import BLENDS, FaceBlender, lower_face_mask, paste_face, poisson_paste, seam_strength
 
 
 def _scene(face_side: int, frame_side: int = 900):
@@ -168,20 +168,6 @@ def _psnr(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
 def _blended(frame: np.ndarray, *outs: np.ndarray) -> np.ndarray:
     """Pixels any of ``outs`` changed: the blended region."""
     return np.any([np.abs(out.astype(int) - frame).max(-1) > 0 for out in outs], axis=0)
-
-
-def seam_strength(out: np.ndarray, frame: np.ndarray, transform: np.ndarray, landmarks: np.ndarray) -> float:
-    """Mean gradient of the change (out - frame, blurred over 2 px so texture averages out) along the mask's edge.
-
-    A step at the edge of the blended region shows as a gradient there; a seamless blend fades in.
-    """
-    mask = cv2.warpAffine(lower_face_mask(landmarks, 112), align.invert_transform(transform), frame.shape[1::-1])
-    mask = (mask > 127).astype(np.uint8)
-    square = np.ones((3, 3), np.uint8)
-    band = cv2.dilate(cv2.dilate(mask, square) - cv2.erode(mask, square), np.ones((9, 9), np.uint8)) > 0
-    change = cv2.GaussianBlur(out.astype(np.float32) - frame, (0, 0), 2)
-    gradient = np.hypot(cv2.Sobel(change, cv2.CV_32F, 1, 0), cv2.Sobel(change, cv2.CV_32F, 0, 1)).mean(-1)
-    return float(gradient[band].mean())
 
 
 def test_the_pyramid_blend_holds_to_the_poisson_blend_on_real_frames(real_faces):
