@@ -181,10 +181,11 @@ def test_the_pyramid_blend_holds_to_the_poisson_blend_on_real_frames(real_faces)
             (seam_strength(poisson, frame, transform, landmarks), seam_strength(pyramid, frame, transform, landmarks))
         )
         assert psnrs[-1] >= 32.0, (name, psnrs[-1])  # measured 33.9 (strong head turn) .. 45.3 dB
-        assert seams[-1][1] <= 1.6 * seams[-1][0] + 0.1, (name, seams[-1])  # measured 0.8 .. 1.5 x
-    assert np.mean(psnrs) >= 36.0, psnrs  # measured 38.9 dB
+        old_seam, new_seam = seams[-1]
+        assert new_seam <= 1.6 * old_seam + 0.1, (name, seams[-1])  # measured 0.9 .. 1.8 x (1.8: 0.11 vs 0.06)
+    assert np.mean(psnrs) >= 36.0, psnrs  # measured 38.7 dB
     old, new = np.mean(seams, axis=0)
-    assert new <= 1.2 * old, seams  # measured 0.42 against 0.40 levels per pixel
+    assert new <= 1.2 * old, seams  # measured 0.39 against 0.35 levels per pixel
 
 
 @pytest.mark.parametrize("blend", BLENDS)
@@ -198,6 +199,7 @@ def test_a_real_face_that_differs_only_in_brightness_blends_back_into_its_frame(
             shifted = np.clip(crop.astype(int) + delta, 0, 255).astype(np.uint8)
             out = paste_face(frame, shifted, transform, landmarks, blend=blend)
             region = _blended(frame, out, itself)
-            assert _psnr(out, itself, region) >= 40.0, (name, delta)  # measured 45.7 dB and up
-            # no further from the frame than the Poisson blend of the face itself (measured 27.6 .. 36.9 dB)
+            assert _psnr(out, itself, region) >= 40.0, (name, delta)  # measured 45.1 dB and up
+            # no further from the frame than the Poisson blend of the face itself
+            # (measured: pyramid 30.2 .. 39.4 dB from the frame, Poisson 26.9 .. 36.6)
             assert _psnr(out, frame, region) >= _psnr(poisson_itself, frame, region) - 1.0, (name, delta)
