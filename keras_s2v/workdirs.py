@@ -71,9 +71,9 @@ def check_workdir(workdir, config: ExperimentConfig) -> None:
     saved = workdir / CONFIG_FILE
     if saved.exists():
         previous = json.loads(saved.read_text())
-        try:  # fields added since the run started take their defaults
+        try:  # fields added since the run started take their defaults; a flat model config its sections
             previous = json.loads(ExperimentConfig.from_dict(previous).to_json())
-        except (KeyError, TypeError):
+        except (KeyError, TypeError, ValueError):
             pass
         if previous != json.loads(config.to_json()):
             changed = _diff(previous, json.loads(config.to_json()))

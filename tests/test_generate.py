@@ -18,14 +18,14 @@ SIZE = 256  # test photos and videos: small enough to be quick, large enough for
 
 def _save_untrained(workdir, name, masked_target=False):
     config = get_experiment(name)
-    config.model.masked_target = masked_target
+    config.model.speech2vid.masked_target = masked_target
     workdirs.check_workdir(workdir, config)
-    m = config.model
+    m, s = config.model, config.model.speech2vid
     if m.kind == "deblur":
-        model = DeblurCNN(m.deblur_depth, m.deblur_filters)
+        model = DeblurCNN(m.deblur.depth, m.deblur.filters)
     else:
         model = Speech2Vid(
-            m.num_identity_images, m.width, m.embedding_dim, m.skip_connections, masked_target=m.masked_target
+            m.num_identity_images, m.width, m.embedding_dim, s.skip_connections, masked_target=s.masked_target
         )
     model.save(workdir / "model.keras")
     return workdir

@@ -18,8 +18,8 @@ def preset_root(tmp_path, monkeypatch):
     workdir = tmp_path / "run"
     config = get_experiment("s2v_real_tiny")
     workdirs.check_workdir(workdir, config)
-    m = config.model
-    Speech2Vid(1, m.width, m.embedding_dim, True, False, m.upsampling, m.high_res_skips).save(workdir / "model.keras")
+    m, s = config.model, config.model.speech2vid
+    Speech2Vid(1, m.width, m.embedding_dim, True, False, s.upsampling, s.high_res_skips).save(workdir / "model.keras")
     (workdir / "data.json").write_text(json.dumps({"data_dir": "/nowhere", "data_parameters": {"crop_size": 112}}))
     root = tmp_path / "presets"
     pretrained.save_preset(workdir, root / "tiny_face", "tiny_face", "a tiny test face", "# tiny_face\n")

@@ -3,38 +3,60 @@
 ``get_experiment("s2v")`` returns the paper's setting; every experiment has a
 ``*_tiny`` twin for the tests. ``apply_overrides(config, ["train.epochs=3"])``
 sets any field by its dotted path, with the value parsed as the field's type.
+
+``ModelConfig`` holds what every model kind reads (kind, width, ...) and one
+section per family, which only that family's kinds read: ``model.speech2vid``,
+``model.deblur``, ``model.syncnet``, ``model.tgan``, ``model.glance`` (also
+``lipflow`` and ``lipae``). Runs written before the sections (a flat model
+config) load through ``LEGACY_MODEL_FIELDS``, and ``--override model.NAME``
+takes those old names too.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import json
 import typing
 
 
-@dataclasses.dataclass
-class ModelConfig:
-    kind: str = "speech2vid"  # speech2vid | deblur | syncnet | tgan | glance | lipflow | lipae
-    num_identity_images: int = 1  # 1 or 5 (stacked on channels)
-    width: float = 1.0  # filter-count multiplier
-    embedding_dim: int = 256
+@dataclasses.dataclass(slots=True)
+class Speech2VidConfig:
+    """Speech2Vid (kind ``speech2vid``): the generator's architecture and what it trains against."""
+
     skip_connections: bool = True
     separable: bool = False  # depthwise-separable body convolutions (MobileNet blocks)
     upsampling: str = "transpose"  # decoder: transpose (the paper) | resize (resize + conv: no checkerboard)
     high_res_skips: bool = False  # also the identity encoder's 56 and 28 px maps into the decoder (sharper faces)
-    full_res_skip: bool = False  # speech2vid: a 112 px decoder stage fed the faces' own pixels (needs skip_connections)
-    masked_target: bool = False  # speech2vid: also the target frame, lower half masked (Wav2Lip): keeps its pose
-    deblur_depth: int = 10
-    deblur_filters: int = 64
+    full_res_skip: bool = False  # a 112 px decoder stage fed the faces' own pixels (needs skip_connections)
+    masked_target: bool = False  # also the target frame, lower half masked (Wav2Lip): keeps its pose
     identity_weights: str | None = None  # optional VGG-Face-style weights for the identity encoder
-    init_from: str | None = None  # a trained workdir (or preset) of the same model whose weights start this run
     sync_model: str | None = None  # the frozen sync expert (workdir or preset) of train.sync_weight
-    sync_max_shift: int = 5  # syncnet: audio offsets -K..K frames contrasted with each video window
-    sync_crop: str = "lower_half"  # syncnet: lower_half (SyncNet, Wav2Lip) | mouth (align.lip_box)
-    sync_dropout: float = 0.0  # syncnet: dropout before the video embedding
-    sync_centered: bool = False  # syncnet: each window minus its mean (frames: motion; MFCC: cepstral mean norm.)
-    # Temporal GAN (kind "tgan"); embedding_dim is the per-window audio code.
+
+
+@dataclasses.dataclass(slots=True)
+class DeblurConfig:
+    """The deblurring CNN (kind ``deblur``): VDSR-style, ``depth`` convolutions of ``filters``."""
+
+    depth: int = 10
+    filters: int = 64
+
+
+@dataclasses.dataclass(slots=True)
+class SyncNetConfig:
+    """The sync expert (kind ``syncnet``)."""
+
+    max_shift: int = 5  # audio offsets -K..K frames contrasted with each video window
+    crop: str = "lower_half"  # lower_half (SyncNet, Wav2Lip) | mouth (align.lip_box)
+    dropout: float = 0.0  # dropout before the video embedding
+    centered: bool = False  # each window minus its mean (frames: motion; MFCC: cepstral mean norm.)
+
+
+@dataclasses.dataclass(slots=True)
+class TemporalGANConfig:
+    """The temporal GAN (kind ``tgan``); ``ModelConfig.embedding_dim`` is its per-window audio code."""
+
     audio_input: str = "pcm"  # pcm: raw 0.16 s windows | mfcc: Speech2Vid's 12 x 35 MFCC windows
     identity_dim: int = 50
     context_dim: int = 256  # 2-layer GRU over the audio codes
@@ -44,15 +66,78 @@ class ModelConfig:
     plain_convs: bool = False  # decoder: a plain convolution after each skip (the MFCC variant)
     frame_discriminator: str = "strided"  # strided (6 convolutions) | pooled (4 conv + pool, 2 fully connected)
     sequence_pooling: str = "last_state"  # last_state | pyramid (1-D spatial pyramid pooling: any length)
-    # Lips at a glance (kind "glance"; its pretrained helpers "lipflow" and "lipae").
+
+
+@dataclasses.dataclass(slots=True)
+class GlanceConfig:
+    """Lips at a glance (kind ``glance``) and its pretrained helpers (kinds ``lipflow`` and ``lipae``)."""
+
     window_frames: int = 16  # lip frames generated at once (0.64 s); inference blends windows overlapping by half
-    glance_skips: bool = True  # identity-encoder skips into the 3-D decoder at 16 and 32 px
+    skips: bool = True  # identity-encoder skips into the 3-D decoder at 16 and 32 px
     correlation: str = "derivative"  # audio-visual correlation loss: derivative | plain (no derivatives) | none
     motion: str = "flow"  # what the correlation loss and the discriminator's third stream see: flow | difference
     discriminator_streams: str = "audio,video,flow"  # "audio,video": the two-stream ablation
     correlation_dim: int = 64  # phi_s and phi_v output features
     flow_model: str | None = None  # trained lipflow workdir; None: trained first into <workdir>/flow
     perceptual_model: str | None = None  # trained lipae workdir; None: trained first into <workdir>/perceptual
+
+
+@dataclasses.dataclass(slots=True)
+class ModelConfig:
+    """What every kind shares, then one section per model family (each kind reads its own).
+
+    Slotted, as its sections are: setting a field that is not there (an old flat name, a typo) is an
+    AttributeError instead of a silent no-op.
+    """
+
+    kind: str = "speech2vid"  # speech2vid | deblur | syncnet | tgan | glance | lipflow | lipae
+    num_identity_images: int = 1  # identity faces stacked on channels: 1, or 5 (Speech2Vid only)
+    width: float = 1.0  # filter-count multiplier
+    embedding_dim: int = 256  # the audio (and, for syncnet, the joint) embedding
+    init_from: str | None = None  # a trained workdir (or preset) of the same model whose weights start this run
+    speech2vid: Speech2VidConfig = dataclasses.field(default_factory=Speech2VidConfig)
+    deblur: DeblurConfig = dataclasses.field(default_factory=DeblurConfig)
+    syncnet: SyncNetConfig = dataclasses.field(default_factory=SyncNetConfig)
+    tgan: TemporalGANConfig = dataclasses.field(default_factory=TemporalGANConfig)
+    glance: GlanceConfig = dataclasses.field(default_factory=GlanceConfig)
+
+
+# The flat model config of runs trained before the sections (their config.json, the presets' and
+# --override model.NAME): old name -> its path under ``model``. ``ExperimentConfig.from_dict`` and
+# ``apply_overrides`` read the old names through this table.
+LEGACY_MODEL_FIELDS = {
+    "skip_connections": "speech2vid.skip_connections",
+    "separable": "speech2vid.separable",
+    "upsampling": "speech2vid.upsampling",
+    "high_res_skips": "speech2vid.high_res_skips",
+    "full_res_skip": "speech2vid.full_res_skip",
+    "masked_target": "speech2vid.masked_target",
+    "identity_weights": "speech2vid.identity_weights",
+    "sync_model": "speech2vid.sync_model",
+    "deblur_depth": "deblur.depth",
+    "deblur_filters": "deblur.filters",
+    "sync_max_shift": "syncnet.max_shift",
+    "sync_crop": "syncnet.crop",
+    "sync_dropout": "syncnet.dropout",
+    "sync_centered": "syncnet.centered",
+    "audio_input": "tgan.audio_input",
+    "identity_dim": "tgan.identity_dim",
+    "context_dim": "tgan.context_dim",
+    "noise_dim": "tgan.noise_dim",
+    "noise_layers": "tgan.noise_layers",
+    "noise_std": "tgan.noise_std",
+    "plain_convs": "tgan.plain_convs",
+    "frame_discriminator": "tgan.frame_discriminator",
+    "sequence_pooling": "tgan.sequence_pooling",
+    "window_frames": "glance.window_frames",
+    "glance_skips": "glance.skips",
+    "correlation": "glance.correlation",
+    "motion": "glance.motion",
+    "discriminator_streams": "glance.discriminator_streams",
+    "correlation_dim": "glance.correlation_dim",
+    "flow_model": "glance.flow_model",
+    "perceptual_model": "glance.perceptual_model",
+}
 
 
 @dataclasses.dataclass
@@ -126,12 +211,36 @@ class ExperimentConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> ExperimentConfig:
+        """The config of ``to_dict``, or of a ``config.json`` written before the model sections (its flat model
+        fields moved by ``LEGACY_MODEL_FIELDS``); fields it lacks take their defaults, unknown ones are a
+        TypeError."""
         return cls(
             name=values["name"],
-            model=ModelConfig(**values["model"]),
-            data=DataConfig(**values["data"]),
-            train=TrainConfig(**values["train"]),
+            model=_build(ModelConfig, sectioned_model(values["model"])),
+            data=_build(DataConfig, values["data"]),
+            train=_build(TrainConfig, values["train"]),
         )
+
+
+def sectioned_model(values: dict) -> dict:
+    """A model config dict with the old flat names (``LEGACY_MODEL_FIELDS``) moved into their sections."""
+    values = {key: dict(value) if isinstance(value, dict) else value for key, value in values.items()}
+    for old, path in LEGACY_MODEL_FIELDS.items():
+        if old in values:
+            section, field = path.split(".")
+            given = values.setdefault(section, {})
+            if not isinstance(given, dict) or field in given:
+                raise ValueError(f"model.{old} and model.{path} both given")
+            given[field] = values.pop(old)
+    return values
+
+
+def _build(cls, values: dict):
+    """``cls`` from a dict, its dataclass fields (the model's sections) built from theirs."""
+    if not isinstance(values, dict):
+        raise TypeError(f"{cls.__name__}: a dict of fields, not {values!r}")
+    hints = typing.get_type_hints(cls)
+    return cls(**{k: _build(hints[k], v) if dataclasses.is_dataclass(hints.get(k)) else v for k, v in values.items()})
 
 
 # --- Registry -------------------------------------------------------------------------------
@@ -164,11 +273,11 @@ def _tiny(config: ExperimentConfig) -> ExperimentConfig:
     config = copy.deepcopy(config)
     config.model.width = 0.125
     config.model.embedding_dim = 32
-    config.model.identity_dim = 16
-    config.model.context_dim = 32
-    config.model.noise_dim = 4
-    config.model.deblur_depth = 4
-    config.model.deblur_filters = 8
+    config.model.tgan.identity_dim = 16
+    config.model.tgan.context_dim = 32
+    config.model.tgan.noise_dim = 4
+    config.model.deblur.depth = 4
+    config.model.deblur.filters = 8
     config.data.batch_size = 4
     config.data.samples_per_segment = 4
     config.data.shuffle_buffer = 64
@@ -180,10 +289,10 @@ def _tiny(config: ExperimentConfig) -> ExperimentConfig:
     config.train.validation_steps = 2
     config.train.image_grid_size = 2
     if config.model.kind == "tgan":
-        config.data.sequence_lengths = "4,8" if config.model.sequence_pooling == "pyramid" else "8"
+        config.data.sequence_lengths = "4,8" if config.model.tgan.sequence_pooling == "pyramid" else "8"
     if config.model.kind in GLANCE_KINDS:
-        config.model.window_frames = 8
-        config.model.correlation_dim = 8
+        config.model.glance.window_frames = 8
+        config.model.glance.correlation_dim = 8
         config.train.pretrain_epochs = 1
     return config
 
@@ -205,7 +314,7 @@ def s2v_5img() -> ExperimentConfig:
 def s2v_noskip() -> ExperimentConfig:
     """The paper's ablation without identity skip connections."""
     config = s2v()
-    config.model.skip_connections = False
+    config.model.speech2vid.skip_connections = False
     return config
 
 
@@ -260,7 +369,7 @@ def s2v_mobile() -> ExperimentConfig:
     save 0.005 GFLOP).
     """
     config = s2v()
-    config.model.separable = True
+    config.model.speech2vid.separable = True
     config.model.width = 0.5
     return config
 
@@ -271,24 +380,24 @@ def s2v_real() -> ExperimentConfig:
 
     Each change is one field, so each has its ablation (``--override``):
 
-    * ``model.upsampling=resize``: resize + 3 x 3 convolutions, no transposed-convolution checkerboard;
-    * ``model.high_res_skips``: the identity face's 56 and 28 px maps reach the decoder, so skin,
+    * ``model.speech2vid.upsampling=resize``: resize + 3 x 3 convolutions, no transposed-convolution checkerboard;
+    * ``model.speech2vid.high_res_skips``: the identity face's 56 and 28 px maps reach the decoder, so skin,
       teeth and edges come from the face instead of being drawn from a 14 x 14 map;
     * ``train.mouth_weight`` and ``train.ssim_weight``: the loss looks hardest at the mouth box
       and rewards its edges, where plain L1 settles on a blurred average mouth;
-    * ``model.masked_target`` (Wav2Lip, LipGAN): the frame being made, its lower half masked,
+    * ``model.speech2vid.masked_target`` (Wav2Lip, LipGAN): the frame being made, its lower half masked,
       joins the identity face, so pose, light and background are the frame's own and the
       model's whole job is the mouth (without it, the generated face keeps the still's pose
       while the real head moves);
-    * ``model.full_res_skip``: a 112 px decoder stage that sees the faces' own pixels, where the decoder
+    * ``model.speech2vid.full_res_skip``: a 112 px decoder stage that sees the faces' own pixels, where the decoder
       otherwise ends on a 56 px map upsampled (on the 13 held-out speakers after phase 1, mouth-opening
       correlation 0.215 -> 0.326, LMD 1.63 -> 1.43 px);
     * Adam 3e-4 with a cosine decay, at half width.
     """
     config = s2v()
-    m, d, t = config.model, config.data, config.train
-    m.width, m.embedding_dim, m.upsampling, m.high_res_skips = 0.5, 256, "resize", True
-    m.masked_target, m.full_res_skip = True, True
+    m, s, d, t = config.model, config.model.speech2vid, config.data, config.train
+    m.width, m.embedding_dim, s.upsampling, s.high_res_skips = 0.5, 256, "resize", True
+    s.masked_target, s.full_res_skip = True, True
     d.batch_size, d.validation_samples_per_segment = 16, 16
     t.optimizer, t.learning_rate, t.lr_schedule = "adam", 3e-4, "cosine"
     t.mouth_weight, t.ssim_weight = 4.0, 1.0
@@ -312,7 +421,7 @@ def s2v_real_sync() -> ExperimentConfig:
     """
     config = s2v_real()
     m, d, t = config.model, config.data, config.train
-    m.sync_model = "syncnet_real"
+    m.speech2vid.sync_model = "syncnet_real"
     t.sync_weight = 0.5
     t.learning_rate, d.batch_size, t.epochs = 1e-4, 8, 12
     return config
@@ -336,7 +445,7 @@ def s2v_mobile_real() -> ExperimentConfig:
     """``s2v_real`` for phones: the same recipe with depthwise-separable body convolutions (``s2v_mobile``'s
     blocks), a fifth of the per-frame FLOPs (0.18 against 1.21 GFLOP for the frame generator)."""
     config = s2v_real()
-    config.model.separable = True
+    config.model.speech2vid.separable = True
     return config
 
 
@@ -371,7 +480,7 @@ def syncnet_real() -> ExperimentConfig:
     before the embedding; a cosine-decayed learning rate.
     """
     config = syncnet()
-    config.model.sync_crop, config.model.sync_dropout = "mouth", 0.3
+    config.model.syncnet.crop, config.model.syncnet.dropout = "mouth", 0.3
     config.data.augment_geometry, config.data.validation_samples_per_segment = 0.08, 32
     config.train.lr_schedule, config.train.epochs, config.train.early_stopping_patience = "cosine", 120, 0
     return config
@@ -388,9 +497,9 @@ def tgan() -> ExperimentConfig:
     any multiple of 16.
     """
     config = s2v()
-    m, t = config.model, config.train
-    m.kind, m.audio_input, m.embedding_dim = "tgan", "pcm", 256
-    m.frame_discriminator, m.sequence_pooling = "strided", "last_state"
+    m, g, t = config.model, config.model.tgan, config.train
+    m.kind, g.audio_input, m.embedding_dim = "tgan", "pcm", 256
+    g.frame_discriminator, g.sequence_pooling = "strided", "last_state"
     config.data.batch_size = 16
     config.data.samples_per_segment = 4
     config.data.shuffle_buffer = 256
@@ -409,9 +518,9 @@ def tgan_mfcc_spp() -> ExperimentConfig:
     sequences of several lengths. Generator Adam 2e-3, discriminators 2e-5.
     """
     config = tgan()
-    m, t = config.model, config.train
-    m.audio_input, m.noise_layers, m.plain_convs = "mfcc", 2, True
-    m.frame_discriminator, m.sequence_pooling = "pooled", "pyramid"
+    g, t = config.model.tgan, config.train
+    g.audio_input, g.noise_layers, g.plain_convs = "mfcc", 2, True
+    g.frame_discriminator, g.sequence_pooling = "pooled", "pyramid"
     config.data.sequence_lengths = "8,16,24"
     t.learning_rate, t.d_frame_learning_rate, t.d_sequence_learning_rate = 2e-3, 2e-5, 2e-5
     t.learning_rate_drop_epoch = 0
@@ -422,7 +531,7 @@ def _cpu_sized(config: ExperimentConfig, sequence_lengths: str) -> ExperimentCon
     """Quarter width, short sequences, a few hundred steps: trains on 2 CPU cores in about 20 minutes."""
     config.model.width = 0.25
     config.model.embedding_dim = 128
-    config.model.context_dim = 128
+    config.model.tgan.context_dim = 128
     config.data.batch_size = 8
     config.data.sequence_lengths = sequence_lengths
     config.train.epochs = 8
@@ -447,7 +556,7 @@ def glance() -> ExperimentConfig:
     discriminator, mismatched audio as a third pair kind, lambda_p = lambda_u
     = 0.5); Adam 2e-4, beta_1 0.5, weight decay 4e-4. The flow network and
     the perceptual autoencoder are trained first (``lipflow``, ``lipae``) unless
-    ``model.flow_model`` / ``model.perceptual_model`` name trained workdirs.
+    ``model.glance.flow_model`` / ``model.glance.perceptual_model`` name trained workdirs.
     """
     config = s2v()
     m, t = config.model, config.train
@@ -465,19 +574,19 @@ def _glance_ablation(**changes):
 
     def build() -> ExperimentConfig:
         config = glance()
-        for key, value in changes.items():
-            section, field = key.split("__")
-            setattr(getattr(config, section), field, value)
+        for key, value in changes.items():  # section__field: a config path, as --override spells it with dots
+            *sections, field = field_path(key.replace("__", "."))
+            setattr(functools.reduce(getattr, sections, config), field, value)
         return config
 
     return build
 
 
 GLANCE_ABLATIONS = {
-    "glance_no_corr": {"model__correlation": "none"},
-    "glance_plain_corr": {"model__correlation": "plain"},
-    "glance_two_stream": {"model__discriminator_streams": "audio,video"},
-    "glance_framediff": {"model__motion": "difference"},
+    "glance_no_corr": {"model__glance__correlation": "none"},
+    "glance_plain_corr": {"model__glance__correlation": "plain"},
+    "glance_two_stream": {"model__glance__discriminator_streams": "audio,video"},
+    "glance_framediff": {"model__glance__motion": "difference"},
     "glance_no_perc": {"train__perceptual_weight": 0.0},
     "glance_no_pix": {"train__pixel_weight": 0.0},
     "glance_no_gan": {"train__adversarial_weight": 0.0},
@@ -505,7 +614,7 @@ register("lipae")(_pretraining("lipae"))  # the perceptual loss's autoencoder: r
 def _glance_cpu_sized(config: ExperimentConfig) -> ExperimentConfig:
     """Quarter width, batch 8, a few hundred steps: trains on 2 CPU cores in about 15 minutes."""
     config.model.width = 0.25
-    config.model.correlation_dim = 32
+    config.model.glance.correlation_dim = 32
     config.data.batch_size = 8
     config.train.epochs = 8
     config.train.steps_per_epoch = 40
@@ -561,14 +670,24 @@ def _parse(value: str, annotation):
     return text
 
 
+def field_path(key: str) -> list[str]:
+    """The parts of a dotted config path; an old flat model name (``model.full_res_skip``) those of its section's
+    field (``model.speech2vid.full_res_skip``, ``LEGACY_MODEL_FIELDS``)."""
+    parts = key.strip().split(".")
+    if len(parts) == 2 and parts[0] == "model" and parts[1] in LEGACY_MODEL_FIELDS:
+        return ["model", *LEGACY_MODEL_FIELDS[parts[1]].split(".")]
+    return parts
+
+
 def apply_overrides(config: ExperimentConfig, overrides) -> ExperimentConfig:
-    """Set fields from ``section.field=value`` strings (e.g. ``train.epochs=3``)."""
+    """Set fields from ``section.field=value`` strings (``train.epochs=3``, ``model.speech2vid.separable=true``;
+    the old flat model names too: ``model.separable=true``)."""
     config = copy.deepcopy(config)
     for override in overrides or []:
         if "=" not in override:
             raise ValueError(f"override {override!r} is not key=value")
         key, value = override.split("=", 1)
-        parts = key.strip().split(".")
+        parts = field_path(key)
         target = config
         for part in parts[:-1]:
             if not dataclasses.is_dataclass(target) or not hasattr(target, part):

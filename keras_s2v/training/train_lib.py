@@ -8,6 +8,7 @@ writes, and how other commands read it, is ``keras_s2v.workdirs``.
 from __future__ import annotations
 
 import json
+import operator
 from pathlib import Path
 
 from keras_s2v.configs.experiments import ExperimentConfig
@@ -42,7 +43,7 @@ def pretrained_workdirs(config: ExperimentConfig, data_dir, workdir, log=print) 
     ``{}`` for a task without helpers."""
     found = {}
     for role, (field, helper) in get_task(config.model.kind).pretrained_helpers(config).items():
-        given = getattr(config.model, field)
+        given = operator.attrgetter(field)(config.model)
         if given:
             if not (Path(given) / MODEL_FILE).exists():
                 raise FileNotFoundError(f"{given}: model.{field} has no trained {MODEL_FILE}")
@@ -87,20 +88,16 @@ def check_inputs(config: ExperimentConfig, data_dir) -> dict:
     record = {"data_dir": ",".join(folders), "data_parameters": prepared.data_parameters(folders)}
     for split in dict.fromkeys((config.data.train_split, config.data.validation_split)):
         pipeline.shard_files(data_dir, split)
-    m = config.model
-    task = get_task(m.kind)
+    task = get_task(config.model.kind)
     if config.train.optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {config.train.optimizer!r} ({', '.join(OPTIMIZERS)})")
     if config.train.lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"unknown lr_schedule {config.train.lr_schedule!r} ({', '.join(LR_SCHEDULES)})")
-    if config.model.upsampling not in ("transpose", "resize"):
-        raise ValueError(f"unknown model.upsampling {config.model.upsampling!r} (transpose, resize)")
     from keras_s2v import pretrained as presets
 
-    for field in ("init_from", "sync_model"):
-        given = getattr(m, field)
-        if given and not (Path(presets.resolve(given)) / MODEL_FILE).exists():
-            raise FileNotFoundError(f"{given}: model.{field} is neither a trained workdir nor a preset")
+    given = config.model.init_from
+    if given and not (Path(presets.resolve(given)) / MODEL_FILE).exists():
+        raise FileNotFoundError(f"{given}: model.init_from is neither a trained workdir nor a preset")
     task.check_inputs(config)
     return record
 

@@ -15,7 +15,7 @@ from keras_s2v.data import audio, media
 from keras_s2v.signature_names import ON_DEVICE_SIGNATURES
 from keras_s2v.training import train_lib
 
-SHORT = ["train.epochs=1", "train.steps_per_epoch=3", "train.validation_steps=1", "model.masked_target=true"]
+SHORT = ["train.epochs=1", "train.steps_per_epoch=3", "train.validation_steps=1", "model.speech2vid.masked_target=true"]
 FORMATS = ("saved_model", "tflite_float32", "tflite_float16", "tflite_int8", "onnx")
 IMAGE = {"shape": [-1, 112, 112, 3], "dtype": "uint8"}
 
@@ -53,7 +53,7 @@ def test_export_takes_the_target_and_passes_parity(exported):
     int8_chain = next(r for r in rows if r["format"] == "tflite_int8" and r["check"].startswith("chain"))
     assert int8_chain["metric"] == "psnr_db" and int8_chain["value"] >= 30
     metadata = json.loads((out / "metadata.json").read_text())
-    assert metadata["masked_target"] is True and metadata["model_config"]["masked_target"] is True
+    assert metadata["masked_target"] is True and metadata["model_config"]["speech2vid"]["masked_target"] is True
     assert metadata["signatures"]["identity_features"]["inputs"] == {"target": IMAGE, "faces": IMAGE}
     assert sorted(metadata["signatures"]["serving_default"]["inputs"]) == ["faces", "pcm", "target"]
     assert sorted(metadata["signatures"]["generate_frame_pcm"]["inputs"]) == ["identity", "pcm", "skip_14", "skip_6"]

@@ -216,7 +216,7 @@ def test_checkpoint_of_another_tgan_is_refused(workdir, tmp_path):
     other = tmp_path / "other"
     shutil.copytree(workdir, other, ignore=shutil.ignore_patterns("backup", "checkpoints", "logs", "samples"))
     config = json.loads((other / "config.json").read_text())
-    config["model"]["noise_dim"] = 8
+    config["model"]["tgan"]["noise_dim"] = 8
     (other / "config.json").write_text(json.dumps(config))
     with pytest.raises(ExportError, match="checkpoint of another experiment.*noise_dim"):
         export_model(other, tmp_path / "out")

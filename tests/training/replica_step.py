@@ -38,7 +38,7 @@ for name in sys.argv[1:2] or ["s2v_tiny"]:
     config.train.optimizer = "sgd"
     config.train.learning_rate = 0.5  # a large step so a wrong scaling shows
     config.train.d_frame_learning_rate = config.train.d_sequence_learning_rate = 0.5
-    config.model.noise_std = 0.0
+    config.model.tgan.noise_std = 0.0
     keras.utils.set_random_seed(0)
     initial = train_lib.build_trainable(config).get_weights()
     rng = np.random.default_rng(0)
@@ -49,7 +49,7 @@ for name in sys.argv[1:2] or ["s2v_tiny"]:
         batch = (
             {
                 "faces": rng.random((8, 112, 112, 3), dtype=np.float32),
-                "audio": (0.1 * rng.normal(size=(8, steps, *window_shape(config.model.audio_input)))).astype(
+                "audio": (0.1 * rng.normal(size=(8, steps, *window_shape(config.model.tgan.audio_input)))).astype(
                     np.float32
                 ),
             },

@@ -93,7 +93,7 @@ def test_train_step_moves_every_player_and_leaves_the_frozen_networks(trainer):
 
 
 def test_missing_pretrained_workdir_is_named(tmp_path):
-    config = apply_overrides(get_experiment("glance_tiny"), [f"model.flow_model={tmp_path / 'nowhere'}"])
+    config = apply_overrides(get_experiment("glance_tiny"), [f"model.glance.flow_model={tmp_path / 'nowhere'}"])
     with pytest.raises(FileNotFoundError, match="nowhere.*flow_model"):
         train_lib.pretrained_workdirs(config, tmp_path / "data", tmp_path / "work", log=lambda _: None)
 

@@ -40,7 +40,7 @@ def test_a_step_moves_the_generator_and_leaves_the_expert(expert, synth_shards, 
         experiments.get_experiment("s2v_real_tiny"),
         [
             "train.sync_weight=0.5",
-            f"model.sync_model={expert}",
+            f"model.speech2vid.sync_model={expert}",
             "train.epochs=1",
             "train.steps_per_epoch=2",
             "train.validation_steps=1",
@@ -63,7 +63,7 @@ def test_a_step_moves_the_generator_and_leaves_the_expert(expert, synth_shards, 
 
 def test_sync_weight_without_an_expert_is_refused_before_the_workdir(synth_shards, tmp_path):
     config = experiments.apply_overrides(experiments.get_experiment("s2v_real_tiny"), ["train.sync_weight=0.5"])
-    with pytest.raises(ValueError, match="model.sync_model"):
+    with pytest.raises(ValueError, match="model.speech2vid.sync_model"):
         train_lib.train(config, synth_shards, tmp_path / "run")
     assert not (tmp_path / "run").exists()
 
@@ -73,7 +73,7 @@ def test_the_mouth_discriminator_trains_on_its_own_tape(expert, synth_shards):
         experiments.get_experiment("s2v_real_tiny"),
         [
             "train.sync_weight=0.5",
-            f"model.sync_model={expert}",
+            f"model.speech2vid.sync_model={expert}",
             "train.mouth_adversarial_weight=0.1",
             "train.steps_per_epoch=1",
             "train.validation_steps=1",

@@ -50,8 +50,8 @@ def test_only_generators_draw_an_image_grid_and_only_glance_has_helpers():
     helpers = {kind: tasks.get_task(kind).pretrained_helpers(get_experiment(TINY[kind])) for kind in MODEL_KINDS}
     assert {kind for kind, found in helpers.items() if found} == {"glance"}
     assert {role: (field, helper.model.kind) for role, (field, helper) in helpers["glance"].items()} == {
-        "flow": ("flow_model", "lipflow"),
-        "perceptual": ("perceptual_model", "lipae"),
+        "flow": ("glance.flow_model", "lipflow"),
+        "perceptual": ("glance.perceptual_model", "lipae"),
     }
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from keras_s2v import workdirs
-from keras_s2v.configs.experiments import apply_overrides, get_experiment
+from keras_s2v.configs.experiments import LEGACY_MODEL_FIELDS, apply_overrides, get_experiment
 from keras_s2v.data import pipeline
 from keras_s2v.training import train_lib
 
@@ -156,15 +156,26 @@ def test_workdir_of_another_config_is_refused(tmp_path):
     config = get_experiment("s2v_tiny")
     workdirs.check_workdir(tmp_path, config)
     workdirs.check_workdir(tmp_path, config)  # same config: fine (resume)
-    other = apply_overrides(config, ["model.skip_connections=false", "train.epochs=7"])
-    with pytest.raises(workdirs.WorkdirMismatch, match=r"model.skip_connections, train.epochs"):
+    other = apply_overrides(config, ["model.speech2vid.skip_connections=false", "train.epochs=7"])
+    with pytest.raises(workdirs.WorkdirMismatch, match=r"model.speech2vid.skip_connections, train.epochs"):
         workdirs.check_workdir(tmp_path, other)
     assert json.loads((tmp_path / "config.json").read_text()) == json.loads(config.to_json())  # untouched
     # A run started before a config field existed resumes: the new field takes its default.
     older = json.loads(config.to_json())
-    del older["model"]["separable"]
+    del older["model"]["speech2vid"]["separable"]
     (tmp_path / "config.json").write_text(json.dumps(older))
     workdirs.check_workdir(tmp_path, config)
+    # So does one written before the model sections (a flat model config), which stays as it was written.
+    flat = json.loads(config.to_json())
+    sections = {k: flat["model"].pop(k) for k in list(flat["model"]) if isinstance(flat["model"][k], dict)}
+    for old, path in LEGACY_MODEL_FIELDS.items():
+        section, field = path.split(".")
+        flat["model"][old] = sections[section][field]
+    (tmp_path / "config.json").write_text(json.dumps(flat))
+    workdirs.check_workdir(tmp_path, config)
+    assert json.loads((tmp_path / "config.json").read_text()) == flat
+    with pytest.raises(workdirs.WorkdirMismatch, match=r"model.speech2vid.skip_connections, train.epochs"):
+        workdirs.check_workdir(tmp_path, other)
 
 
 @pytest.mark.parametrize("data", ["typo", "good,typo", "no_validation"])

@@ -21,7 +21,9 @@ from keras_s2v.configs.experiments import ExperimentConfig
 from keras_s2v.training.optimizers import make_optimizer
 
 _TASKS: dict[str, type] = {}
-SYNC_WEIGHT_NEEDS = "train.sync_weight needs a one-image Speech2Vid and model.sync_model (a trained sync expert)"
+SYNC_WEIGHT_NEEDS = (
+    "train.sync_weight needs a one-image Speech2Vid and model.speech2vid.sync_model (a trained sync expert)"
+)
 
 
 class Task:
@@ -39,7 +41,8 @@ class Task:
 
     def pretrained_helpers(self, config: ExperimentConfig) -> dict:
         """``{role: (model config field, the helper's experiment config)}``: frozen models trained first into
-        ``<workdir>/<role>`` unless the field names a trained workdir (``train_lib.pretrained_workdirs``)."""
+        ``<workdir>/<role>`` unless the field (a dotted path under ``model``, e.g. ``glance.flow_model``) names a
+        trained workdir (``train_lib.pretrained_workdirs``)."""
         return {}
 
     def build_model(self, config: ExperimentConfig):

@@ -11,7 +11,7 @@ class DeblurTask(Task):
     def build_model(self, config: ExperimentConfig):
         from keras_s2v.models.deblur import DeblurCNN
 
-        return DeblurCNN(config.model.deblur_depth, config.model.deblur_filters)
+        return DeblurCNN(config.model.deblur.depth, config.model.deblur.filters)
 
     def datasets(self, config: ExperimentConfig, data_dir, global_batch: int):
         from keras_s2v.data import pipeline

@@ -1,7 +1,7 @@
 """Lips at a glance (kind ``glance``, Chen et al. 2018) and its two frozen helpers, each a kind of its own:
 the lip flow network (``lipflow``) and the perceptual loss's autoencoder (``lipae``), trained first into
-``<workdir>/flow`` and ``<workdir>/perceptual`` unless ``model.flow_model`` / ``model.perceptual_model``
-name trained workdirs (``training.glance``)."""
+``<workdir>/flow`` and ``<workdir>/perceptual`` unless ``model.glance.flow_model`` /
+``model.glance.perceptual_model`` name trained workdirs (``training.glance``)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from keras_s2v.training.optimizers import make_optimizer
 from keras_s2v.training.tasks.base import Task, compile_reconstruction, register_task, splits
 from keras_s2v.workdirs import MODEL_FILE, load_trained_model
 
-# A glance model's helpers: role -> (their model kind, the model config field that may name a trained one).
+# A glance model's helpers: role -> (their model kind, the model.glance field that may name a trained one).
 PRETRAINED = {"flow": ("lipflow", "flow_model"), "perceptual": ("lipae", "perceptual_model")}
 
 
@@ -32,16 +32,16 @@ def glance_trainer(config: ExperimentConfig, generator, flow_net, perceptual_enc
     from keras_s2v.models.lip_motion import AudioDerivativeEncoder, MotionEncoder, ThreeStreamDiscriminator
     from keras_s2v.training.glance import GlanceTrainer
 
-    m, t = config.model, config.train
-    motion_channels = 2 if m.motion == "flow" else 3
+    width, g, t = config.model.width, config.model.glance, config.train
+    motion_channels = 2 if g.motion == "flow" else 3
     discriminator = ThreeStreamDiscriminator(
-        m.window_frames, width=m.width, motion_channels=motion_channels, streams=m.discriminator_streams
+        g.window_frames, width=width, motion_channels=motion_channels, streams=g.discriminator_streams
     )
     audio_encoder = motion_encoder = None
-    if m.correlation != "none":
-        channels = motion_channels if m.correlation == "derivative" else 3  # plain: the frames themselves
-        audio_encoder = AudioDerivativeEncoder(m.window_frames, width=m.width, feature_dim=m.correlation_dim)
-        motion_encoder = MotionEncoder(channels=channels, width=m.width, feature_dim=m.correlation_dim)
+    if g.correlation != "none":
+        channels = motion_channels if g.correlation == "derivative" else 3  # plain: the frames themselves
+        audio_encoder = AudioDerivativeEncoder(g.window_frames, width=width, feature_dim=g.correlation_dim)
+        motion_encoder = MotionEncoder(channels=channels, width=width, feature_dim=g.correlation_dim)
     return GlanceTrainer(
         generator,
         discriminator,
@@ -49,15 +49,15 @@ def glance_trainer(config: ExperimentConfig, generator, flow_net, perceptual_enc
         perceptual_encoder,
         audio_encoder,
         motion_encoder,
-        m.correlation,
-        m.motion,
+        g.correlation,
+        g.motion,
         seed=t.seed,
     )
 
 
 class _LipClips(Task):
-    """The three kinds' data: lip clips of ``model.window_frames`` with their log-mel (``pipeline.glance_dataset``),
-    mapped by ``pairs`` into a helper's (input, target) pairs."""
+    """The three kinds' data: lip clips of ``model.glance.window_frames`` with their log-mel
+    (``pipeline.glance_dataset``), mapped by ``pairs`` into a helper's (input, target) pairs."""
 
     def pairs(self):
         """A function ``(inputs, clips) -> (x, y)`` mapped over the examples, or None: the clips as they come."""
@@ -67,7 +67,7 @@ class _LipClips(Task):
         from keras_s2v.data import pipeline
 
         d = config.data
-        common = {"frames": config.model.window_frames, "min_identity_gap": d.min_identity_gap}
+        common = {"frames": config.model.glance.window_frames, "min_identity_gap": d.min_identity_gap}
         train_split, validation_split = splits(config)
         train = pipeline.glance_dataset(data_dir, d.train_split, global_batch, **train_split, **common)
         val = pipeline.glance_dataset(data_dir, d.validation_split, global_batch, **validation_split, **common)
@@ -82,22 +82,24 @@ class GlanceTask(_LipClips):
     def check_inputs(self, config: ExperimentConfig) -> None:
         super().check_inputs(config)
         for _kind, field in PRETRAINED.values():
-            given = getattr(config.model, field)
+            given = getattr(config.model.glance, field)
             if given and not (Path(given) / MODEL_FILE).exists():
-                raise FileNotFoundError(f"{given}: model.{field} has no trained {MODEL_FILE}")
+                raise FileNotFoundError(f"{given}: model.glance.{field} has no trained {MODEL_FILE}")
 
     def pretrained_helpers(self, config: ExperimentConfig) -> dict:
-        return {role: (field, pretraining_config(config, kind)) for role, (kind, field) in PRETRAINED.items()}
+        return {
+            role: (f"glance.{field}", pretraining_config(config, kind)) for role, (kind, field) in PRETRAINED.items()
+        }
 
     def build_model(self, config: ExperimentConfig):
         from keras_s2v.models.glance import GlanceGenerator
 
-        m = config.model
-        return GlanceGenerator(frames=m.window_frames, width=m.width, skips=m.glance_skips)
+        g = config.model.glance
+        return GlanceGenerator(frames=g.window_frames, width=config.model.width, skips=g.skips)
 
     def build_trainable(self, config: ExperimentConfig, model, pretrained: dict):
-        m = config.model
-        needs_flow = m.motion == "flow" and (m.correlation == "derivative" or "flow" in m.discriminator_streams)
+        g = config.model.glance
+        needs_flow = g.motion == "flow" and (g.correlation == "derivative" or "flow" in g.discriminator_streams)
         flow_net = load_trained_model(pretrained["flow"]) if needs_flow else None
         perceptual = load_trained_model(pretrained["perceptual"]).encoder if config.train.perceptual_weight else None
         return glance_trainer(config, model, flow_net, perceptual)

@@ -16,7 +16,7 @@ from keras_s2v.training.tasks.base import (
     register_task,
     splits,
 )
-from keras_s2v.workdirs import load_trained_model
+from keras_s2v.workdirs import MODEL_FILE, load_trained_model
 
 
 def windowed(config: ExperimentConfig) -> bool:
@@ -27,29 +27,37 @@ def windowed(config: ExperimentConfig) -> bool:
 @register_task("speech2vid")
 class Speech2VidTask(Task):
     def check_inputs(self, config: ExperimentConfig) -> None:
-        m = config.model
-        if m.identity_weights and not Path(m.identity_weights).exists():
-            raise FileNotFoundError(f"{m.identity_weights}: identity encoder weights not found")
-        if config.train.sync_weight and (not m.sync_model or m.num_identity_images != 1):
+        from keras_s2v import pretrained as presets
+
+        s = config.model.speech2vid
+        if s.upsampling not in ("transpose", "resize"):
+            raise ValueError(f"unknown model.speech2vid.upsampling {s.upsampling!r} (transpose, resize)")
+        if s.identity_weights and not Path(s.identity_weights).exists():
+            raise FileNotFoundError(f"{s.identity_weights}: identity encoder weights not found")
+        if s.sync_model and not (Path(presets.resolve(s.sync_model)) / MODEL_FILE).exists():
+            raise FileNotFoundError(
+                f"{s.sync_model}: model.speech2vid.sync_model is neither a trained workdir nor a preset"
+            )
+        if config.train.sync_weight and (not s.sync_model or config.model.num_identity_images != 1):
             raise ValueError(SYNC_WEIGHT_NEEDS)
 
     def build_model(self, config: ExperimentConfig):
         from keras_s2v.models.speech2vid import Speech2Vid
 
-        m = config.model
+        m, s = config.model, config.model.speech2vid
         model = Speech2Vid(
             m.num_identity_images,
             m.width,
             m.embedding_dim,
-            m.skip_connections,
-            m.separable,
-            m.upsampling,
-            m.high_res_skips,
-            m.masked_target,
-            m.full_res_skip,
+            s.skip_connections,
+            s.separable,
+            s.upsampling,
+            s.high_res_skips,
+            s.masked_target,
+            s.full_res_skip,
         )
-        if m.identity_weights:
-            path = Path(m.identity_weights)
+        if s.identity_weights:
+            path = Path(s.identity_weights)
             if not path.exists():
                 raise FileNotFoundError(f"{path}: identity encoder weights not found")
             model.identity_encoder.load_weights(str(path))
@@ -71,7 +79,8 @@ class Speech2VidTask(Task):
             discriminator = FrameDiscriminator(
                 lip_box(IMAGE_SIZE)[2], config.model.width, "strided", name="mouth_discriminator"
             )
-        expert = load_trained_model(presets.resolve(config.model.sync_model)) if config.train.sync_weight else None
+        sync_model = config.model.speech2vid.sync_model
+        expert = load_trained_model(presets.resolve(sync_model)) if config.train.sync_weight else None
         return LipSyncTrainer(model, expert, discriminator)
 
     def datasets(self, config: ExperimentConfig, data_dir, global_batch: int):
@@ -90,7 +99,7 @@ class Speech2VidTask(Task):
         common = {
             "num_identity_images": config.model.num_identity_images,
             "min_identity_gap": d.min_identity_gap,
-            "masked_target": config.model.masked_target,
+            "masked_target": config.model.speech2vid.masked_target,
         }
         return (
             pipeline.speech2vid_dataset(data_dir, d.train_split, global_batch, **train_split, **common),

@@ -14,21 +14,21 @@ class SyncNetTask(Task):
     def build_model(self, config: ExperimentConfig):
         from keras_s2v.models.syncnet import SyncNet
 
-        m = config.model
+        m, s = config.model, config.model.syncnet
         return SyncNet(
             width=m.width,
             embedding_dim=m.embedding_dim,
-            max_shift=m.sync_max_shift,
-            crop=m.sync_crop,
-            dropout=m.sync_dropout,
-            centered=m.sync_centered,
+            max_shift=s.max_shift,
+            crop=s.crop,
+            dropout=s.dropout,
+            centered=s.centered,
         )
 
     def datasets(self, config: ExperimentConfig, data_dir, global_batch: int):
         from keras_s2v.data import pipeline
 
         d, seed = config.data, config.train.seed
-        k, crop = config.model.sync_max_shift, config.model.sync_crop
+        k, crop = config.model.syncnet.max_shift, config.model.syncnet.crop
         train = pipeline.syncnet_dataset(
             data_dir,
             d.train_split,

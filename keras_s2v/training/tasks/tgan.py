@@ -15,32 +15,32 @@ class TemporalGANTask(Task):
         from keras_s2v.models.temporal_gan import window_shape
 
         super().check_inputs(config)
-        window_shape(config.model.audio_input)
+        window_shape(config.model.tgan.audio_input)
         pipeline.sequence_lengths(config.data.sequence_lengths)
 
     def build_model(self, config: ExperimentConfig):
         from keras_s2v.models.temporal_gan import TemporalGenerator
 
-        m = config.model
+        m, g = config.model, config.model.tgan
         return TemporalGenerator(
-            m.audio_input,
+            g.audio_input,
             width=m.width,
-            identity_dim=m.identity_dim,
+            identity_dim=g.identity_dim,
             audio_dim=m.embedding_dim,
-            context_dim=m.context_dim,
-            noise_dim=m.noise_dim,
-            noise_layers=m.noise_layers,
-            plain_convs=m.plain_convs,
-            noise_std=m.noise_std,
+            context_dim=g.context_dim,
+            noise_dim=g.noise_dim,
+            noise_layers=g.noise_layers,
+            plain_convs=g.plain_convs,
+            noise_std=g.noise_std,
         )
 
     def build_trainable(self, config: ExperimentConfig, model, pretrained: dict):
         from keras_s2v.models.discriminators import FrameDiscriminator, SequenceDiscriminator
         from keras_s2v.training.gan import TemporalGANTrainer
 
-        m = config.model
-        frame = FrameDiscriminator(model.image_size, m.width, m.frame_discriminator)
-        sequence = SequenceDiscriminator(m.audio_input, model.image_size, m.width, m.context_dim, m.sequence_pooling)
+        width, g = config.model.width, config.model.tgan
+        frame = FrameDiscriminator(model.image_size, width, g.frame_discriminator)
+        sequence = SequenceDiscriminator(g.audio_input, model.image_size, width, g.context_dim, g.sequence_pooling)
         return TemporalGANTrainer(model, frame, sequence, seed=config.train.seed)
 
     def datasets(self, config: ExperimentConfig, data_dir, global_batch: int):
@@ -48,9 +48,13 @@ class TemporalGANTask(Task):
         from keras_s2v.models.temporal_gan import window_shape
 
         d = config.data
-        window_shape(config.model.audio_input)  # an unknown audio_input fails here, not in tf.data
+        window_shape(config.model.tgan.audio_input)  # an unknown audio_input fails here, not in tf.data
         lengths = pipeline.sequence_lengths(d.sequence_lengths)
-        common = {"lengths": lengths, "audio_input": config.model.audio_input, "min_identity_gap": d.min_identity_gap}
+        common = {
+            "lengths": lengths,
+            "audio_input": config.model.tgan.audio_input,
+            "min_identity_gap": d.min_identity_gap,
+        }
         train_split, validation_split = splits(config)
         return (
             pipeline.sequence_dataset(data_dir, d.train_split, global_batch, **train_split, **common),
