@@ -101,6 +101,13 @@ def run_main(body, extra_errors: tuple = (), interrupted: str = "interrupted: no
     return 0
 
 
+def progress_log(quiet: bool):
+    """What a command says while it works (one line each, on stderr, as the progress bar): nothing when ``quiet``."""
+    if quiet:
+        return lambda _: None
+    return lambda line: print(line, file=sys.stderr, flush=True)
+
+
 def run_command(command) -> int:
     """``run_main`` for generate and redub: ``command(FLAGS)`` -> the summary line, printed."""
     logging.set_verbosity(logging.WARNING)

@@ -2,7 +2,9 @@
 
     python -m keras_s2v.generate --face PHOTO [--face PHOTO ...] --audio SPEECH --model MODEL --out OUT.mp4
 
-MODEL is a training workdir, an export folder (SavedModel) or a .tflite file.
+MODEL is a training workdir, an export folder (SavedModel), a .tflite file or a preset
+name; a preset runs on its int8 TFLite model when that passes its parity check against
+Keras (built once into the preset cache), else on Keras (--backend chooses).
 By default the generated lower face is blended back into the whole photo
 (--blend pyramid, the default, or poisson: cv2.seamlessClone, slower);
 --crop writes the aligned 112 x 112 face only. Any audio ffmpeg reads
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 from absl import app, flags
 
+from export import presets
 from keras_s2v import cli, paste
 
 _FACE = flags.DEFINE_multi_string("face", [], "Photo of the face (repeat 5 times for a 5-image model).")
@@ -28,6 +31,7 @@ _FACE_INDEX = flags.DEFINE_integer(
 flags.DEFINE_alias("face-index", "face_index")
 cli.define_common_flags()
 _BLEND = flags.DEFINE_enum("blend", paste.DEFAULT_BLEND, paste.BLENDS, paste.BLEND_HELP)
+_BACKEND = flags.DEFINE_enum("backend", presets.DEFAULT_BACKEND, presets.BACKENDS, presets.BACKEND_HELP)
 cli.check_flags("fps", above=0, at_most=120)  # more is a typo: each frame needs its own 0.35 s window
 cli.check_flags("face_index", at_least=0)
 
@@ -38,11 +42,16 @@ def main(argv):
     def command(f):
         from keras_s2v import inference  # inside: Ctrl-C during TensorFlow's import is reported like any other
 
-        return inference.format_summary(
+        # The output is refused before a preset's TFLite form is built (minutes, once), not after.
+        inference.check_output(
+            f.out, f.overwrite, [*[*(("--face", p) for p in f.face), ("--audio", f.audio)], ("--model", f.model)]
+        )
+        model, note = presets.choose_model(f.model, f.backend, log=cli.progress_log(f.quiet))
+        summary = inference.format_summary(
             inference.generate_video(
                 f.face,
                 f.audio,
-                f.model,
+                model,
                 f.out,
                 deblur=f.deblur,
                 no_deblur=f.no_deblur,
@@ -55,6 +64,7 @@ def main(argv):
                 blend=f.blend,
             )
         )
+        return summary if note is None else f"{summary}\n{note}"
 
     return cli.run_command(command)
 

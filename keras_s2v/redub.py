@@ -1,8 +1,11 @@
 """Re-dub a video with new speech: the face's lower half regenerated in sync, everything else kept.
 
     python -m keras_s2v.redub --video VIDEO --audio SPEECH --model MODEL --out OUT.mp4 [--audio_fit loop|trim|pad]
-        [--blend pyramid|poisson]
+        [--blend pyramid|poisson] [--backend auto|keras|tflite_int8|tflite_float16]
 
+MODEL is a training workdir, an export folder (SavedModel), a .tflite file or a preset
+name; a preset runs on its int8 TFLite model when that passes its parity check against
+Keras (built once into the preset cache), else on Keras (--backend chooses).
 Identity stills are sampled from the video itself (spread in time); the face
 is followed from frame to frame (landmarks refitted, detected again every 10
 frames or when lost, the alignment smoothed; --notrack_faces detects it on
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 from absl import app, flags
 
+from export import presets
 from keras_s2v import cli, paste
 
 _VIDEO = flags.DEFINE_string("video", None, "Video whose face is re-dubbed.", required=True)
@@ -32,6 +36,7 @@ _AUDIO_FIT = flags.DEFINE_enum(
 flags.DEFINE_alias("audio-fit", "audio_fit")
 cli.define_common_flags()
 _BLEND = flags.DEFINE_enum("blend", paste.DEFAULT_BLEND, paste.BLENDS, paste.BLEND_HELP)
+_BACKEND = flags.DEFINE_enum("backend", presets.DEFAULT_BACKEND, presets.BACKENDS, presets.BACKEND_HELP)
 _TRACK_FACES = flags.DEFINE_bool(
     "track_faces",
     True,
@@ -47,11 +52,14 @@ def main(argv):
     def command(f):
         from keras_s2v import inference  # inside: Ctrl-C during TensorFlow's import is reported like any other
 
-        return inference.format_summary(
+        # The output is refused before a preset's TFLite form is built (minutes, once), not after.
+        inference.check_output(f.out, f.overwrite, [("--video", f.video), ("--audio", f.audio), ("--model", f.model)])
+        model, note = presets.choose_model(f.model, f.backend, log=cli.progress_log(f.quiet))
+        summary = inference.format_summary(
             inference.redub_video(
                 f.video,
                 f.audio,
-                f.model,
+                model,
                 f.out,
                 audio_fit=f.audio_fit,
                 deblur=f.deblur,
@@ -64,6 +72,7 @@ def main(argv):
                 track_faces=f.track_faces,
             )
         )
+        return summary if note is None else f"{summary}\n{note}"
 
     return cli.run_command(command)
 

@@ -14,6 +14,11 @@ into a training-workdir-like folder (``config.json``, ``data.json``, float32 ``m
 into a cache (``$KERAS_S2V_CACHE``, default ``~/.cache/keras_s2v``) and checked against the SHA-256, so
 the rest of the code loads presets exactly as it loads what ``train`` wrote. Nothing is downloaded.
 
+A preset's other forms (its TFLite models, ``FORMS``) are built from those weights by the export
+(``export.presets``, called by the commands) into ``<built folder>.forms/<form>/``, an export
+folder whose ``parity.json`` says it matched Keras; ``built_form`` finds one, ``form_failure`` says
+why one was refused. This layer only names the places: it never converts.
+
 ``python -m keras_s2v.pretrained`` lists them: ``name<TAB>family<TAB>summary``.
 """
 
@@ -33,6 +38,11 @@ WEIGHTS_FILE = "weights.npz"
 MODEL_FILE = "model.json"
 CARD_FILE = "card.md"
 FAMILIES = ("speech2vid", "syncnet", "tgan", "glance")
+GENERATOR_FAMILIES = ("speech2vid", "tgan", "glance")
+# A preset generator's forms: the Keras model, and the TFLite models the export builds from its weights.
+FORMS = ("keras", "tflite_float16", "tflite_int8")
+FORMS_DIR = "forms"  # <name>-<sha>.forms/<form>/: an export folder per form
+FAILED_SUFFIX = ".failed.json"
 _FAMILY_OF_KIND = {"speech2vid": "speech2vid", "syncnet": "syncnet", "tgan": "tgan", "glance": "glance"}
 
 
@@ -68,6 +78,41 @@ def resolve(value):
     return value if preset is None else materialize(preset)
 
 
+def built_dir(preset: dict) -> Path:
+    """Where ``materialize`` builds ``preset`` (one folder per weights' SHA-256)."""
+    return cache_dir() / f"{preset['name']}-{preset['sha256'][:12]}"
+
+
+def form_dir(preset: dict, form: str) -> Path:
+    """The export folder of ``preset``'s ``form`` (``tflite_int8``, ...) in the cache, built or not."""
+    if form not in FORMS[1:]:
+        raise PresetError(f"preset {preset['name']}: no form {form!r} (choose from {', '.join(FORMS)})")
+    built = built_dir(preset)  # beside the built folder, not in it: an export never writes inside its input
+    return built.with_name(f"{built.name}.{FORMS_DIR}") / form
+
+
+def built_form(preset: dict, form: str) -> Path | None:
+    """The ``.tflite`` file of ``preset``'s ``form`` when it was built and passed its parity check, else None."""
+    folder = form_dir(preset, form)
+    try:
+        report = json.loads((folder / "parity.json").read_text())
+        files = json.loads((folder / "metadata.json").read_text())["files"]
+    except (OSError, ValueError, KeyError):
+        return None
+    path = folder / files.get(form, "")
+    rows = report.get("rows") or []
+    return path if path.is_file() and rows and all(r.get("ok") for r in rows) else None
+
+
+def form_failure(preset: dict, form: str) -> str | None:
+    """Why ``preset``'s ``form`` was refused when it was last built (its parity failures), else None."""
+    marker = form_dir(preset, form).with_name(form + FAILED_SUFFIX)
+    try:
+        return json.loads(marker.read_text())["reason"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -83,7 +128,7 @@ def cache_dir() -> Path:
 def materialize(preset: dict) -> Path:
     """The preset as a workdir-like folder (float32 ``model.keras``), built once per weights' SHA-256."""
     source = Path(preset["path"])
-    target = cache_dir() / f"{preset['name']}-{preset['sha256'][:12]}"
+    target = built_dir(preset)
     if (target / "model.keras").exists():
         return target
     weights = source / WEIGHTS_FILE
