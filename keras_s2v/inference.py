@@ -11,6 +11,9 @@ The library behind ``python -m keras_s2v.generate`` and ``python -m keras_s2v.re
    ``blend="pyramid"`` or ``"poisson"``), or keep the aligned crop with ``crop=True``;
 5. stream the frames into ffmpeg, which muxes the audio from its file.
 
+The stages overlap: reading (decode, the face), generating, blending and
+encoding run in threads joined by small bounded queues (``Pipeline``), each
+stage in order, so the frames are those of the serial loop (``threads=False``).
 Audio is decoded in chunks and video frame by frame, so memory does not grow
 with the length of either. Every stage is timed (``Stages``) for the summary
 and ``benchmarks/generate_bench.py``.
@@ -297,6 +300,128 @@ def video_targets(path, info: media.MediaInfo, follower: FaceFollower, stages: S
             return
 
 
+class Pipeline:
+    """Stages in threads joined by bounded queues, items kept in order; the first error stops them all.
+
+    ``source`` runs an iterable in a thread, ``map`` a function of each item
+    (returning the items for the next stage) in another, ``results`` yields the
+    last queue's items in the calling thread. Each stage is one thread, so
+    every stage sees its items in the order the serial loop would, and a
+    stage's state (the blender's placement, a streaming model's GRU states)
+    is touched by one thread only. The work that matters releases the GIL
+    (ffmpeg's pipes, OpenCV, LiteRT, TensorFlow), so the stages overlap on
+    several cores. An exception in any stage stops the others (a stage
+    blocked on a full or empty queue notices within ``POLL`` s) and is raised
+    by ``results`` as it was, with its traceback; so is Ctrl-C in the caller
+    after ``close``. Memory: at most ``maxsize`` items wait per queue, plus
+    the one each stage holds.
+    """
+
+    POLL = 0.05
+
+    def __init__(self):
+        import threading
+
+        self._stop = threading.Event()
+        self._threads = []
+        self.error: BaseException | None = None
+
+    def _fail(self, error: BaseException) -> None:
+        if self.error is None:
+            self.error = error
+        self._stop.set()
+
+    def _put(self, channel, item) -> bool:
+        import queue
+
+        while not self._stop.is_set():
+            try:
+                channel.put(item, timeout=self.POLL)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def _get(self, channel):
+        import queue
+
+        while not self._stop.is_set():
+            try:
+                return channel.get(timeout=self.POLL)
+            except queue.Empty:
+                pass
+        return _STOPPED
+
+    def _start(self, name: str, body, maxsize: int):
+        import queue
+        import threading
+
+        channel = queue.Queue(maxsize)
+
+        def run():
+            try:
+                body(channel)
+            except BaseException as error:  # noqa: BLE001 - handed to the caller's thread by results()
+                self._fail(error)
+
+        thread = threading.Thread(target=run, name=f"keras_s2v-{name}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+        return channel
+
+    def source(self, name: str, items: Iterable, maxsize: int):
+        """A queue of ``items``, produced by a thread of its own."""
+
+        def body(channel):
+            iterator = iter(items)
+            try:
+                for item in iterator:
+                    if not self._put(channel, item):
+                        return
+                self._put(channel, _DONE)
+            finally:
+                close = getattr(iterator, "close", None)  # a generator's files and ffmpeg processes
+                if close is not None:
+                    close()
+
+        return self._start(name, body, maxsize)
+
+    def map(self, name: str, upstream, function, maxsize: int):
+        """A queue of ``function(item)``'s outputs (an iterable each) for every item of ``upstream``."""
+
+        def body(channel):
+            while (item := self._get(upstream)) is not _STOPPED and item is not _DONE:
+                for output in function(item):
+                    if not self._put(channel, output):
+                        return
+            if item is _DONE:
+                self._put(channel, _DONE)
+
+        return self._start(name, body, maxsize)
+
+    def results(self, channel) -> Iterator:
+        """The items of ``channel`` in this thread; the first error of any stage raised here."""
+        while True:
+            item = self._get(channel)
+            if self.error is not None:
+                raise self.error
+            if item is _DONE:
+                return
+            if item is _STOPPED:
+                raise RuntimeError("pipeline stopped")
+            yield item
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop every stage and wait for its thread (each finishes the call it is in)."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout)
+
+
+_DONE, _STOPPED = object(), object()
+PIPELINE_BATCHES = 1  # generator batches waiting between the reading, generating and blending threads
+
+
 def render(
     backend,
     identity,
@@ -313,6 +438,7 @@ def render(
     total: int | None = None,
     progress: bool = True,
     blend: str = DEFAULT_BLEND,
+    threads: bool = True,
 ) -> dict:
     """Generate one face per (target, window) pair and write the video; returns counts.
 
@@ -320,6 +446,12 @@ def render(
     targets giving them one row per target (a ``masked_target`` model re-dubbing
     a video). Ends when either iterable does: that sets the output's length, and
     the muxed ``audio`` (a file) is cut or padded with silence to it.
+
+    ``threads`` (the default): the stages overlap in a ``Pipeline``: reading (decode
+    and the face), generating (identity, generator, deblur), blending, and
+    encoding in this thread (ffmpeg encodes in its own process); the frames are
+    the serial loop's, in the same order. False: one after the other in this thread.
+    Stage times are each stage's own busy time either way.
     """
     from tqdm import tqdm
 
@@ -332,33 +464,54 @@ def render(
         raise ValueError("nothing to generate: the audio or the video holds no frame")
     height, width = (IMAGE_SIZE, IMAGE_SIZE) if crop else first[0].frame.shape[:2]
     without_face = 0
+
+    def generate(batch):
+        batch_targets, batch_windows = zip(*batch)
+        if callable(identity):
+            with stages.time("identity"):
+                rows = identity(batch_targets)
+        with stages.time("generate"):
+            faces = np.asarray(
+                backend.generate_frame_pcm(rows if callable(identity) else identity, np.stack(batch_windows))
+            )
+        if deblur is not None:
+            with stages.time("deblur"):
+                faces = deblur(faces)
+        return [(batch_targets, frame_loop.to_uint8(faces))]
+
+    def paste(item):
+        nonlocal without_face
+        frames = []
+        for target, face in zip(*item):
+            if crop:
+                frame = face
+            elif target.transform is None:
+                frame, without_face = target.frame, without_face + 1
+            else:
+                with stages.time("blend"):
+                    frame = blender.paste(target.frame, face, target.transform, target.landmarks_crop)
+            frames.append(frame)
+        return frames
+
+    batches = _batched(itertools.chain([first], pairs), batch_size)
     bar = tqdm(total=total, unit="frame", disable=not progress, dynamic_ncols=True)
-    with media.VideoWriter(out, width, height, fps, audio=audio, overwrite=overwrite) as writer:
-        for batch in _batched(itertools.chain([first], pairs), batch_size):
-            batch_targets, batch_windows = zip(*batch)
-            if callable(identity):
-                with stages.time("identity"):
-                    rows = identity(batch_targets)
-            with stages.time("generate"):
-                faces = np.asarray(
-                    backend.generate_frame_pcm(rows if callable(identity) else identity, np.stack(batch_windows))
-                )
-            if deblur is not None:
-                with stages.time("deblur"):
-                    faces = deblur(faces)
-            faces = frame_loop.to_uint8(faces)
-            for target, face in zip(batch_targets, faces):
-                if crop:
-                    frame = face
-                elif target.transform is None:
-                    frame, without_face = target.frame, without_face + 1
-                else:
-                    with stages.time("blend"):
-                        frame = blender.paste(target.frame, face, target.transform, target.landmarks_crop)
+    pipeline = Pipeline() if threads else None
+    try:
+        with media.VideoWriter(out, width, height, fps, audio=audio, overwrite=overwrite) as writer:
+            if pipeline is not None:
+                read = pipeline.source("read", batches, PIPELINE_BATCHES)
+                generated = pipeline.map("generate", read, generate, PIPELINE_BATCHES)
+                frames = pipeline.results(pipeline.map("blend", generated, paste, batch_size))
+            else:
+                frames = (frame for batch in batches for item in generate(batch) for frame in paste(item))
+            for frame in frames:
                 with stages.time("encode"):
                     writer.write(frame)
-            bar.update(len(batch))
-        closing = time.perf_counter()
+                bar.update(1)
+            closing = time.perf_counter()
+    finally:
+        if pipeline is not None:
+            pipeline.close()
     stages.seconds["encode"] += time.perf_counter() - closing  # ffmpeg finishing the file
     bar.close()
     return {"frames": writer.frames_written, "frames_without_face": without_face, "width": width, "height": height}
@@ -430,11 +583,13 @@ def generate_video(
     progress: bool = True,
     analyzer=None,
     blend: str = DEFAULT_BLEND,
+    threads: bool = True,
 ) -> dict:
     """A talking-face video of the photo(s) speaking ``audio_path``; returns a summary.
 
     The first photo is the video's background; each photo gives one aligned
     identity face. Output length: the audio's, rounded up to a whole frame.
+    ``threads``: overlap the stages (``render``); False runs them one after another.
     """
     from keras_s2v.data.face import FaceAnalyzer
 
@@ -482,6 +637,7 @@ def generate_video(
         total,
         progress,
         blend,
+        threads,
     )
     return _summary(
         result,
@@ -512,6 +668,7 @@ def redub_video(
     analyzer=None,
     blend: str = DEFAULT_BLEND,
     track_faces: bool = True,
+    threads: bool = True,
 ) -> dict:
     """``video_path`` re-dubbed with ``audio_path``, at its own resolution and frame rate; returns a summary.
 
@@ -521,6 +678,7 @@ def redub_video(
       ``pad``   as long as the video: the audio is padded with silence (closed mouth), or cut.
     track_faces: follow the face with ``FaceFollower``'s tracker (landmarks refitted from frame to frame,
     detected again every 10 frames or when lost, smoothed); False detects it on every frame.
+    threads: overlap decoding, the face, generating, blending and encoding (``render``); False: one after another.
     """
     from keras_s2v.data.face import FaceAnalyzer
 
@@ -574,6 +732,7 @@ def redub_video(
         total,
         progress,
         blend,
+        threads,
     )
     return _summary(
         result,

@@ -449,3 +449,79 @@ def test_a_face_photo_declaring_too_many_pixels_is_refused(files, tmp_path):
         inference.generate_video(
             [tmp_path / "huge.png"], files / "speech.wav", files / "model", tmp_path / "a.mp4", progress=False
         )
+
+
+def _written_frames(monkeypatch) -> list:
+    """Every frame handed to ffmpeg, captured as it is written."""
+    frames, original = [], media.VideoWriter.write
+
+    def write(self, frame):
+        frames.append(np.array(frame, copy=True))
+        original(self, frame)
+
+    monkeypatch.setattr(media.VideoWriter, "write", write)
+    return frames
+
+
+def _pipeline_threads() -> list:
+    import threading
+
+    return [t.name for t in threading.enumerate() if t.name.startswith("keras_s2v-")]
+
+
+@pytest.mark.parametrize("command", ["redub", "generate"])
+def test_the_threaded_pipeline_writes_exactly_the_serial_frames(files, tmp_path, monkeypatch, command):
+    # A masked model (identity per frame), a clip with a moving face and faceless frames, batches across the cut.
+    written = {}
+    for threads in (False, True):
+        frames = _written_frames(monkeypatch)
+        if command == "redub":
+            summary = inference.redub_video(
+                files / "clip.mp4", files / "speech.wav", files / "masked", tmp_path / f"{threads}.mp4",
+                batch_size=7, progress=False, threads=threads,
+            )  # fmt: skip
+            assert summary["frames_without_face"] == 6
+        else:
+            summary = inference.generate_video(
+                [files / "face.png"], files / "speech.wav", files / "model", tmp_path / f"{threads}.mp4",
+                batch_size=7, progress=False, threads=threads,
+            )  # fmt: skip
+        written[threads] = frames
+        assert summary["frames"] == len(frames) > 30
+        monkeypatch.undo()
+    assert all(np.array_equal(a, b) for a, b in zip(written[False], written[True], strict=True))
+    assert _pipeline_threads() == []
+
+
+def _fail_at(monkeypatch, owner, name, error, at: int):
+    calls, original = [], getattr(owner, name)
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == at:
+            raise error
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, failing)
+
+
+@pytest.mark.parametrize("stage", ["read", "generate", "blend", "encode"])
+def test_an_error_in_any_stage_is_raised_as_it_was_and_leaves_no_output(files, tmp_path, monkeypatch, stage):
+    from keras_s2v.paste import FaceBlender
+
+    error = media.MediaError(files / "clip.mp4", f"broken in the {stage} stage")
+    owner, name = {
+        "read": (inference.FaceFollower, "push"),
+        "generate": (backends.KerasGenerator, "generate_frame_pcm"),
+        "blend": (FaceBlender, "paste"),
+        "encode": (media.VideoWriter, "write"),
+    }[stage]
+    _fail_at(monkeypatch, owner, name, error, at=2 if stage == "generate" else 12)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(media.MediaError, match=f"clip.mp4: broken in the {stage} stage"):
+        inference.redub_video(
+            files / "clip.mp4", files / "speech.wav", files / "model", out / "r.mp4", batch_size=5, progress=False
+        )
+    assert list(out.iterdir()) == []  # no partial file, under its name or any other
+    assert _pipeline_threads() == []
