@@ -3,6 +3,7 @@ former way in the same run.
 
     .venv/bin/python benchmarks/realtime_bench.py [--model s2v_real] [--parts blend,faces,end_to_end]
         [--strip ../runs/blend_strip.png] [--seconds 10] [--redub clips/hdtf_aoc.mp4,...] [--repeats 1]
+        [--ways serial_keras,serial_int8,threads_int8]
 
 blend: on frames of real clips and a still (../shared/media) with faces the model
 made for them (a masked-target model sees each frame), ``--blend poisson``
@@ -27,9 +28,15 @@ of its error against the known path (the shake alone).
 
 end_to_end: ``inference.generate_video`` on ``--still`` and
 ``inference.redub_video`` on each ``--redub`` clip, ``--seconds`` of
-``--speech``: the former way (``--blend poisson``, and ``--notrack_faces`` for
-redub) and the new default, one after the other in this process: frames/s end
-to end (model loading included, as the commands do) and per stage.
+``--speech``, each of ``--ways`` in turn in this process (the first is the
+baseline of the ratios): ``serial_keras`` (the stages one after another, the
+preset's Keras model: main before the pipeline), ``serial_int8`` (the preset's
+int8 TFLite model, built into the preset cache first if needed),
+``threads_int8`` (the default: stages overlapped in threads, int8), and
+``former`` (``--blend poisson``, ``--notrack_faces`` for redub, serial, Keras):
+frames/s end to end (model loading included, as the commands do) and each
+stage's busy seconds (with threads they overlap, so they add up to more than
+the wall time).
 
 Other processes on the machine slow every figure; the ratios, measured in the
 same run, are what to compare. Media from ``$KERAS_S2V_MEDIA`` (default
@@ -285,46 +292,55 @@ def _known_path(args, analyzer) -> None:
         print(f"    up to {fastest:.1f} px a frame: {'; '.join(cells)} px RMS")
 
 
+# End-to-end ways: (label, model form, options). "former" is the way before issue 19's blend and tracker.
+WAYS = {
+    "former": ("Poisson, detect every frame, serial, Keras", "keras", {"blend": "poisson", "threads": False}),
+    "serial_keras": ("serial, Keras (main before this change)", "keras", {"threads": False}),
+    "serial_int8": ("serial, int8 TFLite", "tflite_int8", {"threads": False}),
+    "threads_int8": ("threads, int8 TFLite (the default)", "tflite_int8", {}),
+}
+
+
 def end_to_end_bench(args, wav: Path, tmp: Path) -> None:
-    runs = [("generate", args.still, {"blend": "poisson"}, {})]
-    runs += [("redub", clip, {"blend": "poisson", "track_faces": False}, {}) for clip in args.redub]
+    from export import presets
+
+    models = {"keras": args.model}
+    if any(WAYS[w][1] == "tflite_int8" for w in args.ways):
+        models["tflite_int8"], note = presets.choose_model(args.model, "tflite_int8", log=print)
+        print(f"  {note}")
+    inputs = [("generate", args.still)] + [("redub", clip) for clip in args.redub]
     print(
-        f"\nend to end, {args.seconds:g} s of speech, model {args.model} (loading included): former way "
-        "(--blend poisson; redub also --notrack_faces) vs the default"
+        f"\nend to end, {args.seconds:g} s of speech, model {args.model} (loading included, as the commands do); "
+        f"ratios against {WAYS[args.ways[0]][0]}"
     )
-    for kind, source, old_options, new_options in runs:
+    for kind, source in inputs:
         summaries = {}
         for _ in range(args.repeats):
-            for key, options in (("old", old_options), ("new", new_options)):
-                out = tmp / f"{kind}_{key}.mp4"
-                if kind == "generate":
-                    summary = inference.generate_video(
-                        [MEDIA / source], wav, args.model, out, progress=False, overwrite=True, **options
-                    )
-                else:
-                    summary = inference.redub_video(
-                        MEDIA / source, wav, args.model, out, progress=False, overwrite=True, **options
-                    )
-                best = summaries.get(key)
+            for way in args.ways:
+                _, form, options = WAYS[way]
+                options = dict(options)
+                if way == "former" and kind == "redub":
+                    options["track_faces"] = False
+                out = tmp / f"{kind}_{way}.mp4"
+                run = inference.generate_video if kind == "generate" else inference.redub_video
+                first = [MEDIA / source] if kind == "generate" else MEDIA / source
+                summary = run(first, wav, models[form], out, progress=False, overwrite=True, **options)
+                best = summaries.get(way)
                 if best is None or summary["frames_per_second"] > best["frames_per_second"]:
-                    summaries[key] = summary
-        old, new = summaries["old"], summaries["new"]
-        print(
-            f"  {kind} {Path(source).name} {new['width']}x{new['height']}, {new['frames']} frames: "
-            f"{old['frames_per_second']:.1f} -> {new['frames_per_second']:.1f} frames/s "
-            f"({new['frames_per_second'] / old['frames_per_second']:.2f}x)"
-        )
-        for stage in inference.STAGES:
-            a, b = old["stages"][stage], new["stages"][stage]
-            if a["seconds"] or b["seconds"]:
-                print(
-                    f"    {stage:<9} {a['seconds']:>6.2f} s {a['frames_per_second'] or 0:>7.0f}/s -> "
-                    f"{b['seconds']:>6.2f} s {b['frames_per_second'] or 0:>7.0f}/s"
-                )
-        other = [s["seconds"] - sum(v["seconds"] for v in s["stages"].values()) for s in (old, new)]
-        print(f"    {'other':<9} {other[0]:>6.2f} s {'':>9} -> {other[1]:>6.2f} s   (model loading, setup)")
+                    summaries[way] = summary
+        base = summaries[args.ways[0]]
+        print(f"  {kind} {Path(source).name} {base['width']}x{base['height']}, {base['frames']} frames:")
+        for way in args.ways:
+            summary = summaries[way]
+            busy = ", ".join(f"{k} {v['seconds']:.2f}" for k, v in summary["stages"].items() if v["seconds"])
+            other = summary["seconds"] - sum(v["seconds"] for v in summary["stages"].values())
+            print(
+                f"    {WAYS[way][0]:<45} {summary['frames_per_second']:>6.1f} frames/s "
+                f"({summary['frames_per_second'] / base['frames_per_second']:.2f}x)  {summary['seconds']:.1f} s; "
+                f"stages (s, busy; they overlap with threads): {busy}; outside the stages {other:.2f} s"
+            )
         if kind == "redub":
-            print(f"    faces: {new['faces']}")
+            print(f"    faces: {summaries[args.ways[-1]]['faces']}")
 
 
 def main() -> None:
@@ -341,15 +357,26 @@ def main() -> None:
     parser.add_argument("--face_repeats", type=int, default=2, help="passes per way; the fastest counts")
     parser.add_argument("--path_clip", default="clips/hdtf_aoc.mp4", help="the frame moved along a known path")
     parser.add_argument("--still", default="stills/woman_portrait.jpg", help="photo for generate")
-    parser.add_argument("--redub", default="clips/hdtf_aoc.mp4", help="clips for redub, comma-separated")
+    parser.add_argument(
+        "--redub",
+        default="clips/hdtf_aoc.mp4,clips/ls_woman_outdoor_portrait.mp4",
+        help="clips for redub, comma-separated (default: 512 px and 1080 x 1920)",
+    )
     parser.add_argument("--speech", default=str(MEDIA / "speech" / "english_60s.wav"), help="speech cut or looped")
     parser.add_argument("--seconds", type=float, default=10.0, help="speech for the end-to-end runs")
     parser.add_argument("--repeats", type=int, default=1, help="end-to-end runs of each way; the fastest counts")
+    parser.add_argument(
+        "--ways",
+        default="serial_keras,serial_int8,threads_int8",
+        help=f"end-to-end ways, the first is the baseline: {', '.join(WAYS)}",
+    )
     args = parser.parse_args()
     parts = {p.strip() for p in args.parts.split(",") if p.strip()}
     if unknown := parts - {"blend", "faces", "end_to_end"}:
         parser.error(f"--parts: unknown part(s) {', '.join(sorted(unknown))}")
-    for option in ("blend_sources", "face_clips", "redub"):
+    if unknown := {w.strip() for w in args.ways.split(",")} - set(WAYS) - {""}:
+        parser.error(f"--ways: unknown way(s) {', '.join(sorted(unknown))}")
+    for option in ("blend_sources", "face_clips", "redub", "ways"):
         setattr(args, option, [x.strip() for x in getattr(args, option).split(",") if x.strip()])
     for name in [*args.blend_sources, *args.face_clips, *args.redub, args.still, args.path_clip]:
         if not (MEDIA / name).is_file():
