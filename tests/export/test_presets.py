@@ -15,7 +15,7 @@ from keras_s2v.configs.experiments import apply_overrides, get_experiment
 from keras_s2v.data import media
 from keras_s2v.training import train_lib
 
-SHORT = ["train.epochs=1", "train.steps_per_epoch=3", "train.validation_steps=1", "model.masked_target=true"]
+SHORT = ["train.epochs=1", "train.steps_per_epoch=3", "train.validation_steps=1", "model.speech2vid.masked_target=true"]
 
 
 @pytest.fixture(scope="module")
