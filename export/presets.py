@@ -106,8 +106,9 @@ def build_form(preset: dict, form: str, data_dir=None, log=print) -> Path:
             marker = out.with_name(form + pretrained.FAILED_SUFFIX)
             marker.write_text(json.dumps({"reason": str(error), "failures": error.failures}, indent=1) + "\n")
             raise
-        except FileExistsError:  # another run built it meanwhile
-            pass
+        except (ValueError, FileExistsError):  # the folder exists (ExportError): another run built it meanwhile?
+            if pretrained.built_form(preset, form) is None:
+                raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     built = pretrained.built_form(preset, form)

@@ -81,6 +81,21 @@ def test_auto_builds_the_int8_model_once_into_the_cache_and_it_matches_keras(
     assert parity.psnr_db(b, a) >= 25.0
 
 
+def test_a_form_another_run_built_meanwhile_is_used(preset_env, env, synth_shards, monkeypatch):
+    preset, found = pretrained.find("tiny_talker"), pretrained.built_form
+    presets.choose_model("tiny_talker", data_dir=synth_shards, log=lambda _: None)  # built (or found) here
+    calls = []
+
+    def not_yet_then_found(p, form):  # not built when this run looked, built when its export was refused
+        calls.append(form)
+        return None if len(calls) == 1 else found(p, form)
+
+    monkeypatch.setattr(pretrained, "built_form", not_yet_then_found)
+    assert presets.build_form(preset, "tflite_int8", data_dir=synth_shards, log=lambda _: None) == found(
+        preset, "tflite_int8"
+    )
+
+
 def test_a_form_that_fails_its_parity_check_is_recorded_and_auto_runs_keras(preset_env, env, synth_shards, monkeypatch):
     monkeypatch.setitem(parity.MAX_ABS, "float16", -1.0)  # a tolerance nothing meets
     with pytest.raises(parity.ParityError, match="tflite_float16"):
