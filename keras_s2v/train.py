@@ -1,6 +1,7 @@
 """Train a named experiment on prepared shards.
 
     python -m keras_s2v.train --data SHARDS --workdir DIR --experiment s2v [--override train.epochs=10 ...]
+    TF_CONFIG=... python -m keras_s2v.train ... --strategy multi_worker   # on every machine of the cluster
 
 Running the same command again resumes from the last finished epoch.
 """
@@ -21,6 +22,13 @@ _DATA = flags.DEFINE_string("data", None, "Folder of prepared shards (python -m 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run folder: config, checkpoints, logs, model.keras.", required=True)
 _EXPERIMENT = flags.DEFINE_string("experiment", "s2v", "Named experiment: " + ", ".join(experiments.experiment_names()))
 _OVERRIDE = flags.DEFINE_multi_string("override", [], "Config field override, e.g. train.epochs=3 (repeatable).")
+_STRATEGY = flags.DEFINE_enum(
+    "strategy",
+    "mirrored",
+    ["mirrored", "multi_worker"],
+    "mirrored: this machine's GPUs (or CPU); multi_worker: MultiWorkerMirroredStrategy over the machines in "
+    "TF_CONFIG, the same command on each (README: Training on several machines).",
+)
 
 
 def main(argv):
@@ -34,9 +42,12 @@ def _train() -> str:
     from keras_s2v.training import train_lib
 
     config = experiments.apply_overrides(experiments.get_experiment(_EXPERIMENT.value), _OVERRIDE.value)
-    result = train_lib.train(config, _DATA.value, _WORKDIR.value)
+    result = train_lib.train(config, _DATA.value, _WORKDIR.value, strategy=_STRATEGY.value)
     last = result["epochs"][-1] if result["epochs"] else {}
-    return f"trained {config.name} ({result['replicas']} replica(s)); best model: {result['model']}; " + ", ".join(
+    where = f"{result['replicas']} replica(s)"
+    if result["workers"] > 1:
+        where += f" on {result['workers']} workers" + ("" if result["chief"] else "; the chief wrote the workdir")
+    return f"trained {config.name} ({where}); best model: {result['model']}; " + ", ".join(
         f"{k} {v:.4g}" for k, v in last.items() if k != "epoch"
     )
 

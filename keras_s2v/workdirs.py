@@ -63,8 +63,10 @@ def write_run_file(path: Path, text: str) -> None:
         raise ValueError(f"{path.parent}: cannot write the run folder ({error.strerror or error})") from None
 
 
-def check_workdir(workdir, config: ExperimentConfig) -> None:
-    """Write ``config.json``, or refuse a workdir that holds a run with another config."""
+def check_workdir(workdir, config: ExperimentConfig, write: bool = True) -> None:
+    """Write ``config.json``, or refuse a workdir that holds a run with another config.
+
+    ``write=False``: compare only (a training worker that is not the chief writes nothing here)."""
     workdir = Path(workdir)
     if workdir.exists() and not workdir.is_dir():
         raise ValueError(f"{workdir}: not a folder (--workdir is the run folder, created if missing)")
@@ -82,7 +84,8 @@ def check_workdir(workdir, config: ExperimentConfig) -> None:
                 "use a new --workdir, or delete this one to start again"
             )
         return
-    write_run_file(saved, config.to_json())
+    if write:
+        write_run_file(saved, config.to_json())
 
 
 def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:

@@ -52,7 +52,9 @@ class ImageGrid(keras.callbacks.Callback):
         import cv2
         import tensorflow as tf
 
-        generated, truth = np.asarray(self.model.predict(self.inputs, verbose=0)), np.asarray(self.truth)
+        # Called, not predict()ed: under several workers predict() splits the batch over them and gathers
+        # it back (a collective op, and a dict of inputs it cannot gather); one small batch is local work.
+        generated, truth = np.asarray(self.model(self.inputs, training=False)), np.asarray(self.truth)
         if generated.ndim == 5:  # sequences (B, T, S, S, 3): their middle frames
             generated, truth = generated[:, generated.shape[1] // 2], truth[:, truth.shape[1] // 2]
         if isinstance(self.inputs, dict):
@@ -113,25 +115,34 @@ class EpochCheckpoints(keras.callbacks.Callback):
     removed once a newer checkpoint is written. Only the newest ``keep``
     checkpoints stay (one holds the weights and optimizer slots: 150 MB for
     ``s2v_real``, which trains 150 epochs); the best model is ``model.keras``.
+
+    Several workers (``training.distribute``): every one resumes from ``folder``
+    (the chief's) and writes to ``write_to`` (the chief: ``folder``; the others a
+    temporary folder of their own); ``agree(epoch)`` returns the epoch each worker
+    resumes from, and workers that disagree (one does not see the chief's
+    checkpoints) stop rather than train apart.
     """
 
     _NAME = re.compile(r"epoch_(\d+)\.weights\.h5")
 
-    def __init__(self, folder, legacy_backup=None, log=print, keep: int = 3):
+    def __init__(self, folder, legacy_backup=None, log=print, keep: int = 3, write_to=None, agree=None):
         super().__init__()
         self.folder = Path(folder)
+        self.write_to = Path(write_to) if write_to is not None else self.folder
         self.legacy = Path(legacy_backup) if legacy_backup else None
         self.log = log
         self.keep = keep
+        self.agree = agree
 
-    def candidates(self) -> list[tuple[int, Path]]:
-        """(epoch, weights file) to resume from, newest first; at equal epochs a checkpoint first."""
+    def candidates(self, folder=None) -> list[tuple[int, Path]]:
+        """(epoch, weights file) to resume from, newest first; at equal epochs a checkpoint first.
+        ``folder``: those of another folder (a worker's own), without the legacy backup."""
         found = []
-        for path in self.folder.glob("epoch_*.weights.h5"):
+        for path in Path(folder or self.folder).glob("epoch_*.weights.h5"):
             match = self._NAME.fullmatch(path.name)
             if match:
                 found.append((int(match[1]), path))
-        if self.legacy and (self.legacy / "latest.weights.h5").exists():
+        if folder is None and self.legacy and (self.legacy / "latest.weights.h5").exists():
             try:  # without its metadata the epoch of the weights is unknown: not a candidate
                 epoch = int(json.loads((self.legacy / "training_metadata.json").read_text())["epoch"])
                 found.append((epoch, self.legacy / "latest.weights.h5"))
@@ -140,8 +151,12 @@ class EpochCheckpoints(keras.callbacks.Callback):
         return sorted(found, key=lambda candidate: candidate[0], reverse=True)  # stable: checkpoints first
 
     def on_train_begin(self, logs=None):
-        for partial in self.folder.glob(".*.partial.weights.h5"):  # left by a kill mid-save
+        for partial in self.write_to.glob(".*.partial.weights.h5"):  # left by a kill mid-save
             partial.unlink(missing_ok=True)
+        self._check_agreed(self._resume())
+
+    def _resume(self) -> int:
+        """Load the newest checkpoint that loads -> its epoch (0: none)."""
         problems = []
         for epoch, path in self.candidates():
             try:
@@ -154,11 +169,22 @@ class EpochCheckpoints(keras.callbacks.Callback):
             self.model._initial_epoch = epoch  # what BackupAndRestore sets: fit starts after this epoch
             if problems:
                 self.log(f"resuming from {path} (epoch {epoch})")
-            return
+            return epoch
         if problems:
             raise CheckpointsUnreadable(
                 f"{self.folder.parent}: no checkpoint to resume from loads ("
                 f"{'; '.join(problems)}); use a new --workdir, or delete this one to start again"
+            )
+        return 0
+
+    def _check_agreed(self, epoch: int) -> None:
+        if self.agree is None:
+            return
+        epochs = sorted(set(self.agree(epoch)))
+        if len(epochs) > 1:
+            raise ValueError(
+                f"{self.folder}: the workers would resume from different epochs ({', '.join(map(str, epochs))}); "
+                "every worker must see the chief's checkpoints (one --workdir on a shared filesystem)"
             )
 
     def _load(self, path: Path) -> None:
@@ -168,13 +194,17 @@ class EpochCheckpoints(keras.callbacks.Callback):
         model.load_weights(str(path))
 
     def on_epoch_end(self, epoch, logs=None):
-        self.folder.mkdir(parents=True, exist_ok=True)
-        final = self.folder / f"epoch_{epoch + 1:03d}.weights.h5"
-        partial = self.folder / f".epoch_{epoch + 1:03d}.partial.weights.h5"  # Keras wants the .weights.h5 suffix
+        self.write_to.mkdir(parents=True, exist_ok=True)
+        final = self.write_to / f"epoch_{epoch + 1:03d}.weights.h5"
+        partial = self.write_to / f".epoch_{epoch + 1:03d}.partial.weights.h5"  # Keras wants the .weights.h5 suffix
         self.model.save_weights(str(partial), overwrite=True)
         with open(partial, "rb") as f:  # on disk before the rename makes it the one to resume from
             os.fsync(f.fileno())
         os.replace(partial, final)
+        if self.write_to != self.folder:  # a worker's own copy: the chief keeps the run's
+            for _, old in self.candidates(self.write_to)[self.keep :]:
+                old.unlink(missing_ok=True)
+            return
         if self.legacy and self.legacy.exists():
             shutil.rmtree(self.legacy)  # older than this checkpoint
         for _, old in self.candidates()[self.keep :]:

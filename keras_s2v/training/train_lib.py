@@ -1,4 +1,4 @@
-"""Training: config -> model, data, MirroredStrategy, fit with checkpoints that survive a crash.
+"""Training: config -> model, data, a tf.distribute strategy, fit with checkpoints that survive a crash.
 
 What each model kind builds, reads and compiles is its task's (``training.tasks``, registered by
 ``config.model.kind``); this module drives any task the same way and names no kind. The workdir it
@@ -14,7 +14,7 @@ from pathlib import Path
 from keras_s2v.configs.experiments import ExperimentConfig
 from keras_s2v.training.optimizers import LR_SCHEDULES, OPTIMIZERS
 from keras_s2v.training.tasks import get_task
-from keras_s2v.workdirs import DATA_FILE, MODEL_FILE, check_workdir, load_trained_model, write_run_file
+from keras_s2v.workdirs import CONFIG_FILE, DATA_FILE, MODEL_FILE, check_workdir, load_trained_model, write_run_file
 
 
 def build_model(config: ExperimentConfig):
@@ -37,10 +37,10 @@ def build_trainable(config: ExperimentConfig, pretrained: dict | None = None):
     return task.build_trainable(config, model, pretrained or {})
 
 
-def pretrained_workdirs(config: ExperimentConfig, data_dir, workdir, log=print) -> dict:
+def pretrained_workdirs(config: ExperimentConfig, data_dir, workdir, log=print, strategy=None) -> dict:
     """The frozen helpers the experiment's task trains with (a glance model's flow network and autoencoder):
-    the configured workdirs, or trained first into ``<workdir>/<role>`` (resumed like any run when interrupted).
-    ``{}`` for a task without helpers."""
+    the configured workdirs, or trained first into ``<workdir>/<role>`` (resumed like any run when interrupted,
+    under ``strategy``, the experiment's). ``{}`` for a task without helpers."""
     found = {}
     for role, (field, helper) in get_task(config.model.kind).pretrained_helpers(config).items():
         given = operator.attrgetter(field)(config.model)
@@ -52,7 +52,7 @@ def pretrained_workdirs(config: ExperimentConfig, data_dir, workdir, log=print) 
         path = Path(workdir) / role
         if not (path / MODEL_FILE).exists() or not (path / "history.json").exists() or _unfinished(path, helper):
             log(f"training the {role} network ({helper.model.kind}) into {path}")
-            train(helper, data_dir, path)
+            train(helper, data_dir, path, strategy=strategy)
         found[role] = path
     return found
 
@@ -105,12 +105,18 @@ def check_inputs(config: ExperimentConfig, data_dir) -> dict:
 def train(config: ExperimentConfig, data_dir, workdir, strategy=None, extra_callbacks=()) -> dict:
     """Train an experiment; re-running the same call resumes from the last finished epoch.
 
+    ``strategy``: a ``tf.distribute`` strategy or its name (``distribute.STRATEGIES``, created first
+    thing; default ``mirrored``). Under several workers every worker makes this same call, the chief
+    writes the workdir and the others their own temporary folders (``training.distribute``).
     Returns the history (per-epoch metrics, this invocation's epochs only)
     and where the model was saved. A task with frozen helpers (a glance model)
     first trains those it is not given (``pretrained_workdirs``).
     """
+    from keras_s2v.training import distribute
+
+    if strategy is None or isinstance(strategy, str):
+        strategy = distribute.make_strategy(strategy or "mirrored")  # before any other TensorFlow op
     import keras
-    import tensorflow as tf
 
     from keras_s2v.training.callbacks import EpochCheckpoints, HistoryFile, ImageGrid, SaveBest
     from keras_s2v.training.trainer import shipped_model
@@ -118,45 +124,58 @@ def train(config: ExperimentConfig, data_dir, workdir, strategy=None, extra_call
     workdir = Path(workdir)
     record = check_inputs(config, data_dir)  # first: a mistyped --data must not leave a config that locks the workdir
     task = get_task(config.model.kind)
-    check_workdir(workdir, config)
-    write_run_file(workdir / DATA_FILE, json.dumps(record, indent=1) + "\n")
-    pretrained = pretrained_workdirs(config, data_dir, workdir)
+    chief = distribute.is_chief(strategy)
+    check_workdir(workdir, config, write=chief)
+    if chief:
+        write_run_file(workdir / DATA_FILE, json.dumps(record, indent=1) + "\n")
+    distribute.barrier(strategy)  # the chief's config.json is there for the others
+    distribute.check_shared(workdir, strategy, CONFIG_FILE)
+    pretrained = pretrained_workdirs(config, data_dir, workdir, strategy=strategy)
     keras.utils.set_random_seed(config.train.seed)
-    strategy = strategy or tf.distribute.MirroredStrategy()
-    global_batch = config.data.batch_size * strategy.num_replicas_in_sync
+    global_batch = config.data.batch_size * strategy.num_replicas_in_sync  # all replicas of all workers
     train_ds, val_ds = task.datasets(config, data_dir, global_batch)
-    val_ds = val_ds.take(config.train.validation_steps).cache()
+    train_ds = distribute.sharded(train_ds)
+    val_ds = distribute.sharded(val_ds.take(config.train.validation_steps).cache())
     with strategy.scope():
         model = build_trainable(config, pretrained)
         task.compile(model, config)
 
-    callbacks = [
-        EpochCheckpoints(workdir / "checkpoints", legacy_backup=workdir / "backup"),
-        SaveBest(workdir / MODEL_FILE, shipped_model, monitor="val_loss"),
-        keras.callbacks.TensorBoard(str(workdir / "logs"), write_graph=False),
-        HistoryFile(workdir / "history.json"),
-        *extra_callbacks,
-    ]
-    if config.train.early_stopping_patience > 0:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.train.early_stopping_patience)
+    with distribute.write_dir(workdir, strategy) as out:
+        callbacks = [
+            EpochCheckpoints(
+                workdir / "checkpoints",
+                legacy_backup=workdir / "backup",
+                write_to=out / "checkpoints",
+                agree=lambda epoch: distribute.gather_ints(strategy, epoch),
+            ),
+            SaveBest(out / MODEL_FILE, shipped_model, monitor="val_loss"),
+            keras.callbacks.TensorBoard(str(out / "logs"), write_graph=False),
+            HistoryFile(out / "history.json"),
+            *extra_callbacks,
+        ]
+        if config.train.early_stopping_patience > 0:
+            callbacks.append(
+                keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.train.early_stopping_patience)
+            )
+        callbacks += task.callbacks(config)
+        if task.image_grid:  # generators: identity | generated | truth each epoch
+            grid_batch = next(iter(val_ds.unbatch().batch(config.train.image_grid_size)))
+            callbacks.append(ImageGrid(grid_batch, out / "logs" / "images", out / "samples"))
+        history = model.fit(
+            train_ds,
+            epochs=config.train.epochs,
+            steps_per_epoch=config.train.steps_per_epoch,
+            validation_data=val_ds,
+            callbacks=callbacks,
+            verbose=2,
         )
-    callbacks += task.callbacks(config)
-    if task.image_grid:  # generators: identity | generated | truth each epoch
-        grid_batch = next(iter(val_ds.unbatch().batch(config.train.image_grid_size)))
-        callbacks.append(ImageGrid(grid_batch, workdir / "logs" / "images", workdir / "samples"))
-    history = model.fit(
-        train_ds,
-        epochs=config.train.epochs,
-        steps_per_epoch=config.train.steps_per_epoch,
-        validation_data=val_ds,
-        callbacks=callbacks,
-        verbose=2,
-    )
+    distribute.barrier(strategy)  # the chief's files are whole before any worker reads them (a glance helper's)
     records = json.loads((workdir / "history.json").read_text()) if (workdir / "history.json").exists() else []
     return {
         "history": history.history,
         "epochs": records,
         "model": str(workdir / MODEL_FILE),
         "replicas": strategy.num_replicas_in_sync,
+        "workers": distribute.num_workers(strategy),
+        "chief": chief,
     }

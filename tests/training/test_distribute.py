@@ -1,0 +1,68 @@
+"""training.distribute without a cluster: TF_CONFIG's checks, the single-machine defaults, the CLI's error."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from keras_s2v.training import distribute
+
+ROOT = Path(__file__).resolve().parents[2]
+GOOD = {"cluster": {"worker": ["host1:2222", "host2:2222"]}, "task": {"type": "worker", "index": 1}}
+
+
+def test_a_good_tf_config_names_the_task_and_counts_the_workers():
+    assert distribute.check_tf_config(json.dumps(GOOD)) == {"task": ("worker", 1), "workers": 2}
+    with_chief = {"cluster": {"chief": ["a:1"], "worker": ["b:1", "c:1"]}, "task": {"type": "chief", "index": 0}}
+    assert distribute.check_tf_config(json.dumps(with_chief)) == {"task": ("chief", 0), "workers": 3}
+
+
+@pytest.mark.parametrize(
+    "tf_config, says",
+    [
+        (None, "TF_CONFIG, which is not set"),
+        ("", "TF_CONFIG, which is not set"),
+        ("{cluster: 1}", "TF_CONFIG is not JSON"),
+        (json.dumps({"task": GOOD["task"]}), "has no cluster"),
+        (json.dumps({**GOOD, "cluster": {"worker": ["a:1"], "ps": ["b:1"]}}), "job(s) ps"),
+        (json.dumps({**GOOD, "cluster": {"worker": []}}), "not a non-empty list"),
+        (json.dumps({**GOOD, "cluster": {"worker": ["host1", "host2:2"]}}), "'host1', not a host:port"),
+        (json.dumps({**GOOD, "cluster": {"worker": ["a:99999", "b:1"]}}), "not a host:port"),
+        (json.dumps({**GOOD, "cluster": {"worker": ["a:1", "a:1"]}}), "names a:1 twice"),
+        (json.dumps({**GOOD, "cluster": {"chief": ["a:1", "b:1"], "worker": ["c:1"]}}), "2 chiefs"),
+        (json.dumps({"cluster": GOOD["cluster"]}), "has no task"),
+        (json.dumps({**GOOD, "task": {"type": "chief", "index": 0}}), "task type 'chief' is not a job"),
+        (json.dumps({**GOOD, "task": {"type": "worker", "index": 2}}), "task index 2 is not one of cluster.worker's 2"),
+        (json.dumps({**GOOD, "task": {"type": "worker", "index": "0"}}), "task index '0'"),
+    ],
+)
+def test_a_bad_tf_config_says_what_is_wrong(tf_config, says):
+    with pytest.raises(ValueError) as error:
+        distribute.check_tf_config(tf_config)
+    assert says in str(error.value)
+
+
+def test_one_machine_is_its_own_chief_and_writes_the_workdir(tmp_path):
+    import tensorflow as tf
+
+    strategy = tf.distribute.get_strategy()  # the default: no cluster
+    assert distribute.is_chief(strategy) and distribute.num_workers(strategy) == 1
+    assert distribute.gather_ints(strategy, 3) == [3]
+    distribute.barrier(strategy)
+    with distribute.write_dir(tmp_path, strategy) as out:
+        assert out == tmp_path
+    distribute.check_shared(tmp_path, strategy, "config.json")  # the chief never waits for itself
+
+
+def test_the_cli_refuses_multi_worker_without_a_cluster(synth_shards, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CONFIG": '{"cluster": {"worker": ["localhost"]}}'}
+    args = [sys.executable, "-m", "keras_s2v.train", "--data", str(synth_shards), "--workdir", str(tmp_path / "run")]
+    result = subprocess.run(
+        args + ["--experiment", "s2v_tiny", "--strategy", "multi_worker"], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "error: TF_CONFIG's cluster.worker holds 'localhost', not a host:port address" in result.stderr
+    assert not (tmp_path / "run").exists()  # refused before anything is written
