@@ -194,6 +194,10 @@ class TrainConfig:
     mismatch_weight: float = 0.5  # lambda_p: real video with another clip's audio, scored as fake
     generated_weight: float = 0.5  # lambda_u: generated video with its audio, scored as fake
     pretrain_epochs: int = 4  # the flow network and the perceptual autoencoder, trained first when not given
+    # Compute dtype (keras.mixed_precision): float32 | mixed_bfloat16 (CPUs with AVX-512 BF16, TPUs, Ampere+
+    # GPUs) | mixed_float16 (GPUs; the loss is scaled, LossScaleOptimizer). Variables and model.keras stay float32.
+    precision: str = "float32"
+    jit_compile: bool = False  # XLA-compile the training and validation steps
 
 
 @dataclasses.dataclass

@@ -95,12 +95,14 @@ class TemporalGANTrainer(Trainer):
             real_logits = self._frame_logits(real, inputs["faces"])
             fake_logits = self._frame_logits(fake, inputs["faces"])
             d_frame = real_fake_loss(bce, real_logits, fake_logits)
-        frame_grads = tape.gradient(d_frame, self.frame_discriminator.trainable_weights)
+            scaled = self.d_frame_optimizer.scale_loss(d_frame)  # mixed_float16's loss scale; else d_frame
+        frame_grads = tape.gradient(scaled, self.frame_discriminator.trainable_weights)
         with tf.GradientTape() as tape:
             real_seq = self.sequence_discriminator({"frames": real, "audio": inputs["audio"]}, training=True)
             fake_seq = self.sequence_discriminator({"frames": fake, "audio": inputs["audio"]}, training=True)
             d_sequence = real_fake_loss(bce, real_seq, fake_seq)
-        sequence_grads = tape.gradient(d_sequence, self.sequence_discriminator.trainable_weights)
+            scaled = self.d_sequence_optimizer.scale_loss(d_sequence)
+        sequence_grads = tape.gradient(scaled, self.sequence_discriminator.trainable_weights)
         self.track_losses(d_frame=d_frame, d_sequence=d_sequence)
         self.trackers["d_frame_real_wins"].update_state(ops.cast(real_logits > fake_logits, "float32"))
         self.trackers["d_sequence_real_wins"].update_state(ops.cast(real_seq > fake_seq, "float32"))
@@ -124,7 +126,8 @@ class TemporalGANTrainer(Trainer):
             )
             l1 = self.reconstruction_loss(real, fake)
             g_loss = adversarial + self.l1_weight * l1
-        g_grads = tape.gradient(g_loss, self.generator.trainable_weights)
+            scaled = self.g_optimizer.scale_loss(g_loss)
+        g_grads = tape.gradient(scaled, self.generator.trainable_weights)
         frame_grads, sequence_grads = self._discriminator_losses(inputs, real, ops.stop_gradient(fake))
         self.g_optimizer.apply_gradients(zip(g_grads, self.generator.trainable_weights))
         self._apply_discriminators(frame_grads, sequence_grads)

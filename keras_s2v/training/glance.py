@@ -149,7 +149,8 @@ class FlowTrainer(Trainer):
         clips, teacher, _ = keras.utils.unpack_x_y_sample_weight(data)
         with tf.GradientTape() as tape:
             loss, terms = self._flow_losses(clips, teacher, True)
-        grads = tape.gradient(loss, self.flow_net.trainable_weights)
+            scaled = self.optimizer.scale_loss(loss)  # mixed_float16's loss scale; else the loss
+        grads = tape.gradient(scaled, self.flow_net.trainable_weights)
         self.optimizer.apply_gradients(zip(grads, self.flow_net.trainable_weights))
         return self._track(loss, terms)
 
@@ -318,7 +319,7 @@ class GlanceTrainer(Trainer):
                 logits = self._discriminate(fake, fake_motion, log_mel)
                 terms["adversarial"] = fooled_loss(self.adversarial_loss, logits)
             g_loss = sum(w[k] * terms[k] for k in w)
-            tape_loss = g_loss + w["correlation"] * terms["correlation_real"]
+            tape_loss = self.g_optimizer.scale_loss(g_loss + w["correlation"] * terms["correlation_real"])
         player = self.generator_player_weights
         g_grads = tape.gradient(tape_loss, player)
         if w["adversarial"]:
@@ -355,7 +356,8 @@ class GlanceTrainer(Trainer):
 
         with tf.GradientTape() as tape:
             d_loss, logits = self.discriminator_losses(real, real_motion, fake, fake_motion, log_mel, mismatched)
-        grads = tape.gradient(d_loss, self.discriminator.trainable_weights)
+            scaled = self.d_optimizer.scale_loss(d_loss)
+        grads = tape.gradient(scaled, self.discriminator.trainable_weights)
         self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_weights))
         self.track_losses(d_loss=d_loss)
         self.trackers["d_real_wins"].update_state(ops.cast(logits["real"] > logits["generated"], "float32"))

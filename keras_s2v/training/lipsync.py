@@ -139,12 +139,14 @@ class LipSyncTrainer(Trainer):
                 fake = self.mouth_logits(frames, inputs["faces"])
                 adversarial = fooled_loss(self.gan_loss, fake)
                 loss = loss + self.adversarial_weight * adversarial
-        grads = tape.gradient(loss, self.generator.trainable_weights)
+            scaled = self.g_optimizer.scale_loss(loss)  # mixed_float16's loss scale; else the loss
+        grads = tape.gradient(scaled, self.generator.trainable_weights)
         self.g_optimizer.apply(grads, self.generator.trainable_weights)
         if self.discriminator is not None:
             with tf.GradientTape() as d_tape:
                 d_loss = self.discriminator_loss(inputs, truth, ops.stop_gradient(frames))
-            d_grads = d_tape.gradient(d_loss, self.discriminator.trainable_weights)
+                scaled = self.d_optimizer.scale_loss(d_loss)
+            d_grads = d_tape.gradient(scaled, self.discriminator.trainable_weights)
             self.d_optimizer.apply(d_grads, self.discriminator.trainable_weights)
             self.track_losses(adversarial=adversarial, d_loss=d_loss)
         return self._log(frames, truth, reconstruction, sync, loss)

@@ -7,19 +7,53 @@ writes, and how other commands read it, is ``keras_s2v.workdirs``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import operator
 from pathlib import Path
 
 from keras_s2v.configs.experiments import ExperimentConfig
-from keras_s2v.training.optimizers import LR_SCHEDULES, OPTIMIZERS
+from keras_s2v.training.optimizers import LR_SCHEDULES, OPTIMIZERS, PRECISIONS
 from keras_s2v.training.tasks import get_task
 from keras_s2v.workdirs import CONFIG_FILE, DATA_FILE, MODEL_FILE, check_workdir, load_trained_model, write_run_file
 
 
+@contextlib.contextmanager
+def dtype_policy(name: str):
+    """Layers built inside compute in ``name`` (``train.precision``: ``float32``, ``mixed_bfloat16``,
+    ``mixed_float16``); their variables stay float32. The global policy is restored after."""
+    import keras
+
+    if name not in PRECISIONS:
+        raise ValueError(f"unknown precision {name!r} ({', '.join(PRECISIONS)})")
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
 def build_model(config: ExperimentConfig):
-    """The Keras model an experiment trains (and ships as ``model.keras``)."""
-    return get_task(config.model.kind).build_model(config)
+    """The Keras model an experiment ships as ``model.keras``: float32, whatever ``train.precision`` trains in."""
+    with dtype_policy("float32"):
+        return get_task(config.model.kind).build_model(config)
+
+
+def shipped_float32(config: ExperimentConfig):
+    """``select`` of the model saved as ``model.keras``: the trained model's shipped part, or under mixed
+    precision a float32 twin holding its weights (float32 inputs and outputs for export and inference)."""
+    from keras_s2v.training.trainer import shipped_model
+
+    if config.train.precision == "float32":
+        return shipped_model
+    twin = build_model(config)
+
+    def select(trained):
+        twin.set_weights(shipped_model(trained).get_weights())
+        return twin
+
+    return select
 
 
 def build_trainable(config: ExperimentConfig, pretrained: dict | None = None):
@@ -29,12 +63,13 @@ def build_trainable(config: ExperimentConfig, pretrained: dict | None = None):
     ``{"flow": path, "perceptual": path}`` (``pretrained_workdirs``).
     """
     task = get_task(config.model.kind)
-    model = task.build_model(config)
-    if config.model.init_from:
-        from keras_s2v import pretrained as presets
+    with dtype_policy(config.train.precision):  # the trainer and its players too: a trainer's own policy decides
+        model = task.build_model(config)  # whether compile() wraps its optimizer in a LossScaleOptimizer
+        if config.model.init_from:
+            from keras_s2v import pretrained as presets
 
-        model.set_weights(load_trained_model(presets.resolve(config.model.init_from)).get_weights())
-    return task.build_trainable(config, model, pretrained or {})
+            model.set_weights(load_trained_model(presets.resolve(config.model.init_from)).get_weights())
+        return task.build_trainable(config, model, pretrained or {})
 
 
 def pretrained_workdirs(config: ExperimentConfig, data_dir, workdir, log=print, strategy=None) -> dict:
@@ -68,8 +103,10 @@ def make_datasets(config: ExperimentConfig, data_dir, global_batch: int):
 
 
 def compile_model(model, config: ExperimentConfig) -> None:
-    """The task's optimizers, losses (each a keras.losses.Loss, scaled right across replicas) and metrics."""
+    """The task's optimizers, losses (each a keras.losses.Loss, scaled right across replicas) and metrics;
+    XLA-compiled steps with ``train.jit_compile``."""
     get_task(config.model.kind).compile(model, config)
+    model.jit_compile = config.train.jit_compile
 
 
 def check_inputs(config: ExperimentConfig, data_dir) -> dict:
@@ -93,6 +130,8 @@ def check_inputs(config: ExperimentConfig, data_dir) -> dict:
         raise ValueError(f"unknown optimizer {config.train.optimizer!r} ({', '.join(OPTIMIZERS)})")
     if config.train.lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"unknown lr_schedule {config.train.lr_schedule!r} ({', '.join(LR_SCHEDULES)})")
+    if config.train.precision not in PRECISIONS:
+        raise ValueError(f"unknown train.precision {config.train.precision!r} ({', '.join(PRECISIONS)})")
     from keras_s2v import pretrained as presets
 
     given = config.model.init_from
@@ -119,7 +158,6 @@ def train(config: ExperimentConfig, data_dir, workdir, strategy=None, extra_call
     import keras
 
     from keras_s2v.training.callbacks import EpochCheckpoints, HistoryFile, ImageGrid, SaveBest
-    from keras_s2v.training.trainer import shipped_model
 
     workdir = Path(workdir)
     record = check_inputs(config, data_dir)  # first: a mistyped --data must not leave a config that locks the workdir
@@ -138,7 +176,7 @@ def train(config: ExperimentConfig, data_dir, workdir, strategy=None, extra_call
     val_ds = distribute.sharded(val_ds.take(config.train.validation_steps).cache())
     with strategy.scope():
         model = build_trainable(config, pretrained)
-        task.compile(model, config)
+        compile_model(model, config)
 
     with distribute.write_dir(workdir, strategy) as out:
         callbacks = [
@@ -148,7 +186,7 @@ def train(config: ExperimentConfig, data_dir, workdir, strategy=None, extra_call
                 write_to=out / "checkpoints",
                 agree=lambda epoch: distribute.gather_ints(strategy, epoch),
             ),
-            SaveBest(out / MODEL_FILE, shipped_model, monitor="val_loss"),
+            SaveBest(out / MODEL_FILE, shipped_float32(config), monitor="val_loss"),
             keras.callbacks.TensorBoard(str(out / "logs"), write_graph=False),
             HistoryFile(out / "history.json"),
             *extra_callbacks,

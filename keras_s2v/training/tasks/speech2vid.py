@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from keras_s2v.configs.experiments import ExperimentConfig
-from keras_s2v.training.optimizers import make_optimizer
+from keras_s2v.training.optimizers import loss_scaled, make_optimizer
 from keras_s2v.training.tasks.base import (
     SYNC_WEIGHT_NEEDS,
     Task,
@@ -117,7 +117,7 @@ class Speech2VidTask(Task):
 
         d_optimizer = None
         if t.mouth_adversarial_weight:  # DCGAN's Adam for the discriminator
-            d_optimizer = keras.optimizers.Adam(t.learning_rate, beta_1=0.5)
+            d_optimizer = loss_scaled(keras.optimizers.Adam(t.learning_rate, beta_1=0.5), config)
         model.compile(
             make_optimizer(config),
             reconstruction_loss(config),
