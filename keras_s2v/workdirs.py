@@ -17,6 +17,9 @@ Workdir layout::
     history.json         per-epoch metrics
     data.json            the shard folder of the latest run
 
+Under several workers (``train --strategy multi_worker``) the chief alone writes it; every worker
+resumes from its checkpoints (``training.distribute``).
+
 Below training and the runtime: ``train`` writes through ``check_workdir`` and
 ``write_run_file``; export, the backends and the sync expert read through
 ``load_trained_model`` and the file names here, without importing the trainer.

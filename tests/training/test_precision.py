@@ -42,14 +42,22 @@ def _losses(logs):
     return {k: float(v) for k, v in logs.items() if "loss" in k or k in ("d_frame", "d_sequence", "pixel")}
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_a_mixed_bfloat16_step_gives_float32_losses(case, synth_shards):
+# float16 (the GPUs' mixed precision, loss-scaled) on two trainers with their own train_step: every player's
+# optimizer a LossScaleOptimizer.
+PRECISION_CASES = [(case, "mixed_bfloat16") for case in sorted(CASES)] + [
+    ("tgan", "mixed_float16"),
+    ("s2v_lipsync", "mixed_float16"),
+]
+
+
+@pytest.mark.parametrize("case, mixed", PRECISION_CASES)
+def test_a_mixed_precision_step_gives_float32_losses(case, mixed, synth_shards):
     name, overrides = CASES[case]
     small = ["data.batch_size=2", "data.augment=false", "data.shuffle_buffer=2", "data.samples_per_segment=1"]
     base = apply_overrides(get_experiment(name), overrides + small)
     inputs, target = next(iter(tasks.get_task(base.model.kind).datasets(base, synth_shards, 2)[0]))
     losses, initial = {}, None
-    for precision in ("float32", "mixed_bfloat16"):
+    for precision in ("float32", mixed):
         config = apply_overrides(base, [f"train.precision={precision}"])
         keras.utils.set_random_seed(0)
         model = _trainable(config)
@@ -62,11 +70,13 @@ def test_a_mixed_bfloat16_step_gives_float32_losses(case, synth_shards):
             model.set_weights(initial)
         keras.utils.set_random_seed(1)
         losses[precision] = _losses(model.train_on_batch(inputs, target, return_dict=True))
+        scaled = [o for o in vars(model).values() if isinstance(o, keras.optimizers.LossScaleOptimizer)]
+        assert bool(scaled) == (precision == "mixed_float16")
     assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
-    assert losses["float32"].keys() == losses["mixed_bfloat16"].keys() and losses["float32"]
+    assert losses["float32"].keys() == losses[mixed].keys() and losses["float32"]
     for key, value in losses["float32"].items():
-        assert np.isfinite(losses["mixed_bfloat16"][key])
-        assert abs(losses["mixed_bfloat16"][key] - value) <= RELATIVE * abs(value) + 1e-4, (key, losses)
+        assert np.isfinite(losses[mixed][key])
+        assert abs(losses[mixed][key] - value) <= RELATIVE * abs(value) + 1e-4, (key, losses)
 
 
 def test_a_mixed_precision_run_ships_a_float32_model(synth_shards, tmp_path):
