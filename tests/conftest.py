@@ -93,19 +93,19 @@ def synth_shards(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def trained_tiny(synth_shards, tmp_path_factory):
-    """``trained_tiny("s2v_tiny")``: the workdir of a `SHORT_RUN` of that experiment on ``synth_shards``.
+    """``trained_tiny("s2v_tiny", *overrides)``: the workdir of a `SHORT_RUN` of that experiment (with
+    those config overrides) on ``synth_shards``.
 
-    Each experiment trains once per test run, for every file that asks (read it, never write in it:
-    copy it first).
+    Each one trains once per test run, for every file that asks (read it, never write in it: copy it first).
     """
 
-    def get(name: str) -> Path:
+    def get(name: str, *overrides: str) -> Path:
         def make(workdir):
             from keras_s2v.configs.experiments import apply_overrides, get_experiment
             from keras_s2v.training import train_lib
 
-            train_lib.train(apply_overrides(get_experiment(name), SHORT_RUN), synth_shards, workdir)
+            train_lib.train(apply_overrides(get_experiment(name), [*SHORT_RUN, *overrides]), synth_shards, workdir)
 
-        return shared_folder(tmp_path_factory, f"trained_{name}", make)
+        return shared_folder(tmp_path_factory, "__".join(["trained", name, *overrides]), make)
 
     return get
