@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_DIR ?= demo
 # Test processes: the suite is mostly single-threaded TF graph building, so 2 workers use both CI cores.
-# Whole files go to one worker (--dist loadfile): a module's trained fixtures are built once.
+# Whole files go to one worker (--dist loadfile): a module's trained fixtures are built once. They go in
+# collection order (--no-loadscope-reorder), which tests/conftest.py starts with the slowest files.
 TEST_WORKERS ?= 2
 # Real media for tests and benchmarks (never needed at run time).
 export KERAS_S2V_MEDIA ?= $(abspath ../shared/media)
@@ -38,7 +39,7 @@ demo: install
 	$(PY) -m keras_s2v.demo --out $(DEMO_DIR)
 
 test: install
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=20 tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=20 tests
 
 # `$(VENV)/bin/ruff format .` and `$(VENV)/bin/ruff check --fix .` fix most of what this reports.
 lint: install

@@ -46,7 +46,12 @@ def run_demo(
     sync_model=None,
     preset: str = "s2v_real",
     log=print,
+    num_clips: int = 6,
 ) -> dict:
+    """Run the demo into ``out``; return the summary (paths, the int8 chain's PSNR, training and evaluation).
+
+    ``num_clips``: synthetic clips per portrait (4 s each) in the corpus the small model trains on.
+    """
     from export import export_model
     from keras_s2v import inference, lite_client
     from keras_s2v.configs import experiments
@@ -71,7 +76,7 @@ def run_demo(
     inference.generate_video([portrait], out / "speech.wav", preset, video, overwrite=True, progress=False)
     crop = inference.align_photo(portrait)[0]
     log("2/7 synthetic corpus: 2 real portraits speaking espeak-ng sentences")
-    synth.make_corpus(out / "synth", num_clips=6, seconds=4.0, seed=0, log=None)
+    synth.make_corpus(out / "synth", num_clips=num_clips, seconds=4.0, seed=0, log=None)
     log("3/7 prepare: faces, 68 landmarks, alignment, MFCC -> TFRecord shards (last 20% of each clip held out)")
     config = prepare.PrepareConfig(split="train", holdout_tail=0.2)
     manifest = prepare.prepare([str(out / "synth")], out / "shards", config, workers=2, progress=False, log=log)

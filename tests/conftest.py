@@ -1,15 +1,67 @@
-"""Shared fixtures: the real-media folder (optional) and small synthetic inputs."""
+"""Shared fixtures: the real-media folder (optional), small synthetic inputs and short tiny trainings."""
 
+import fcntl
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# The short run behind `trained_tiny`: enough steps to move the weights away from their initial values.
+SHORT_RUN = ["train.epochs=1", "train.steps_per_epoch=2", "train.validation_steps=1"]
+
+# The files that take longest (a minute or more on 2 CPU cores), longest first. `make test` hands whole
+# files to its 2 workers in collection order (--dist loadfile --no-loadscope-reorder): these start
+# first, and the many short files even out the end. The rest keep their order.
+SLOW_FILES = (
+    "tests/training/test_train.py",
+    "tests/test_demo.py",
+    "tests/export/test_export.py",
+    "tests/export/test_export_glance.py",
+    "tests/export/test_export_tgan.py",
+    "tests/training/test_replicas.py",
+    "tests/evaluation/test_evaluate.py",
+    "tests/export/test_export_masked.py",
+    "tests/test_cli_safety.py",
+    "tests/training/test_lipsync.py",
+    "tests/test_generate.py",
+    "tests/data/test_prepare.py",
+    "tests/training/test_gan.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(SLOW_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.relative_to(ROOT).as_posix(), len(rank)))  # stable
+
 
 def media_dir() -> Path:
     return Path(os.environ.get("KERAS_S2V_MEDIA", ROOT.parent / "shared" / "media"))
+
+
+def shared_folder(tmp_path_factory, name: str, make) -> Path:
+    """The folder ``name``, made once per test run by ``make(folder)`` (which creates it); read it, never write in it.
+
+    pytest-xdist runs a session fixture once in every worker process: through this the first worker to
+    ask makes the folder, under a file lock in the run's common temporary folder, and the others wait
+    for it and use the same one. When ``make`` fails, the next caller starts it again from nothing.
+    Without xdist it is a folder of this session.
+    """
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        folder = tmp_path_factory.mktemp(name) / name
+        make(folder)
+        return folder
+    root = tmp_path_factory.getbasetemp().parent  # pytest-N/, holding each worker's popen-gwK/
+    folder, done = root / name, root / f"{name}.done"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also when make raises
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            make(folder)
+            done.touch()
+    return folder
 
 
 @pytest.fixture(scope="session")
@@ -23,12 +75,37 @@ def media():
 
 @pytest.fixture(scope="session")
 def synth_shards(tmp_path_factory):
-    """Shards the project makes itself: 2 synthetic speakers x 1 clip x 3 s, last quarter held out."""
-    from keras_s2v.data import prepare, synth
+    """Shards the project makes itself: 2 synthetic speakers x 1 clip x 3 s, last quarter held out.
 
-    root = tmp_path_factory.mktemp("synth")
-    synth.make_corpus(root / "corpus", num_clips=1, seconds=3.0, size=192, seed=0, log=None)
-    config = prepare.PrepareConfig(split="train", holdout_tail=0.25, min_track_frames=20)
-    manifest = prepare.prepare([str(root / "corpus")], root / "shards", config, progress=False, log=lambda _: None)
-    assert manifest["clips_ok"] == 2, manifest
-    return root / "shards"
+    The clips are in ``synth_shards.parent / "corpus"``; one folder for the whole run (read only).
+    """
+
+    def make(root):
+        from keras_s2v.data import prepare, synth
+
+        synth.make_corpus(root / "corpus", num_clips=1, seconds=3.0, size=192, seed=0, log=None)
+        config = prepare.PrepareConfig(split="train", holdout_tail=0.25, min_track_frames=20)
+        manifest = prepare.prepare([str(root / "corpus")], root / "shards", config, progress=False, log=lambda _: None)
+        assert manifest["clips_ok"] == 2, manifest
+
+    return shared_folder(tmp_path_factory, "synth", make) / "shards"
+
+
+@pytest.fixture(scope="session")
+def trained_tiny(synth_shards, tmp_path_factory):
+    """``trained_tiny("s2v_tiny", *overrides)``: the workdir of a `SHORT_RUN` of that experiment (with
+    those config overrides) on ``synth_shards``.
+
+    Each one trains once per test run, for every file that asks (read it, never write in it: copy it first).
+    """
+
+    def get(name: str, *overrides: str) -> Path:
+        def make(workdir):
+            from keras_s2v.configs.experiments import apply_overrides, get_experiment
+            from keras_s2v.training import train_lib
+
+            train_lib.train(apply_overrides(get_experiment(name), [*SHORT_RUN, *overrides]), synth_shards, workdir)
+
+        return shared_folder(tmp_path_factory, "__".join(["trained", name, *overrides]), make)
+
+    return get

@@ -8,26 +8,13 @@ import sys
 import numpy as np
 import pytest
 
-from keras_s2v.configs import experiments
 from keras_s2v.evaluation import evaluate_lib, report
-from keras_s2v.training import train_lib
-
-FEW_STEPS = ["train.epochs=1", "train.steps_per_epoch=2", "train.validation_steps=1"]
-
-
-def _train(name, data, workdir):
-    config = experiments.apply_overrides(experiments.get_experiment(name), FEW_STEPS)
-    train_lib.train(config, data, workdir)
-    return workdir
 
 
 @pytest.fixture(scope="module")
-def models(synth_shards, tmp_path_factory):
-    root = tmp_path_factory.mktemp("evaluate")
-    return {
-        "model": _train("s2v_tiny", synth_shards, root / "s2v"),
-        "sync": _train("syncnet_tiny", synth_shards, root / "sync"),
-    }
+def models(trained_tiny):
+    """A tiny generator and sync expert after a few training steps (shared with other files: read only)."""
+    return {"model": trained_tiny("s2v_tiny"), "sync": trained_tiny("syncnet_tiny")}
 
 
 @pytest.fixture(scope="module")

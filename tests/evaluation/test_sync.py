@@ -10,7 +10,6 @@ from keras_s2v.configs import experiments
 from keras_s2v.data import audio, pipeline, prepare
 from keras_s2v.evaluation import sync
 from keras_s2v.models.syncnet import SyncNet
-from keras_s2v.training import train_lib
 
 
 def test_sync_window_spans_the_five_frames():
@@ -88,15 +87,10 @@ def test_dataset_pairs_each_window_with_its_shifted_audio(synth_shards):
 
 
 @pytest.fixture(scope="module")
-def expert_workdir(synth_shards, tmp_path_factory):
-    """A tiny sync expert after a few real training steps."""
-    workdir = tmp_path_factory.mktemp("syncnet")
-    config = experiments.apply_overrides(
-        experiments.get_experiment("syncnet_tiny"),
-        ["train.epochs=1", "train.steps_per_epoch=2", "train.validation_steps=1"],
-    )
-    result = train_lib.train(config, synth_shards, workdir)
-    assert np.isfinite(result["epochs"][-1]["loss"])
+def expert_workdir(trained_tiny):
+    """A tiny sync expert after a few real training steps (shared with other files: read only)."""
+    workdir = trained_tiny("syncnet_tiny")
+    assert np.isfinite(json.loads((workdir / "history.json").read_text())[-1]["loss"])
     return workdir
 
 

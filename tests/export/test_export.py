@@ -27,8 +27,8 @@ def _train(name, shards, workdir):
 
 
 @pytest.fixture(scope="module")
-def workdir(synth_shards, tmp_path_factory):
-    return _train("s2v_tiny", synth_shards, tmp_path_factory.mktemp("train") / "s2v_tiny")
+def workdir(trained_tiny):
+    return trained_tiny("s2v_tiny")  # shared with the other files: read only
 
 
 @pytest.fixture(scope="module")

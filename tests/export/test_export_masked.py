@@ -10,21 +10,17 @@ import pytest
 from export import export_model, formats
 from export.exporter import read_samples
 from keras_s2v import backends, frame_loop, lite_client, model_files, serving_client
-from keras_s2v.configs.experiments import apply_overrides, get_experiment
 from keras_s2v.data import audio, media
 from keras_s2v.signature_names import ON_DEVICE_SIGNATURES
-from keras_s2v.training import train_lib
 
-SHORT = ["train.epochs=1", "train.steps_per_epoch=3", "train.validation_steps=1", "model.speech2vid.masked_target=true"]
+MASKED = "model.speech2vid.masked_target=true"
 FORMATS = ("saved_model", "tflite_float32", "tflite_float16", "tflite_int8", "onnx")
 IMAGE = {"shape": [-1, 112, 112, 3], "dtype": "uint8"}
 
 
 @pytest.fixture(scope="module")
-def workdir(synth_shards, tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("train") / "s2v_tiny"
-    train_lib.train(apply_overrides(get_experiment("s2v_tiny"), SHORT), synth_shards, workdir)
-    return workdir
+def workdir(trained_tiny):
+    return trained_tiny("s2v_tiny", MASKED)  # shared with test_presets.py: read only
 
 
 @pytest.fixture(scope="module")

@@ -11,19 +11,14 @@ import pytest
 
 from export import parity, presets
 from keras_s2v import backends, frame_loop, pretrained
-from keras_s2v.configs.experiments import apply_overrides, get_experiment
 from keras_s2v.data import media
-from keras_s2v.training import train_lib
-
-SHORT = ["train.epochs=1", "train.steps_per_epoch=3", "train.validation_steps=1", "model.speech2vid.masked_target=true"]
 
 
 @pytest.fixture(scope="module")
-def preset_env(synth_shards, tmp_path_factory):
+def preset_env(trained_tiny, tmp_path_factory):
     """A tiny trained masked Speech2Vid saved as preset ``tiny_talker``; its own presets folder and cache."""
     root = tmp_path_factory.mktemp("presets")
-    workdir = root / "run"
-    train_lib.train(apply_overrides(get_experiment("s2v_tiny"), SHORT), synth_shards, workdir)
+    workdir = trained_tiny("s2v_tiny", "model.speech2vid.masked_target=true")  # shared with test_export_masked.py
     pretrained.save_preset(workdir, root / "presets" / "tiny_talker", "tiny_talker", "a tiny test talker", "# t\n")
     return {pretrained.PRESETS_ENV: str(root / "presets"), pretrained.CACHE_ENV: str(root / "cache")}, workdir
 

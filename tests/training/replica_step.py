@@ -1,8 +1,10 @@
 """One training step of a tiny experiment under MirroredStrategy with 1 or 2 CPU replicas.
 
-Run as a script (the CPU must be split into logical devices before TensorFlow
-starts): ``replica_step.py s2v_tiny`` (or ``tgan_tiny``; one per process) prints the max abs
-difference between the weights after one step with 1 replica and with 2
+Run in a process of its own (the CPU must be split into logical devices before
+TensorFlow starts), from the repository root so it tests this checkout:
+``python -m tests.training.replica_step s2v_tiny`` (or ``tgan_tiny``; one per
+process: a second strategy's collective ops clash with the first's) prints the
+max abs difference between the weights after one step with 1 replica and with 2
 replicas on the same global batch. A GAN's step covers all three players;
 its noise is off (std 0) so both runs see the same generated frames.
 """

@@ -10,11 +10,15 @@ from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 @pytest.mark.parametrize("name, tolerance", [("s2v_tiny", 1e-4), ("tgan_tiny", 1e-3)])
 def test_two_replicas_give_the_same_step_as_one(name, tolerance):
-    script = Path(__file__).with_name("replica_step.py")
-    result = subprocess.run([sys.executable, str(script), name], capture_output=True, text=True, timeout=600)
+    # As a module from the repository root: run as a script, its own folder would come first on its path and
+    # keras_s2v would be whichever checkout the virtual environment installed (in a git worktree: another one).
+    command = [sys.executable, "-m", "tests.training.replica_step", name]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     moved, diff = map(float, re.search(r"moved (\S+) diff (\S+)", result.stdout).groups())
     assert moved > 1e-3  # the step did change the weights (a GAN step: all three players)...
