@@ -234,8 +234,14 @@ def test_bad_patterns_and_fractions_are_refused_naming_the_flag(tmp_path):
 
 
 def _start(args):
+    # Ctrl-C as in a terminal: a suite started in the background (`make test &`, nohup) hands its children
+    # SIGINT ignored, and Python then never raises KeyboardInterrupt.
     return subprocess.Popen(
-        [sys.executable, "-m", *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
