@@ -50,28 +50,49 @@ PRECISION_CASES = [(case, "mixed_bfloat16") for case in sorted(CASES)] + [
 ]
 
 
+def _step(config, inputs, target, initial=None):
+    """(the trainable's weights before, its losses) after one step of ``config`` on the batch, from ``initial``."""
+    keras.utils.set_random_seed(0)
+    model = _trainable(config)
+    train_lib.compile_model(model, config)
+    model(inputs)  # built: a trainer's players have their weights now
+    if initial is None:
+        initial = model.get_weights()
+    else:
+        model.set_weights(initial)
+    keras.utils.set_random_seed(1)
+    losses = _losses(model.train_on_batch(inputs, target, return_dict=True))
+    scaled = [o for o in vars(model).values() if isinstance(o, keras.optimizers.LossScaleOptimizer)]
+    assert bool(scaled) == (config.train.precision == "mixed_float16")
+    return initial, losses
+
+
+@pytest.fixture(scope="module")
+def float32_steps(synth_shards):
+    """case -> (its config but the precision, the batch, the float32 step's weights before and losses after).
+
+    Each case's float32 step is taken once, for every precision it is compared with.
+    """
+    steps = {}
+
+    def get(case):
+        if case not in steps:
+            name, overrides = CASES[case]
+            small = ["data.batch_size=2", "data.augment=false", "data.shuffle_buffer=2", "data.samples_per_segment=1"]
+            base = apply_overrides(get_experiment(name), overrides + small)
+            inputs, target = next(iter(tasks.get_task(base.model.kind).datasets(base, synth_shards, 2)[0]))
+            initial, losses = _step(apply_overrides(base, ["train.precision=float32"]), inputs, target)
+            steps[case] = base, (inputs, target), initial, losses
+        return steps[case]
+
+    return get
+
+
 @pytest.mark.parametrize("case, mixed", PRECISION_CASES)
-def test_a_mixed_precision_step_gives_float32_losses(case, mixed, synth_shards):
-    name, overrides = CASES[case]
-    small = ["data.batch_size=2", "data.augment=false", "data.shuffle_buffer=2", "data.samples_per_segment=1"]
-    base = apply_overrides(get_experiment(name), overrides + small)
-    inputs, target = next(iter(tasks.get_task(base.model.kind).datasets(base, synth_shards, 2)[0]))
-    losses, initial = {}, None
-    for precision in ("float32", mixed):
-        config = apply_overrides(base, [f"train.precision={precision}"])
-        keras.utils.set_random_seed(0)
-        model = _trainable(config)
-        train_lib.compile_model(model, config)
-        if initial is None:
-            model(inputs)  # built: a trainer's players have their weights now
-            initial = model.get_weights()
-        else:
-            model(inputs)
-            model.set_weights(initial)
-        keras.utils.set_random_seed(1)
-        losses[precision] = _losses(model.train_on_batch(inputs, target, return_dict=True))
-        scaled = [o for o in vars(model).values() if isinstance(o, keras.optimizers.LossScaleOptimizer)]
-        assert bool(scaled) == (precision == "mixed_float16")
+def test_a_mixed_precision_step_gives_float32_losses(case, mixed, float32_steps):
+    base, batch, initial, reference = float32_steps(case)
+    losses = {"float32": reference}
+    _, losses[mixed] = _step(apply_overrides(base, [f"train.precision={mixed}"]), *batch, initial)
     assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
     assert losses["float32"].keys() == losses[mixed].keys() and losses["float32"]
     for key, value in losses["float32"].items():
