@@ -35,8 +35,11 @@ import numpy as np
 from keras_s2v import frame_loop
 from keras_s2v.data import audio as audio_lib
 from keras_s2v.data import media
-from keras_s2v.models.speech2vid import IMAGE_SIZE
 from keras_s2v.paste import BLENDS, DEFAULT_BLEND
+
+# The aligned face's side, from the runtime's own contract: importing it from the models would load TensorFlow
+# before a command has checked its inputs and outputs.
+IMAGE_SIZE = frame_loop.FACE_SIZE
 
 STAGES = ("decode", "detect", "identity", "generate", "deblur", "blend", "encode")
 AUDIO_FITS = ("loop", "trim", "pad")
