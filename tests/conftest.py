@@ -12,23 +12,26 @@ ROOT = Path(__file__).resolve().parents[1]
 # The short run behind `trained_tiny`: enough steps to move the weights away from their initial values.
 SHORT_RUN = ["train.epochs=1", "train.steps_per_epoch=2", "train.validation_steps=1"]
 
-# The files that take longest (20 s to 2 minutes on 2 CPU cores), longest first. `make test` hands whole
+# The files that take longest (20 s to 2.5 minutes on 2 CPU cores), longest first. `make test` hands whole
 # files to its 2 workers in collection order (--dist loadfile --no-loadscope-reorder): these start
 # first, and the many short files even out the end. The rest keep their order.
 SLOW_FILES = (
+    "tests/training/test_precision.py",
     "tests/test_demo.py",
     "tests/export/test_export_tgan.py",
     "tests/training/test_train.py",
     "tests/export/test_export.py",
-    "tests/test_generate.py",
     "tests/training/test_replicas.py",
-    "tests/test_cli_safety.py",
     "tests/evaluation/test_evaluate.py",
+    "tests/training/test_multi_worker.py",
+    "tests/test_generate.py",
     "tests/export/test_export_glance.py",
     "tests/training/test_lipsync.py",
     "tests/export/test_presets.py",
     "tests/export/test_export_masked.py",
     "tests/data/test_prepare.py",
+    "tests/test_cli_safety.py",
+    "tests/training/test_glance.py",
     "tests/evaluation/test_sync.py",
     "tests/training/test_gan.py",
 )
