@@ -1,5 +1,6 @@
 """Shared fixtures: the real-media folder (optional), small synthetic inputs and short tiny trainings."""
 
+import collections
 import fcntl
 import os
 import shutil
@@ -40,6 +41,45 @@ SLOW_FILES = (
 def pytest_collection_modifyitems(items):
     rank = {name: i for i, name in enumerate(SLOW_FILES)}
     items.sort(key=lambda item: rank.get(item.path.relative_to(ROOT).as_posix(), len(rank)))  # stable
+
+
+def _cpu_seconds() -> float:
+    """This process's CPU time with its waited-for children's (a test's subprocesses)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    item.cpu_mark = _cpu_seconds()
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    # Each phase's CPU seconds travel with its report, also from an xdist worker to the controller.
+    report = (yield).get_result()
+    now = _cpu_seconds()
+    report.user_properties.append(("cpu_s", now - item.cpu_mark))
+    item.cpu_mark = now
+
+
+_FILE_SECONDS = collections.defaultdict(lambda: [0.0, 0.0])  # file -> [wall, CPU] over setup, call, teardown
+
+
+def pytest_runtest_logreport(report):
+    seconds = _FILE_SECONDS[report.nodeid.split("::")[0]]
+    seconds[0] += report.duration
+    seconds[1] += dict(report.user_properties).get("cpu_s", 0.0)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The slowest files (what `make test`'s budget is spent on), wall and CPU seconds, fixtures included."""
+    slowest = sorted(_FILE_SECONDS.items(), key=lambda item: -item[1][0])[:20]
+    if slowest:
+        terminalreporter.section("slowest files (wall s, CPU s)")
+        for name, (wall, cpu) in slowest:
+            terminalreporter.write_line(f"{wall:7.1f} {cpu:7.1f}  {name}")
 
 
 def media_dir() -> Path:

@@ -25,6 +25,7 @@ def trainer():
     config.train.d_frame_learning_rate = config.train.d_sequence_learning_rate = 1e-3
     trainer = train_lib.build_trainable(config)
     train_lib.compile_model(trainer, config)
+    trainer.run_eagerly = True  # a few steps: tracing them would cost more than running them (full runs trace)
     return trainer
 
 

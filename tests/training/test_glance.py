@@ -45,6 +45,7 @@ def trainer():
         config, train_lib.build_model(config), LipFlowNet(width=width), LipAutoencoder(width=width).encoder
     )
     train_lib.compile_model(trainer, config)
+    trainer.run_eagerly = True  # a few steps: tracing them would cost more than running them (full runs trace)
     return trainer
 
 

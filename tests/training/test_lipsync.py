@@ -90,6 +90,7 @@ def test_the_mouth_discriminator_trains_on_its_own_tape(expert, synth_shards):
     )
     trainer = train_lib.build_trainable(config)
     train_lib.compile_model(trainer, config)
+    trainer.run_eagerly = True  # one step: tracing it would cost more than running it (train_lib.train traces)
     assert trainer.discriminator.input["frame"].shape[1:] == (56, 56, 3)  # the mouth box (align.lip_box)
     before = {
         name: [np.array(w) for w in getattr(trainer, name).weights] for name in ("generator", "discriminator", "expert")
@@ -114,6 +115,7 @@ def test_the_mouth_discriminator_trains_without_an_expert(synth_shards):
     trainer = train_lib.build_trainable(config)
     assert trainer.expert is None and trainer.discriminator is not None
     train_lib.compile_model(trainer, config)
+    trainer.run_eagerly = True
     before = [np.array(w) for w in trainer.generator.weights]
     train, val = train_lib.make_datasets(config, synth_shards, 2)
     logs = trainer.fit(train, epochs=1, steps_per_epoch=1, validation_data=val, validation_steps=1, verbose=0).history

@@ -55,6 +55,9 @@ def _step(config, inputs, target, initial=None):
     keras.utils.set_random_seed(0)
     model = _trainable(config)
     train_lib.compile_model(model, config)
+    # One step, eagerly: the same dtypes and loss scaling as in a traced step, without tracing and optimising a
+    # graph for each precision (most of this file's time otherwise).
+    model.run_eagerly = True
     model(inputs)  # built: a trainer's players have their weights now
     if initial is None:
         initial = model.get_weights()
