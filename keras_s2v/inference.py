@@ -425,6 +425,74 @@ _DONE, _STOPPED = object(), object()
 PIPELINE_BATCHES = 1  # generator batches waiting between the reading, generating and blending threads
 
 
+class FrameRenderer:
+    """The middle of every command: batches of (target, window) pairs in, finished frames out, in order.
+
+    ``generate`` runs the model on a batch (``identity``: the ``identity_features``
+    outputs, or a function of a batch of targets giving one row per target, a
+    ``masked_target`` model re-dubbing a video; then the generator and the
+    deblurring CNN), ``paste`` blends each face back into its target's frame
+    (or keeps the aligned crop, ``crop``; a target without a face passes
+    through and is counted in ``without_face``). ``frames`` chains them.
+    """
+
+    def __init__(self, backend, identity, stages: Stages, deblur=None, crop: bool = False, blend: str = DEFAULT_BLEND):
+        from keras_s2v.paste import FaceBlender
+
+        self.backend, self.identity, self.stages, self.deblur, self.crop = backend, identity, stages, deblur, crop
+        self.blender = FaceBlender(blend)
+        self.without_face = 0
+
+    def generate(self, batch) -> list:
+        batch_targets, batch_windows = zip(*batch)
+        identity = self.identity
+        if callable(identity):
+            with self.stages.time("identity"):
+                identity = identity(batch_targets)
+        with self.stages.time("generate"):
+            faces = np.asarray(self.backend.generate_frame_pcm(identity, np.stack(batch_windows)))
+        if self.deblur is not None:
+            with self.stages.time("deblur"):
+                faces = self.deblur(faces)
+        return [(batch_targets, frame_loop.to_uint8(faces))]
+
+    def paste(self, item) -> list[np.ndarray]:
+        frames = []
+        for target, face in zip(*item):
+            if self.crop:
+                frame = face
+            elif target.transform is None:
+                frame, self.without_face = target.frame, self.without_face + 1
+            else:
+                with self.stages.time("blend"):
+                    frame = self.blender.paste(target.frame, face, target.transform, target.landmarks_crop)
+            frames.append(frame)
+        return frames
+
+    def frames(self, batches: Iterable[list], threads: bool = True, queue_frames: int = 25) -> Iterator[np.ndarray]:
+        """Every batch's frames, in order, as each is finished; ``batches`` is drawn from as the work needs it.
+
+        ``threads``: the stages overlap in a ``Pipeline``: reading (drawing the
+        batches: decode, the face, the audio), generating, blending, and the
+        caller's thread; at most one batch waits between the first three and
+        ``queue_frames`` frames before the caller. False: one after the other in
+        the caller's thread. Close the iterator (``contextlib.closing``) to stop
+        the threads when the caller stops early.
+        """
+        if not threads:
+            for batch in batches:
+                for item in self.generate(batch):
+                    yield from self.paste(item)
+            return
+        pipeline = Pipeline()
+        try:
+            read = pipeline.source("read", batches, PIPELINE_BATCHES)
+            generated = pipeline.map("generate", read, self.generate, PIPELINE_BATCHES)
+            yield from pipeline.results(pipeline.map("blend", generated, self.paste, queue_frames))
+        finally:
+            pipeline.close()
+
+
 def render(
     backend,
     identity,
@@ -450,74 +518,37 @@ def render(
     a video). Ends when either iterable does: that sets the output's length, and
     the muxed ``audio`` (a file) is cut or padded with silence to it.
 
-    ``threads`` (the default): the stages overlap in a ``Pipeline``: reading (decode
-    and the face), generating (identity, generator, deblur), blending, and
+    ``threads`` (the default): the stages overlap (``FrameRenderer.frames``): reading
+    (decode and the face), generating (identity, generator, deblur), blending, and
     encoding in this thread (ffmpeg encodes in its own process); the frames are
     the serial loop's, in the same order. False: one after the other in this thread.
     Stage times are each stage's own busy time either way.
     """
     from tqdm import tqdm
 
-    from keras_s2v.paste import FaceBlender
-
-    blender = FaceBlender(blend)
+    renderer = FrameRenderer(backend, identity, stages, deblur, crop, blend)
     pairs = zip(targets, windows)
     first = next(pairs, None)
     if first is None:
         raise ValueError("nothing to generate: the audio or the video holds no frame")
     height, width = (IMAGE_SIZE, IMAGE_SIZE) if crop else first[0].frame.shape[:2]
-    without_face = 0
-
-    def generate(batch):
-        batch_targets, batch_windows = zip(*batch)
-        if callable(identity):
-            with stages.time("identity"):
-                rows = identity(batch_targets)
-        with stages.time("generate"):
-            faces = np.asarray(
-                backend.generate_frame_pcm(rows if callable(identity) else identity, np.stack(batch_windows))
-            )
-        if deblur is not None:
-            with stages.time("deblur"):
-                faces = deblur(faces)
-        return [(batch_targets, frame_loop.to_uint8(faces))]
-
-    def paste(item):
-        nonlocal without_face
-        frames = []
-        for target, face in zip(*item):
-            if crop:
-                frame = face
-            elif target.transform is None:
-                frame, without_face = target.frame, without_face + 1
-            else:
-                with stages.time("blend"):
-                    frame = blender.paste(target.frame, face, target.transform, target.landmarks_crop)
-            frames.append(frame)
-        return frames
-
-    batches = _batched(itertools.chain([first], pairs), batch_size)
+    batches = frame_loop.batched(itertools.chain([first], pairs), batch_size)
     bar = tqdm(total=total, unit="frame", disable=not progress, dynamic_ncols=True)
-    pipeline = Pipeline() if threads else None
-    try:
+    with contextlib.closing(renderer.frames(batches, threads, batch_size)) as frames:
         with media.VideoWriter(out, width, height, fps, audio=audio, overwrite=overwrite) as writer:
-            if pipeline is not None:
-                read = pipeline.source("read", batches, PIPELINE_BATCHES)
-                generated = pipeline.map("generate", read, generate, PIPELINE_BATCHES)
-                frames = pipeline.results(pipeline.map("blend", generated, paste, batch_size))
-            else:
-                frames = (frame for batch in batches for item in generate(batch) for frame in paste(item))
             for frame in frames:
                 with stages.time("encode"):
                     writer.write(frame)
                 bar.update(1)
-            closing = time.perf_counter()
-    finally:
-        if pipeline is not None:
-            pipeline.close()
-    stages.seconds["encode"] += time.perf_counter() - closing  # ffmpeg finishing the file
+            finishing = time.perf_counter()
+    stages.seconds["encode"] += time.perf_counter() - finishing  # ffmpeg finishing the file
     bar.close()
-    return {"frames": writer.frames_written, "frames_without_face": without_face, "width": width, "height": height}
+    return {
+        "frames": writer.frames_written,
+        "frames_without_face": renderer.without_face,
+        "width": width,
+        "height": height,
+    }
 
 
 def frame_identity(backend, references: np.ndarray):
@@ -538,12 +569,6 @@ def frame_identity(backend, references: np.ndarray):
         return backend.identity_features(frame_loop.identity_faces(backend, references, np.stack(crops)))
 
     return per_frame
-
-
-def _batched(iterable, size: int):
-    iterator = iter(iterable)
-    while batch := list(itertools.islice(iterator, size)):
-        yield batch
 
 
 def _load(model, deblur, no_deblur: bool):
@@ -570,6 +595,26 @@ def _summary(result: dict, stages: Stages, started: float, **extra) -> dict:
     }
 
 
+def photo_identity(backend, face_paths, stages: Stages, analyzer=None, face_index: int | None = None):
+    """(identity outputs, the first photo's ``Target``): every photo's face found and aligned, the identity once
+    (a photo is its own target, also for a ``masked_target`` model)."""
+    from keras_s2v.data.face import FaceAnalyzer
+
+    if len(face_paths) != backend.num_identity_images:
+        raise ValueError(
+            f"the model needs {backend.num_identity_images} face photo(s) (--face PHOTO, repeated), "
+            f"got {len(face_paths)}"
+        )
+    analyzer = analyzer or FaceAnalyzer()
+    with stages.time("detect"):
+        aligned = [align_photo(path, analyzer, face_index) for path in face_paths]
+    with stages.time("identity"):
+        faces = frame_loop.face_input([a[0] for a in aligned])
+        identity = backend.identity_features(frame_loop.identity_faces(backend, faces))
+    _, image, transform, landmarks_crop = aligned[0]
+    return identity, Target(image, transform, landmarks_crop)
+
+
 def generate_video(
     face_paths,
     audio_path,
@@ -594,8 +639,6 @@ def generate_video(
     identity face. Output length: the audio's, rounded up to a whole frame.
     ``threads``: overlap the stages (``render``); False runs them one after another.
     """
-    from keras_s2v.data.face import FaceAnalyzer
-
     started, stages = time.perf_counter(), Stages()
     inputs = [*(("--face", p) for p in face_paths), ("--audio", audio_path), ("--model", model), ("--deblur", deblur)]
     out = check_output(out, overwrite, inputs)
@@ -609,19 +652,8 @@ def generate_video(
     media.check_audio(audio_path, audio_info)  # a cut file or NaN samples, found before the model runs
     backend, deblurrer, deblur_note = _load(model, deblur, no_deblur)
     frame_loop.check_frame_rate(backend, fps, "--fps")
-    if len(face_paths) != backend.num_identity_images:
-        raise ValueError(
-            f"the model needs {backend.num_identity_images} face photo(s) (--face PHOTO, repeated), "
-            f"got {len(face_paths)}"
-        )
-    analyzer = analyzer or FaceAnalyzer()
-    with stages.time("detect"):
-        aligned = [align_photo(path, analyzer, face_index) for path in face_paths]
-    with stages.time("identity"):  # once: a photo is its own target
-        faces = frame_loop.face_input([a[0] for a in aligned])
-        identity = backend.identity_features(frame_loop.identity_faces(backend, faces))
-    _, image, transform, landmarks_crop = aligned[0]
-    targets = itertools.repeat(Target(image, transform, landmarks_crop))
+    identity, target = photo_identity(backend, face_paths, stages, analyzer, face_index)
+    targets = itertools.repeat(target)
     windows = frame_loop.audio_windows(timed_audio(audio_path, audio_info, stages), fps, samples=backend.window_samples)
     total = audio_lib.num_frames(round(audio_info.duration * audio_lib.SAMPLE_RATE), fps)
     result = render(
