@@ -17,6 +17,10 @@ stage in order, so the frames are those of the serial loop (``threads=False``).
 Audio is decoded in chunks and video frame by frame, so memory does not grow
 with the length of either. Every stage is timed (``Stages``) for the summary
 and ``benchmarks/generate_bench.py``.
+
+``stream_photo`` (``python -m keras_s2v.stream``) is ``generate`` on a live
+source: raw PCM read from a pipe as it arrives, each frame handed out as soon
+as its window's audio is there, through the same ``FrameRenderer``.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from keras_s2v.paste import BLENDS, DEFAULT_BLEND
 IMAGE_SIZE = frame_loop.FACE_SIZE
 
 STAGES = ("decode", "detect", "identity", "generate", "deblur", "blend", "encode")
+STREAM_STAGES = ("detect", "identity", "generate", "deblur", "blend", "write")  # stream_photo's: frames written out
 AUDIO_FITS = ("loop", "trim", "pad")
 SIMILAR_FACE_AREA = 0.5  # a second face at least this share of the largest's area makes a photo ambiguous
 TRACK_IOU = 0.3
@@ -61,14 +66,14 @@ class Stages:
         finally:
             self.seconds[name] += time.perf_counter() - start
 
-    def report(self, frames: int) -> dict:
+    def report(self, frames: int, names: Sequence[str] = STAGES) -> dict:
         """Stage -> {seconds, frames_per_second}: what one stage alone would sustain."""
         return {
             name: {
                 "seconds": round(self.seconds[name], 3),
                 "frames_per_second": round(frames / self.seconds[name], 1) if self.seconds[name] else None,
             }
-            for name in STAGES
+            for name in names
         }
 
 
@@ -813,3 +818,109 @@ def format_summary(summary: dict) -> str:
     busy = {k: v for k, v in summary["stages"].items() if v["seconds"]}
     lines.append("stages: " + ", ".join(f"{k} {v['seconds']:.1f} s" for k, v in busy.items()))
     return "\n".join(lines)
+
+
+# --- A live stream ---------------------------------------------------------------------------
+
+
+def stream_photo(
+    face_paths,
+    pcm,
+    model,
+    write,
+    *,
+    pcm_name: str = "standard input",
+    deblur=None,
+    no_deblur: bool = False,
+    fps: float = audio_lib.FPS,
+    crop: bool = False,
+    face_index: int | None = None,
+    batch_size: int = 1,
+    analyzer=None,
+    blend: str = DEFAULT_BLEND,
+    threads: bool = True,
+    ready=None,
+) -> dict:
+    """The photo(s) speaking the raw PCM arriving on ``pcm``: each frame handed to ``write`` as soon as it can be made.
+
+    ``pcm``: a binary stream (standard input, a pipe) of 16 kHz mono s16le PCM
+    (``frame_loop.read_pcm``), read until it ends. The face is found and its
+    identity computed once, before the first read; then ``ready(info)`` is
+    called (``width``, ``height``, ``fps``, ``frames_ahead``: frame ``t`` is
+    made once the audio through frame ``t + frames_ahead`` has arrived,
+    ``audio.frames_ahead``). Frames are what ``generate_video`` writes for the
+    same audio (the photo with the lower face blended in, or the aligned crop
+    with ``crop``), uint8 (H, W, 3), in order; ``write(frame)`` is called in
+    this thread. ``batch_size`` caps the windows per generator call; a batch
+    holds only windows that are ready, never waiting for more audio.
+    Returns a summary (``first_frame_seconds``: from the first PCM read to the
+    first frame handed over).
+    """
+    started, stages = time.perf_counter(), Stages()
+    if not face_paths:
+        raise ValueError("give the face photo with --face PHOTO")
+    check_positive(fps=fps, batch_size=batch_size)
+    check_blend(blend)
+    backend, deblurrer, deblur_note = _load(model, deblur, no_deblur)
+    frame_loop.check_frame_rate(backend, fps, "--fps")
+    identity, target = photo_identity(backend, face_paths, stages, analyzer, face_index)
+    height, width = (IMAGE_SIZE, IMAGE_SIZE) if crop else target.frame.shape[:2]
+    ahead = audio_lib.frames_ahead(fps, backend.window_samples)
+    if ready is not None:
+        ready({"width": width, "height": height, "fps": fps, "frames_ahead": ahead, "model": backend.description})
+    clock = {"first_read": None, "setup": time.perf_counter() - started}
+
+    def chunks():
+        for chunk in frame_loop.read_pcm(pcm, pcm_name, batch_size * audio_lib.SAMPLES_PER_FRAME):
+            if clock["first_read"] is None:
+                clock["first_read"] = time.perf_counter()
+            yield chunk
+
+    batches = (
+        [(target, window) for window in batch]
+        for batch in frame_loop.window_batches(chunks(), batch_size, fps, backend.window_samples)
+    )
+    renderer = FrameRenderer(backend, identity, stages, deblurrer, crop, blend)
+    count, first_out = 0, None
+    with contextlib.closing(renderer.frames(batches, threads, batch_size)) as frames:
+        for frame in frames:
+            with stages.time("write"):
+                write(frame)
+            count += 1
+            first_out = first_out or time.perf_counter()
+    if not count:
+        raise ValueError(
+            f"{pcm_name}: no audio arrived (raw 16-bit PCM, s16le, mono, {audio_lib.SAMPLE_RATE} Hz; "
+            f"e.g. ffmpeg -i SPEECH -f s16le -ac 1 -ar {audio_lib.SAMPLE_RATE} -)"
+        )
+    ended = time.perf_counter()
+    return {
+        "frames": count,
+        "width": width,
+        "height": height,
+        "fps": fps,
+        "frames_ahead": ahead,
+        "model": backend.description,
+        "deblur": deblur_note,
+        "blend": blend,
+        "setup_seconds": round(clock["setup"], 3),
+        "first_frame_seconds": round(first_out - clock["first_read"], 3),
+        "seconds": round(ended - clock["first_read"], 3),
+        "frames_per_second": round(count / max(ended - clock["first_read"], 1e-9), 2),
+        "stages": stages.report(count, STREAM_STAGES),
+    }
+
+
+def format_stream_summary(summary: dict) -> str:
+    """The closing lines ``python -m keras_s2v.stream`` prints (on standard error: the frames hold standard output)."""
+    busy = {k: v for k, v in summary["stages"].items() if v["seconds"]}
+    return "\n".join(
+        [
+            f"streamed {summary['frames']} frames, {summary['width']}x{summary['height']} rgb24 at {summary['fps']:g} "
+            f"fps: the first {summary['first_frame_seconds']:.3f} s after the first audio was read, "
+            f"{summary['frames_per_second']:.1f} frames/s from then to the end ({summary['seconds']:.1f} s; "
+            f"setup {summary['setup_seconds']:.1f} s before it)",
+            f"model: {summary['model']}; deblur: {summary['deblur']}; blend: {summary['blend']}",
+            "stages: " + ", ".join(f"{k} {v['seconds']:.1f} s" for k, v in busy.items()),
+        ]
+    )
