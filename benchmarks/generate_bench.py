@@ -9,16 +9,19 @@ and on ``--long_seconds`` (600 s; 60 s with ``--quick``) of speech: the media
 folder's ``speech/english_60s.wav`` cut or looped into a WAV in a temporary
 folder. ``redub`` gets a video as long as its speech (``--audio_fit trim``): the
 clip looped by ffmpeg into a temporary mp4 (``-stream_loop``, re-encoded, no
-audio), so a long run also decodes a long file; ``--redub_long_seconds`` (default
-``--long_seconds``) sets its long length. Per run it prints the child's peak RSS, the kernel's high-water mark
-from ``os.wait4`` (exact, no sampling; includes the ffmpeg processes the child
-waited for, as a max, not a sum), the sampled peak of the whole process tree
-(the child plus the ffmpeg encoder and decoders running beside it, summed from
-/proc every 0.5 s), and the child's RSS at 25/50/75/100% of the run (growth
-with length shows there). The requirement: long and short peaks within 20%.
-The 600 s generate run writes 15000 frames, about 10 minutes on 2 cores.
-A preset ``--model`` runs as the commands run it (``--backend auto``: its int8
-TFLite model).
+audio), so a long run also decodes a long file; ``--redub_long_seconds``
+(default ``--long_seconds``) sets its long length. Per run it prints the
+child's peak RSS, the kernel's high-water mark from ``os.wait4`` (exact, no
+sampling; includes the ffmpeg processes the child waited for, as a max, not a
+sum), the sampled peak of the whole process tree (the child plus the ffmpeg
+encoder and decoders running beside it, summed from /proc every 0.5 s; in a
+10 s run the sampling can miss a short-lived ffmpeg, such as the audio check's
+decoder of about 55 MiB, so that ratio reads high), and the child's RSS at
+25/50/75/100% of the run (growth with length shows there). The requirement:
+long and short peaks within 20%. The 600 s runs write 15000 frames each: about
+3.5 minutes for generate and 7 for redub with s2v_real's int8 model on 2
+shared cores. A preset ``--model`` runs as the commands run it (``--backend
+auto``: its int8 TFLite model).
 
 Speed: ``inference.generate_video`` (a still) and ``inference.redub_video`` (a
 clip, audio_fit loop) in this process on the short WAV, printing end-to-end
