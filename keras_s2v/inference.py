@@ -474,7 +474,9 @@ class FrameRenderer:
             frames.append(frame)
         return frames
 
-    def frames(self, batches: Iterable[list], threads: bool = True, queue_frames: int = 25) -> Iterator[np.ndarray]:
+    def frames(
+        self, batches: Iterable[list], threads: bool = True, queue_frames: int = 25, close_timeout: float = 10.0
+    ) -> Iterator[np.ndarray]:
         """Every batch's frames, in order, as each is finished; ``batches`` is drawn from as the work needs it.
 
         ``threads``: the stages overlap in a ``Pipeline``: reading (drawing the
@@ -482,7 +484,8 @@ class FrameRenderer:
         caller's thread; at most one batch waits between the first three and
         ``queue_frames`` frames before the caller. False: one after the other in
         the caller's thread. Close the iterator (``contextlib.closing``) to stop
-        the threads when the caller stops early.
+        the threads when the caller stops early; each is waited for up to
+        ``close_timeout`` s (``Pipeline.close``).
         """
         if not threads:
             for batch in batches:
@@ -495,7 +498,7 @@ class FrameRenderer:
             generated = pipeline.map("generate", read, self.generate, PIPELINE_BATCHES)
             yield from pipeline.results(pipeline.map("blend", generated, self.paste, queue_frames))
         finally:
-            pipeline.close()
+            pipeline.close(close_timeout)
 
 
 def render(
@@ -882,7 +885,9 @@ def stream_photo(
     )
     renderer = FrameRenderer(backend, identity, stages, deblurrer, crop, blend)
     count, first_out = 0, None
-    with contextlib.closing(renderer.frames(batches, threads, batch_size)) as frames:
+    # Stopped early (an error, Ctrl-C), the reading thread may be waiting for audio that never comes: it is left
+    # to wait (a daemon thread) rather than waited for.
+    with contextlib.closing(renderer.frames(batches, threads, batch_size, close_timeout=1.0)) as frames:
         for frame in frames:
             with stages.time("write"):
                 write(frame)

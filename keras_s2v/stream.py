@@ -75,21 +75,22 @@ def _frames_output():
 
 def _pcm_input(path: str):
     """(binary stream, its name for messages). Standard input is taken over: a child process sees /dev/null there,
-    so none can swallow the audio."""
+    so none can swallow the audio. Unbuffered: each read returns what has arrived, and a run stopped while the
+    reading thread waits for more is not held up by a buffer's lock (the process's end closes it)."""
     if path == "-":
         if os.isatty(0):
             raise ValueError(
                 "standard input is a terminal: pipe raw PCM into it "
                 "(ffmpeg -i SPEECH -f s16le -ac 1 -ar 16000 - | python -m keras_s2v.stream ...)"
             )
-        pcm = os.fdopen(os.dup(0), "rb")
+        pcm = os.fdopen(os.dup(0), "rb", buffering=0)
         os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
         return pcm, "standard input"
     if os.path.isdir(path):
         raise ValueError(f"{path}: is a folder, not raw PCM")
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such file or named pipe")
-    return open(path, "rb"), path
+    return open(path, "rb", buffering=0), path
 
 
 def _closed_pipe(frames) -> ValueError:
@@ -106,7 +107,7 @@ def main(argv):
         f = flags.FLAGS
         frames = _frames_output()
         pcm, name = _pcm_input(f.pcm)
-        with frames, pcm:
+        with frames:
             from keras_s2v import inference  # inside: Ctrl-C during TensorFlow's import is reported like any other
 
             model, note = presets.choose_model(f.model, f.backend, log=cli.progress_log(f.quiet))

@@ -116,3 +116,32 @@ def test_the_command_writes_nothing_but_the_frames_to_standard_output(face, tmp_
     first = np.frombuffer(result.stdout[: SIZE * SIZE * 3], np.uint8).reshape(SIZE, SIZE, 3)
     photo = cv2.imread(str(face))[..., ::-1]
     assert np.array_equal(first[:40], photo[:40]) and not np.array_equal(first, photo)  # the photo, lower face blended
+
+
+def test_the_command_streams_before_its_input_ends_and_stops_at_once_on_ctrl_c(face, tmp_path):
+    # The source stays open (a microphone): the frames its audio completes come out, and Ctrl-C ends the run
+    # although the reading thread is still waiting for more.
+    import signal
+
+    from tests.test_generate import _save_untrained
+
+    model = _save_untrained(tmp_path / "model", "s2v_tiny")
+    command = [sys.executable, "-m", "keras_s2v.stream", "--face", str(face), "--model", str(model), "--crop"]
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        lines = []
+        while not (lines and lines[-1].startswith(b"ready:")):
+            lines.append(process.stderr.readline())
+            assert lines[-1], b"".join(lines).decode(errors="replace")
+        process.stdin.write(np.zeros(audio.SAMPLE_RATE, "<i2").tobytes())  # 1 s: frames 0 .. 25 - 1 - AHEAD
+        process.stdin.flush()
+        ready = audio.num_frames(audio.SAMPLE_RATE) - AHEAD
+        frame = frame_loop.FACE_SIZE**2 * 3
+        assert len(process.stdout.read(ready * frame)) == ready * frame
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=20) == 130
+        stderr = process.stderr.read().decode(errors="replace")
+        assert "interrupted: the frames written so far stay written" in stderr and "Traceback" not in stderr
+    finally:
+        process.kill()
+        process.wait()
