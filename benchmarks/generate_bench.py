@@ -1,19 +1,27 @@
 """Peak memory against audio length, and frames/s per stage, of ``generate`` and ``redub``.
 
-    .venv/bin/python benchmarks/generate_bench.py [--model demo/train] [--memory generate,redub]
-        [--long_seconds 600] [--quick] [--no-speed]
+    .venv/bin/python benchmarks/generate_bench.py [--model s2v_real] [--memory generate,redub]
+        [--long_seconds 600] [--redub_long_seconds 180] [--quick] [--no-speed]
 
 Memory: each command (``python -m keras_s2v.generate`` / ``keras_s2v.redub``,
 ``--quiet --overwrite``) runs in its own subprocess on ``--short_seconds`` (10 s)
 and on ``--long_seconds`` (600 s; 60 s with ``--quick``) of speech: the media
 folder's ``speech/english_60s.wav`` cut or looped into a WAV in a temporary
-folder. Per run it prints the child's peak RSS, the kernel's high-water mark
-from ``os.wait4`` (exact, no sampling; includes the ffmpeg processes the child
-waited for, as a max, not a sum), the sampled peak of the whole process tree
-(the child plus the ffmpeg encoder and decoders running beside it, summed from
-/proc every 0.5 s), and the child's RSS at 25/50/75/100% of the run (growth
-with length shows there). The requirement: long and short peaks within 20%.
-The 600 s generate run writes 15000 frames, about 10 minutes on 2 cores.
+folder. ``redub`` gets a video as long as its speech (``--audio_fit trim``): the
+clip looped by ffmpeg into a temporary mp4 (``-stream_loop``, re-encoded, no
+audio), so a long run also decodes a long file; ``--redub_long_seconds``
+(default ``--long_seconds``) sets its long length. Per run it prints the
+child's peak RSS, the kernel's high-water mark from ``os.wait4`` (exact, no
+sampling; includes the ffmpeg processes the child waited for, as a max, not a
+sum), the sampled peak of the whole process tree (the child plus the ffmpeg
+encoder and decoders running beside it, summed from /proc every 0.5 s; in a
+10 s run the sampling can miss a short-lived ffmpeg, such as the audio check's
+decoder of about 55 MiB, so that ratio reads high), and the child's RSS at
+25/50/75/100% of the run (growth with length shows there). The requirement:
+long and short peaks within 20%. The 600 s runs write 15000 frames each: about
+3.5 minutes for generate and 7 for redub with s2v_real's int8 model on 2
+shared cores. A preset ``--model`` runs as the commands run it (``--backend
+auto``: its int8 TFLite model).
 
 Speed: ``inference.generate_video`` (a still) and ``inference.redub_video`` (a
 clip, audio_fit loop) in this process on the short WAV, printing end-to-end
@@ -49,6 +57,14 @@ def write_speech(path: Path, seconds: float, source: Path) -> Path:
     waveform, rate = soundfile.read(str(source), dtype="int16")
     count = round(seconds * rate)
     soundfile.write(str(path), np.resize(waveform, count), rate, subtype="PCM_16")
+    return path
+
+
+def write_video(path: Path, seconds: float, source: Path) -> Path:
+    """``seconds`` of ``source``'s picture (cut, or looped end to start) as an H.264 mp4 without audio."""
+    command = ["ffmpeg", "-v", "error", "-y", "-nostdin", "-stream_loop", "-1", "-i", str(source), "-t", f"{seconds}"]
+    command += ["-map", "0:v:0", "-an", "-c:v", "libx264", "-preset", "ultrafast", "-crf", "18", str(path)]
+    subprocess.run(command, check=True)
     return path
 
 
@@ -105,17 +121,25 @@ def measure(command: list[str]) -> dict:
 
 def memory_bench(kind: str, args, wavs: dict, tmp: Path) -> None:
     """Peak memory of one command on the short and the long audio, and their ratio."""
-    module, source = {
-        "generate": ("keras_s2v.generate", ["--face", args.still]),
-        "redub": ("keras_s2v.redub", ["--video", args.clip]),
-    }[kind]
-    print(f"\npeak memory, {kind} ({Path(source[1]).name}, model {args.model}), one subprocess per run:")
+    seconds = dict(args.seconds)
+    if kind == "redub":
+        seconds["long"] = args.redub_long_seconds or seconds["long"]
+        wavs = {**wavs, "long": write_speech(tmp / "redub_long.wav", seconds["long"], Path(args.speech))}
+        videos = {name: write_video(tmp / f"video_{name}.mp4", s, Path(args.clip)) for name, s in seconds.items()}
+        what = f"{Path(args.clip).name} looped into videos as long as the speech, --audio_fit trim"
+    else:
+        what = Path(args.still).name
+    print(f"\npeak memory, {kind} ({what}; model {args.model}), one subprocess per run:")
     print(
         f"  {'audio':>7} {'frames':>7} {'wall s':>7} {'peak MiB':>9} {'+ffmpeg MiB':>12}"
         "  RSS MiB at 25/50/75/100% of the run"
     )
     runs = {}
     for name, wav in wavs.items():
+        if kind == "redub":
+            module, source = "keras_s2v.redub", ["--video", str(videos[name]), "--audio_fit", "trim"]
+        else:
+            module, source = "keras_s2v.generate", ["--face", args.still]
         command = [
             sys.executable,
             "-m",
@@ -136,7 +160,7 @@ def memory_bench(kind: str, args, wavs: dict, tmp: Path) -> None:
             "/".join(f"{s[min(len(s) - 1, int(q * len(s)))] / MIB:.0f}" for q in (0.25, 0.5, 0.75, 1.0)) if s else "-"
         )
         print(
-            f"  {args.seconds[name]:>6g}s {run['frames'] or '?':>7} {run['seconds']:>7.0f} {run['peak'] / MIB:>9.0f} "
+            f"  {seconds[name]:>6g}s {run['frames'] or '?':>7} {run['seconds']:>7.0f} {run['peak'] / MIB:>9.0f} "
             f"{run['tree_peak'] / MIB:>12.0f}  {trend}"
         )
     ratio = runs["long"]["peak"] / runs["short"]["peak"]
@@ -147,11 +171,15 @@ def memory_bench(kind: str, args, wavs: dict, tmp: Path) -> None:
 
 def speed_bench(args, wav: Path, tmp: Path) -> None:
     """End-to-end and per-stage frames/s of generate_video and redub_video, in this process."""
+    from export import presets
     from keras_s2v import inference
 
+    model, note = presets.choose_model(args.model, log=print)  # what the commands run: a preset's int8 TFLite model
+    if note:
+        print(f"\n{note}")
     runs = {
-        "generate": lambda out: inference.generate_video([args.still], wav, args.model, out, progress=False),
-        "redub": lambda out: inference.redub_video(args.clip, wav, args.model, out, progress=False),
+        "generate": lambda out: inference.generate_video([args.still], wav, model, out, progress=False),
+        "redub": lambda out: inference.redub_video(args.clip, wav, model, out, progress=False),
     }
     summaries = {kind: call(tmp / f"speed_{kind}.mp4") for kind, call in runs.items()}
     print(
@@ -180,12 +208,15 @@ def speed_bench(args, wav: Path, tmp: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="demo/train", help="training workdir, export folder or .tflite")
+    parser.add_argument("--model", default="s2v_real", help="preset, training workdir, export folder or .tflite")
     parser.add_argument("--still", default=str(MEDIA / "stills" / "woman_portrait.jpg"), help="photo for generate")
     parser.add_argument("--clip", default=str(MEDIA / "clips" / "hdtf_aoc.mp4"), help="video for redub")
     parser.add_argument("--speech", default=str(MEDIA / "speech" / "english_60s.wav"), help="speech cut / looped")
     parser.add_argument("--short_seconds", type=float, default=10.0, help="short audio (memory and speed)")
     parser.add_argument("--long_seconds", type=float, default=600.0, help="long audio (memory)")
+    parser.add_argument(
+        "--redub_long_seconds", type=float, help="long audio and video of redub (default: --long_seconds)"
+    )
     parser.add_argument("--quick", action="store_true", help="long audio of 60 s instead of --long_seconds")
     parser.add_argument("--memory", default="generate", help="commands measured for memory: generate,redub or none")
     parser.add_argument("--speed", action=argparse.BooleanOptionalAction, default=True, help="in-process frames/s")

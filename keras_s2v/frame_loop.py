@@ -210,6 +210,58 @@ def audio_windows(
         yield from windower.push(silence)
 
 
+def window_batches(
+    chunks: Iterable[np.ndarray],
+    batch_size: int,
+    fps: float = audio_lib.FPS,
+    samples: int = audio_lib.MFCC_WINDOW_SAMPLES,
+) -> Iterator[list[np.ndarray]]:
+    """``audio_windows`` in lists of at most ``batch_size``, each list as soon as a chunk has made its windows
+    ready: a batch is never held back to fill up (a live stream's frames go out without waiting for later audio)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    windower = PcmWindower(fps, samples)
+    for chunk in chunks:
+        yield from batched(windower.push(chunk), batch_size)
+    yield from batched(windower.finish(), batch_size)
+
+
+def batched(items: Iterable, size: int) -> Iterator[list]:
+    """Lists of ``size`` consecutive items (the last may be shorter), each drawn from ``items`` when it is asked for."""
+    items = iter(items)
+    while batch := list(itertools.islice(items, size)):
+        yield batch
+
+
+PCM_SAMPLE_BYTES = 2  # raw PCM on a pipe: 16-bit little-endian (s16le), mono, audio.SAMPLE_RATE
+
+
+def read_pcm(
+    stream, name: str = "standard input", chunk_samples: int = audio_lib.SAMPLES_PER_FRAME
+) -> Iterator[np.ndarray]:
+    """Float32 chunks of raw 16 kHz mono s16le PCM from a binary ``stream`` (a pipe, standard input), until it ends.
+
+    Each chunk is what one read returned, at most ``chunk_samples``: whatever has arrived, without waiting
+    for more (``read1``), so a live source's audio is passed on as it comes. A stream that ends in the
+    middle of a sample is a ``ValueError`` naming ``name``.
+    """
+    read = getattr(stream, "read1", None) or stream.read
+    size = max(int(chunk_samples), 1) * PCM_SAMPLE_BYTES
+    pending, total = b"", 0
+    while data := read(size):
+        data = pending + data
+        whole = len(data) - len(data) % PCM_SAMPLE_BYTES
+        pending = data[whole:]
+        if whole:
+            total += whole
+            yield audio_lib.to_float(np.frombuffer(data[:whole], "<i2").astype(np.int16))
+    if pending:
+        raise ValueError(
+            f"{name}: ended in the middle of a sample ({total + len(pending)} bytes): expected raw 16-bit "
+            f"PCM (s16le, mono, {audio_lib.SAMPLE_RATE} Hz), 2 bytes a sample"
+        )
+
+
 def pcm_windows(
     waveform: np.ndarray,
     first: int,

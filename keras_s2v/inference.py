@@ -17,6 +17,10 @@ stage in order, so the frames are those of the serial loop (``threads=False``).
 Audio is decoded in chunks and video frame by frame, so memory does not grow
 with the length of either. Every stage is timed (``Stages``) for the summary
 and ``benchmarks/generate_bench.py``.
+
+``stream_photo`` (``python -m keras_s2v.stream``) is ``generate`` on a live
+source: raw PCM read from a pipe as it arrives, each frame handed out as soon
+as its window's audio is there, through the same ``FrameRenderer``.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from keras_s2v.paste import BLENDS, DEFAULT_BLEND
 IMAGE_SIZE = frame_loop.FACE_SIZE
 
 STAGES = ("decode", "detect", "identity", "generate", "deblur", "blend", "encode")
+STREAM_STAGES = ("detect", "identity", "generate", "deblur", "blend", "write")  # stream_photo's: frames written out
 AUDIO_FITS = ("loop", "trim", "pad")
 SIMILAR_FACE_AREA = 0.5  # a second face at least this share of the largest's area makes a photo ambiguous
 TRACK_IOU = 0.3
@@ -61,14 +66,14 @@ class Stages:
         finally:
             self.seconds[name] += time.perf_counter() - start
 
-    def report(self, frames: int) -> dict:
+    def report(self, frames: int, names: Sequence[str] = STAGES) -> dict:
         """Stage -> {seconds, frames_per_second}: what one stage alone would sustain."""
         return {
             name: {
                 "seconds": round(self.seconds[name], 3),
                 "frames_per_second": round(frames / self.seconds[name], 1) if self.seconds[name] else None,
             }
-            for name in STAGES
+            for name in names
         }
 
 
@@ -425,6 +430,77 @@ _DONE, _STOPPED = object(), object()
 PIPELINE_BATCHES = 1  # generator batches waiting between the reading, generating and blending threads
 
 
+class FrameRenderer:
+    """The middle of every command: batches of (target, window) pairs in, finished frames out, in order.
+
+    ``generate`` runs the model on a batch (``identity``: the ``identity_features``
+    outputs, or a function of a batch of targets giving one row per target, a
+    ``masked_target`` model re-dubbing a video; then the generator and the
+    deblurring CNN), ``paste`` blends each face back into its target's frame
+    (or keeps the aligned crop, ``crop``; a target without a face passes
+    through and is counted in ``without_face``). ``frames`` chains them.
+    """
+
+    def __init__(self, backend, identity, stages: Stages, deblur=None, crop: bool = False, blend: str = DEFAULT_BLEND):
+        from keras_s2v.paste import FaceBlender
+
+        self.backend, self.identity, self.stages, self.deblur, self.crop = backend, identity, stages, deblur, crop
+        self.blender = FaceBlender(blend)
+        self.without_face = 0
+
+    def generate(self, batch) -> list:
+        batch_targets, batch_windows = zip(*batch)
+        identity = self.identity
+        if callable(identity):
+            with self.stages.time("identity"):
+                identity = identity(batch_targets)
+        with self.stages.time("generate"):
+            faces = np.asarray(self.backend.generate_frame_pcm(identity, np.stack(batch_windows)))
+        if self.deblur is not None:
+            with self.stages.time("deblur"):
+                faces = self.deblur(faces)
+        return [(batch_targets, frame_loop.to_uint8(faces))]
+
+    def paste(self, item) -> list[np.ndarray]:
+        frames = []
+        for target, face in zip(*item):
+            if self.crop:
+                frame = face
+            elif target.transform is None:
+                frame, self.without_face = target.frame, self.without_face + 1
+            else:
+                with self.stages.time("blend"):
+                    frame = self.blender.paste(target.frame, face, target.transform, target.landmarks_crop)
+            frames.append(frame)
+        return frames
+
+    def frames(
+        self, batches: Iterable[list], threads: bool = True, queue_frames: int = 25, close_timeout: float = 10.0
+    ) -> Iterator[np.ndarray]:
+        """Every batch's frames, in order, as each is finished; ``batches`` is drawn from as the work needs it.
+
+        ``threads``: the stages overlap in a ``Pipeline``: reading (drawing the
+        batches: decode, the face, the audio), generating, blending, and the
+        caller's thread; at most one batch waits between the first three and
+        ``queue_frames`` frames before the caller. False: one after the other in
+        the caller's thread. Close the iterator (``contextlib.closing``) to stop
+        the threads when the caller stops early; each is waited for up to
+        ``close_timeout`` s (``Pipeline.close``).
+        """
+        if not threads:
+            for batch in batches:
+                for item in self.generate(batch):
+                    yield from self.paste(item)
+            return
+        pipeline = Pipeline()
+        try:
+            read = pipeline.source("read", batches, PIPELINE_BATCHES)
+            generated = pipeline.map("generate", read, self.generate, PIPELINE_BATCHES)
+            yield from pipeline.results(pipeline.map("blend", generated, self.paste, queue_frames))
+        finally:
+            pipeline.close(close_timeout)
+
+
 def render(
     backend,
     identity,
@@ -450,74 +526,37 @@ def render(
     a video). Ends when either iterable does: that sets the output's length, and
     the muxed ``audio`` (a file) is cut or padded with silence to it.
 
-    ``threads`` (the default): the stages overlap in a ``Pipeline``: reading (decode
-    and the face), generating (identity, generator, deblur), blending, and
+    ``threads`` (the default): the stages overlap (``FrameRenderer.frames``): reading
+    (decode and the face), generating (identity, generator, deblur), blending, and
     encoding in this thread (ffmpeg encodes in its own process); the frames are
     the serial loop's, in the same order. False: one after the other in this thread.
     Stage times are each stage's own busy time either way.
     """
     from tqdm import tqdm
 
-    from keras_s2v.paste import FaceBlender
-
-    blender = FaceBlender(blend)
+    renderer = FrameRenderer(backend, identity, stages, deblur, crop, blend)
     pairs = zip(targets, windows)
     first = next(pairs, None)
     if first is None:
         raise ValueError("nothing to generate: the audio or the video holds no frame")
     height, width = (IMAGE_SIZE, IMAGE_SIZE) if crop else first[0].frame.shape[:2]
-    without_face = 0
-
-    def generate(batch):
-        batch_targets, batch_windows = zip(*batch)
-        if callable(identity):
-            with stages.time("identity"):
-                rows = identity(batch_targets)
-        with stages.time("generate"):
-            faces = np.asarray(
-                backend.generate_frame_pcm(rows if callable(identity) else identity, np.stack(batch_windows))
-            )
-        if deblur is not None:
-            with stages.time("deblur"):
-                faces = deblur(faces)
-        return [(batch_targets, frame_loop.to_uint8(faces))]
-
-    def paste(item):
-        nonlocal without_face
-        frames = []
-        for target, face in zip(*item):
-            if crop:
-                frame = face
-            elif target.transform is None:
-                frame, without_face = target.frame, without_face + 1
-            else:
-                with stages.time("blend"):
-                    frame = blender.paste(target.frame, face, target.transform, target.landmarks_crop)
-            frames.append(frame)
-        return frames
-
-    batches = _batched(itertools.chain([first], pairs), batch_size)
+    batches = frame_loop.batched(itertools.chain([first], pairs), batch_size)
     bar = tqdm(total=total, unit="frame", disable=not progress, dynamic_ncols=True)
-    pipeline = Pipeline() if threads else None
-    try:
+    with contextlib.closing(renderer.frames(batches, threads, batch_size)) as frames:
         with media.VideoWriter(out, width, height, fps, audio=audio, overwrite=overwrite) as writer:
-            if pipeline is not None:
-                read = pipeline.source("read", batches, PIPELINE_BATCHES)
-                generated = pipeline.map("generate", read, generate, PIPELINE_BATCHES)
-                frames = pipeline.results(pipeline.map("blend", generated, paste, batch_size))
-            else:
-                frames = (frame for batch in batches for item in generate(batch) for frame in paste(item))
             for frame in frames:
                 with stages.time("encode"):
                     writer.write(frame)
                 bar.update(1)
-            closing = time.perf_counter()
-    finally:
-        if pipeline is not None:
-            pipeline.close()
-    stages.seconds["encode"] += time.perf_counter() - closing  # ffmpeg finishing the file
+            finishing = time.perf_counter()
+    stages.seconds["encode"] += time.perf_counter() - finishing  # ffmpeg finishing the file
     bar.close()
-    return {"frames": writer.frames_written, "frames_without_face": without_face, "width": width, "height": height}
+    return {
+        "frames": writer.frames_written,
+        "frames_without_face": renderer.without_face,
+        "width": width,
+        "height": height,
+    }
 
 
 def frame_identity(backend, references: np.ndarray):
@@ -538,12 +577,6 @@ def frame_identity(backend, references: np.ndarray):
         return backend.identity_features(frame_loop.identity_faces(backend, references, np.stack(crops)))
 
     return per_frame
-
-
-def _batched(iterable, size: int):
-    iterator = iter(iterable)
-    while batch := list(itertools.islice(iterator, size)):
-        yield batch
 
 
 def _load(model, deblur, no_deblur: bool):
@@ -570,6 +603,26 @@ def _summary(result: dict, stages: Stages, started: float, **extra) -> dict:
     }
 
 
+def photo_identity(backend, face_paths, stages: Stages, analyzer=None, face_index: int | None = None):
+    """(identity outputs, the first photo's ``Target``): every photo's face found and aligned, the identity once
+    (a photo is its own target, also for a ``masked_target`` model)."""
+    from keras_s2v.data.face import FaceAnalyzer
+
+    if len(face_paths) != backend.num_identity_images:
+        raise ValueError(
+            f"the model needs {backend.num_identity_images} face photo(s) (--face PHOTO, repeated), "
+            f"got {len(face_paths)}"
+        )
+    analyzer = analyzer or FaceAnalyzer()
+    with stages.time("detect"):
+        aligned = [align_photo(path, analyzer, face_index) for path in face_paths]
+    with stages.time("identity"):
+        faces = frame_loop.face_input([a[0] for a in aligned])
+        identity = backend.identity_features(frame_loop.identity_faces(backend, faces))
+    _, image, transform, landmarks_crop = aligned[0]
+    return identity, Target(image, transform, landmarks_crop)
+
+
 def generate_video(
     face_paths,
     audio_path,
@@ -594,8 +647,6 @@ def generate_video(
     identity face. Output length: the audio's, rounded up to a whole frame.
     ``threads``: overlap the stages (``render``); False runs them one after another.
     """
-    from keras_s2v.data.face import FaceAnalyzer
-
     started, stages = time.perf_counter(), Stages()
     inputs = [*(("--face", p) for p in face_paths), ("--audio", audio_path), ("--model", model), ("--deblur", deblur)]
     out = check_output(out, overwrite, inputs)
@@ -609,19 +660,8 @@ def generate_video(
     media.check_audio(audio_path, audio_info)  # a cut file or NaN samples, found before the model runs
     backend, deblurrer, deblur_note = _load(model, deblur, no_deblur)
     frame_loop.check_frame_rate(backend, fps, "--fps")
-    if len(face_paths) != backend.num_identity_images:
-        raise ValueError(
-            f"the model needs {backend.num_identity_images} face photo(s) (--face PHOTO, repeated), "
-            f"got {len(face_paths)}"
-        )
-    analyzer = analyzer or FaceAnalyzer()
-    with stages.time("detect"):
-        aligned = [align_photo(path, analyzer, face_index) for path in face_paths]
-    with stages.time("identity"):  # once: a photo is its own target
-        faces = frame_loop.face_input([a[0] for a in aligned])
-        identity = backend.identity_features(frame_loop.identity_faces(backend, faces))
-    _, image, transform, landmarks_crop = aligned[0]
-    targets = itertools.repeat(Target(image, transform, landmarks_crop))
+    identity, target = photo_identity(backend, face_paths, stages, analyzer, face_index)
+    targets = itertools.repeat(target)
     windows = frame_loop.audio_windows(timed_audio(audio_path, audio_info, stages), fps, samples=backend.window_samples)
     total = audio_lib.num_frames(round(audio_info.duration * audio_lib.SAMPLE_RATE), fps)
     result = render(
@@ -781,3 +821,111 @@ def format_summary(summary: dict) -> str:
     busy = {k: v for k, v in summary["stages"].items() if v["seconds"]}
     lines.append("stages: " + ", ".join(f"{k} {v['seconds']:.1f} s" for k, v in busy.items()))
     return "\n".join(lines)
+
+
+# --- A live stream ---------------------------------------------------------------------------
+
+
+def stream_photo(
+    face_paths,
+    pcm,
+    model,
+    write,
+    *,
+    pcm_name: str = "standard input",
+    deblur=None,
+    no_deblur: bool = False,
+    fps: float = audio_lib.FPS,
+    crop: bool = False,
+    face_index: int | None = None,
+    batch_size: int = 1,
+    analyzer=None,
+    blend: str = DEFAULT_BLEND,
+    threads: bool = True,
+    ready=None,
+) -> dict:
+    """The photo(s) speaking the raw PCM arriving on ``pcm``: each frame handed to ``write`` as soon as it can be made.
+
+    ``pcm``: a binary stream (standard input, a pipe) of 16 kHz mono s16le PCM
+    (``frame_loop.read_pcm``), read until it ends. The face is found and its
+    identity computed once, before the first read; then ``ready(info)`` is
+    called (``width``, ``height``, ``fps``, ``frames_ahead``: frame ``t`` is
+    made once the audio through frame ``t + frames_ahead`` has arrived,
+    ``audio.frames_ahead``). Frames are what ``generate_video`` writes for the
+    same audio (the photo with the lower face blended in, or the aligned crop
+    with ``crop``), uint8 (H, W, 3), in order; ``write(frame)`` is called in
+    this thread. ``batch_size`` caps the windows per generator call; a batch
+    holds only windows that are ready, never waiting for more audio.
+    Returns a summary (``first_frame_seconds``: from the first PCM read to the
+    first frame handed over).
+    """
+    started, stages = time.perf_counter(), Stages()
+    if not face_paths:
+        raise ValueError("give the face photo with --face PHOTO")
+    check_positive(fps=fps, batch_size=batch_size)
+    check_blend(blend)
+    backend, deblurrer, deblur_note = _load(model, deblur, no_deblur)
+    frame_loop.check_frame_rate(backend, fps, "--fps")
+    identity, target = photo_identity(backend, face_paths, stages, analyzer, face_index)
+    height, width = (IMAGE_SIZE, IMAGE_SIZE) if crop else target.frame.shape[:2]
+    ahead = audio_lib.frames_ahead(fps, backend.window_samples)
+    if ready is not None:
+        ready({"width": width, "height": height, "fps": fps, "frames_ahead": ahead, "model": backend.description})
+    clock = {"first_read": None, "setup": time.perf_counter() - started}
+
+    def chunks():
+        for chunk in frame_loop.read_pcm(pcm, pcm_name, batch_size * audio_lib.SAMPLES_PER_FRAME):
+            if clock["first_read"] is None:
+                clock["first_read"] = time.perf_counter()
+            yield chunk
+
+    batches = (
+        [(target, window) for window in batch]
+        for batch in frame_loop.window_batches(chunks(), batch_size, fps, backend.window_samples)
+    )
+    renderer = FrameRenderer(backend, identity, stages, deblurrer, crop, blend)
+    count, first_out = 0, None
+    # Stopped early (an error, Ctrl-C), the reading thread may be waiting for audio that never comes: it is left
+    # to wait (a daemon thread) rather than waited for.
+    with contextlib.closing(renderer.frames(batches, threads, batch_size, close_timeout=1.0)) as frames:
+        for frame in frames:
+            with stages.time("write"):
+                write(frame)
+            count += 1
+            first_out = first_out or time.perf_counter()
+    if not count:
+        raise ValueError(
+            f"{pcm_name}: no audio arrived (raw 16-bit PCM, s16le, mono, {audio_lib.SAMPLE_RATE} Hz; "
+            f"e.g. ffmpeg -i SPEECH -f s16le -ac 1 -ar {audio_lib.SAMPLE_RATE} -)"
+        )
+    ended = time.perf_counter()
+    return {
+        "frames": count,
+        "width": width,
+        "height": height,
+        "fps": fps,
+        "frames_ahead": ahead,
+        "model": backend.description,
+        "deblur": deblur_note,
+        "blend": blend,
+        "setup_seconds": round(clock["setup"], 3),
+        "first_frame_seconds": round(first_out - clock["first_read"], 3),
+        "seconds": round(ended - clock["first_read"], 3),
+        "frames_per_second": round(count / max(ended - clock["first_read"], 1e-9), 2),
+        "stages": stages.report(count, STREAM_STAGES),
+    }
+
+
+def format_stream_summary(summary: dict) -> str:
+    """The closing lines ``python -m keras_s2v.stream`` prints (on standard error: the frames hold standard output)."""
+    busy = {k: v for k, v in summary["stages"].items() if v["seconds"]}
+    return "\n".join(
+        [
+            f"streamed {summary['frames']} frames, {summary['width']}x{summary['height']} rgb24 at {summary['fps']:g} "
+            f"fps: the first {summary['first_frame_seconds']:.3f} s after the first audio was read, "
+            f"{summary['frames_per_second']:.1f} frames/s from then to the end ({summary['seconds']:.1f} s; "
+            f"setup {summary['setup_seconds']:.1f} s before it)",
+            f"model: {summary['model']}; deblur: {summary['deblur']}; blend: {summary['blend']}",
+            "stages: " + ", ".join(f"{k} {v['seconds']:.1f} s" for k, v in busy.items()),
+        ]
+    )

@@ -1,6 +1,7 @@
 """Audio windows from chunks of any size, at any frame rate, equal the offline windows."""
 
 import itertools
+import os
 
 import numpy as np
 import pytest
@@ -16,6 +17,33 @@ def test_windows_equal_pcm_window_whatever_the_chunk_size(chunk, fps):
     assert len(windows) == audio.num_frames(len(waveform), fps)
     for t, window in enumerate(windows):
         np.testing.assert_array_equal(window, audio.pcm_window(waveform, t, fps))
+
+
+def _pipe():
+    read, write = os.pipe()
+    return os.fdopen(read, "rb"), write
+
+
+def test_read_pcm_passes_on_what_has_arrived_and_refuses_half_a_sample():
+    pcm, write = _pipe()
+    with pcm:
+        chunks = frame_loop.read_pcm(pcm, "the pipe")
+        os.write(write, np.array([16384, -32768], "<i2").tobytes()[:3])  # a sample and a half
+        np.testing.assert_array_equal(next(chunks), [0.5])  # no waiting for more
+        os.write(write, b"\x80")
+        np.testing.assert_array_equal(next(chunks), [-1.0])
+        os.write(write, b"\x00")
+        os.close(write)
+        with pytest.raises(ValueError, match=r"the pipe: ended in the middle of a sample \(5 bytes\)"):
+            next(chunks)
+
+
+def test_window_batches_hold_only_the_windows_ready_and_no_more_than_the_batch_size():
+    chunks = [np.zeros(n, np.float32) for n in (3239, 1, 640 * 3, 640 * 10, 0)]
+    sizes = [len(batch) for batch in frame_loop.window_batches(chunks, batch_size=4)]
+    # 3240 samples make frame 0 ready, each 640 more the next; the end pads the last 5 frames' windows with silence.
+    assert sizes == [1, 3, 4, 4, 2, 4, 1]
+    assert sum(sizes) == audio.num_frames(sum(map(len, chunks)))
 
 
 def test_windows_go_on_in_silence_when_asked():

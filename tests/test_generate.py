@@ -493,6 +493,50 @@ def test_the_threaded_pipeline_writes_exactly_the_serial_frames(files, tmp_path,
     assert _pipeline_threads() == []
 
 
+@pytest.mark.parametrize("command", ["generate", "redub"])
+def test_audio_and_video_are_read_as_the_frames_go_out_not_ahead(files, tmp_path, monkeypatch, command):
+    # Memory that does not grow with the length: the audio's windows and the video's frames are drawn a few
+    # batches ahead of the encoder at most (the bounded queues), never all at once into a list.
+    from keras_s2v import frame_loop
+
+    drawn = {"audio_windows": 0, "iter_frames": 0}
+
+    def counted(owner, name):
+        function = getattr(owner, name)
+
+        def draw(*args, **kwargs):
+            for item in function(*args, **kwargs):
+                drawn[name] += 1
+                yield item
+
+        monkeypatch.setattr(owner, name, draw)
+
+    counted(frame_loop, "audio_windows")
+    counted(media, "iter_frames")
+    leads, write = [], media.VideoWriter.write
+
+    def encode(self, frame):
+        leads.append(max(drawn.values()) - self.frames_written)
+        write(self, frame)
+
+    monkeypatch.setattr(media.VideoWriter, "write", encode)
+    speech = tmp_path / "speech.wav"
+    media.write_wav(speech, 0.3 * np.sin(np.arange(4 * audio.SAMPLE_RATE, dtype=np.float32) * 0.05))
+    batch_size, out = 2, tmp_path / "out.mp4"
+    if command == "generate":
+        summary = inference.generate_video(
+            [files / "face.png"], speech, files / "model", out, batch_size=batch_size, progress=False
+        )
+    else:  # the 1 s clip, looped 4 times
+        summary = inference.redub_video(
+            files / "clip.mp4", speech, files / "model", out, batch_size=batch_size, progress=False
+        )
+    assert summary["frames"] == len(leads) >= 100 and drawn["iter_frames" if command == "redub" else "audio_windows"]
+    # A batch being filled, one waiting and one worked on per thread (read, generate, blend), a batch of frames
+    # before the encoder; redub's face smoothing looks 3 frames ahead.
+    assert max(leads) <= 8 * batch_size + 4
+
+
 def _fail_at(monkeypatch, owner, name, error, at: int):
     calls, original = [], getattr(owner, name)
 

@@ -28,6 +28,7 @@ does not convert).
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
@@ -104,6 +105,18 @@ def window_range(t: int, fps: float = FPS, samples: int = MFCC_WINDOW_SAMPLES) -
     """
     start = round((t + 0.5) * SAMPLE_RATE / fps) - samples // 2
     return start, start + samples
+
+
+def frames_ahead(fps: float = FPS, samples: int = MFCC_WINDOW_SAMPLES) -> int:
+    """A window's look-ahead in frames: frame ``t`` can be made once the audio of frames up to ``t + frames_ahead``
+    has arrived, and not before (its window's last sample lies in that frame; the most over 10 s of frames).
+
+    Frame ``n``'s audio is ``[n, n + 1) * SAMPLE_RATE / fps``. At 25 fps: 5 for the MFCC window (it ends at
+    ``640 t + 3240``, 40 samples into frame ``t + 5``: 0.1625 s after frame ``t`` ends), 2 for the temporal
+    GAN's 0.16 s window (``640 t + 1600``). What a live stream waits for before it can show frame ``t``.
+    """
+    last = max(window_range(t, fps, samples)[1] - 1 - t * SAMPLE_RATE / fps for t in range(10 * math.ceil(fps)))
+    return max(math.floor(last * fps / SAMPLE_RATE), 0)
 
 
 def mfcc_window_range(t: int, fps: float = FPS) -> tuple[int, int]:

@@ -31,6 +31,17 @@ def test_windows_are_centred_on_their_frame(t):
     assert audio.mfcc_window_slice(t) == (4 * t, 4 * t + 35)
 
 
+def test_frames_ahead_is_the_frame_holding_the_windows_last_sample():
+    # Frame t is ready with the audio through frame t + ahead, and not one sample before: its window's last sample.
+    for samples, ahead in ((audio.MFCC_WINDOW_SAMPLES, 5), (audio.WAVE_WINDOW_SAMPLES, 2), (640, 0), (1920, 1)):
+        assert audio.frames_ahead(audio.FPS, samples) == ahead
+        for t in (0, 1, 40):
+            stop = audio.window_range(t, audio.FPS, samples)[1]
+            assert audio.frame_to_sample(t + ahead) < stop <= audio.frame_to_sample(t + ahead + 1)
+    assert audio.frames_ahead(audio.FPS, 3200) == 2  # [640 t - 1280, 640 t + 1920): ends exactly with frame t + 2
+    assert audio.frames_ahead(50) == 9  # the MFCC window at 50 fps ends at 320 t + 3080, in frame t + 9 of 320 samples
+
+
 def test_num_frames_counts_partial_frames():
     assert audio.num_frames(0) == 0
     assert audio.num_frames(1) == 1
