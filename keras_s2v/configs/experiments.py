@@ -154,6 +154,9 @@ class DataConfig:
     blur_max_sigma: float = 3.0  # deblur training: Gaussian blur strength range
     blur_max_motion: int = 9  # deblur training: motion-blur kernel length range
     sequence_lengths: str = "16"  # tgan: frames per training sequence; several ("8,16,24"): bucketed batches
+    # Training segments kept after the first pass, still JPEG (pipeline._segments): "" none | "memory" | a file
+    # path prefix. Saves reading and parsing the shards again, not decoding (most of the input's work).
+    cache: str = ""
 
 
 @dataclasses.dataclass

@@ -1,6 +1,7 @@
 """tf.data pipelines: windows match the timing module, identity frames far from the target, determinism."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from keras_s2v.data import audio, features, pipeline
@@ -87,3 +88,26 @@ def test_glance_windows_hold_lip_clips_and_their_own_log_mel(synth_shards):
     np.testing.assert_array_equal(inputs["log_mel"][0], example["log_mel"].numpy()[first : first + 8].reshape(32, 128))
     frames = example["frames"][first : first + 8].numpy() / 255.0
     np.testing.assert_allclose(clips[0], align.lip_crops(frames).numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("where", ["memory", "file"])
+def test_cached_segments_give_the_same_training_batches(synth_shards, tmp_path, where):
+    """Three passes over the train split (one shard: the same segment order each pass), and a second run on the
+    file cache the first one finished: the batches the shards give."""
+    cache = "memory" if where == "memory" else str(tmp_path / "segments")
+
+    def batches(cache=""):
+        dataset = pipeline.deblur_dataset(
+            synth_shards, "train", 4, samples_per_segment=4, shuffle_buffer=4, seed=3, cache=cache
+        )
+        return [(blurred.numpy(), sharp.numpy()) for blurred, sharp in dataset.take(6)]
+
+    assert len(features.list_shards(synth_shards, "train")) == 1
+    plain = batches()
+    runs = [batches(cache)] + ([batches(cache)] if where == "file" else [])
+    for run in runs:
+        for (blurred, sharp), (plain_blurred, plain_sharp) in zip(run, plain, strict=True):
+            np.testing.assert_array_equal(blurred, plain_blurred)
+            np.testing.assert_array_equal(sharp, plain_sharp)
+    if where == "file":
+        assert (tmp_path / "segments.index").exists()

@@ -27,6 +27,7 @@ class DeblurTask(Task):
             d.blur_max_sigma,
             d.blur_max_motion,
             seed,
+            d.cache,
         )
         val = pipeline.deblur_dataset(
             data_dir,

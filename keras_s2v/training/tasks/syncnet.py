@@ -41,6 +41,7 @@ class SyncNetTask(Task):
             seed,
             crop,
             d.augment_geometry,
+            d.cache,
         )
         val = pipeline.syncnet_dataset(
             data_dir,
