@@ -77,6 +77,24 @@ def _segments(data_dir, split: str, training: bool, seed: int, cache: str = ""):
     return tf.data.Dataset.zip((dataset, keys))
 
 
+PARALLEL_SEGMENTS = 4  # training segments whose samples are drawn and decoded at once (``_samples``)
+
+
+def _samples(segments, draws, training: bool):
+    """``draws(example, key)`` -> a segment's samples, for every segment.
+
+    Training: several segments' draws at once, in parallel threads (``Dataset.interleave``), their
+    samples taken in turn, always in the same order; this is where the JPEG frames are decoded, most
+    of the input's work. Evaluation: one segment after another (``flat_map``), the order evaluation
+    reports follow.
+    """
+    if not training:
+        return segments.flat_map(draws)
+    return segments.interleave(
+        draws, cycle_length=PARALLEL_SEGMENTS, num_parallel_calls=_tf().data.AUTOTUNE, deterministic=True
+    )
+
+
 def _frame_picks(num_frames, count: int, key, training: bool):
     """``count`` frame indices: uniform random when training, evenly spaced otherwise."""
     tf = _tf()
@@ -162,7 +180,7 @@ def speech2vid_dataset(
                 )
             )
 
-        dataset = dataset.flat_map(draws).shuffle(shuffle_buffer, seed=seed)
+        dataset = _samples(dataset, draws, training).shuffle(shuffle_buffer, seed=seed)
     else:
 
         def fixed(example, key):
@@ -290,7 +308,7 @@ def sequence_dataset(
             samples = tf.data.Dataset.from_tensor_slices((firsts, stills))
             return samples.map(lambda first, still: _sequence_sample(example, first, still, length, audio_input))
 
-        dataset = dataset.flat_map(draws)
+        dataset = _samples(dataset, draws, training)
         if training:
             dataset = dataset.shuffle(shuffle_buffer, seed=seed + index)
         return dataset.batch(batch_size, drop_remainder=training)
@@ -438,7 +456,7 @@ def syncnet_dataset(
             lambda t: _syncnet_sample(example, t, max_shift, crop, face_size)
         )
 
-    dataset = dataset.flat_map(draws)
+    dataset = _samples(dataset, draws, training)
     if training:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed)
     dataset = dataset.batch(batch_size, drop_remainder=training)
@@ -527,7 +545,7 @@ def deblur_dataset(
     def degrade(sharp, key):
         return tf.clip_by_value(blur(sharp, blur_kernel(key, max_sigma, max_motion)), 0.0, 1.0), sharp
 
-    dataset = dataset.flat_map(frames).map(degrade, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = _samples(dataset, frames, training).map(degrade, num_parallel_calls=tf.data.AUTOTUNE)
     if training:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed)
     return dataset.batch(batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)

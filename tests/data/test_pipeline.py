@@ -90,6 +90,19 @@ def test_glance_windows_hold_lip_clips_and_their_own_log_mel(synth_shards):
     np.testing.assert_allclose(clips[0], align.lip_crops(frames).numpy(), atol=1e-5)
 
 
+def test_training_draws_several_segments_at_once_in_a_fixed_order():
+    segments = tf.data.Dataset.range(6)
+
+    def draws(segment):
+        return tf.data.Dataset.from_tensor_slices([10 * segment, 10 * segment + 1])
+
+    one_by_one = [0, 1, 10, 11, 20, 21, 30, 31, 40, 41, 50, 51]
+    assert list(pipeline._samples(segments, draws, training=False).as_numpy_iterator()) == one_by_one
+    taken_in_turn = [0, 10, 20, 30, 1, 11, 21, 31, 40, 50, 41, 51]  # PARALLEL_SEGMENTS = 4 at once
+    for _ in range(3):
+        assert list(pipeline._samples(segments, draws, training=True).as_numpy_iterator()) == taken_in_turn
+
+
 @pytest.mark.parametrize("where", ["memory", "file"])
 def test_cached_segments_give_the_same_training_batches(synth_shards, tmp_path, where):
     """Three passes over the train split (one shard: the same segment order each pass), and a second run on the
