@@ -77,22 +77,17 @@ def _segments(data_dir, split: str, training: bool, seed: int, cache: str = ""):
     return tf.data.Dataset.zip((dataset, keys))
 
 
-PARALLEL_SEGMENTS = 4  # training segments whose samples are drawn and decoded at once (``_samples``)
+def _samples(segments, draws, parallel: int = 1):
+    """``draws(example, key)`` -> a segment's samples, for every segment: where the JPEG frames are decoded.
 
-
-def _samples(segments, draws, training: bool):
-    """``draws(example, key)`` -> a segment's samples, for every segment.
-
-    Training: several segments' draws at once, in parallel threads (``Dataset.interleave``), their
-    samples taken in turn, always in the same order; this is where the JPEG frames are decoded, most
-    of the input's work. Evaluation: one segment after another (``flat_map``), the order evaluation
-    reports follow.
+    ``parallel`` 1: one segment after another (``flat_map``), in one thread, which bounds the whole
+    pipeline at 1.4 to 2.9 cores (``benchmarks/input_pipeline_bench.py``). More: that many segments'
+    draws at once in parallel threads (``Dataset.interleave``), their samples taken in turn, always
+    in the same order (but another order than one by one: other batches, so other training runs).
     """
-    if not training:
+    if parallel <= 1:
         return segments.flat_map(draws)
-    return segments.interleave(
-        draws, cycle_length=PARALLEL_SEGMENTS, num_parallel_calls=_tf().data.AUTOTUNE, deterministic=True
-    )
+    return segments.interleave(draws, cycle_length=parallel, num_parallel_calls=_tf().data.AUTOTUNE, deterministic=True)
 
 
 def _frame_picks(num_frames, count: int, key, training: bool):
@@ -150,6 +145,7 @@ def speech2vid_dataset(
     seed: int = 0,
     masked_target: bool = False,
     cache: str = "",
+    parallel_segments: int = 1,
 ):
     """Batches of ``({"faces": (B,S,S,3n), "mfcc": (B,12,35)}, frame (B,S,S,3))``.
 
@@ -159,7 +155,7 @@ def speech2vid_dataset(
     Training: shuffled, repeated, random targets and identity frames,
     augmented. Evaluation: the same evenly spaced targets every time and the
     identity frame(s) half a segment away, no augmentation, one pass.
-    ``cache``: ``_segments``'.
+    ``cache``: ``_segments``'; ``parallel_segments`` (training): ``_samples``' ``parallel``.
     """
     tf = _tf()
     dataset = _segments(data_dir, split, training, seed, cache)
@@ -180,7 +176,7 @@ def speech2vid_dataset(
                 )
             )
 
-        dataset = _samples(dataset, draws, training).shuffle(shuffle_buffer, seed=seed)
+        dataset = _samples(dataset, draws, parallel_segments).shuffle(shuffle_buffer, seed=seed)
     else:
 
         def fixed(example, key):
@@ -270,6 +266,7 @@ def sequence_dataset(
     augment: bool = True,
     seed: int = 0,
     cache: str = "",
+    parallel_segments: int = 1,
 ):
     """Batches of ``({"faces": (B,S,S,3), "audio": (B,L,*window)}, frames (B,L,S,S,3))``.
 
@@ -280,7 +277,8 @@ def sequence_dataset(
     batch (bucketing; what the pyramid-pooling sequence discriminator is for).
     Evaluation: the first length, evenly spaced windows, stills half a
     segment away, one pass. Segments shorter than a length are skipped. ``cache``: ``_segments``'
-    (one per length: a file path gets ``_1``, ``_2`` ... after the first length's).
+    (one per length: a file path gets ``_1``, ``_2`` ... after the first length's);
+    ``parallel_segments`` (training): ``_samples``' ``parallel``.
     """
     tf = _tf()
     lengths = list(lengths)
@@ -308,7 +306,7 @@ def sequence_dataset(
             samples = tf.data.Dataset.from_tensor_slices((firsts, stills))
             return samples.map(lambda first, still: _sequence_sample(example, first, still, length, audio_input))
 
-        dataset = _samples(dataset, draws, training)
+        dataset = _samples(dataset, draws, parallel_segments if training else 1)
         if training:
             dataset = dataset.shuffle(shuffle_buffer, seed=seed + index)
         return dataset.batch(batch_size, drop_remainder=training)
@@ -354,6 +352,7 @@ def glance_dataset(
     augment: bool = True,
     seed: int = 0,
     cache: str = "",
+    parallel_segments: int = 1,
 ):
     """Batches of ``({"lips": (B, 64, 64, 3), "log_mel": (B, 4 frames, 128)}, lip clips (B, frames, 64, 64, 3))``.
 
@@ -378,6 +377,7 @@ def glance_dataset(
         augment,
         seed,
         cache,
+        parallel_segments,
     )
 
     def to_lips(inputs, clip):
@@ -432,6 +432,7 @@ def syncnet_dataset(
     crop: str = "lower_half",
     geometry: float = 0.0,
     cache: str = "",
+    parallel_segments: int = 1,
 ):
     """Batches of ``({"lips": (B, H, W, 5), "mfcc": (B, 2K+1, 12, 20)}, in-sync index (B,) = K)``.
 
@@ -440,7 +441,8 @@ def syncnet_dataset(
 
     Centre frames are drawn where every shifted audio window lies inside the
     segment's own MFCC, so a shifted window is real speech, never padding;
-    segments shorter than ``2 K + 5`` frames are skipped. ``cache``: ``_segments``'.
+    segments shorter than ``2 K + 5`` frames are skipped. ``cache``: ``_segments``'; ``parallel_segments``
+    (training): ``_samples``' ``parallel``.
     """
     tf = _tf()
     half = audio_lib.SYNC_FRAMES // 2
@@ -456,7 +458,7 @@ def syncnet_dataset(
             lambda t: _syncnet_sample(example, t, max_shift, crop, face_size)
         )
 
-    dataset = _samples(dataset, draws, training)
+    dataset = _samples(dataset, draws, parallel_segments if training else 1)
     if training:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed)
     dataset = dataset.batch(batch_size, drop_remainder=training)
@@ -531,8 +533,10 @@ def deblur_dataset(
     max_motion: int = 9,
     seed: int = 0,
     cache: str = "",
+    parallel_segments: int = 1,
 ):
-    """Batches of (blurred frame, sharp frame), both (B, S, S, 3) in [0, 1]. ``cache``: ``_segments``'."""
+    """Batches of (blurred frame, sharp frame), both (B, S, S, 3) in [0, 1]. ``cache``: ``_segments``';
+    ``parallel_segments`` (training): ``_samples``' ``parallel``."""
     tf = _tf()
     dataset = _segments(data_dir, split, training, seed, cache)
 
@@ -545,7 +549,8 @@ def deblur_dataset(
     def degrade(sharp, key):
         return tf.clip_by_value(blur(sharp, blur_kernel(key, max_sigma, max_motion)), 0.0, 1.0), sharp
 
-    dataset = _samples(dataset, frames, training).map(degrade, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = _samples(dataset, frames, parallel_segments if training else 1)
+    dataset = dataset.map(degrade, num_parallel_calls=tf.data.AUTOTUNE)
     if training:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed)
     return dataset.batch(batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)

@@ -90,17 +90,33 @@ def test_glance_windows_hold_lip_clips_and_their_own_log_mel(synth_shards):
     np.testing.assert_allclose(clips[0], align.lip_crops(frames).numpy(), atol=1e-5)
 
 
-def test_training_draws_several_segments_at_once_in_a_fixed_order():
+def test_parallel_segments_are_drawn_at_once_in_a_fixed_order():
     segments = tf.data.Dataset.range(6)
 
     def draws(segment):
         return tf.data.Dataset.from_tensor_slices([10 * segment, 10 * segment + 1])
 
     one_by_one = [0, 1, 10, 11, 20, 21, 30, 31, 40, 41, 50, 51]
-    assert list(pipeline._samples(segments, draws, training=False).as_numpy_iterator()) == one_by_one
-    taken_in_turn = [0, 10, 20, 30, 1, 11, 21, 31, 40, 50, 41, 51]  # PARALLEL_SEGMENTS = 4 at once
+    assert list(pipeline._samples(segments, draws).as_numpy_iterator()) == one_by_one
+    taken_in_turn = [0, 10, 20, 30, 1, 11, 21, 31, 40, 50, 41, 51]  # 4 segments at once
     for _ in range(3):
-        assert list(pipeline._samples(segments, draws, training=True).as_numpy_iterator()) == taken_in_turn
+        assert list(pipeline._samples(segments, draws, 4).as_numpy_iterator()) == taken_in_turn
+
+
+def test_parallel_segments_reach_every_kinds_training_batches(synth_shards):
+    """data.parallel_segments through each task: the same batches every time, other ones than one by one."""
+    from keras_s2v.configs.experiments import apply_overrides, get_experiment
+    from keras_s2v.training import tasks
+
+    def first_batches(name, *overrides):
+        config = apply_overrides(get_experiment(name), ["data.augment=false", *overrides])
+        dataset = tasks.get_task(config.model.kind).datasets(config, synth_shards, 4)[0]
+        return [np.asarray(x) for batch in dataset.take(3) for x in tf.nest.flatten(batch)]
+
+    for name in ("s2v_tiny", "deblur_tiny", "syncnet_tiny", "tgan_tiny", "glance_tiny"):
+        parallel = first_batches(name, "data.parallel_segments=2")
+        assert all(np.array_equal(a, b) for a, b in zip(parallel, first_batches(name, "data.parallel_segments=2")))
+        assert not all(np.array_equal(a, b) for a, b in zip(parallel, first_batches(name))), name
 
 
 @pytest.mark.parametrize("where", ["memory", "file"])

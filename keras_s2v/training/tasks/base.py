@@ -101,6 +101,7 @@ def splits(config: ExperimentConfig) -> tuple[dict, dict]:
         "augment": d.augment,
         "seed": config.train.seed,
         "cache": d.cache,
+        "parallel_segments": d.parallel_segments,
     }
     return train, {"samples_per_segment": d.validation_samples_per_segment, "training": False}
 

@@ -42,6 +42,7 @@ class SyncNetTask(Task):
             crop,
             d.augment_geometry,
             d.cache,
+            d.parallel_segments,
         )
         val = pipeline.syncnet_dataset(
             data_dir,
