@@ -11,11 +11,12 @@ For each ``--cores`` count, a child process pinned to that many CPUs (``os.sched
 inter- and intra-op threads and tf.data's private thread pool limited to the same count) takes, for
 every kind, the training dataset ``train`` feeds ``fit``: ``Task.datasets`` of the kind's paper
 experiment (its batch size, shuffle buffer, augmentation) with ``distribute.sharded``'s options, i.e.
-shard files and segments' draws interleaved in parallel, parallel maps, prefetch, and the cache when
-``--override data.cache=memory`` asks for one. It pulls ``--warmup`` batches (the first fills the shuffle
-buffer), then times ``--batches`` more and prints samples/s and samples per CPU-second: the user +
-system time of the process, all its threads. On a machine shared with other work the wall-clock
-rate drops, the CPU time per sample barely moves: read the per-CPU-second column.
+shard files interleaved in parallel, parallel maps, prefetch; several segments drawn at once and the
+cache where ``--override data.parallel_segments=4`` and ``--override data.cache=memory`` ask. It
+pulls ``--warmup`` batches (the first fills the shuffle buffer), then times ``--batches`` more and
+prints samples/s and samples per CPU-second: the user + system time of the process, all its
+threads. On a machine shared with other work the wall-clock rate drops, the CPU time per sample
+barely moves: read the per-CPU-second column.
 
 Training FLOPs per sample: 3 x the forward FLOPs of the model the kind ships, counted by
 ``models.flops`` (the backward pass costs about twice the forward one). A sample is one frame

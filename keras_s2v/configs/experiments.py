@@ -158,7 +158,7 @@ class DataConfig:
     # path prefix. Saves reading and parsing the shards again, not decoding (most of the input's work).
     cache: str = ""
     # Training segments whose samples are drawn and decoded at once, in parallel threads (pipeline._samples); 1: one
-    # after another in one thread, which bounds the input at 1.4 to 2.9 cores. Another value gives other batches.
+    # after another in one thread, which bounds the input at 1.4 to 2.9 x one core's rate. >1 gives other batches.
     parallel_segments: int = 1
 
 

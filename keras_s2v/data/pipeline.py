@@ -81,7 +81,7 @@ def _samples(segments, draws, parallel: int = 1):
     """``draws(example, key)`` -> a segment's samples, for every segment: where the JPEG frames are decoded.
 
     ``parallel`` 1: one segment after another (``flat_map``), in one thread, which bounds the whole
-    pipeline at 1.4 to 2.9 cores (``benchmarks/input_pipeline_bench.py``). More: that many segments'
+    pipeline at 1.4 to 2.9 times one core's rate (``benchmarks/input_pipeline_bench.py``). More: that many segments'
     draws at once in parallel threads (``Dataset.interleave``), their samples taken in turn, always
     in the same order (but another order than one by one: other batches, so other training runs).
     """
