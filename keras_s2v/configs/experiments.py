@@ -154,6 +154,12 @@ class DataConfig:
     blur_max_sigma: float = 3.0  # deblur training: Gaussian blur strength range
     blur_max_motion: int = 9  # deblur training: motion-blur kernel length range
     sequence_lengths: str = "16"  # tgan: frames per training sequence; several ("8,16,24"): bucketed batches
+    # Training segments kept after the first pass, still JPEG (pipeline._segments): "" none | "memory" | a file
+    # path prefix. Saves reading and parsing the shards again, not decoding (most of the input's work).
+    cache: str = ""
+    # Training segments whose samples are drawn and decoded at once, in parallel threads (pipeline._samples); 1: one
+    # after another in one thread, which bounds the input at 1.4 to 2.9 x one core's rate. >1 gives other batches.
+    parallel_segments: int = 1
 
 
 @dataclasses.dataclass

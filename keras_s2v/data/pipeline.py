@@ -41,11 +41,19 @@ def shard_files(data_dir, split: str) -> list[str]:
     return files
 
 
-def _segments(data_dir, split: str, training: bool, seed: int):
+def _segments(data_dir, split: str, training: bool, seed: int, cache: str = ""):
     """(example with JPEG frames undecoded, stateless seed) pairs.
 
     Training: shard order shuffled, shards interleaved, repeated forever.
     Evaluation: every segment once, in order.
+
+    ``cache``: "" (none), ``"memory"`` or a file path prefix: the parsed segments, their frames
+    still JPEG, are kept after the first pass (``tf.data.Dataset.cache``) and later passes read
+    them from there instead of the shards. Later passes then see the segments in the first pass's
+    order (the samples' shuffle buffer still mixes them) and draw new frames from them (the keys
+    are drawn after the cache). Decoding and augmenting, most of the input's work, still run
+    every pass. A file cache, once whole, is what every later run naming it reads instead of the
+    shards: delete it when they change.
     """
     tf = _tf()
     files = shard_files(data_dir, split)
@@ -61,10 +69,25 @@ def _segments(data_dir, split: str, training: bool, seed: int):
     dataset = dataset.map(
         lambda s: features.decode_example(s, decode_frames=False), num_parallel_calls=tf.data.AUTOTUNE
     )
+    if cache:
+        dataset = dataset.cache("" if cache == "memory" else cache)
     if training:
         dataset = dataset.repeat()
     keys = tf.data.Dataset.random(seed=seed).batch(2).map(lambda k: tf.cast(k, tf.int64))
     return tf.data.Dataset.zip((dataset, keys))
+
+
+def _samples(segments, draws, parallel: int = 1):
+    """``draws(example, key)`` -> a segment's samples, for every segment: where the JPEG frames are decoded.
+
+    ``parallel`` 1: one segment after another (``flat_map``), in one thread, which bounds the whole
+    pipeline at 1.4 to 2.9 times one core's rate (``benchmarks/input_pipeline_bench.py``). More: that many segments'
+    draws at once in parallel threads (``Dataset.interleave``), their samples taken in turn, always
+    in the same order (but another order than one by one: other batches, so other training runs).
+    """
+    if parallel <= 1:
+        return segments.flat_map(draws)
+    return segments.interleave(draws, cycle_length=parallel, num_parallel_calls=_tf().data.AUTOTUNE, deterministic=True)
 
 
 def _frame_picks(num_frames, count: int, key, training: bool):
@@ -121,6 +144,8 @@ def speech2vid_dataset(
     augment: bool = True,
     seed: int = 0,
     masked_target: bool = False,
+    cache: str = "",
+    parallel_segments: int = 1,
 ):
     """Batches of ``({"faces": (B,S,S,3n), "mfcc": (B,12,35)}, frame (B,S,S,3))``.
 
@@ -130,9 +155,10 @@ def speech2vid_dataset(
     Training: shuffled, repeated, random targets and identity frames,
     augmented. Evaluation: the same evenly spaced targets every time and the
     identity frame(s) half a segment away, no augmentation, one pass.
+    ``cache``: ``_segments``'; ``parallel_segments`` (training): ``_samples``' ``parallel``.
     """
     tf = _tf()
-    dataset = _segments(data_dir, split, training, seed)
+    dataset = _segments(data_dir, split, training, seed, cache)
     if training:
 
         def draws(example, key):
@@ -150,7 +176,7 @@ def speech2vid_dataset(
                 )
             )
 
-        dataset = dataset.flat_map(draws).shuffle(shuffle_buffer, seed=seed)
+        dataset = _samples(dataset, draws, parallel_segments).shuffle(shuffle_buffer, seed=seed)
     else:
 
         def fixed(example, key):
@@ -239,6 +265,8 @@ def sequence_dataset(
     shuffle_buffer: int = 256,
     augment: bool = True,
     seed: int = 0,
+    cache: str = "",
+    parallel_segments: int = 1,
 ):
     """Batches of ``({"faces": (B,S,S,3), "audio": (B,L,*window)}, frames (B,L,S,S,3))``.
 
@@ -248,7 +276,9 @@ def sequence_dataset(
     Several ``lengths``: every batch holds one length, drawn at random per
     batch (bucketing; what the pyramid-pooling sequence discriminator is for).
     Evaluation: the first length, evenly spaced windows, stills half a
-    segment away, one pass. Segments shorter than a length are skipped.
+    segment away, one pass. Segments shorter than a length are skipped. ``cache``: ``_segments``'
+    (one per length: a file path gets ``_1``, ``_2`` ... after the first length's);
+    ``parallel_segments`` (training): ``_samples``' ``parallel``.
     """
     tf = _tf()
     lengths = list(lengths)
@@ -256,7 +286,8 @@ def sequence_dataset(
         lengths = lengths[:1]
 
     def one_length(length: int, index: int):
-        dataset = _segments(data_dir, split, training, seed + 7919 * index)
+        own = cache if cache in ("", "memory") or index == 0 else f"{cache}_{index}"
+        dataset = _segments(data_dir, split, training, seed + 7919 * index, own)
         dataset = dataset.filter(lambda example, key: example["num_frames"] >= length)
 
         def draws(example, key):
@@ -275,7 +306,7 @@ def sequence_dataset(
             samples = tf.data.Dataset.from_tensor_slices((firsts, stills))
             return samples.map(lambda first, still: _sequence_sample(example, first, still, length, audio_input))
 
-        dataset = dataset.flat_map(draws)
+        dataset = _samples(dataset, draws, parallel_segments if training else 1)
         if training:
             dataset = dataset.shuffle(shuffle_buffer, seed=seed + index)
         return dataset.batch(batch_size, drop_remainder=training)
@@ -320,6 +351,8 @@ def glance_dataset(
     shuffle_buffer: int = 256,
     augment: bool = True,
     seed: int = 0,
+    cache: str = "",
+    parallel_segments: int = 1,
 ):
     """Batches of ``({"lips": (B, 64, 64, 3), "log_mel": (B, 4 frames, 128)}, lip clips (B, frames, 64, 64, 3))``.
 
@@ -343,6 +376,8 @@ def glance_dataset(
         shuffle_buffer,
         augment,
         seed,
+        cache,
+        parallel_segments,
     )
 
     def to_lips(inputs, clip):
@@ -396,6 +431,8 @@ def syncnet_dataset(
     seed: int = 0,
     crop: str = "lower_half",
     geometry: float = 0.0,
+    cache: str = "",
+    parallel_segments: int = 1,
 ):
     """Batches of ``({"lips": (B, H, W, 5), "mfcc": (B, 2K+1, 12, 20)}, in-sync index (B,) = K)``.
 
@@ -404,12 +441,13 @@ def syncnet_dataset(
 
     Centre frames are drawn where every shifted audio window lies inside the
     segment's own MFCC, so a shifted window is real speech, never padding;
-    segments shorter than ``2 K + 5`` frames are skipped.
+    segments shorter than ``2 K + 5`` frames are skipped. ``cache``: ``_segments``'; ``parallel_segments``
+    (training): ``_samples``' ``parallel``.
     """
     tf = _tf()
     half = audio_lib.SYNC_FRAMES // 2
     face_size = prepared.data_parameters(data_dirs(data_dir))["crop_size"]
-    dataset = _segments(data_dir, split, training, seed)
+    dataset = _segments(data_dir, split, training, seed, cache)
     dataset = dataset.filter(lambda example, key: example["num_frames"] >= 2 * (max_shift + half) + 1)
 
     def draws(example, key):
@@ -420,7 +458,7 @@ def syncnet_dataset(
             lambda t: _syncnet_sample(example, t, max_shift, crop, face_size)
         )
 
-    dataset = dataset.flat_map(draws)
+    dataset = _samples(dataset, draws, parallel_segments if training else 1)
     if training:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed)
     dataset = dataset.batch(batch_size, drop_remainder=training)
@@ -494,10 +532,13 @@ def deblur_dataset(
     max_sigma: float = 3.0,
     max_motion: int = 9,
     seed: int = 0,
+    cache: str = "",
+    parallel_segments: int = 1,
 ):
-    """Batches of (blurred frame, sharp frame), both (B, S, S, 3) in [0, 1]."""
+    """Batches of (blurred frame, sharp frame), both (B, S, S, 3) in [0, 1]. ``cache``: ``_segments``';
+    ``parallel_segments`` (training): ``_samples``' ``parallel``."""
     tf = _tf()
-    dataset = _segments(data_dir, split, training, seed)
+    dataset = _segments(data_dir, split, training, seed, cache)
 
     def frames(example, key):
         n = tf.cast(example["num_frames"], tf.int32)
@@ -508,7 +549,8 @@ def deblur_dataset(
     def degrade(sharp, key):
         return tf.clip_by_value(blur(sharp, blur_kernel(key, max_sigma, max_motion)), 0.0, 1.0), sharp
 
-    dataset = dataset.flat_map(frames).map(degrade, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = _samples(dataset, frames, parallel_segments if training else 1)
+    dataset = dataset.map(degrade, num_parallel_calls=tf.data.AUTOTUNE)
     if training:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed)
     return dataset.batch(batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)

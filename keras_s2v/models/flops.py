@@ -4,7 +4,8 @@ A FLOP here is half a multiply-accumulate: each layer below counts 2 x its
 multiply-adds for one sample (batch 1). Only the layers that hold the work are
 counted:
 
-* ``Conv2D``: out_h x out_w x C_out x (k_h k_w C_in / groups).
+* ``Conv2D``: out_h x out_w x C_out x (k_h k_w C_in / groups); ``Conv1D`` and
+  ``Conv3D`` alike over their one or three axes.
 * ``DepthwiseConv2D``: out_h x out_w x C_in m x k_h k_w (m = depth multiplier).
 * ``SeparableConv2D``: its depthwise part plus out_h x out_w x C_in m x C_out.
 * ``Conv2DTranspose``: in_h x in_w x C_in x k_h k_w C_out: every input value
@@ -12,8 +13,10 @@ counted:
   computes, before cropping to the output; fvcore counts it so). TF's
   profiler uses out_h x out_w x C_in k_h k_w C_out / stride^2 instead, the
   same for "same" padding but an overcount for "valid" ones that grow the map
-  (the decoder's 1 x 1 -> 6 x 6 ``deconv6``: 36 times).
+  (the decoder's 1 x 1 -> 6 x 6 ``deconv6``: 36 times). ``Conv1DTranspose``
+  and ``Conv3DTranspose`` alike.
 * ``Dense``: the output's positions x C_in x units.
+* ``TimeDistributed`` around a model: the model's FLOPs x the time steps.
 
 Biases, BatchNorm, activations, pooling, concatenation and reshapes are left
 out: they are a small share of the work, and BatchNorm folds into the
@@ -21,6 +24,10 @@ preceding convolution's weights when the model is exported for inference
 (TFLite, SavedModel with constant folding). Nested models are counted through
 their own layers, under ``outer/inner`` names; a layer shared by several calls
 inside one model counts once.
+
+Per sample means per row of the layer's batch: a layer that runs on frames
+folded into the batch (``(B T, ...)``) is counted once per frame, and the
+caller multiplies by T. Recurrent layers (GRU) are not counted either.
 """
 
 from __future__ import annotations
@@ -41,10 +48,9 @@ def _spatial(shape, layer) -> tuple[int, ...]:
 def layer_flops(layer) -> int:
     """FLOPs of one (non-model) layer for one sample; 0 for layers that are not counted."""
     L = keras.layers
-    if isinstance(layer, L.Conv2DTranspose):
-        in_h, in_w, c_in = _spatial(layer.input.shape, layer)
-        k_h, k_w = layer.kernel_size
-        return 2 * in_h * in_w * c_in * k_h * k_w * layer.filters
+    if isinstance(layer, (L.Conv1DTranspose, L.Conv2DTranspose, L.Conv3DTranspose)):
+        *space, c_in = _spatial(layer.input.shape, layer)
+        return 2 * math.prod(space) * c_in * math.prod(layer.kernel_size) * layer.filters
     if isinstance(layer, L.SeparableConv2D):
         out_h, out_w, c_out = _spatial(layer.output.shape, layer)
         c_in = _spatial(layer.input.shape, layer)[-1]
@@ -55,11 +61,10 @@ def layer_flops(layer) -> int:
         out_h, out_w, c_out = _spatial(layer.output.shape, layer)  # c_out = C_in x depth multiplier
         k_h, k_w = layer.kernel_size
         return 2 * out_h * out_w * c_out * k_h * k_w
-    if isinstance(layer, L.Conv2D):
-        out_h, out_w, c_out = _spatial(layer.output.shape, layer)
+    if isinstance(layer, (L.Conv1D, L.Conv2D, L.Conv3D)):
+        *space, c_out = _spatial(layer.output.shape, layer)
         c_in = _spatial(layer.input.shape, layer)[-1]
-        k_h, k_w = layer.kernel_size
-        return 2 * out_h * out_w * c_out * k_h * k_w * (c_in // layer.groups)
+        return 2 * math.prod(space) * c_out * math.prod(layer.kernel_size) * (c_in // layer.groups)
     if isinstance(layer, L.Dense):
         out = _spatial(layer.output.shape, layer)
         c_in = _spatial(layer.input.shape, layer)[-1]
@@ -70,7 +75,8 @@ def layer_flops(layer) -> int:
 def count_flops(model: keras.Model) -> dict:
     """{"total": FLOPs per sample, "layers": {name: FLOPs}} for the counted layers, in graph order.
 
-    Nested models are entered; their layers appear as ``model_name/layer_name``.
+    Nested models are entered; their layers appear as ``model_name/layer_name``, those of a model
+    inside ``TimeDistributed`` as ``wrapper_name/layer_name``, times the steps.
     """
     layers: dict[str, int] = {}
 
@@ -78,6 +84,11 @@ def count_flops(model: keras.Model) -> dict:
         for layer in m.layers:
             if isinstance(layer, keras.Model):
                 visit(layer, f"{prefix}{layer.name}/")
+                continue
+            if isinstance(layer, keras.layers.TimeDistributed) and isinstance(layer.layer, keras.Model):
+                steps = _spatial(layer.output.shape, layer)[0]
+                for name, flops in count_flops(layer.layer)["layers"].items():
+                    layers[f"{prefix}{layer.name}/{name}"] = steps * flops
                 continue
             flops = layer_flops(layer)
             if flops:

@@ -1,6 +1,7 @@
 """tf.data pipelines: windows match the timing module, identity frames far from the target, determinism."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from keras_s2v.data import audio, features, pipeline
@@ -87,3 +88,55 @@ def test_glance_windows_hold_lip_clips_and_their_own_log_mel(synth_shards):
     np.testing.assert_array_equal(inputs["log_mel"][0], example["log_mel"].numpy()[first : first + 8].reshape(32, 128))
     frames = example["frames"][first : first + 8].numpy() / 255.0
     np.testing.assert_allclose(clips[0], align.lip_crops(frames).numpy(), atol=1e-5)
+
+
+def test_parallel_segments_are_drawn_at_once_in_a_fixed_order():
+    segments = tf.data.Dataset.range(6)
+
+    def draws(segment):
+        return tf.data.Dataset.from_tensor_slices([10 * segment, 10 * segment + 1])
+
+    one_by_one = [0, 1, 10, 11, 20, 21, 30, 31, 40, 41, 50, 51]
+    assert list(pipeline._samples(segments, draws).as_numpy_iterator()) == one_by_one
+    taken_in_turn = [0, 10, 20, 30, 1, 11, 21, 31, 40, 50, 41, 51]  # 4 segments at once
+    for _ in range(3):
+        assert list(pipeline._samples(segments, draws, 4).as_numpy_iterator()) == taken_in_turn
+
+
+def test_parallel_segments_reach_every_kinds_training_batches(synth_shards):
+    """data.parallel_segments through each task: the same batches every time, other ones than one by one."""
+    from keras_s2v.configs.experiments import apply_overrides, get_experiment
+    from keras_s2v.training import tasks
+
+    def first_batches(name, *overrides):
+        config = apply_overrides(get_experiment(name), ["data.augment=false", *overrides])
+        dataset = tasks.get_task(config.model.kind).datasets(config, synth_shards, 4)[0]
+        return [np.asarray(x) for batch in dataset.take(3) for x in tf.nest.flatten(batch)]
+
+    for name in ("s2v_tiny", "deblur_tiny", "syncnet_tiny", "tgan_tiny", "glance_tiny"):
+        parallel = first_batches(name, "data.parallel_segments=2")
+        assert all(np.array_equal(a, b) for a, b in zip(parallel, first_batches(name, "data.parallel_segments=2")))
+        assert not all(np.array_equal(a, b) for a, b in zip(parallel, first_batches(name))), name
+
+
+@pytest.mark.parametrize("where", ["memory", "file"])
+def test_cached_segments_give_the_same_training_batches(synth_shards, tmp_path, where):
+    """Three passes over the train split (one shard: the same segment order each pass), and a second run on the
+    file cache the first one finished: the batches the shards give."""
+    cache = "memory" if where == "memory" else str(tmp_path / "segments")
+
+    def batches(cache=""):
+        dataset = pipeline.deblur_dataset(
+            synth_shards, "train", 4, samples_per_segment=4, shuffle_buffer=4, seed=3, cache=cache
+        )
+        return [(blurred.numpy(), sharp.numpy()) for blurred, sharp in dataset.take(6)]
+
+    assert len(features.list_shards(synth_shards, "train")) == 1
+    plain = batches()
+    runs = [batches(cache)] + ([batches(cache)] if where == "file" else [])
+    for run in runs:
+        for (blurred, sharp), (plain_blurred, plain_sharp) in zip(run, plain, strict=True):
+            np.testing.assert_array_equal(blurred, plain_blurred)
+            np.testing.assert_array_equal(sharp, plain_sharp)
+    if where == "file":
+        assert (tmp_path / "segments.index").exists()

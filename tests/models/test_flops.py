@@ -45,6 +45,29 @@ def test_nested_models_are_counted_through_their_layers():
     assert flops["layers"] == {**{f"small/{k}": v for k, v in HAND.items()}, "head": 2 * 7 * 3}
 
 
+def test_one_and_three_dimensional_convolutions():
+    x = inputs = keras.Input((16, 2), name="wave")
+    x = keras.layers.Conv1D(4, 3, strides=2, padding="same", name="conv1d")(x)  # -> (8, 4)
+    x = keras.layers.Conv1DTranspose(2, 4, strides=2, padding="same", name="deconv1d")(x)  # (8, 4) -> (16, 2)
+    clip = keras.Input((4, 6, 6, 2), name="clip")
+    y = keras.layers.Conv3D(3, 3, padding="same", name="conv3d")(clip)  # -> (4, 6, 6, 3)
+    y = keras.layers.Conv3DTranspose(2, (3, 4, 4), strides=(1, 2, 2), padding="same", name="deconv3d")(y)
+    flops = count_flops(keras.Model([inputs, clip], [x, y]))["layers"]
+    assert flops == {
+        "conv1d": 2 * 8 * 4 * 3 * 2,  # out positions x C_out x k x C_in
+        "deconv1d": 2 * 8 * 4 * 4 * 2,  # in positions x C_in x k x C_out
+        "conv3d": 2 * (4 * 6 * 6) * 3 * 27 * 2,
+        "deconv3d": 2 * (4 * 6 * 6) * 3 * (3 * 4 * 4) * 2,  # -> (4, 12, 12, 2)
+    }
+
+
+def test_a_model_over_time_steps_counts_once_per_step():
+    x = keras.Input((3, 8, 8, 4), name="frames")
+    y = keras.layers.TimeDistributed(_small_model(), name="per_frame")(x)
+    flops = count_flops(keras.Model(x, y))
+    assert flops["layers"] == {f"per_frame/{k}": 3 * v for k, v in HAND.items()}
+
+
 def test_unknown_spatial_size_is_refused():
     with pytest.raises(ValueError, match="unknown dimensions"):
         count_flops(DeblurCNN(depth=3, filters=8, image_size=None))

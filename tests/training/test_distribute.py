@@ -66,3 +66,12 @@ def test_the_cli_refuses_multi_worker_without_a_cluster(synth_shards, tmp_path):
     assert result.returncode == 2, result.stderr[-2000:]
     assert "error: TF_CONFIG's cluster.worker holds 'localhost', not a host:port address" in result.stderr
     assert not (tmp_path / "run").exists()  # refused before anything is written
+
+
+def test_the_input_is_split_by_data_not_left_to_auto():
+    """DATA set outright (``distribute.sharded``): FILE cannot shard the pipelines' random-key source (nor a split of
+    fewer shards than workers), and AUTO would try FILE and fall back to DATA with a warning."""
+    import tensorflow as tf
+
+    options = distribute.sharded(tf.data.Dataset.range(4)).options()
+    assert options.experimental_distribute.auto_shard_policy == tf.data.experimental.AutoShardPolicy.DATA

@@ -100,6 +100,8 @@ def splits(config: ExperimentConfig) -> tuple[dict, dict]:
         "shuffle_buffer": d.shuffle_buffer,
         "augment": d.augment,
         "seed": config.train.seed,
+        "cache": d.cache,
+        "parallel_segments": d.parallel_segments,
     }
     return train, {"samples_per_segment": d.validation_samples_per_segment, "training": False}
 

@@ -27,6 +27,8 @@ class DeblurTask(Task):
             d.blur_max_sigma,
             d.blur_max_motion,
             seed,
+            d.cache,
+            d.parallel_segments,
         )
         val = pipeline.deblur_dataset(
             data_dir,

@@ -41,6 +41,8 @@ class SyncNetTask(Task):
             seed,
             crop,
             d.augment_geometry,
+            d.cache,
+            d.parallel_segments,
         )
         val = pipeline.syncnet_dataset(
             data_dir,
