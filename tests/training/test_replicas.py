@@ -24,7 +24,7 @@ def test_two_replicas_give_the_same_step_as_one(name, tolerance):
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     moved, diff = map(float, re.search(r"moved (\S+) diff (\S+)", result.stdout).groups())
-    assert moved > 1e-3  # the step did change the weights (a GAN step: all three players)...
+    assert moved > 1e-3  # the step did change the weights...
     # ...and identically with the global batch split over 2 replicas; a wrong loss scaling would
-    # differ by about half the step. The GAN's three players compound float rounding (4e-4 measured).
+    # differ by about half the step.
     assert diff < tolerance
