@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -44,20 +43,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import cpu_name  # benchmarks/machine.py: scripts run with their own folder on the path
+
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as python -m keras_s2v.train
 
 EXPERIMENTS = {"speech2vid": "s2v", "deblur": "deblur", "syncnet": "syncnet", "tgan": "tgan", "glance": "glance"}
 TRAINING_PER_FORWARD = 3  # forward + backward (about twice the forward) per sample
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 # --- Shards -----------------------------------------------------------------------------------

@@ -11,27 +11,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from machine import cpu_name  # benchmarks/machine.py: scripts run with their own folder on the path
 
 from keras_s2v.data import audio, features, media, prepare
 from keras_s2v.data.face import FaceAnalyzer, align
 
 MEDIA = Path(os.environ.get("KERAS_S2V_MEDIA", Path(__file__).resolve().parents[1].parent / "shared" / "media"))
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main() -> None:
