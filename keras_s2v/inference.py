@@ -229,14 +229,15 @@ def video_identity_crops(path, info: media.MediaInfo, analyzer, count: int, size
 
     duration = max(info.duration, 1.0 / max(info.fps, 1.0))
     step = duration / (4 * count)
+    centres = [(i + 0.5) * duration / count for i in range(count)]
+    first_tries = dict(zip(centres, media.read_frames_at(path, centres, info)))  # in one pass where cheaper
     crops, tried, decoded = [], 0, 0
-    for i in range(count):
-        centre = (i + 0.5) * duration / count
+    for centre in centres:
         for offset in (0, 1, -1, 2, -2):
             seconds = centre + offset * step
             if not 0 <= seconds < duration:
                 continue
-            frame = media.read_frame_at(path, seconds, info)
+            frame = first_tries[centre] if offset == 0 else media.read_frame_at(path, seconds, info)
             tried += 1
             decoded += frame is not None
             faces = analyzer.analyze(frame) if frame is not None else []

@@ -206,3 +206,43 @@ def test_relative_names_with_a_colon_are_files(clips, tmp_path, monkeypatch):
         info = media.probe(out)
         assert info.has_video and info.has_audio == (source is not None) and info.duration == pytest.approx(1, abs=0.05)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out:muxed.mp4", "out:silent.mp4", clip, speech]
+
+
+# --- Frames at given times, and the encoder's input ------------------------------------------
+
+
+@pytest.mark.parametrize("gop", [1, 1000])  # a keyframe on every frame, or on the first only
+def test_frames_at_times_are_the_seeks_frames(tmp_path, gop):
+    clip = tmp_path / "clip.mp4"
+    _ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=25:duration=4", "-g", gop, "-pix_fmt", "yuv420p", clip)
+    times = [3.5, 0.02, 1.3, 1.3, 9.0]  # unordered, repeated, one past the end
+    frames = media.read_frames_at(clip, times)
+    for seconds, frame in zip(times, frames):
+        expected = media.read_frame_at(clip, seconds)
+        assert (frame is None) == (expected is None) and (frame is None or np.array_equal(frame, expected))
+    assert frames[-1] is None and frames[2] is frames[3]
+
+
+def test_one_pass_only_when_it_decodes_less_than_the_seeks(monkeypatch):
+    info = media.MediaInfo(
+        "long.mp4", 1920, 1080, 25.0, 600.0, has_video=True, has_audio=False, rotation=0, video_codec="h264"
+    )
+    times = [60.0, 180.0, 300.0, 420.0, 540.0]
+    monkeypatch.setattr(media, "keyframe_times", lambda path, until=None: np.arange(0.0, 600.0, 2.0))
+    assert not media._one_pass_is_cheaper("long.mp4", times, info)  # 10 minutes, a keyframe every 2 s
+    monkeypatch.setattr(media, "keyframe_times", lambda path, until=None: np.array([0.0]))
+    assert media._one_pass_is_cheaper("long.mp4", times, info)  # one keyframe: every seek decodes from the start
+
+
+@pytest.mark.parametrize("width", [64, 63])  # yuv420p from here, or rgb24 padded by ffmpeg
+def test_written_frames_keep_their_colours(tmp_path, width):
+    y, x = np.mgrid[0:48, 0:width]
+    frame = np.stack([40 + 2 * x, 40 + 3 * y, 200 - x - y], -1).astype(np.uint8)  # strong colour gradients
+    with media.VideoWriter(tmp_path / "out.mp4", width, 48, 25) as writer:
+        for _ in range(3):
+            writer.write(frame)
+    decoded = list(media.iter_frames(tmp_path / "out.mp4"))
+    assert len(decoded) == 3
+    # Chroma at half resolution costs this small image 1-2 levels either way; a range or matrix mix-up, 10 or more.
+    difference = decoded[0][:, :width].astype(int) - frame
+    assert np.abs(difference.mean((0, 1))).max() < 3.0 and np.abs(difference).mean() < 3.0
