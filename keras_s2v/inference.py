@@ -621,6 +621,7 @@ def photo_identity(backend, face_paths, stages: Stages, analyzer=None, face_inde
         faces = frame_loop.face_input([a[0] for a in aligned])
         identity = backend.identity_features(frame_loop.identity_faces(backend, faces))
     _, image, transform, landmarks_crop = aligned[0]
+    image.setflags(write=False)  # every frame's background: the blender keeps what it derives from it
     return identity, Target(image, transform, landmarks_crop)
 
 

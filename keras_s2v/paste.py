@@ -304,17 +304,26 @@ def _pull_push(values: np.ndarray, placement: _Placement) -> np.ndarray:
     return estimate
 
 
-def pyramid_paste(frame: np.ndarray, generated: np.ndarray, placement: _Placement) -> np.ndarray:
-    """``paste_face`` with ``blend="pyramid"`` for a ``_placement`` of this face."""
+def frame_crop(frame: np.ndarray, placement: _Placement) -> tuple[np.ndarray, bool]:
+    """(the frame at the work crop, low-passed so the ring does not alias; whether it is black and white)."""
+    crop = align.warp_face(frame, placement.transform, placement.work, fast=True)
+    return crop, _is_grey(crop[::4, ::4])
+
+
+def pyramid_paste(
+    frame: np.ndarray, generated: np.ndarray, placement: _Placement, cropped: tuple[np.ndarray, bool] | None = None
+) -> np.ndarray:
+    """``paste_face`` with ``blend="pyramid"`` for a ``_placement`` of this face (``cropped``: ``frame_crop``'s,
+    when it is known)."""
     import cv2
 
     work = placement.work
-    frame_crop = align.warp_face(frame, placement.transform, work, fast=True)  # low-passed: no aliasing on the ring
-    if _is_grey(frame_crop[::4, ::4]):  # a black-and-white photo gets a black-and-white mouth
+    frame_crop_, grey = cropped if cropped is not None else frame_crop(frame, placement)
+    if grey:  # a black-and-white photo gets a black-and-white mouth
         generated = np.repeat(cv2.cvtColor(generated, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=-1)
     if generated.shape[0] != work:
         generated = cv2.resize(generated, (work, work), interpolation=cv2.INTER_CUBIC)
-    membrane = _pull_push(cv2.subtract(frame_crop, generated, dtype=cv2.CV_32F), placement)
+    membrane = _pull_push(cv2.subtract(frame_crop_, generated, dtype=cv2.CV_32F), placement)
     corrected = cv2.add(generated, membrane, dtype=cv2.CV_8U)  # rounded and saturated
     x0, y0, x1, y1 = placement.box
     # Bilinear: the work crop is about the face's own size (the 112 px face was enlarged to it bicubically).
@@ -331,8 +340,10 @@ class FaceBlender:
 
     ``generate`` pastes every frame into the same photo at the same place:
     the mask, its feathering, the face's box and the pull-push weights are
-    made once. A face that moves (``redub``) gets a new placement per frame,
-    which costs little (it is all at the work crop's size, at most 224 px).
+    made once, and so is the photo's crop while the same read-only array
+    comes again (``inference.photo_identity`` makes it read-only). A face
+    that moves (``redub``) gets a new placement per frame, which costs
+    little (it is all at the work crop's size, at most 224 px).
     """
 
     def __init__(self, blend: str = DEFAULT_BLEND, max_work_side: int = 256, max_work_scale: float = MAX_WORK_SCALE):
@@ -343,6 +354,7 @@ class FaceBlender:
         self.max_work_scale = max_work_scale  # pyramid
         self._key = None
         self._placement = None
+        self._cropped = (None, None)  # (the frame, its frame_crop) while the same frame comes again
 
     def paste(
         self, frame: np.ndarray, generated: np.ndarray, transform: np.ndarray, landmarks_crop: np.ndarray
@@ -362,10 +374,14 @@ class FaceBlender:
             self._placement = _placement(
                 frame.shape, transform, landmarks_crop, generated.shape[0], self.max_work_scale
             )
-            self._key = key
+            self._key, self._cropped = key, (None, None)
         if self._placement is None:
             return frame
-        return pyramid_paste(frame, generated, self._placement)
+        if frame.flags.writeable:  # it may change between calls
+            return pyramid_paste(frame, generated, self._placement)
+        if self._cropped[0] is not frame:  # the same read-only photo every frame (generate, stream): its crop once
+            self._cropped = (frame, frame_crop(frame, self._placement))
+        return pyramid_paste(frame, generated, self._placement, self._cropped[1])
 
 
 def seam_strength(

@@ -203,3 +203,14 @@ def test_a_real_face_that_differs_only_in_brightness_blends_back_into_its_frame(
             # no further from the frame than the Poisson blend of the face itself
             # (measured: pyramid 30.2 .. 39.4 dB from the frame, Poisson 26.9 .. 36.6)
             assert _psnr(out, frame, region) >= _psnr(poisson_itself, frame, region) - 1.0, (name, delta)
+
+
+def test_a_read_only_photo_pasted_again_gives_what_a_fresh_blender_gives():
+    """generate's photo: its crop is made once; the frames are those of a blender that makes it every time."""
+    frame, generated, transform, landmarks = _scene(face_side=300, frame_side=600)
+    frame.setflags(write=False)
+    blender = FaceBlender()
+    faces = [generated, np.roll(generated, 3, axis=0), generated[:, ::-1].copy()]
+    for face in faces:
+        expected = FaceBlender().paste(frame.copy(), face, transform, landmarks)
+        np.testing.assert_array_equal(blender.paste(frame, face, transform, landmarks), expected)
