@@ -54,7 +54,11 @@ import numpy as np
 log = functools.partial(print, flush=True)
 
 # frames/s targets of the int8 per-window generator (generate_frame_pcm), per experiment.
-TARGETS = {"s2v": (25.0, "real time", "per-window generator"), "s2v_mobile": (250.0, "10x real time", "generator")}
+TARGETS = {
+    "s2v": (25.0, "real time", "per-window generator"),
+    "s2v_mobile": (250.0, "10x real time", "generator"),
+    "s2v_mobile_real": (250.0, "10x real time", "generator"),
+}
 COLUMNS = ("identity_features", "generate_frame_pcm", "generate_frame", "full")
 FLOP_PART = {
     "identity_features": "identity_encoder",
@@ -139,8 +143,9 @@ def speech_like_pcm(seconds: float, rng) -> np.ndarray:
     return (voiced * 10 ** (-20 / 20) / rms).astype(np.float32)
 
 
-def synthetic_samples(count: int, num_images: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """``count`` inputs shaped like ``export.exporter.read_samples``: random faces, speech-like PCM windows."""
+def synthetic_samples(count: int, num_images: int, seed: int = 0, masked_target: bool = False) -> dict[str, np.ndarray]:
+    """``count`` inputs shaped like ``export.exporter.read_samples``: random faces, speech-like PCM windows, and
+    for a masked-target model each frame's own face (``target``)."""
     from keras_s2v.data import audio as audio_lib
 
     rng = np.random.default_rng(seed)
@@ -148,11 +153,14 @@ def synthetic_samples(count: int, num_images: int, seed: int = 0) -> dict[str, n
     # Frames whose whole window lies inside the clip (frame 0's window is half zero padding).
     frames = np.linspace(5, audio_lib.num_frames(len(waveform)) - 6, count).round().astype(int)
     pcm = np.stack([audio_lib.pcm_window(waveform, int(t)) for t in frames]).astype(np.float32)
-    return {
+    samples = {
         "faces": rng.integers(0, 256, (count, 112, 112, 3 * num_images), dtype=np.uint8),
         "mfcc": np.stack([audio_lib.mfcc_from_pcm_window(p) for p in pcm]).astype(np.float32),
         "pcm": pcm,
     }
+    if masked_target:
+        samples["target"] = rng.integers(0, 256, (count, 112, 112, 3), dtype=np.uint8)
+    return samples
 
 
 # --- Timing ---------------------------------------------------------------------------------
@@ -271,7 +279,9 @@ def keras_calls(model, one: dict, identity: dict) -> dict:
     from keras_s2v.data import audio as audio_lib
 
     generator = model.frame_generator()
-    faces = tf.constant(one["faces"].astype(np.float32) / 255.0)
+    # A masked-target model's faces input is the target then the identity faces, on channels.
+    faces = np.concatenate([one["target"], one["faces"]], -1) if "target" in one else one["faces"]
+    faces = tf.constant(faces.astype(np.float32) / 255.0)
     identity = {k: tf.constant(v) for k, v in identity.items()}
     one = {k: tf.constant(v) for k, v in one.items()}
 
@@ -291,11 +301,12 @@ def keras_calls(model, one: dict, identity: dict) -> dict:
 def runner_calls(runner, one: dict, identity: dict, signatures: tuple) -> dict:
     """``runner.run`` per signature; "full" is ``serving_default`` where the format has it, else
     ``identity_features`` then ``generate_frame_pcm`` (what an app without precomputing would do)."""
+    faces = {k: one[k] for k in ("target", "faces") if k in one}  # a masked-target model's take ``target`` too
     feeds = {
-        "identity_features": {"faces": one["faces"]},
+        "identity_features": faces,
         "generate_frame_pcm": {**identity, "pcm": one["pcm"]},
         "generate_frame": {**identity, "mfcc": one["mfcc"]},
-        "serving_default": {"faces": one["faces"], "pcm": one["pcm"]},
+        "serving_default": {**faces, "pcm": one["pcm"]},
     }
     calls = {name: functools.partial(runner.run, name, feeds[name]) for name in signatures if name in COLUMNS}
     if "serving_default" in signatures:
@@ -399,12 +410,14 @@ def bench_experiment(name: str, args, peak: dict, folder: Path) -> dict:
     config = get_experiment(name)
     model = train_lib.build_model(config)
     signatures = Signatures(model)
-    num_images = model.num_identity_images
+    num_images, masked = model.num_identity_images, signatures.masked_target
     if args.data:
-        samples = exporter.read_samples(args.data, args.split, num_images, args.calibration_samples)
+        samples = exporter.read_samples(
+            args.data, args.split, num_images, args.calibration_samples, masked_target=masked
+        )
         inputs = f"real examples from {args.data} ({args.split} split)"
     else:
-        samples = synthetic_samples(args.calibration_samples, num_images)
+        samples = synthetic_samples(args.calibration_samples, num_images, masked_target=masked)
         inputs = "synthetic (random uint8 faces; speech-like PCM: 300-3400 Hz noise bursts at -20 dBFS)"
     gflop = {k: v / 1e9 for k, v in flops.generator_flops(model).items()}
     log(
