@@ -17,6 +17,7 @@ def preset_root(tmp_path, monkeypatch):
     """A trained-looking tiny s2v_real workdir saved as preset ``tiny_face`` in a presets folder of the test's own."""
     workdir = tmp_path / "run"
     config = get_experiment("s2v_real_tiny")
+    config.model.init_from = str(tmp_path / "an_earlier_run")  # continued from a run on the training machine
     workdirs.check_workdir(workdir, config)
     m, s = config.model, config.model.speech2vid
     Speech2Vid(1, m.width, m.embedding_dim, True, False, s.upsampling, s.high_res_skips).save(workdir / "model.keras")
@@ -32,6 +33,8 @@ def test_a_preset_is_listed_and_loads_by_name_like_its_workdir(preset_root):
     root, workdir = preset_root
     info = json.loads((root / "tiny_face" / "preset.json").read_text())
     assert info["family"] == "speech2vid" and info["weights_dtype"] == "float16" and len(info["sha256"]) == 64
+    saved = json.loads((root / "tiny_face" / "config.json").read_text())
+    assert saved["model"]["init_from"] is None and saved["name"] == "s2v_real_tiny"  # no path of the training machine
     listed = subprocess.run([sys.executable, "-m", "keras_s2v.pretrained"], capture_output=True, text=True, check=True)
     assert "tiny_face\tspeech2vid\ta tiny test face" in listed.stdout.splitlines()
     by_name, by_path = backends.load_generator("tiny_face"), backends.load_generator(workdir)

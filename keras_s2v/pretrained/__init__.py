@@ -207,7 +207,10 @@ def save_preset(workdir, out, name: str, summary: str, card: str, float16: bool 
         }
         np.savez(staging / WEIGHTS_FILE, **arrays)
         (staging / MODEL_FILE).write_text(json.dumps(keras.saving.serialize_keras_object(model), indent=1) + "\n")
-        shutil.copy(workdir / "config.json", staging / "config.json")
+        # The weights are the preset's own: a run continued from another (``model.init_from``, a path on the
+        # machine that trained it) must not send a fine-tune from the preset looking for that path.
+        config["model"]["init_from"] = None
+        (staging / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         data = json.loads((workdir / "data.json").read_text()) if (workdir / "data.json").exists() else {}
         (staging / "data.json").write_text(
             json.dumps({"data_parameters": data.get("data_parameters")}, indent=1) + "\n"
