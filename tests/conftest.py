@@ -120,6 +120,26 @@ def media():
     return path
 
 
+@pytest.fixture
+def run_main_here(capsys):
+    """``run_main_here(body)`` -> (exit status, stderr): what a command's ``main`` runs once its flags are parsed,
+    ``cli.run_main(body)`` (a bad input: one ``error:`` line, status 2), in this process: no TensorFlow start-up
+    of a subprocess where the flags are not what a test checks."""
+    import signal
+
+    from keras_s2v import cli
+
+    def run(body):
+        previous = signal.getsignal(signal.SIGTERM)  # run_main installs the command's own handler
+        try:
+            status = cli.run_main(body)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        return status, capsys.readouterr().err
+
+    return run
+
+
 @pytest.fixture(scope="session")
 def synth_shards(tmp_path_factory):
     """Shards the project makes itself: 2 synthetic speakers x 1 clip x 3 s, last quarter held out.
