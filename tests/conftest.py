@@ -22,10 +22,10 @@ SLOW_FILES = (
     "tests/test_demo.py",
     "tests/export/test_export_tgan.py",
     "tests/training/test_train.py",
-    "tests/evaluation/test_evaluate.py",
     "tests/export/test_export_glance.py",
     "tests/test_generate.py",
     "tests/export/test_export.py",
+    "tests/evaluation/test_evaluate.py",
     "tests/training/test_precision.py",
     "tests/training/test_lipsync.py",
     "tests/export/test_export_masked.py",
@@ -118,6 +118,26 @@ def media():
     if not (path / "MANIFEST.tsv").exists():
         pytest.skip(f"real media not found at {path} (set KERAS_S2V_MEDIA)")
     return path
+
+
+@pytest.fixture
+def run_main_here(capsys):
+    """``run_main_here(body)`` -> (exit status, stderr): what a command's ``main`` runs once its flags are parsed,
+    ``cli.run_main(body)`` (a bad input: one ``error:`` line, status 2), in this process: no TensorFlow start-up
+    of a subprocess where the flags are not what a test checks."""
+    import signal
+
+    from keras_s2v import cli
+
+    def run(body):
+        previous = signal.getsignal(signal.SIGTERM)  # run_main installs the command's own handler
+        try:
+            status = cli.run_main(body)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        return status, capsys.readouterr().err
+
+    return run
 
 
 @pytest.fixture(scope="session")

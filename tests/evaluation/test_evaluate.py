@@ -128,7 +128,10 @@ def _run(*args):
     )
 
 
-def test_command_line_and_bad_inputs(models, synth_shards, tmp_path):
+def test_command_line_and_bad_inputs(models, synth_shards, tmp_path, run_main_here):
+    def evaluate(model, out, **options):  # the command's main in this process, without a TensorFlow start-up
+        return run_main_here(lambda: evaluate_lib.evaluate(model, out, log=lambda _: None, **options))
+
     # Data prepared with another face size or other audio parameters is refused, naming the parameter.
     for field, value, expected in (
         ("crop_size", 96, "crop_size (112 vs 96)"),
@@ -139,21 +142,27 @@ def test_command_line_and_bad_inputs(models, synth_shards, tmp_path):
         config = json.loads((other / "prepare_config.json").read_text())
         config[field] = {**config.get("audio", {}), **value} if isinstance(value, dict) else value
         (other / "prepare_config.json").write_text(json.dumps(config))
-        run = _run("--model", models["model"], "--data", other, "--out", tmp_path / "r1")
-        assert run.returncode == 2 and expected in run.stderr and "Traceback" not in run.stderr, run.stderr
+        if field == "crop_size":  # through the command: one error line, exit status 2
+            run = _run("--model", models["model"], "--data", other, "--out", tmp_path / "r1")
+            status, stderr = run.returncode, run.stderr
+            assert stderr.strip().splitlines()[-1].startswith("error: "), stderr
+        else:
+            status, stderr = evaluate(models["model"], tmp_path / "r1", data=other)
+        assert status == 2 and expected in stderr and "Traceback" not in stderr, stderr
         assert not (tmp_path / "r1").exists()
     # Not a generator; no data; an existing report.
-    run = _run("--model", models["sync"], "--data", synth_shards, "--out", tmp_path / "r2")
-    assert run.returncode == 2 and "not a talking-face generator" in run.stderr
-    run = _run("--model", models["model"], "--data", synth_shards, "--deblur", models["sync"], "--out", tmp_path / "r2")
-    assert run.returncode == 2 and "not a deblurring CNN" in run.stderr and "Traceback" not in run.stderr
-    run = _run("--model", models["model"], "--data", tmp_path / "nowhere", "--out", tmp_path / "r3")
-    assert run.returncode == 2 and "nowhere" in run.stderr and "Traceback" not in run.stderr
+    status, stderr = evaluate(models["sync"], tmp_path / "r2", data=synth_shards)
+    assert status == 2 and "not a talking-face generator" in stderr
+    status, stderr = evaluate(models["model"], tmp_path / "r2", data=synth_shards, deblur=models["sync"])
+    assert status == 2 and "not a deblurring CNN" in stderr and "Traceback" not in stderr
+    status, stderr = evaluate(models["model"], tmp_path / "r3", data=tmp_path / "nowhere")
+    assert status == 2 and "nowhere" in stderr and "Traceback" not in stderr
     (tmp_path / "r4").mkdir()
     (tmp_path / "r4" / "keep.txt").write_text("mine")
-    run = _run("--model", models["model"], "--data", synth_shards, "--out", tmp_path / "r4", "--max_clips", "1")
-    assert run.returncode == 2 and "--overwrite" in run.stderr
+    status, stderr = evaluate(models["model"], tmp_path / "r4", data=synth_shards, max_clips=1)
+    assert status == 2 and "--overwrite" in stderr
     assert (tmp_path / "r4" / "keep.txt").read_text() == "mine"
+    assert not (tmp_path / "r2").exists() and not (tmp_path / "r3").exists()
     # A good run through the command line, without a sync expert: no sync columns.
     run = _run(
         "--model",

@@ -219,16 +219,13 @@ def test_bad_inputs_get_clear_messages(workdir, tmp_path):
     assert not (tmp_path / "a").exists()
 
 
-def test_cli_reports_a_bad_workdir_without_a_traceback(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "export", "--workdir", str(tmp_path / "missing"), "--out", str(tmp_path / "o")],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 2
-    assert "no such training workdir" in result.stderr and "Traceback" not in result.stderr
+def test_cli_reports_a_bad_workdir_without_a_traceback(tmp_path, run_main_here):
+    # What `python -m export --workdir missing` runs once its flags are parsed, in this process (the command's own
+    # refusals run as subprocesses in tests/test_cli_safety.py).
+    status, stderr = run_main_here(lambda: export_model(tmp_path / "missing", tmp_path / "o"))
+    assert status == 2
+    assert "no such training workdir" in stderr and "Traceback" not in stderr
+    assert not (tmp_path / "o").exists()
 
 
 def test_failed_parity_leaves_nothing_behind(workdir, tmp_path, monkeypatch):

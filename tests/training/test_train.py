@@ -18,11 +18,11 @@ from keras_s2v.training import train_lib
 SHORT = ["train.epochs=1", "train.steps_per_epoch=2", "train.validation_steps=1"]
 
 
-def _check_trained(workdir, name):
-    """What a short run of experiment ``name`` leaves in its workdir."""
+def _check_trained(workdir, name, epochs=1):
+    """What a short run of experiment ``name`` (``epochs`` epochs) leaves in its workdir."""
     assert json.loads((workdir / "config.json").read_text())["name"] == name
     history = json.loads((workdir / "history.json").read_text())
-    assert len(history) == 1 and np.isfinite(history[0]["loss"]) and "val_psnr" in history[0]
+    assert len(history) == epochs and all(np.isfinite(r["loss"]) and "val_psnr" in r for r in history)
     model = workdirs.load_trained_model(workdir)
     assert model.output.shape[-3:] == (112, 112, 3)
     assert (workdir / "samples" / "latest.png").exists() and list((workdir / "logs").rglob("events.out.*"))
@@ -48,8 +48,9 @@ def test_an_experiment_trains_through_the_cli(synth_shards, tmp_path):
 
 # Through train_lib.train, what the CLI above calls with the experiment its flags name: the CLI's own part
 # (flags, overrides, exit status) does not depend on the experiment, and each saves a TensorFlow start-up.
-# tgan_tiny and tgan_mfcc_spp_tiny train in tests/export/test_export_tgan.py, glance_tiny in test_export_glance.py.
-@pytest.mark.parametrize("name", ["s2v_5img_tiny", "s2v_noskip_tiny", "deblur_tiny"])
+# tgan_tiny and tgan_mfcc_spp_tiny train in tests/export/test_export_tgan.py, glance_tiny in test_export_glance.py,
+# deblur_tiny in `stopped_run` below (test_the_stopped_run_left_a_trained_workdir).
+@pytest.mark.parametrize("name", ["s2v_5img_tiny", "s2v_noskip_tiny"])
 def test_every_experiment_trains(name, synth_shards, tmp_path):
     train_lib.train(apply_overrides(get_experiment(name), SHORT), synth_shards, tmp_path / name)
     _check_trained(tmp_path / name, name)
@@ -124,6 +125,10 @@ def stopped_run(synth_shards, tmp_path_factory):
             extra_callbacks=[_StopBeforeEpoch(2)],
         )
     return workdir
+
+
+def test_the_stopped_run_left_a_trained_workdir(stopped_run):
+    _check_trained(stopped_run, RESUME_EXPERIMENT, epochs=2)  # its two whole epochs
 
 
 def _cut(path):
@@ -208,24 +213,15 @@ def test_bad_data_is_refused_before_the_workdir_is_locked(data, synth_shards, tm
     workdirs.check_workdir(workdir, fixed)
 
 
-def test_workdir_that_is_a_file_is_one_error_line(synth_shards, tmp_path):
+def test_workdir_that_is_a_file_is_one_error_line(synth_shards, tmp_path, run_main_here):
+    # What `python -m keras_s2v.train --workdir run.txt` runs once its flags are parsed, in this process: the
+    # command itself runs in test_an_experiment_trains_through_the_cli.
     workdir = tmp_path / "run.txt"
     workdir.write_text("mine")
-    args = [
-        sys.executable,
-        "-m",
-        "keras_s2v.train",
-        "--data",
-        str(synth_shards),
-        "--workdir",
-        str(workdir),
-        "--experiment",
-        "s2v_tiny",
-    ]
-    result = subprocess.run(args, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 2, result.stderr[-3000:]
-    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {workdir}: not a folder")
-    assert "Traceback" not in result.stderr and workdir.read_text() == "mine"
+    status, stderr = run_main_here(lambda: train_lib.train(get_experiment("s2v_tiny"), synth_shards, workdir))
+    assert status == 2, stderr[-3000:]
+    assert stderr.strip().splitlines()[-1].startswith(f"error: {workdir}: not a folder")
+    assert "Traceback" not in stderr and workdir.read_text() == "mine"
 
 
 @pytest.mark.parametrize("where", ["under_a_file", "read_only"])
