@@ -455,10 +455,17 @@ def s2v_real_gan() -> ExperimentConfig:
 
 @register("s2v_mobile_real")
 def s2v_mobile_real() -> ExperimentConfig:
-    """``s2v_real`` for phones: the same recipe with depthwise-separable body convolutions (``s2v_mobile``'s
-    blocks), a fifth of the per-frame FLOPs (0.18 against 1.21 GFLOP for the frame generator)."""
+    """``s2v_real`` for phones: the same recipe at a quarter width (half of ``s2v_real``'s), a quarter of the
+    per-frame FLOPs (0.31 against 1.21 GFLOP for the frame generator, 4.4 M parameters against 12.5 M).
+
+    Standard convolutions, not ``s2v_mobile``'s depthwise-separable blocks: with those (0.18 GFLOP) this
+    recipe ended 20 epochs at a validation loss of 0.85 with a training loss of 0.69 (underfitting); at a
+    quarter width it reached 0.675 by epoch 23 of 30 (``s2v_real``: 0.61). On the 13 held-out speakers its
+    mouth opening correlates 0.278 with the real one against 0.105 driven by another clip's speech (the
+    separable blocks' first version ignored the audio at inference), ACD 0.416, LMD 1.52 px.
+    """
     config = s2v_real()
-    config.model.speech2vid.separable = True
+    config.model.width = 0.25
     return config
 
 
