@@ -13,7 +13,8 @@
   and every worker resumes from its checkpoints (``check_shared``; a worker that does not see them
   is refused rather than left to train a different model);
 * the input is the global batch (per-replica batch x all replicas of all workers), split by
-  ``tf.distribute`` into each worker's part, by data (``sharded``).
+  ``tf.distribute`` into each worker's part, by data (``sharded``); or, with ``data.shard_by=file``,
+  each worker's own pipeline over its own shard files (``training_input``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import tempfile
 from pathlib import Path
 
 STRATEGIES = ("mirrored", "multi_worker")
+SHARD_BY = ("data", "file")  # data.shard_by: how the workers split the training input (training_input)
 JOBS = ("chief", "worker")  # the TF_CONFIG jobs a synchronous all-reduce cluster has
 TF_CONFIG_EXAMPLE = (
     '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}} (index 1 on host2)'
@@ -199,11 +201,33 @@ def sharded(dataset):
 
     Not by file: ``tf.distribute``'s file auto-sharding needs every source of the pipeline to be a
     file reader, and ours zip in the stateless random keys of their draws (``Dataset.random``),
-    which it cannot shard ("Did not find a shardable source"). By data, a step's global batch is
-    the one a single machine would train on, but every worker decodes all of it.
+    which it cannot shard ("Did not find a shardable source"); ``data.shard_by=file`` deals the files
+    by hand instead (``training_input``). By data, a step's global batch is the one a single machine
+    would train on, but every worker decodes all of it.
     """
     import tensorflow as tf
 
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.with_options(options)
+
+
+def training_input(strategy, dataset, make, global_batch: int, shard_by: str = "data"):
+    """The training input ``fit`` takes: ``dataset`` (``global_batch`` examples) or ``make(batch_size, shard)``'s.
+
+    ``shard_by`` ``"data"``, or one worker: ``dataset``, ``sharded`` by data. ``"file"`` under several
+    workers: ``strategy.distribute_datasets_from_function``, each worker's own pipeline
+    ``make(per-replica batch, (worker, workers))``, which reads only its part of the shard files
+    (``pipeline.shard_files``) and draws with its own seed: no worker decodes the others' samples,
+    and a step trains on other batches than one machine would.
+    """
+    if shard_by not in SHARD_BY:
+        raise ValueError(f"unknown data.shard_by {shard_by!r} ({', '.join(SHARD_BY)})")
+    if shard_by == "data" or num_workers(strategy) == 1:
+        return sharded(dataset)
+
+    def worker_input(context):  # a tf.distribute.InputContext: this worker's input pipeline
+        shard = (context.input_pipeline_id, context.num_input_pipelines)
+        return make(context.get_per_replica_batch_size(global_batch), shard)
+
+    return strategy.distribute_datasets_from_function(worker_input)

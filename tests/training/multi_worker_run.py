@@ -30,7 +30,7 @@ def main(name, data, workdir, weights, *overrides):
     result = train_lib.train(
         config, data, workdir, strategy="multi_worker", extra_callbacks=[SaveFinalWeights(weights)]
     )
-    summary = {k: result[k] for k in ("workers", "replicas", "chief")}
+    summary = {k: result[k] for k in ("workers", "replicas", "chief", "input_split")}
     print(" ".join(f"{k} {v}" for k, v in summary.items()), "epochs", len(result["epochs"]))
 
 

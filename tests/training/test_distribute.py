@@ -75,3 +75,23 @@ def test_the_input_is_split_by_data_not_left_to_auto():
 
     options = distribute.sharded(tf.data.Dataset.range(4)).options()
     assert options.experimental_distribute.auto_shard_policy == tf.data.experimental.AutoShardPolicy.DATA
+
+
+def test_file_sharding_is_checked_before_anything_is_written(synth_shards, synth_shards_two_files):
+    """data.shard_by: an unknown value, and "file" with fewer train shard files than workers, refused by
+    ``check_inputs`` (which ``train`` calls first); "file" on one machine is the one machine's input."""
+    import tensorflow as tf
+
+    from keras_s2v.configs.experiments import apply_overrides, get_experiment
+    from keras_s2v.training import train_lib
+
+    by_file = apply_overrides(get_experiment("s2v_tiny"), ["data.shard_by=file"])
+    with pytest.raises(ValueError, match="unknown data.shard_by 'files' \\(data, file\\)"):
+        train_lib.check_inputs(apply_overrides(get_experiment("s2v_tiny"), ["data.shard_by=files"]), synth_shards)
+    with pytest.raises(ValueError, match="1 train shard file\\(s\\) for 2 workers"):
+        train_lib.check_inputs(by_file, synth_shards, workers=2)
+    train_lib.check_inputs(by_file, synth_shards, workers=1)
+    train_lib.check_inputs(by_file, synth_shards_two_files, workers=2)
+    dataset = tf.data.Dataset.range(4)
+    one_machine = distribute.training_input(tf.distribute.get_strategy(), dataset, None, 4, "file")
+    assert one_machine.options().experimental_distribute.auto_shard_policy == tf.data.experimental.AutoShardPolicy.DATA
