@@ -12,6 +12,9 @@
 * the workdir is on a filesystem every worker sees (NFS or the like): the chief writes there
   and every worker resumes from its checkpoints (``check_shared``; a worker that does not see them
   is refused rather than left to train a different model);
+* a worker that dies ends the others: the coordination service that MultiWorkerMirroredStrategy
+  starts misses its heartbeats (10 s) and fails their pending collective (``WorkerLost`` says so);
+  the same commands started again on every worker resume from the chief's last checkpoint;
 * the input is the global batch (per-replica batch x all replicas of all workers), split by
   ``tf.distribute`` into each worker's part, by data (``sharded``); or, with ``data.shard_by=file``,
   each worker's own pipeline over its own shard files (``training_input``).
@@ -22,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -87,6 +91,30 @@ def check_tf_config(text: str | None) -> dict:
             f"(0 .. {len(cluster[kind]) - 1})"
         )
     return {"task": (kind, index), "workers": sum(len(addresses) for addresses in cluster.values())}
+
+
+class WorkerLost(RuntimeError):
+    """Another worker of the cluster stopped during the run (its machine went down, it was killed)."""
+
+
+@contextlib.contextmanager
+def worker_loss_explained(strategy):
+    """The ``UnavailableError`` a collective fails with when a peer dies, raised again as a ``WorkerLost`` that
+    names the lost tasks and says how to resume; other errors, and any on one machine, as they are."""
+    import tensorflow as tf
+
+    try:
+        yield
+    except tf.errors.UnavailableError as error:
+        if num_workers(strategy) == 1:
+            raise
+        tasks = sorted(set(re.findall(r"/job:\w+/replica:\d+/task:\d+", error.message))) or ["a worker"]
+        lines = error.message.strip().splitlines()
+        why = "it stopped sending heartbeats" if "heartbeats" in error.message else lines[0] if lines else "unavailable"
+        raise WorkerLost(
+            f"{worker_name(strategy)}: lost {', '.join(tasks)} ({why}); every finished epoch is in the workdir's "
+            "checkpoints: start the same command again on every worker to resume from the last one"
+        ) from error
 
 
 def make_strategy(name: str = "mirrored"):

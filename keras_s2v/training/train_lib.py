@@ -215,14 +215,15 @@ def train(config: ExperimentConfig, data_dir, workdir, strategy=None, extra_call
         if task.image_grid:  # generators: identity | generated | truth each epoch
             grid_batch = next(iter(val_ds.unbatch().batch(config.train.image_grid_size)))
             callbacks.append(ImageGrid(grid_batch, out / "logs" / "images", out / "samples"))
-        history = model.fit(
-            train_ds,
-            epochs=config.train.epochs,
-            steps_per_epoch=config.train.steps_per_epoch,
-            validation_data=val_ds,
-            callbacks=callbacks,
-            verbose=2,
-        )
+        with distribute.worker_loss_explained(strategy):
+            history = model.fit(
+                train_ds,
+                epochs=config.train.epochs,
+                steps_per_epoch=config.train.steps_per_epoch,
+                validation_data=val_ds,
+                callbacks=callbacks,
+                verbose=2,
+            )
     distribute.barrier(strategy)  # the chief's files are whole before any worker reads them (a glance helper's)
     records = json.loads((workdir / "history.json").read_text()) if (workdir / "history.json").exists() else []
     return {
