@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -62,29 +61,6 @@ def synthetic_corpus(out: Path) -> Path:
     config = prepare.PrepareConfig(split="train", holdout_tail=0.25, min_track_frames=20)
     prepare.prepare([str(out / "corpus")], out / "prepared", config, progress=False, log=lambda _: None)
     return out / "prepared"
-
-
-def reshard(data_dir, out: Path, count: int, split: str = "train") -> dict:
-    """``data_dir``'s ``split`` examples dealt round-robin into ``count`` shards in ``out``, beside copies of
-    its validation shards (``Task.datasets`` builds that pipeline too) and its prepare config (the pipelines
-    read the crop size there) -> {"examples", "bytes"} of the ``split`` shards."""
-    import tensorflow as tf
-
-    from keras_s2v.data import features, prepared
-
-    out.mkdir(parents=True, exist_ok=True)
-    for name in [prepared.CONFIG_FILE, *features.list_shards(data_dir, "validation")]:
-        shutil.copy(Path(data_dir) / name, out / Path(name).name)
-    writers = [tf.io.TFRecordWriter(str(out / features.shard_name(split, i, count))) for i in range(count)]
-    examples = 0
-    for record in tf.data.TFRecordDataset(features.list_shards(data_dir, split)):
-        writers[examples % count].write(record.numpy())
-        examples += 1
-    for writer in writers:
-        writer.close()
-    if examples < count:
-        raise ValueError(f"{data_dir}: {examples} {split} example(s), fewer than --shards {count}")
-    return {"examples": examples, "bytes": sum(Path(f).stat().st_size for f in features.list_shards(out, split))}
 
 
 # --- One child per core count -----------------------------------------------------------------
@@ -206,10 +182,12 @@ def main() -> None:
         child(args)
         return
 
+    from keras_s2v.data import prepared
+
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="input_pipeline_bench_") as tmp:
         source = Path(args.data) if args.data else synthetic_corpus(Path(tmp))
-        shards = reshard(source, Path(tmp) / "shards", args.shards)
+        shards = prepared.reshard(source, Path(tmp) / "shards", args.shards)
         print(
             f"{cpu_name()}, {len(os.sched_getaffinity(0))} CPUs, load average {os.getloadavg()[0]:.1f}; "
             f"{'synthetic corpus' if not args.data else source}: {shards['examples']} train segments in "

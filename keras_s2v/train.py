@@ -34,8 +34,11 @@ _STRATEGY = flags.DEFINE_enum(
 def main(argv):
     del argv
     from keras_s2v import cli
+    from keras_s2v.training.distribute import WorkerLost
 
-    return cli.run_main(_train, interrupted="interrupted: every finished epoch is saved; the same command resumes")
+    return cli.run_main(
+        _train, (WorkerLost,), interrupted="interrupted: every finished epoch is saved; the same command resumes"
+    )
 
 
 def _train() -> str:

@@ -159,6 +159,18 @@ def synth_shards(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def synth_shards_two_files(synth_shards, tmp_path_factory):
+    """``synth_shards`` with its 2 train segments dealt into 2 train shard files, one each (``data.shard_by=file``)."""
+
+    def make(folder):
+        from keras_s2v.data import prepared
+
+        prepared.reshard(synth_shards, folder, 2)
+
+    return shared_folder(tmp_path_factory, "synth_two_files", make)
+
+
+@pytest.fixture(scope="session")
 def trained_tiny(synth_shards, tmp_path_factory):
     """``trained_tiny("s2v_tiny", *overrides)``: the workdir of a `SHORT_RUN` of that experiment (with
     those config overrides) on ``synth_shards``.

@@ -160,6 +160,10 @@ class DataConfig:
     # Training segments whose samples are drawn and decoded at once, in parallel threads (pipeline._samples); 1: one
     # after another in one thread, which bounds the input at 1.4 to 2.9 x one core's rate. >1 gives other batches.
     parallel_segments: int = 1
+    # How --strategy multi_worker splits the training input (distribute.SHARD_BY): "data", every worker reads every
+    # shard file and keeps its part of each global batch (one machine's batches); "file", each worker reads only its
+    # own files (dealt round-robin; at least one per worker) and draws its own samples: no decoding of the others'.
+    shard_by: str = "data"
 
 
 @dataclasses.dataclass

@@ -13,6 +13,8 @@ stateless ops keyed by ``seed``, so a run is repeatable.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from keras_s2v.data import audio as audio_lib
@@ -32,20 +34,53 @@ def data_dirs(data_dir) -> list[str]:
     return [d for d in str(data_dir).split(",") if d]
 
 
-def shard_files(data_dir, split: str) -> list[str]:
-    """The ``split`` shards of every folder in ``data_dir`` (comma-separated folders allowed)."""
+def shard_files(data_dir, split: str, shard: tuple[int, int] | None = None) -> list[str]:
+    """The ``split`` shards of every folder in ``data_dir`` (comma-separated folders allowed).
+
+    ``shard``: ``(index, count)``, the files of input pipeline ``index`` of ``count`` (one worker's under
+    ``data.shard_by=file``): every ``count``-th file from the ``index``-th. A ValueError when there are
+    fewer files than pipelines, or a pipeline's files are all empty: that worker would have nothing to
+    read while the others wait for it in every step.
+    """
     files = [f for folder in data_dirs(data_dir) for f in features.list_shards(folder, split)]
     if not files:
         patterns = ", ".join(features.shard_pattern(d, split) for d in data_dirs(data_dir))
         raise FileNotFoundError(f"{data_dir}: no {split} shards ({patterns})")
-    return files
+    if shard is None:
+        return files
+    index, count = shard
+    if len(files) < count:
+        raise ValueError(
+            f"{data_dir}: {len(files)} {split} shard file(s) for {count} workers, and data.shard_by=file gives "
+            f"every worker files of its own: train with data.shard_by=data (every worker reads every file), or "
+            f"re-run prepare on the same --out with a --shard_size_mb that makes at least {count} shards "
+            "(it re-packs the prepared clips)"
+        )
+    own = files[index::count]
+    if not any(os.path.getsize(f) for f in own):
+        raise ValueError(
+            f"{data_dir}: worker {index}'s {split} shard file(s) under data.shard_by=file are empty "
+            f"({', '.join(own)}): fewer examples than shards; use data.shard_by=data or fewer, larger shards"
+        )
+    return own
 
 
-def _segments(data_dir, split: str, training: bool, seed: int, cache: str = ""):
+def shard_seed(seed: int, shard: tuple[int, int] | None) -> int:
+    """``seed`` for input pipeline ``shard`` = ``(index, count)``: folded with the index when there are several,
+    so that the workers of ``data.shard_by=file`` draw their own frames and augmentations; else ``seed``."""
+    if shard is None or shard[1] == 1:
+        return seed
+    return int(np.random.SeedSequence([seed, shard[0]]).generate_state(1)[0])
+
+
+def _segments(data_dir, split: str, training: bool, seed: int, cache: str = "", shard=None):
     """(example with JPEG frames undecoded, stateless seed) pairs.
 
     Training: shard order shuffled, shards interleaved, repeated forever.
     Evaluation: every segment once, in order.
+
+    ``shard``: ``(index, count)``: only that input pipeline's files (``shard_files``), keys drawn
+    from ``shard_seed`` and a cache file of its own: one worker's segments under ``data.shard_by=file``.
 
     ``cache``: "" (none), ``"memory"`` or a file path prefix: the parsed segments, their frames
     still JPEG, are kept after the first pass (``tf.data.Dataset.cache``) and later passes read
@@ -56,7 +91,10 @@ def _segments(data_dir, split: str, training: bool, seed: int, cache: str = ""):
     shards: delete it when they change.
     """
     tf = _tf()
-    files = shard_files(data_dir, split)
+    files = shard_files(data_dir, split, shard)
+    seed = shard_seed(seed, shard)
+    if shard and shard[1] > 1 and cache not in ("", "memory"):
+        cache = f"{cache}_shard{shard[0]}of{shard[1]}"  # other files than the other workers' caches
     dataset = tf.data.Dataset.from_tensor_slices(files)
     if training:
         dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
@@ -146,6 +184,7 @@ def speech2vid_dataset(
     masked_target: bool = False,
     cache: str = "",
     parallel_segments: int = 1,
+    shard: tuple[int, int] | None = None,
 ):
     """Batches of ``({"faces": (B,S,S,3n), "mfcc": (B,12,35)}, frame (B,S,S,3))``.
 
@@ -155,10 +194,10 @@ def speech2vid_dataset(
     Training: shuffled, repeated, random targets and identity frames,
     augmented. Evaluation: the same evenly spaced targets every time and the
     identity frame(s) half a segment away, no augmentation, one pass.
-    ``cache``: ``_segments``'; ``parallel_segments`` (training): ``_samples``' ``parallel``.
+    ``cache`` and ``shard``: ``_segments``'; ``parallel_segments`` (training): ``_samples``' ``parallel``.
     """
     tf = _tf()
-    dataset = _segments(data_dir, split, training, seed, cache)
+    dataset = _segments(data_dir, split, training, seed, cache, shard)
     if training:
 
         def draws(example, key):
@@ -191,7 +230,7 @@ def speech2vid_dataset(
         dataset = dataset.flat_map(fixed)
     dataset = dataset.batch(batch_size, drop_remainder=training)
     if training and augment:
-        dataset = dataset.map(joint_augmenter(seed), num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = dataset.map(joint_augmenter(shard_seed(seed, shard)), num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
@@ -267,6 +306,7 @@ def sequence_dataset(
     seed: int = 0,
     cache: str = "",
     parallel_segments: int = 1,
+    shard: tuple[int, int] | None = None,
 ):
     """Batches of ``({"faces": (B,S,S,3), "audio": (B,L,*window)}, frames (B,L,S,S,3))``.
 
@@ -277,7 +317,8 @@ def sequence_dataset(
     batch (bucketing; what the pyramid-pooling sequence discriminator is for).
     Evaluation: the first length, evenly spaced windows, stills half a
     segment away, one pass. Segments shorter than a length are skipped. ``cache``: ``_segments``'
-    (one per length: a file path gets ``_1``, ``_2`` ... after the first length's);
+    (one per length: a file path gets ``_1``, ``_2`` ... after the first length's); ``shard``: ``_segments``'
+    (the length drawn per batch is not: every worker's batches of a step have one shape);
     ``parallel_segments`` (training): ``_samples``' ``parallel``.
     """
     tf = _tf()
@@ -287,7 +328,7 @@ def sequence_dataset(
 
     def one_length(length: int, index: int):
         own = cache if cache in ("", "memory") or index == 0 else f"{cache}_{index}"
-        dataset = _segments(data_dir, split, training, seed + 7919 * index, own)
+        dataset = _segments(data_dir, split, training, seed + 7919 * index, own, shard)
         dataset = dataset.filter(lambda example, key: example["num_frames"] >= length)
 
         def draws(example, key):
@@ -318,7 +359,7 @@ def sequence_dataset(
         choice = tf.data.Dataset.random(seed=seed).map(lambda r: tf.cast(r % len(lengths), tf.int64))
         dataset = tf.data.Dataset.choose_from_datasets(buckets, choice)
     if training and augment:
-        dataset = dataset.map(sequence_augmenter(seed), num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = dataset.map(sequence_augmenter(shard_seed(seed, shard)), num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
@@ -353,6 +394,7 @@ def glance_dataset(
     seed: int = 0,
     cache: str = "",
     parallel_segments: int = 1,
+    shard: tuple[int, int] | None = None,
 ):
     """Batches of ``({"lips": (B, 64, 64, 3), "log_mel": (B, 4 frames, 128)}, lip clips (B, frames, 64, 64, 3))``.
 
@@ -378,6 +420,7 @@ def glance_dataset(
         seed,
         cache,
         parallel_segments,
+        shard,
     )
 
     def to_lips(inputs, clip):
@@ -433,6 +476,7 @@ def syncnet_dataset(
     geometry: float = 0.0,
     cache: str = "",
     parallel_segments: int = 1,
+    shard: tuple[int, int] | None = None,
 ):
     """Batches of ``({"lips": (B, H, W, 5), "mfcc": (B, 2K+1, 12, 20)}, in-sync index (B,) = K)``.
 
@@ -441,13 +485,13 @@ def syncnet_dataset(
 
     Centre frames are drawn where every shifted audio window lies inside the
     segment's own MFCC, so a shifted window is real speech, never padding;
-    segments shorter than ``2 K + 5`` frames are skipped. ``cache``: ``_segments``'; ``parallel_segments``
-    (training): ``_samples``' ``parallel``.
+    segments shorter than ``2 K + 5`` frames are skipped. ``cache`` and ``shard``: ``_segments``';
+    ``parallel_segments`` (training): ``_samples``' ``parallel``.
     """
     tf = _tf()
     half = audio_lib.SYNC_FRAMES // 2
     face_size = prepared.data_parameters(data_dirs(data_dir))["crop_size"]
-    dataset = _segments(data_dir, split, training, seed, cache)
+    dataset = _segments(data_dir, split, training, seed, cache, shard)
     dataset = dataset.filter(lambda example, key: example["num_frames"] >= 2 * (max_shift + half) + 1)
 
     def draws(example, key):
@@ -463,7 +507,7 @@ def syncnet_dataset(
         dataset = dataset.shuffle(shuffle_buffer, seed=seed)
     dataset = dataset.batch(batch_size, drop_remainder=training)
     if training and augment:
-        flip = lips_augmenter(seed, geometry)
+        flip = lips_augmenter(shard_seed(seed, shard), geometry)
         dataset = dataset.map(
             lambda x, y: ({"lips": flip(x["lips"]), "mfcc": x["mfcc"]}, y), num_parallel_calls=tf.data.AUTOTUNE
         )
@@ -534,11 +578,12 @@ def deblur_dataset(
     seed: int = 0,
     cache: str = "",
     parallel_segments: int = 1,
+    shard: tuple[int, int] | None = None,
 ):
-    """Batches of (blurred frame, sharp frame), both (B, S, S, 3) in [0, 1]. ``cache``: ``_segments``';
-    ``parallel_segments`` (training): ``_samples``' ``parallel``."""
+    """Batches of (blurred frame, sharp frame), both (B, S, S, 3) in [0, 1]. ``cache`` and ``shard``:
+    ``_segments``'; ``parallel_segments`` (training): ``_samples``' ``parallel``."""
     tf = _tf()
-    dataset = _segments(data_dir, split, training, seed, cache)
+    dataset = _segments(data_dir, split, training, seed, cache, shard)
 
     def frames(example, key):
         n = tf.cast(example["num_frames"], tf.int32)

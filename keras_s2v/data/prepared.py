@@ -16,6 +16,7 @@ features) a model trained or evaluated on the folder must match.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from keras_s2v.data import audio as audio_lib
@@ -61,3 +62,28 @@ def parameter_differences(expected: dict, actual: dict) -> list[str]:
     a, b = expected.get("audio") or {}, actual.get("audio") or {}
     out += [f"audio.{k} ({a.get(k)} vs {b.get(k)})" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
     return out
+
+
+def reshard(data_dir, out, count: int, split: str = "train") -> dict:
+    """``data_dir``'s ``split`` examples dealt round-robin into ``count`` shards in ``out``, beside copies of
+    its validation shards (``Task.datasets`` builds that pipeline too) and its prepare config (the pipelines
+    read the crop size there) -> {"examples", "bytes"} of the ``split`` shards. For benchmarks and tests
+    of file sharding; ``prepare --shard_size_mb`` re-packs a prepared folder in place."""
+    import tensorflow as tf
+
+    from keras_s2v.data import features
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in [CONFIG_FILE, *features.list_shards(data_dir, "validation")]:
+        shutil.copy(Path(data_dir) / name, out / Path(name).name)
+    writers = [tf.io.TFRecordWriter(str(out / features.shard_name(split, i, count))) for i in range(count)]
+    examples = 0
+    for record in tf.data.TFRecordDataset(features.list_shards(data_dir, split)):
+        writers[examples % count].write(record.numpy())
+        examples += 1
+    for writer in writers:
+        writer.close()
+    if examples < count:
+        raise ValueError(f"{data_dir}: {examples} {split} example(s), fewer than {count} shards")
+    return {"examples": examples, "bytes": sum(Path(f).stat().st_size for f in features.list_shards(out, split))}

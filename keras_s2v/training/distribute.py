@@ -12,8 +12,12 @@
 * the workdir is on a filesystem every worker sees (NFS or the like): the chief writes there
   and every worker resumes from its checkpoints (``check_shared``; a worker that does not see them
   is refused rather than left to train a different model);
+* a worker that dies ends the others: the coordination service that MultiWorkerMirroredStrategy
+  starts misses its heartbeats (10 s) and fails their pending collective (``WorkerLost`` says so);
+  the same commands started again on every worker resume from the chief's last checkpoint;
 * the input is the global batch (per-replica batch x all replicas of all workers), split by
-  ``tf.distribute`` into each worker's part, by data (``sharded``).
+  ``tf.distribute`` into each worker's part, by data (``sharded``); or, with ``data.shard_by=file``,
+  each worker's own pipeline over its own shard files (``training_input``).
 """
 
 from __future__ import annotations
@@ -21,11 +25,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
 
 STRATEGIES = ("mirrored", "multi_worker")
+SHARD_BY = ("data", "file")  # data.shard_by: how the workers split the training input (training_input)
 JOBS = ("chief", "worker")  # the TF_CONFIG jobs a synchronous all-reduce cluster has
 TF_CONFIG_EXAMPLE = (
     '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}} (index 1 on host2)'
@@ -85,6 +91,30 @@ def check_tf_config(text: str | None) -> dict:
             f"(0 .. {len(cluster[kind]) - 1})"
         )
     return {"task": (kind, index), "workers": sum(len(addresses) for addresses in cluster.values())}
+
+
+class WorkerLost(RuntimeError):
+    """Another worker of the cluster stopped during the run (its machine went down, it was killed)."""
+
+
+@contextlib.contextmanager
+def worker_loss_explained(strategy):
+    """The ``UnavailableError`` a collective fails with when a peer dies, raised again as a ``WorkerLost`` that
+    names the lost tasks and says how to resume; other errors, and any on one machine, as they are."""
+    import tensorflow as tf
+
+    try:
+        yield
+    except tf.errors.UnavailableError as error:
+        if num_workers(strategy) == 1:
+            raise
+        tasks = sorted(set(re.findall(r"/job:\w+/replica:\d+/task:\d+", error.message))) or ["a worker"]
+        lines = error.message.strip().splitlines()
+        why = "it stopped sending heartbeats" if "heartbeats" in error.message else lines[0] if lines else "unavailable"
+        raise WorkerLost(
+            f"{worker_name(strategy)}: lost {', '.join(tasks)} ({why}); every finished epoch is in the workdir's "
+            "checkpoints: start the same command again on every worker to resume from the last one"
+        ) from error
 
 
 def make_strategy(name: str = "mirrored"):
@@ -199,11 +229,33 @@ def sharded(dataset):
 
     Not by file: ``tf.distribute``'s file auto-sharding needs every source of the pipeline to be a
     file reader, and ours zip in the stateless random keys of their draws (``Dataset.random``),
-    which it cannot shard ("Did not find a shardable source"). By data, a step's global batch is
-    the one a single machine would train on, but every worker decodes all of it.
+    which it cannot shard ("Did not find a shardable source"); ``data.shard_by=file`` deals the files
+    by hand instead (``training_input``). By data, a step's global batch is the one a single machine
+    would train on, but every worker decodes all of it.
     """
     import tensorflow as tf
 
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.with_options(options)
+
+
+def training_input(strategy, dataset, make, global_batch: int, shard_by: str = "data"):
+    """The training input ``fit`` takes: ``dataset`` (``global_batch`` examples) or ``make(batch_size, shard)``'s.
+
+    ``shard_by`` ``"data"``, or one worker: ``dataset``, ``sharded`` by data. ``"file"`` under several
+    workers: ``strategy.distribute_datasets_from_function``, each worker's own pipeline
+    ``make(per-replica batch, (worker, workers))``, which reads only its part of the shard files
+    (``pipeline.shard_files``) and draws with its own seed: no worker decodes the others' samples,
+    and a step trains on other batches than one machine would.
+    """
+    if shard_by not in SHARD_BY:
+        raise ValueError(f"unknown data.shard_by {shard_by!r} ({', '.join(SHARD_BY)})")
+    if shard_by == "data" or num_workers(strategy) == 1:
+        return sharded(dataset)
+
+    def worker_input(context):  # a tf.distribute.InputContext: this worker's input pipeline
+        shard = (context.input_pipeline_id, context.num_input_pipelines)
+        return make(context.get_per_replica_batch_size(global_batch), shard)
+
+    return strategy.distribute_datasets_from_function(worker_input)

@@ -97,9 +97,9 @@ def _unfinished(path: Path, helper: ExperimentConfig) -> bool:
     return len(records) < helper.train.epochs
 
 
-def make_datasets(config: ExperimentConfig, data_dir, global_batch: int):
-    """(train, validation) tf.data pipelines for the experiment's model kind."""
-    return get_task(config.model.kind).datasets(config, data_dir, global_batch)
+def make_datasets(config: ExperimentConfig, data_dir, global_batch: int, shard: tuple[int, int] | None = None):
+    """(train, validation) tf.data pipelines for the experiment's model kind; ``shard``: ``Task.datasets``'."""
+    return get_task(config.model.kind).datasets(config, data_dir, global_batch, shard)
 
 
 def compile_model(model, config: ExperimentConfig) -> None:
@@ -109,15 +109,17 @@ def compile_model(model, config: ExperimentConfig) -> None:
     model.jit_compile = config.train.jit_compile
 
 
-def check_inputs(config: ExperimentConfig, data_dir) -> dict:
+def check_inputs(config: ExperimentConfig, data_dir, workers: int = 1) -> dict:
     """What ``train`` reads, checked before it writes anything -> the ``data.json`` record.
 
     The shard folders (``pipeline.data_dirs``: comma-separated allowed) are
-    prepared and hold both splits; the model kind, optimizer and audio input
+    prepared and hold both splits, and with ``data.shard_by=file`` a training
+    shard file for each of the ``workers``; the model kind, optimizer and audio input
     are known; files and workdirs the config names exist. Cheap: no model is
     built, no shard is read.
     """
     from keras_s2v.data import pipeline, prepared
+    from keras_s2v.training.distribute import SHARD_BY
 
     folders = [str(Path(d).resolve()) for d in pipeline.data_dirs(data_dir)]
     if not folders:
@@ -125,6 +127,11 @@ def check_inputs(config: ExperimentConfig, data_dir) -> dict:
     record = {"data_dir": ",".join(folders), "data_parameters": prepared.data_parameters(folders)}
     for split in dict.fromkeys((config.data.train_split, config.data.validation_split)):
         pipeline.shard_files(data_dir, split)
+    if config.data.shard_by not in SHARD_BY:
+        raise ValueError(f"unknown data.shard_by {config.data.shard_by!r} ({', '.join(SHARD_BY)})")
+    if config.data.shard_by == "file" and workers > 1:
+        for worker in range(workers):
+            pipeline.shard_files(data_dir, config.data.train_split, (worker, workers))
     task = get_task(config.model.kind)
     if config.train.optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {config.train.optimizer!r} ({', '.join(OPTIMIZERS)})")
@@ -147,20 +154,23 @@ def train(config: ExperimentConfig, data_dir, workdir, strategy=None, extra_call
     ``strategy``: a ``tf.distribute`` strategy or its name (``distribute.STRATEGIES``, created first
     thing; default ``mirrored``). Under several workers every worker makes this same call, the chief
     writes the workdir and the others their own temporary folders (``training.distribute``).
-    Returns the history (per-epoch metrics, this invocation's epochs only)
-    and where the model was saved. A task with frozen helpers (a glance model)
-    first trains those it is not given (``pretrained_workdirs``).
+    Returns the history (per-epoch metrics, this invocation's epochs only),
+    where the model was saved and how the workers split the input (``data.shard_by``).
+    A task with frozen helpers (a glance model) first trains those it is not given
+    (``pretrained_workdirs``).
     """
     from keras_s2v.training import distribute
 
     if strategy is None or isinstance(strategy, str):
         strategy = distribute.make_strategy(strategy or "mirrored")  # before any other TensorFlow op
     import keras
+    import tensorflow as tf
 
     from keras_s2v.training.callbacks import EpochCheckpoints, HistoryFile, ImageGrid, SaveBest
 
     workdir = Path(workdir)
-    record = check_inputs(config, data_dir)  # first: a mistyped --data must not leave a config that locks the workdir
+    # First: a mistyped --data must not leave a config that locks the workdir.
+    record = check_inputs(config, data_dir, distribute.num_workers(strategy))
     task = get_task(config.model.kind)
     chief = distribute.is_chief(strategy)
     check_workdir(workdir, config, write=chief)
@@ -172,7 +182,13 @@ def train(config: ExperimentConfig, data_dir, workdir, strategy=None, extra_call
     keras.utils.set_random_seed(config.train.seed)
     global_batch = config.data.batch_size * strategy.num_replicas_in_sync  # all replicas of all workers
     train_ds, val_ds = task.datasets(config, data_dir, global_batch)
-    train_ds = distribute.sharded(train_ds)
+    train_ds = distribute.training_input(
+        strategy,
+        train_ds,
+        lambda batch, shard: task.datasets(config, data_dir, batch, shard)[0],
+        global_batch,
+        config.data.shard_by,
+    )
     val_ds = distribute.sharded(val_ds.take(config.train.validation_steps).cache())
     with strategy.scope():
         model = build_trainable(config, pretrained)
@@ -199,14 +215,15 @@ def train(config: ExperimentConfig, data_dir, workdir, strategy=None, extra_call
         if task.image_grid:  # generators: identity | generated | truth each epoch
             grid_batch = next(iter(val_ds.unbatch().batch(config.train.image_grid_size)))
             callbacks.append(ImageGrid(grid_batch, out / "logs" / "images", out / "samples"))
-        history = model.fit(
-            train_ds,
-            epochs=config.train.epochs,
-            steps_per_epoch=config.train.steps_per_epoch,
-            validation_data=val_ds,
-            callbacks=callbacks,
-            verbose=2,
-        )
+        with distribute.worker_loss_explained(strategy):
+            history = model.fit(
+                train_ds,
+                epochs=config.train.epochs,
+                steps_per_epoch=config.train.steps_per_epoch,
+                validation_data=val_ds,
+                callbacks=callbacks,
+                verbose=2,
+            )
     distribute.barrier(strategy)  # the chief's files are whole before any worker reads them (a glance helper's)
     records = json.loads((workdir / "history.json").read_text()) if (workdir / "history.json").exists() else []
     return {
@@ -216,4 +233,6 @@ def train(config: ExperimentConfig, data_dir, workdir, strategy=None, extra_call
         "replicas": strategy.num_replicas_in_sync,
         "workers": distribute.num_workers(strategy),
         "chief": chief,
+        # How the workers split the training input: "file" where each read its own shard files (a DistributedDataset).
+        "input_split": "data" if isinstance(train_ds, tf.data.Dataset) else "file",
     }

@@ -140,3 +140,44 @@ def test_cached_segments_give_the_same_training_batches(synth_shards, tmp_path, 
             np.testing.assert_array_equal(sharp, plain_sharp)
     if where == "file":
         assert (tmp_path / "segments.index").exists()
+
+
+def test_file_shards_read_their_own_files_with_their_own_keys(synth_shards_two_files):
+    """data.shard_by=file: shard (0, 2) and (1, 2) read disjoint files that make up the split, and draw other keys."""
+    files = pipeline.shard_files(synth_shards_two_files, "train")
+    own = [pipeline.shard_files(synth_shards_two_files, "train", (i, 2)) for i in range(2)]
+    assert not set(own[0]) & set(own[1]) and sorted(own[0] + own[1]) == files
+
+    def read(shard):
+        segments = pipeline._segments(synth_shards_two_files, "train", True, seed=5, shard=shard)
+        pairs = list(segments.take(4))  # two passes over a worker's one segment (the training input repeats)
+        return {e["clip_id"].numpy() for e, _ in pairs}, np.stack([k.numpy() for _, k in pairs])
+
+    (clips0, keys0), (clips1, keys1), (every, keys) = read((0, 2)), read((1, 2)), read(None)
+    assert len(clips0) == len(clips1) == 1 and clips0 | clips1 == every and len(every) == 2
+    assert not np.array_equal(keys0, keys1) and not np.array_equal(keys0, keys)
+    np.testing.assert_array_equal(read((0, 1))[1], keys)  # one pipeline of one: the unsharded input
+
+
+def test_file_shards_refuse_fewer_files_than_workers(synth_shards):
+    with pytest.raises(ValueError) as error:
+        pipeline.shard_files(synth_shards, "train", (0, 2))
+    for words in ("1 train shard file(s) for 2 workers", "data.shard_by=data", "--shard_size_mb"):
+        assert words in str(error.value)
+
+
+def test_file_shards_reach_every_kinds_training_input(synth_shards_two_files):
+    """``Task.datasets(..., shard)`` of each kind: the two workers' first training batches differ (a task that dropped
+    the shard would give both the whole split's, with one seed)."""
+    from keras_s2v.configs.experiments import apply_overrides, get_experiment
+    from keras_s2v.training import tasks
+
+    for name in ("s2v_tiny", "deblur_tiny", "syncnet_tiny", "tgan_tiny", "glance_tiny"):
+        config = apply_overrides(get_experiment(name), ["data.shuffle_buffer=4"])
+        task = tasks.get_task(config.model.kind)
+        first = []
+        for shard in ((0, 2), (1, 2)):
+            train = task.datasets(config, synth_shards_two_files, 2, shard)[0]
+            first.append([np.asarray(x) for x in tf.nest.flatten(next(iter(train)))])
+        assert [a.shape for a in first[0]] == [b.shape for b in first[1]], name
+        assert not all(np.array_equal(a, b) for a, b in zip(*first)), name

@@ -4,9 +4,13 @@
     multi_worker_run.py EXPERIMENT DATA WORKDIR WEIGHTS.npz [OVERRIDE ...]
 
 writes this worker's weights after training to WEIGHTS.npz (a worker that is not the chief
-writes nothing else that outlives the run) and prints the train result's summary.
+writes nothing else that outlives the run) and prints the train result's summary. With
+``DIE_AT=EPOCH,BATCH`` in its environment the worker kills itself (SIGKILL: no cleanup, as a
+machine that goes down) when that batch of that epoch (both from 0) begins.
 """
 
+import os
+import signal
 import sys
 
 import keras
@@ -25,12 +29,27 @@ class SaveFinalWeights(keras.callbacks.Callback):
         np.savez(self.path, *self.model.get_weights())
 
 
+class DieAt(keras.callbacks.Callback):
+    def __init__(self, epoch, batch):
+        super().__init__()
+        self.at, self.epoch = (epoch, batch), None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if (self.epoch, batch) == self.at:
+            print(f"dying at epoch {self.epoch} batch {batch}", flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
 def main(name, data, workdir, weights, *overrides):
     config = apply_overrides(get_experiment(name), list(overrides))
-    result = train_lib.train(
-        config, data, workdir, strategy="multi_worker", extra_callbacks=[SaveFinalWeights(weights)]
-    )
-    summary = {k: result[k] for k in ("workers", "replicas", "chief")}
+    callbacks = [SaveFinalWeights(weights)]
+    if os.environ.get("DIE_AT"):
+        callbacks.append(DieAt(*map(int, os.environ["DIE_AT"].split(","))))
+    result = train_lib.train(config, data, workdir, strategy="multi_worker", extra_callbacks=callbacks)
+    summary = {k: result[k] for k in ("workers", "replicas", "chief", "input_split")}
     print(" ".join(f"{k} {v}" for k, v in summary.items()), "epochs", len(result["epochs"]))
 
 

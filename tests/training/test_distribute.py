@@ -75,3 +75,49 @@ def test_the_input_is_split_by_data_not_left_to_auto():
 
     options = distribute.sharded(tf.data.Dataset.range(4)).options()
     assert options.experimental_distribute.auto_shard_policy == tf.data.experimental.AutoShardPolicy.DATA
+
+
+def test_file_sharding_is_checked_before_anything_is_written(synth_shards, synth_shards_two_files):
+    """data.shard_by: an unknown value, and "file" with fewer train shard files than workers, refused by
+    ``check_inputs`` (which ``train`` calls first); "file" on one machine is the one machine's input."""
+    import tensorflow as tf
+
+    from keras_s2v.configs.experiments import apply_overrides, get_experiment
+    from keras_s2v.training import train_lib
+
+    by_file = apply_overrides(get_experiment("s2v_tiny"), ["data.shard_by=file"])
+    with pytest.raises(ValueError, match="unknown data.shard_by 'files' \\(data, file\\)"):
+        train_lib.check_inputs(apply_overrides(get_experiment("s2v_tiny"), ["data.shard_by=files"]), synth_shards)
+    with pytest.raises(ValueError, match="1 train shard file\\(s\\) for 2 workers"):
+        train_lib.check_inputs(by_file, synth_shards, workers=2)
+    train_lib.check_inputs(by_file, synth_shards, workers=1)
+    train_lib.check_inputs(by_file, synth_shards_two_files, workers=2)
+    dataset = tf.data.Dataset.range(4)
+    one_machine = distribute.training_input(tf.distribute.get_strategy(), dataset, None, 4, "file")
+    assert one_machine.options().experimental_distribute.auto_shard_policy == tf.data.experimental.AutoShardPolicy.DATA
+
+
+def test_a_lost_worker_is_named_with_how_to_resume():
+    """What a collective fails with when a peer dies (the survivor's error in test_multi_worker's kill test)."""
+    import types
+
+    import tensorflow as tf
+
+    spec = types.SimpleNamespace(as_dict=lambda: {"worker": ["a:1", "b:1"]}, jobs=["worker"])
+    resolver = types.SimpleNamespace(cluster_spec=lambda: spec, task_type="worker", task_id=0)
+    two = types.SimpleNamespace(extended=types.SimpleNamespace(_in_multi_worker_mode=lambda: True))
+    two.cluster_resolver = resolver
+    lost = (
+        "Collective ops is aborted by: Error reported from /job:worker/task:1: The following tasks are unhealthy "
+        "(stopped sending heartbeats):\n/job:worker/replica:0/task:1\nThe tasks have crashed."
+    )
+    with pytest.raises(distribute.WorkerLost) as error:
+        with distribute.worker_loss_explained(two):
+            raise tf.errors.UnavailableError(None, None, lost)
+    assert str(error.value).startswith(
+        "worker 0: lost /job:worker/replica:0/task:1 (it stopped sending heartbeats); every finished epoch"
+    )
+    assert "start the same command again on every worker" in str(error.value)
+    with pytest.raises(tf.errors.UnavailableError):  # one machine: TensorFlow's own error
+        with distribute.worker_loss_explained(tf.distribute.get_strategy()):
+            raise tf.errors.UnavailableError(None, None, lost)

@@ -53,8 +53,10 @@ class Task:
         """What ``fit`` runs around ``model``; ``pretrained``: ``{role: trained workdir}`` of the helpers."""
         return model
 
-    def datasets(self, config: ExperimentConfig, data_dir, global_batch: int):
-        """(train, validation) tf.data pipelines of ``global_batch`` examples."""
+    def datasets(self, config: ExperimentConfig, data_dir, global_batch: int, shard: tuple[int, int] | None = None):
+        """(train, validation) tf.data pipelines of ``global_batch`` examples; ``shard``: ``(index, count)``,
+        the training input reads only input pipeline ``index``'s part of the files (``pipeline.shard_files``:
+        one worker's under ``data.shard_by=file``), the validation input all of them."""
         raise NotImplementedError
 
     def compile(self, model, config: ExperimentConfig) -> None:
@@ -91,8 +93,9 @@ def get_task(kind: str) -> Task:
     return _TASKS[kind]()
 
 
-def splits(config: ExperimentConfig) -> tuple[dict, dict]:
-    """Keyword arguments of ``pipeline``'s frame, sequence and glance datasets: (training split, validation split)."""
+def splits(config: ExperimentConfig, shard: tuple[int, int] | None = None) -> tuple[dict, dict]:
+    """Keyword arguments of ``pipeline``'s frame, sequence and glance datasets: (training split, validation split);
+    ``shard``: ``Task.datasets``'."""
     d = config.data
     train = {
         "samples_per_segment": d.samples_per_segment,
@@ -102,6 +105,7 @@ def splits(config: ExperimentConfig) -> tuple[dict, dict]:
         "seed": config.train.seed,
         "cache": d.cache,
         "parallel_segments": d.parallel_segments,
+        "shard": shard,
     }
     return train, {"samples_per_segment": d.validation_samples_per_segment, "training": False}
 

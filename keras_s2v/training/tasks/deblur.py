@@ -13,7 +13,7 @@ class DeblurTask(Task):
 
         return DeblurCNN(config.model.deblur.depth, config.model.deblur.filters)
 
-    def datasets(self, config: ExperimentConfig, data_dir, global_batch: int):
+    def datasets(self, config: ExperimentConfig, data_dir, global_batch: int, shard: tuple[int, int] | None = None):
         from keras_s2v.data import pipeline
 
         d, seed = config.data, config.train.seed
@@ -29,6 +29,7 @@ class DeblurTask(Task):
             seed,
             d.cache,
             d.parallel_segments,
+            shard,
         )
         val = pipeline.deblur_dataset(
             data_dir,

@@ -63,12 +63,12 @@ class _LipClips(Task):
         """A function ``(inputs, clips) -> (x, y)`` mapped over the examples, or None: the clips as they come."""
         return None
 
-    def datasets(self, config: ExperimentConfig, data_dir, global_batch: int):
+    def datasets(self, config: ExperimentConfig, data_dir, global_batch: int, shard: tuple[int, int] | None = None):
         from keras_s2v.data import pipeline
 
         d = config.data
         common = {"frames": config.model.glance.window_frames, "min_identity_gap": d.min_identity_gap}
-        train_split, validation_split = splits(config)
+        train_split, validation_split = splits(config, shard)
         train = pipeline.glance_dataset(data_dir, d.train_split, global_batch, **train_split, **common)
         val = pipeline.glance_dataset(data_dir, d.validation_split, global_batch, **validation_split, **common)
         pairs = self.pairs()

@@ -83,11 +83,11 @@ class Speech2VidTask(Task):
         expert = load_trained_model(presets.resolve(sync_model)) if config.train.sync_weight else None
         return LipSyncTrainer(model, expert, discriminator)
 
-    def datasets(self, config: ExperimentConfig, data_dir, global_batch: int):
+    def datasets(self, config: ExperimentConfig, data_dir, global_batch: int, shard: tuple[int, int] | None = None):
         from keras_s2v.data import pipeline
 
         d = config.data
-        train_split, validation_split = splits(config)
+        train_split, validation_split = splits(config, shard)
         if windowed(config):  # windows of the sync expert's 5 frames, each with its own MFCC window
             from keras_s2v.training.lipsync import SYNC_WINDOW
 

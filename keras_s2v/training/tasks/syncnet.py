@@ -24,7 +24,7 @@ class SyncNetTask(Task):
             centered=s.centered,
         )
 
-    def datasets(self, config: ExperimentConfig, data_dir, global_batch: int):
+    def datasets(self, config: ExperimentConfig, data_dir, global_batch: int, shard: tuple[int, int] | None = None):
         from keras_s2v.data import pipeline
 
         d, seed = config.data, config.train.seed
@@ -43,6 +43,7 @@ class SyncNetTask(Task):
             d.augment_geometry,
             d.cache,
             d.parallel_segments,
+            shard,
         )
         val = pipeline.syncnet_dataset(
             data_dir,

@@ -43,7 +43,7 @@ class TemporalGANTask(Task):
         sequence = SequenceDiscriminator(g.audio_input, model.image_size, width, g.context_dim, g.sequence_pooling)
         return TemporalGANTrainer(model, frame, sequence, seed=config.train.seed)
 
-    def datasets(self, config: ExperimentConfig, data_dir, global_batch: int):
+    def datasets(self, config: ExperimentConfig, data_dir, global_batch: int, shard: tuple[int, int] | None = None):
         from keras_s2v.data import pipeline
         from keras_s2v.models.temporal_gan import window_shape
 
@@ -55,7 +55,7 @@ class TemporalGANTask(Task):
             "audio_input": config.model.tgan.audio_input,
             "min_identity_gap": d.min_identity_gap,
         }
-        train_split, validation_split = splits(config)
+        train_split, validation_split = splits(config, shard)
         return (
             pipeline.sequence_dataset(data_dir, d.train_split, global_batch, **train_split, **common),
             pipeline.sequence_dataset(data_dir, d.validation_split, global_batch, **validation_split, **common),
