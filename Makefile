@@ -47,7 +47,8 @@ lint: install
 	$(VENV)/bin/ruff check .
 
 # Reproduces the presets from ../shared/media (corpus/ and clips/, split by keras_s2v/pretrained/real_split.tsv):
-# hours on 2 CPU cores; re-running resumes every step. Then `python -m keras_s2v.pretrained save` ships a run.
+# hours on 2 CPU cores; re-running resumes every step. Then `python -m keras_s2v.pretrained save` ships a run:
+# s2v_real from s2v_real_long (phase 1 continued from s2v_real), each preset's card.md gives its commands.
 pretrain-data: install
 	$(PY) -m keras_s2v.prepare --input $(KERAS_S2V_MEDIA)/corpus --input $(KERAS_S2V_MEDIA)/clips \
 		--out $(PRETRAIN_DIR)/real --split_table keras_s2v/pretrained/real_split.tsv --workers 2
@@ -55,6 +56,9 @@ pretrain-data: install
 pretrain: pretrain-data
 	$(PY) -m keras_s2v.train --data $(PRETRAIN_DIR)/real --workdir $(PRETRAIN_DIR)/syncnet_real --experiment syncnet_real
 	$(PY) -m keras_s2v.train --data $(PRETRAIN_DIR)/real --workdir $(PRETRAIN_DIR)/s2v_real --experiment s2v_real
+	$(PY) -m keras_s2v.train --data $(PRETRAIN_DIR)/real --workdir $(PRETRAIN_DIR)/s2v_real_long --experiment s2v_real \
+		--override model.init_from=$(PRETRAIN_DIR)/s2v_real --override train.learning_rate=1.5e-4 \
+		--override train.epochs=80 --override train.early_stopping_patience=13
 
 # The shipped preset on the 13 held-out test speakers, with the baselines: report.md and contact_sheet.png (real
 # against generated frames; kept out of the repository, as the clips' rights stay with their owners). ~15 min.
