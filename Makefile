@@ -59,6 +59,7 @@ pretrain: pretrain-data
 	$(PY) -m keras_s2v.train --data $(PRETRAIN_DIR)/real --workdir $(PRETRAIN_DIR)/s2v_real_long --experiment s2v_real \
 		--override model.init_from=$(PRETRAIN_DIR)/s2v_real --override train.learning_rate=1.5e-4 \
 		--override train.epochs=80 --override train.early_stopping_patience=13
+	$(PY) -m keras_s2v.train --data $(PRETRAIN_DIR)/real --workdir $(PRETRAIN_DIR)/s2v_mobile_real --experiment s2v_mobile_real
 
 # The shipped preset on the 13 held-out test speakers, with the baselines: report.md and contact_sheet.png (real
 # against generated frames; kept out of the repository, as the clips' rights stay with their owners). ~15 min.
