@@ -128,14 +128,19 @@ def test_an_old_flat_config_loads_into_the_sections(name):
         experiments.ExperimentConfig.from_dict({**flat, "model": {**flat["model"], "no_such_field": 1}})
 
 
-@pytest.mark.parametrize("preset", ["s2v_real", "syncnet_real"])
-def test_the_presets_flat_config_files_load(preset):
-    """The shipped presets' config.json are as train wrote them, flat: each value lands in its section."""
+@pytest.mark.parametrize("preset", ["s2v_real", "s2v_mobile_real", "syncnet_real"])
+def test_the_presets_config_files_load(preset):
+    """The shipped presets' config.json are as train wrote them, flat (syncnet_real, from before the sections) or
+    in sections (the others): each value lands in its field."""
     path = Path(experiments.__file__).parents[1] / "pretrained" / preset / "config.json"
     values = json.loads(path.read_text())
     config = experiments.ExperimentConfig.from_dict(values)
-    for old, value in values["model"].items():
-        assert operator.attrgetter(experiments.LEGACY_MODEL_FIELDS.get(old, old))(config.model) == value, old
+    for name, value in values["model"].items():
+        if isinstance(value, dict):  # a section
+            for field, section_value in value.items():
+                assert operator.attrgetter(f"{name}.{field}")(config.model) == section_value, f"{name}.{field}"
+        else:
+            assert operator.attrgetter(experiments.LEGACY_MODEL_FIELDS.get(name, name))(config.model) == value, name
     assert experiments.ExperimentConfig.from_dict(json.loads(config.to_json())) == config
 
 
