@@ -296,7 +296,8 @@ def load_generator(path):
 
     path = Path(pretrained.resolve(path))
     if not path.exists():
-        raise ModelError(path, "no such model file or folder")
+        presets = ", ".join(p["name"] for p in pretrained.list_presets() if p["family"] != "syncnet")
+        raise ModelError(path, f"no such model file or folder, nor a preset ({presets or 'none shipped'})")
     if path.is_file():
         if path.suffix != ".tflite":
             raise ModelError(path, "not a model: give a training workdir, an export folder or a .tflite file")

@@ -266,7 +266,10 @@ def _bad_inputs(files, tmp_path):
     return [
         (lambda: inference.generate_video([f / "missing.jpg"], speech, model, out), "missing.jpg: file not found"),
         (lambda: inference.generate_video([face], f / "missing.wav", model, out), "missing.wav: file not found"),
-        (lambda: inference.generate_video([face], speech, f / "nomodel", out), "nomodel: no such model"),
+        (
+            lambda: inference.generate_video([face], speech, f / "nomodel", out),
+            "nomodel: no such model file or folder, nor a preset (",
+        ),
         (lambda: inference.generate_video([f / "noise.png"], speech, model, out), "noise.png: no face found"),
         (lambda: inference.generate_video([f / "two.png"], speech, model, out), "two.png: 2 faces found"),
         (lambda: inference.generate_video([face], f / "empty.wav", model, out), "empty.wav: empty file"),
