@@ -318,12 +318,12 @@ def pyramid_paste(
     import cv2
 
     work = placement.work
-    frame_crop_, grey = cropped if cropped is not None else frame_crop(frame, placement)
+    background, grey = cropped if cropped is not None else frame_crop(frame, placement)
     if grey:  # a black-and-white photo gets a black-and-white mouth
         generated = np.repeat(cv2.cvtColor(generated, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=-1)
     if generated.shape[0] != work:
         generated = cv2.resize(generated, (work, work), interpolation=cv2.INTER_CUBIC)
-    membrane = _pull_push(cv2.subtract(frame_crop_, generated, dtype=cv2.CV_32F), placement)
+    membrane = _pull_push(cv2.subtract(background, generated, dtype=cv2.CV_32F), placement)
     corrected = cv2.add(generated, membrane, dtype=cv2.CV_8U)  # rounded and saturated
     x0, y0, x1, y1 = placement.box
     # Bilinear: the work crop is about the face's own size (the 112 px face was enlarged to it bicubically).
